@@ -1,5 +1,15 @@
 //! careline's triage engine: reads a member message or a call note and decides
-//! how fast a clinician must look at it.
+//! how fast a clinician must look at it — `emergency`, `urgent` or `routine` —
+//! and says why.
+//!
+//! Pipeline (pure, no I/O while judging):
+//! [`normalize`] (fold, tokenize, expand abbreviations, spell-correct) →
+//! [`numbers`] (blood pressure, temperature, age, duration) and [`matcher`]
+//! (one Aho-Corasick pass over every phrase and trigger) → [`context`]
+//! (negation, hypothetical, history, resolved, non-clinical senses) →
+//! [`judge`] (protocol rules, evidence, explanation). Protocols are data
+//! files in `protocols/` ([`protocol`] parses them, [`compile`] builds the
+//! model), embedded at build time and overridable with a directory.
 //!
 //! PUBLIC API CONTRACT (other crates depend on these names; the implementation
 //! behind them is free to change):
@@ -7,6 +17,22 @@
 //! - `Engine::version()`, `Engine::hash()`, `Engine::judge(&str, &Context) -> Judgement`
 //! - `Disposition` (ordered Routine < Urgent < Emergency, serde lower-case)
 //! - `Judgement` (Serialize + Deserialize + Clone) with the fields below.
+
+pub mod compile;
+pub mod context;
+pub mod eval;
+pub mod jsonl;
+pub mod judge;
+pub mod lexicon;
+pub mod matcher;
+pub mod normalize;
+pub mod numbers;
+pub mod pattern;
+pub mod protocol;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -122,45 +148,97 @@ pub enum LoadError {
     Io { path: String, message: String },
 }
 
-/// A compiled protocol set.
+/// A compiled protocol set. Immutable after load, so `Send + Sync`: share it
+/// behind an `Arc` across threads.
 pub struct Engine {
-    version: String,
-    hash: String,
+    model: compile::Model,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("version", &self.model.version).field("hash", &self.model.hash).finish_non_exhaustive()
+    }
 }
 
 impl Engine {
     /// The protocol set compiled into the binary from `protocols/`.
     pub fn embedded() -> Result<Engine, LoadError> {
-        Self::from_sources(&[])
+        let files: Vec<(String, String)> = embedded::EMBEDDED.iter().map(|(n, c)| ((*n).to_string(), (*c).to_string())).collect();
+        Self::from_sources(&files)
     }
-    /// A protocol set read from a directory at run time.
+
+    /// The file names and contents of the embedded protocol set.
+    pub fn embedded_sources() -> Vec<(String, String)> {
+        embedded::EMBEDDED.iter().map(|(n, c)| ((*n).to_string(), (*c).to_string())).collect()
+    }
+
+    /// A protocol set read from a directory at run time (`*.toml` and `*.txt`
+    /// files, recursively; names are relative paths).
     pub fn load_dir(path: &Path) -> Result<Engine, LoadError> {
-        let _ = path;
-        Self::from_sources(&[])
+        let mut files = Vec::new();
+        read_dir_rec(path, path, &mut files)?;
+        if files.is_empty() {
+            return Err(LoadError::Io { path: path.display().to_string(), message: "no protocol files (*.toml) found".into() });
+        }
+        Self::from_sources(&files)
     }
+
     /// A protocol set from (file name, contents) pairs.
     pub fn from_sources(files: &[(String, String)]) -> Result<Engine, LoadError> {
-        let _ = files;
-        Ok(Engine { version: "0".into(), hash: String::new() })
+        Ok(Engine { model: compile::compile(files)? })
     }
+
+    /// The protocol-set version (from `set.toml`).
     pub fn version(&self) -> &str {
-        &self.version
+        &self.model.version
     }
+
+    /// SHA-256 over the protocol files (names and contents, sorted by name).
     pub fn hash(&self) -> &str {
-        &self.hash
+        &self.model.hash
     }
+
+    /// The protocols in the set: (id, title).
+    pub fn protocols(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.model.protocols.iter().map(|p| (p.id.as_str(), p.title.as_str()))
+    }
+
     /// Judge one text. Pure: no I/O, never panics.
     pub fn judge(&self, text: &str, ctx: &Context) -> Judgement {
-        let _ = (text, ctx);
-        Judgement {
-            disposition: Disposition::Routine,
-            protocols: vec![],
-            evidence: vec![],
-            suppressed: vec![],
-            protocol_version: self.version.clone(),
-            protocol_hash: self.hash.clone(),
-            explanation: String::new(),
-            guidance: None,
+        let mut n = normalize::Normalized::default();
+        let mode = normalize::Mode { fuzzy: true, upper: true };
+        normalize::normalize(text, &self.model.lex, mode, &mut n);
+        let _ = ctx.channel;
+        let mut hits = matcher::Hits::default();
+        matcher::find(&self.model, &n, &mut hits);
+        numbers::scan(&n, &self.model.builtin_ids, &mut hits.findings);
+        let judged = context::judge(&self.model, text, &n, &mut hits);
+        judge::build(&self.model, text, &n, &judged)
+    }
+}
+
+fn read_dir_rec(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), LoadError> {
+    let io = |p: &Path, e: std::io::Error| LoadError::Io { path: p.display().to_string(), message: e.to_string() };
+    let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let p = entry.path();
+        if p.is_dir() {
+            read_dir_rec(base, &p, out)?;
+        } else if p.extension().is_some_and(|e| e == "toml" || e == "txt") {
+            let content = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+            let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+            out.push((rel, content));
         }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod send_sync {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn engine_is_send_and_sync() {
+        assert_send_sync::<super::Engine>();
     }
 }

@@ -1,0 +1,311 @@
+//! `careline admin …`: manage organizations, care teams, staff, members and
+//! proxies directly in a data directory, and import members from CSV with a
+//! row-numbered error report. Uses the same functions as the admin API.
+
+use crate::cli::{DataDir, open_store};
+use anyhow::{Result, anyhow, bail};
+use careline_core::ids::*;
+use careline_core::model::Organization;
+use careline_store::Store;
+use careline_web::admin::{MemberSpec, ProxySpec, StaffSpec, create_member, create_staff, grant_proxy};
+use clap::{Args, Subcommand};
+use jiff::Timestamp;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum AdminCmd {
+    /// Create an organization (a tenant).
+    OrgCreate {
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// List organizations.
+    OrgList(DataDir),
+    /// Create a care team with its team and clinical queues.
+    TeamCreate {
+        #[command(flatten)]
+        org: OrgArg,
+        name: String,
+    },
+    /// List an organization's teams, staff and members.
+    List(OrgArg),
+    /// Create a staff user.
+    StaffCreate {
+        #[command(flatten)]
+        org: OrgArg,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// care_guide, agent, nurse, physician, supervisor, safety_reviewer, privacy_officer, admin, service.
+        #[arg(long)]
+        role: String,
+        /// The new user's password (or set CARELINE_NEW_PASSWORD).
+        #[arg(long, env = "CARELINE_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Team names to join (repeatable).
+        #[arg(long = "team")]
+        teams: Vec<String>,
+    },
+    /// Create a member on a care team, optionally with a portal login.
+    MemberCreate {
+        #[command(flatten)]
+        org: OrgArg,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long, default_value = "en")]
+        language: String,
+        #[arg(long)]
+        date_of_birth: Option<String>,
+        #[arg(long)]
+        external_ref: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, env = "CARELINE_NEW_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Give a caregiver proxy access to a member (creating the proxy's login).
+    ProxyGrant {
+        #[command(flatten)]
+        org: OrgArg,
+        /// The member's id.
+        #[arg(long)]
+        member_id: uuid::Uuid,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "CARELINE_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// RFC 3339 expiry; omitted means until revoked.
+        #[arg(long)]
+        expires_at: Option<String>,
+    },
+    /// Import members from a CSV file (header: name,team,language,date_of_birth,sex,phone,email,plan,conditions,medications,allergies,external_ref,username,password; lists separated by ';').
+    ImportMembers {
+        #[command(flatten)]
+        org: OrgArg,
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct OrgArg {
+    /// Organization name.
+    #[arg(long)]
+    pub org: String,
+    #[command(flatten)]
+    pub data: DataDir,
+}
+
+fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+fn err(e: careline_core::Error) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+async fn org(store: &dyn Store, name: &str) -> Result<Organization> {
+    store.org_by_name(name).await.map_err(err)?.ok_or_else(|| anyhow!("no organization named '{name}'"))
+}
+
+async fn team_id(store: &dyn Store, org: OrgId, name: &str) -> Result<TeamId> {
+    store
+        .teams(org)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name.trim()))
+        .map(|t| t.id)
+        .ok_or_else(|| anyhow!("no care team named '{}'", name.trim()))
+}
+
+pub async fn run(cmd: AdminCmd) -> Result<()> {
+    match cmd {
+        AdminCmd::OrgCreate { name, data } => {
+            let store = open_store(&data.data_dir)?;
+            let o = store.create_org(&name, now()).await.map_err(err)?;
+            println!("organization {} created: {}", o.name, o.id);
+        }
+        AdminCmd::OrgList(data) => {
+            let store = open_store(&data.data_dir)?;
+            for o in store.orgs().await.map_err(err)? {
+                println!("{}  {}", o.id, o.name);
+            }
+        }
+        AdminCmd::TeamCreate { org: o, name } => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            let t = store.create_team(org.id, &name, None, now()).await.map_err(err)?;
+            println!("team {} created: {} (team queue {}, clinical queue {})", t.name, t.id, t.team_queue, t.clinical_queue);
+        }
+        AdminCmd::List(o) => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            println!("teams:");
+            for t in store.teams(org.id).await.map_err(err)? {
+                println!("  {}  {}", t.id, t.name);
+            }
+            println!("users:");
+            for u in store.users(org.id).await.map_err(err)? {
+                println!("  {}  {:<16} {}  {}", u.id, u.role.as_str(), u.username, u.name);
+            }
+            println!("members:");
+            for m in store.members(org.id).await.map_err(err)? {
+                println!("  {}  {}", m.id, m.name);
+            }
+        }
+        AdminCmd::StaffCreate { org: o, username, name, role, password, teams } => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            let mut team_ids = Vec::new();
+            for t in &teams {
+                team_ids.push(team_id(&store, org.id, t).await?.0);
+            }
+            let u = create_staff(&store, org.id, StaffSpec { username, name, role, password, team_ids }, None, now()).await.map_err(err)?;
+            println!("staff user {} ({}) created: {}", u.username, u.role, u.id);
+        }
+        AdminCmd::MemberCreate { org: o, name, team, language, date_of_birth, external_ref, username, password } => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            let team_id = team_id(&store, org.id, &team).await?;
+            let spec = MemberSpec { name, team_id: team_id.0, language, date_of_birth, external_ref, username, password, ..Default::default() };
+            let (m, u) = create_member(&store, org.id, spec, None, now()).await.map_err(err)?;
+            println!("member {} created: {}{}", m.name, m.id, u.map(|u| format!(" (login {})", u.username)).unwrap_or_default());
+        }
+        AdminCmd::ProxyGrant { org: o, member_id, username, name, password, expires_at } => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            let spec = ProxySpec { member_id, proxy_user_id: None, username: Some(username.clone()), name: Some(name), password: Some(password), expires_at };
+            let id = grant_proxy(&store, org.id, spec, None, now()).await.map_err(err)?;
+            println!("proxy {username} ({id}) may now act for member {member_id}");
+        }
+        AdminCmd::ImportMembers { org: o, file } => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            import_members(&store, org.id, &file).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsvRow {
+    name: String,
+    team: String,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    date_of_birth: Option<String>,
+    #[serde(default)]
+    sex: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    plan: Option<String>,
+    #[serde(default)]
+    conditions: Option<String>,
+    #[serde(default)]
+    medications: Option<String>,
+    #[serde(default)]
+    allergies: Option<String>,
+    #[serde(default)]
+    external_ref: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+fn list(v: Option<String>) -> Vec<String> {
+    v.map(|s| s.split(';').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()).unwrap_or_default()
+}
+
+/// Validate every row first; import nothing if any row is wrong, and name
+/// each wrong row. Rows are numbered as a spreadsheet shows them (header = 1).
+pub async fn import_members(store: &dyn Store, org: OrgId, file: &std::path::Path) -> Result<()> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let teams = store.teams(org).await.map_err(err)?;
+    let mut specs = Vec::new();
+    let mut errors = Vec::new();
+    for (i, rec) in rdr.deserialize::<CsvRow>().enumerate() {
+        let row = i + 2;
+        let r = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!("row {row}: {e}"));
+                continue;
+            }
+        };
+        let Some(team) = teams.iter().find(|t| t.name.eq_ignore_ascii_case(&r.team)) else {
+            errors.push(format!("row {row}: team: no care team named '{}'", r.team));
+            continue;
+        };
+        if r.name.trim().is_empty() {
+            errors.push(format!("row {row}: name: must not be empty"));
+            continue;
+        }
+        if let Some(d) = r.date_of_birth.as_deref().filter(|d| !d.is_empty()) {
+            if d.parse::<jiff::civil::Date>().is_err() {
+                errors.push(format!("row {row}: date_of_birth: '{d}' is not YYYY-MM-DD"));
+                continue;
+            }
+        }
+        let language = r.language.filter(|l| !l.is_empty()).unwrap_or_else(|| "en".into());
+        if let Err(e) = careline_core::validate::language(&language) {
+            errors.push(format!("row {row}: language: {e}"));
+            continue;
+        }
+        let none_if_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        specs.push((
+            row,
+            MemberSpec {
+                name: r.name,
+                team_id: team.id.0,
+                language,
+                date_of_birth: none_if_empty(r.date_of_birth),
+                sex: none_if_empty(r.sex),
+                phone: none_if_empty(r.phone),
+                email: none_if_empty(r.email),
+                plan: none_if_empty(r.plan),
+                conditions: list(r.conditions),
+                medications: list(r.medications),
+                allergies: list(r.allergies),
+                external_ref: none_if_empty(r.external_ref),
+                username: none_if_empty(r.username),
+                password: none_if_empty(r.password),
+            },
+        ));
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{}: {e}", file.display());
+        }
+        bail!("{} row(s) are invalid; nothing was imported", errors.len());
+    }
+    let (mut ok, mut failed) = (0usize, 0usize);
+    for (row, spec) in specs {
+        match create_member(store, org, spec, None, now()).await {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: row {row}: {e}", file.display());
+            }
+        }
+    }
+    println!("imported {ok} member(s); {failed} row(s) failed");
+    if failed > 0 {
+        bail!("{failed} row(s) could not be imported (see above); the others were");
+    }
+    Ok(())
+}

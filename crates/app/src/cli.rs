@@ -1,0 +1,161 @@
+//! The command line. Every failure prints one line to stderr and exits non-zero.
+
+use crate::config::{DEFAULT_DATA_DIR, Settings};
+use anyhow::{Result, anyhow};
+use careline_store::Store;
+use careline_store_sqlite::SqliteStore;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "careline", version, about = "Every member conversation becomes a triaged, routed, audited ticket.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives.
+#[derive(Args, Clone)]
+pub struct DataDir {
+    /// Data directory (database and blobs).
+    #[arg(long, env = "CARELINE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(DataDir),
+    /// Seed the demo organization (idempotent), then exit.
+    Demo(DataDir),
+    /// Judge text with the triage engine (one text, or JSON lines on stdin).
+    Triage(crate::triage_cmd::TriageArgs),
+    /// The hash-chained event record.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Administration: organizations, teams, staff, members, proxies.
+    #[command(subcommand)]
+    Admin(crate::admin_cmd::AdminCmd),
+    /// Load generators.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCmd),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CARELINE_LISTEN")]
+    listen: Option<String>,
+    /// Data directory (default ./careline-data).
+    #[arg(long, env = "CARELINE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Settings file (TOML).
+    #[arg(long, env = "CARELINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Protocol directory replacing the embedded triage protocols.
+    #[arg(long, env = "CARELINE_PROTOCOLS")]
+    protocols: Option<PathBuf>,
+    /// Seed the demo organization first (idempotent).
+    #[arg(long)]
+    demo: bool,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute every organization's hash chain; OK with the count, or the first bad event.
+    Verify(DataDir),
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARELINE_LOG").unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| anyhow!("cannot start runtime: {e}"))
+}
+
+/// Open the store in `dir` for a one-shot command.
+pub fn open_store(dir: &std::path::Path) -> Result<SqliteStore> {
+    SqliteStore::open(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Triage(args) => return crate::triage_cmd::run(args),
+        Command::Serve(a) => (|| {
+            let settings = Settings::resolve(a.config.as_deref(), a.listen, a.data_dir, a.protocols)?;
+            init_logging(settings.log_json);
+            runtime()?.block_on(crate::server::serve(settings, a.demo))
+        })(),
+        Command::Migrate(d) => (|| {
+            let store = open_store(&d.data_dir)?;
+            println!("schema at version {} in {}", careline_store_sqlite::schema::latest(), store.path().display());
+            Ok(())
+        })(),
+        Command::Demo(d) => (|| {
+            runtime()?.block_on(async {
+                let store = open_store(&d.data_dir)?;
+                let now = jiff::Timestamp::now();
+                println!("{}", crate::demo::seed(&store, &crate::demo::password(), now).await?);
+                Ok(())
+            })
+        })(),
+        Command::Audit(AuditCmd::Verify(d)) => return audit_verify(&d.data_dir),
+        Command::Admin(cmd) => {
+            init_logging(false);
+            runtime().and_then(|rt| rt.block_on(crate::admin_cmd::run(cmd)))
+        }
+        Command::Bench(cmd) => runtime().and_then(|rt| rt.block_on(crate::bench::run(cmd))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("careline: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `careline audit verify`: exit 0 when every chain is intact.
+fn audit_verify(dir: &std::path::Path) -> ExitCode {
+    let run = || -> Result<Vec<careline_store::ChainReport>> {
+        if !dir.join(careline_store_sqlite::DB_FILE).exists() {
+            return Err(anyhow!("no careline database in {}", dir.display()));
+        }
+        let store = open_store(dir)?;
+        runtime()?.block_on(store.verify_chains()).map_err(|e| anyhow!("{e}"))
+    };
+    match run() {
+        Ok(reports) => {
+            let mut bad = false;
+            let mut total = 0;
+            for r in &reports {
+                total += r.events;
+                match &r.error {
+                    None => println!("OK {} events — {}", r.events, r.org_name),
+                    Some(e) => {
+                        bad = true;
+                        println!("FAILED {} — {e}", r.org_name);
+                    }
+                }
+            }
+            if bad {
+                eprintln!("careline: the event record does not verify");
+                ExitCode::FAILURE
+            } else {
+                println!("OK {total} events in {} organization(s): every chain verifies", reports.len());
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("careline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

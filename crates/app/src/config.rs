@@ -1,0 +1,81 @@
+//! Configuration: defaults, then a TOML file (`--config`), then `CARELINE_*`
+//! environment variables, then command-line flags — each overriding the last.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The settings file, every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// A directory of protocol files replacing the embedded set.
+    pub protocols: Option<PathBuf>,
+    pub session_ttl_hours: Option<i64>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))
+    }
+}
+
+/// The resolved settings `serve` runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub protocols: Option<PathBuf>,
+    pub session_ttl: jiff::SignedDuration,
+    pub log_json: bool,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./careline-data";
+
+impl Settings {
+    /// Merge flags (already merged with env by clap) over the file over defaults.
+    pub fn resolve(
+        file: Option<&Path>,
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+        protocols: Option<PathBuf>,
+    ) -> Result<Settings> {
+        let f = match file {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let listen_s = listen.or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_s
+            .parse::<SocketAddr>()
+            .with_context(|| format!("listen address '{listen_s}' is not HOST:PORT (for example 127.0.0.1:8080)"))?;
+        let hours = std::env::var("CARELINE_SESSION_TTL_HOURS")
+            .ok()
+            .map(|v| v.parse::<i64>().with_context(|| format!("CARELINE_SESSION_TTL_HOURS '{v}' is not a number")))
+            .transpose()?
+            .or(f.session_ttl_hours)
+            .unwrap_or(12);
+        if !(1..=24 * 30).contains(&hours) {
+            anyhow::bail!("session TTL must be between 1 and 720 hours (got {hours})");
+        }
+        let log = std::env::var("CARELINE_LOG_FORMAT").ok().or(f.log_format).unwrap_or_else(|| "text".into());
+        let log_json = match log.as_str() {
+            "json" => true,
+            "text" => false,
+            o => anyhow::bail!("log format '{o}' is not text or json"),
+        };
+        Ok(Settings {
+            listen,
+            data_dir: data_dir.or(f.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            protocols: protocols.or(f.protocols),
+            session_ttl: jiff::SignedDuration::from_hours(hours),
+            log_json,
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! The `careline` application: command line, configuration, wiring of the
+//! store, the triage engine and the HTTP server, demo data, administration,
+//! audit verification and the load generator.
+
+pub mod admin_cmd;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod httpc;
+pub mod server;
+pub mod triage_cmd;

@@ -1,0 +1,149 @@
+//! Wiring and running the server: open the store, load the protocols, seed
+//! demo data if asked, bind, serve until SIGINT/SIGTERM, then let in-flight
+//! requests finish. Background tasks are started here and only here.
+
+use crate::config::Settings;
+use anyhow::{Context, Result};
+use careline_core::clock::{Clock, SystemClock};
+use careline_store::Store;
+use careline_store_sqlite::SqliteStore;
+use careline_triage::Engine;
+use careline_web::{AppState, WebConfig, metrics::Metrics};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Load the protocol set: a directory if given, else the embedded one.
+pub fn load_engine(dir: Option<&std::path::Path>) -> Result<Engine> {
+    match dir {
+        Some(d) => Engine::load_dir(d).map_err(|e| anyhow::anyhow!("protocols: {e}")),
+        None => Engine::embedded().map_err(|e| anyhow::anyhow!("embedded protocols: {e}")),
+    }
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stop accepting, finish in-flight requests, end event streams.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+
+    /// Wait until the server stops (after a signal).
+    pub async fn wait(self) -> Result<()> {
+        self.task.await.context("server task")?.context("server")?;
+        Ok(())
+    }
+
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Open the store and build the application state.
+pub fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<(AppState, watch::Sender<bool>)> {
+    let engine = load_engine(settings.protocols.as_deref())?;
+    let store = SqliteStore::open(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (tx, rx) = watch::channel(false);
+    let state = AppState {
+        store: Arc::new(store) as Arc<dyn Store>,
+        engine: Arc::new(engine),
+        clock,
+        metrics: Arc::new(Metrics::default()),
+        config: Arc::new(WebConfig { session_ttl: settings.session_ttl }),
+        shutdown: rx,
+    };
+    Ok((state, tx))
+}
+
+/// Bind and serve in the background; returns once the socket is listening.
+pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running> {
+    let (state, shutdown) = build_state(settings, clock)?;
+    start_with(settings.listen, state, shutdown).await
+}
+
+pub async fn start_with(listen: SocketAddr, state: AppState, shutdown: watch::Sender<bool>) -> Result<Running> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let app = careline_web::router(state.clone());
+    let mut stop = shutdown.subscribe();
+    let task = spawn_named("http-server", async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    Ok(Running { addr, state, shutdown, task })
+}
+
+/// The one place background work is spawned: named, so logs and panics say what it was.
+pub fn spawn_named<F>(name: &'static str, fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tracing::debug!(task = name, "starting");
+    #[allow(clippy::disallowed_methods)]
+    tokio::spawn(fut)
+}
+
+/// Resolves when SIGINT or SIGTERM arrives.
+pub async fn signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `careline serve`.
+pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (state, shutdown) = build_state(&settings, clock.clone())?;
+    if demo {
+        let password = crate::demo::password();
+        let report = crate::demo::seed(state.store.as_ref(), &password, clock.now()).await?;
+        println!("{report}");
+    }
+    let running = start_with(settings.listen, state, shutdown).await?;
+    tracing::info!(
+        addr = %running.addr,
+        data_dir = %settings.data_dir.display(),
+        protocols = running.state.engine.version(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "careline is listening"
+    );
+    println!("careline listening on http://{} (data in {})", running.addr, settings.data_dir.display());
+    let tx = running.shutdown_handle();
+    spawn_named("signal-watch", async move {
+        signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = tx.send(true);
+    });
+    running.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

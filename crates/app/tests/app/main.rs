@@ -1,0 +1,12 @@
+//! careline's integration tests: the real router on port 0 against a fresh
+//! data directory, and the real binary for the crash, tamper and CLI tests.
+//! One test binary, so it links once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
+
+mod support;
+
+mod api;
+mod audit;
+mod crash;
+mod admin;

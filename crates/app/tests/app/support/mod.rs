@@ -1,0 +1,85 @@
+//! Test support: spawn the app on port 0 against a temporary data directory
+//! with the demo organization and a clock the test controls.
+
+use careline::config::Settings;
+use careline::httpc::{self, Response};
+use careline::server::{Running, build_state, start_with};
+use careline_core::clock::{Clock, FakeClock};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub struct App {
+    pub addr: SocketAddr,
+    pub clock: Arc<FakeClock>,
+    pub dir: tempfile::TempDir,
+    pub running: Option<Running>,
+}
+
+pub const PASSWORD: &str = "careline-demo";
+
+impl App {
+    pub async fn spawn() -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FakeClock::new("2026-05-04T09:00:00Z".parse().unwrap()));
+        let settings = Settings::resolve(None, Some("127.0.0.1:0".into()), Some(dir.path().to_path_buf()), None).unwrap();
+        let (state, shutdown) = build_state(&settings, clock.clone() as Arc<dyn Clock>).unwrap();
+        careline::demo::seed(state.store.as_ref(), PASSWORD, clock.now()).await.unwrap();
+        let running = start_with(settings.listen, state, shutdown).await.unwrap();
+        App { addr: running.addr, clock, dir, running: Some(running) }
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        httpc::call(self.addr, method, path, token, body.as_ref()).await.unwrap()
+    }
+
+    pub async fn login(&self, name: &str) -> String {
+        let r = self
+            .call("POST", "/api/v1/sessions", None, Some(json!({"username": format!("{name}@demo.careline"), "password": PASSWORD})))
+            .await;
+        assert_eq!(r.status, 201, "login {name}: {}", r.text());
+        r.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// Send a message as `member` and return the response JSON (asserting 201).
+    pub async fn send(&self, token: &str, text: &str) -> Value {
+        let r = self.post("/api/v1/messages", token, json!({"text": text})).await;
+        assert_eq!(r.status, 201, "send: {}", r.text());
+        r.json()
+    }
+
+    pub async fn me(&self, token: &str) -> Value {
+        self.get("/api/v1/me", token).await.json()
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
+        }
+        self.dir
+    }
+}
+
+/// Assert a problem+json response with this status and type suffix.
+pub fn assert_problem(r: &Response, status: u16, type_suffix: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", r.text());
+    let j = r.json();
+    let t = j["type"].as_str().unwrap_or_default();
+    assert!(t.ends_with(type_suffix), "problem type {t} should end with {type_suffix}");
+    assert!(j["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(j["status"], status);
+}
+
+/// The path of the built `careline` binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_careline")
+}

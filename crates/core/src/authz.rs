@@ -1,0 +1,153 @@
+//! Who may reach what. Default deny: every function here answers with the
+//! grant that allowed access (so it can be recorded) or an error naming the
+//! rule that refused it. Other organizations' data is indistinguishable from
+//! data that does not exist.
+
+use crate::ids::*;
+use crate::model::{Role, Ticket};
+use crate::ticket::Actor;
+use crate::{Error, Result};
+use serde::Serialize;
+
+/// An authenticated caller and the relationships that grant access.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub org_id: OrgId,
+    pub role: Role,
+    pub name: String,
+    /// A member's own record.
+    pub member_id: Option<MemberId>,
+    /// Members this proxy may act for (scope and expiry already applied).
+    pub proxy_for: Vec<MemberId>,
+    /// Care teams this staff user belongs to.
+    pub team_ids: Vec<TeamId>,
+}
+
+/// Why access was allowed; recorded with reads of PHI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// The member's own data.
+    Own,
+    /// A caregiver with delegated access.
+    Proxy,
+    /// Staff on the member's care team.
+    CareTeam,
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        Actor { user_id: self.user_id, role: self.role, name: self.name.clone() }
+    }
+
+    fn same_org(&self, org: OrgId, what: &'static str) -> Result<()> {
+        if self.org_id == org { Ok(()) } else { Err(Error::NotFound(what)) }
+    }
+
+    /// Access to a member's record, thread and tickets.
+    pub fn member_access(&self, org: OrgId, member: MemberId, team: TeamId) -> Result<Grant> {
+        self.same_org(org, "member")?;
+        match self.role {
+            Role::Member if self.member_id == Some(member) => Ok(Grant::Own),
+            Role::Proxy if self.proxy_for.contains(&member) => Ok(Grant::Proxy),
+            Role::Member | Role::Proxy => Err(Error::NotFound("member")),
+            r if r.works_queues() && self.team_ids.contains(&team) => Ok(Grant::CareTeam),
+            _ => Err(Error::forbidden(
+                "not-on-care-team",
+                "you are not on this member's care team",
+            )),
+        }
+    }
+
+    /// Access to a ticket (through the member it belongs to).
+    pub fn ticket_access(&self, t: &Ticket) -> Result<Grant> {
+        self.member_access(t.org_id, t.member_id, t.team_id).map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound("ticket"),
+            other => other,
+        })
+    }
+
+    /// Staff who work a ticket: reply, assign, transition.
+    pub fn work_ticket(&self, t: &Ticket) -> Result<Grant> {
+        let g = self.ticket_access(t)?;
+        if !self.role.is_staff() {
+            return Err(Error::forbidden("staff-only", "only staff can work tickets"));
+        }
+        Ok(g)
+    }
+
+    /// Who a new portal message is about: the member themself, or the member a proxy names.
+    pub fn message_subject(&self, named: Option<MemberId>) -> Result<MemberId> {
+        match self.role {
+            Role::Member => {
+                let own = self.member_id.ok_or(Error::NotFound("member"))?;
+                match named {
+                    Some(m) if m != own => Err(Error::NotFound("member")),
+                    _ => Ok(own),
+                }
+            }
+            Role::Proxy => match named {
+                Some(m) if self.proxy_for.contains(&m) => Ok(m),
+                Some(_) => Err(Error::NotFound("member")),
+                None if self.proxy_for.len() == 1 => self.proxy_for.first().copied().ok_or(Error::NotFound("member")),
+                None => Err(Error::invalid("member_id is required: you act for more than one member")),
+            },
+            _ => Err(Error::forbidden(
+                "members-only",
+                "staff write to members with replies (POST /api/v1/tickets/{id}/replies) or record calls (POST /api/v1/calls)",
+            )),
+        }
+    }
+
+    /// Whether this caller sees a team's queues.
+    pub fn sees_team(&self, team: TeamId) -> bool {
+        self.role.works_queues() && self.team_ids.contains(&team)
+    }
+
+    pub fn require(&self, allowed: &[Role], rule: &'static str, detail: &str) -> Result<()> {
+        if allowed.contains(&self.role) { Ok(()) } else { Err(Error::forbidden(rule, detail)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(role: Role, org: OrgId) -> Principal {
+        Principal { user_id: UserId::new(), org_id: org, role, name: "x".into(), member_id: None, proxy_for: vec![], team_ids: vec![] }
+    }
+
+    #[test]
+    fn default_deny_for_staff_outside_the_care_team() {
+        let org = OrgId::new();
+        let (north, south) = (TeamId::new(), TeamId::new());
+        let m = MemberId::new();
+        let mut guide = p(Role::CareGuide, org);
+        guide.team_ids = vec![north];
+        assert_eq!(guide.member_access(org, m, north).unwrap(), Grant::CareTeam);
+        assert!(matches!(guide.member_access(org, m, south), Err(Error::Forbidden { .. })));
+        assert!(matches!(guide.member_access(OrgId::new(), m, north), Err(Error::NotFound(_))));
+        let mut admin = p(Role::Admin, org);
+        admin.team_ids = vec![north];
+        assert!(admin.member_access(org, m, north).is_err(), "admin reads no PHI by default");
+    }
+
+    #[test]
+    fn members_and_proxies_reach_only_their_own() {
+        let org = OrgId::new();
+        let team = TeamId::new();
+        let (me, other) = (MemberId::new(), MemberId::new());
+        let mut member = p(Role::Member, org);
+        member.member_id = Some(me);
+        assert_eq!(member.member_access(org, me, team).unwrap(), Grant::Own);
+        assert!(member.member_access(org, other, team).is_err());
+        assert_eq!(member.message_subject(None).unwrap(), me);
+        assert!(member.message_subject(Some(other)).is_err());
+        let mut proxy = p(Role::Proxy, org);
+        proxy.proxy_for = vec![me];
+        assert_eq!(proxy.member_access(org, me, team).unwrap(), Grant::Proxy);
+        assert_eq!(proxy.message_subject(None).unwrap(), me);
+        assert!(proxy.message_subject(Some(other)).is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The plan for one contact (a member message or a call note): which thread
+//! it lands on, which ticket it opens or toggles, where that ticket is routed
+//! and which events record it. Pure: the store executes the plan inside one
+//! transaction, so the sender is acknowledged only after all of it commits.
+
+use crate::event::{EventKind, NewEvent};
+use crate::ids::*;
+use crate::model::{CareTeam, Member, Message, MessageKind, Thread, Ticket, TicketStatus};
+use crate::sla::SlaPolicies;
+use crate::validate::MessageText;
+use careline_triage::Judgement;
+use jiff::Timestamp;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// A contact as it arrives, already triaged. Holding a `Judgement` is how
+/// the type system keeps invariant 1: no contact without a triage result.
+#[derive(Debug, Clone)]
+pub struct ContactIn {
+    pub kind: ContactKind,
+    pub author_id: UserId,
+    pub author_name: String,
+    pub text: MessageText,
+    pub judgement: Judgement,
+}
+
+/// The two ways a contact arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactKind {
+    /// From the member or their proxy through the portal or API.
+    Message,
+    /// An agent's note of a phone call.
+    CallNote,
+}
+
+impl ContactKind {
+    pub fn message_kind(self) -> MessageKind {
+        match self {
+            ContactKind::Message => MessageKind::Member,
+            ContactKind::CallNote => MessageKind::CallNote,
+        }
+    }
+}
+
+/// What the store found for the member before planning.
+#[derive(Debug, Clone, Default)]
+pub struct Existing {
+    pub thread: Option<Thread>,
+    /// The thread's most recent ticket, if any (closed ones included).
+    pub ticket: Option<Ticket>,
+}
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub struct ContactPlan {
+    pub thread: Thread,
+    pub new_thread: bool,
+    pub message: Message,
+    pub ticket: Ticket,
+    pub new_ticket: bool,
+    pub events: Vec<NewEvent>,
+}
+
+/// SHA-256 of a text, recorded in events so the log proves content without copying it.
+pub fn text_digest(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Plan one contact for `member`, whose care team is `team`.
+pub fn plan_contact(
+    member: &Member,
+    team: &CareTeam,
+    existing: Existing,
+    input: ContactIn,
+    policies: &SlaPolicies,
+    now: Timestamp,
+) -> ContactPlan {
+    let mut events = Vec::new();
+    let actor = Some(input.author_id);
+    let (thread, new_thread) = match existing.thread {
+        Some(t) => (t, false),
+        None => {
+            let t = Thread { id: ThreadId::new(), org_id: member.org_id, member_id: member.id, created_at: now };
+            events.push(
+                NewEvent::new(EventKind::ThreadCreated, json!({}))
+                    .actor(actor)
+                    .member(member.id)
+                    .thread(t.id)
+                    .team(team.id),
+            );
+            (t, true)
+        }
+    };
+
+    let (ticket, new_ticket, ticket_events) = match existing.ticket {
+        Some(mut t) if t.status != TicketStatus::Closed => {
+            let ev = t.on_contact(team, &input.judgement, policies, actor, now);
+            (t, false, ev)
+        }
+        _ => {
+            let (t, ev) = Ticket::open_for_contact(
+                member.org_id,
+                thread.id,
+                member.id,
+                team,
+                &input.judgement,
+                policies,
+                actor,
+                now,
+            );
+            (t, true, ev)
+        }
+    };
+
+    let message = Message {
+        id: MessageId::new(),
+        org_id: member.org_id,
+        thread_id: thread.id,
+        ticket_id: Some(ticket.id),
+        kind: input.kind.message_kind(),
+        author_id: actor,
+        author_name: input.author_name,
+        text: input.text.into_inner(),
+        triage: Some(input.judgement.clone()),
+        created_at: now,
+    };
+
+    let scope = |e: NewEvent| e.actor(actor).member(member.id).thread(thread.id).ticket(ticket.id).team(team.id);
+    let kind_event = match input.kind {
+        ContactKind::Message => EventKind::MessageCreated,
+        ContactKind::CallNote => EventKind::CallCreated,
+    };
+    events.push(scope(NewEvent::new(
+        kind_event,
+        json!({
+            "message_id": message.id,
+            "kind": message.kind,
+            "text_sha256": text_digest(&message.text),
+            "chars": message.text.chars().count(),
+        }),
+    )));
+    let j = &input.judgement;
+    events.push(scope(NewEvent::new(
+        EventKind::TriageJudged,
+        json!({
+            "message_id": message.id,
+            "disposition": j.disposition,
+            "protocols": j.protocols.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            "evidence": j.evidence.iter().map(|e| json!({"protocol": e.protocol, "start": e.start, "end": e.end})).collect::<Vec<_>>(),
+            "suppressed": j.suppressed.len(),
+            "protocol_version": j.protocol_version,
+            "protocol_hash": j.protocol_hash,
+        }),
+    )));
+    events.extend(ticket_events);
+
+    ContactPlan { thread, new_thread, message, ticket, new_ticket, events }
+}

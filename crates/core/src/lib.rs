@@ -1,0 +1,18 @@
+//! careline's domain. Everything a contact goes through — validation, routing,
+//! the ticket state machine, service-level clocks, who may do what, and the
+//! hash-chained event record — lives here as plain Rust over plain data.
+//! Storage and HTTP sit outside and call in; nothing here does I/O.
+
+pub mod authz;
+pub mod clock;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod ingest;
+pub mod model;
+pub mod sla;
+pub mod ticket;
+pub mod validate;
+
+pub use careline_triage::{Disposition, Judgement};
+pub use error::{Error, Result};

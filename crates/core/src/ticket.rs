@@ -1,0 +1,367 @@
+//! The ticket state machine. Every transition is a function that checks the
+//! rule, changes the ticket and returns the events it caused; an illegal
+//! transition is a typed error, never a silent no-op.
+//!
+//! ```text
+//! new ─► open ─► pending_member ─► solved ─► closed
+//!   │      ▲ ╲──► pending_internal ─╯  │
+//!   │      └────────── member writes ◄─┘
+//! ```
+
+use crate::event::{EventKind, NewEvent};
+use crate::ids::*;
+use crate::model::{CareTeam, QueueKind, Role, Ticket, TicketStatus};
+use crate::sla::{self, SlaPolicies};
+use crate::{Error, Result};
+use careline_triage::{Disposition, Judgement};
+use jiff::Timestamp;
+use serde_json::json;
+
+/// Who is acting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub role: Role,
+    pub name: String,
+}
+
+/// Whether `from → to` is a legal move for a staff user.
+pub fn can_transition(from: TicketStatus, to: TicketStatus) -> bool {
+    use TicketStatus::*;
+    matches!(
+        (from, to),
+        (New, Open | PendingInternal | PendingMember | Solved)
+            | (Open, PendingMember | PendingInternal | Solved)
+            | (PendingMember, Open | PendingInternal | Solved)
+            | (PendingInternal, Open | PendingMember | Solved)
+            | (Solved, Open | Closed)
+    )
+}
+
+impl Ticket {
+    /// A new ticket for a contact on a thread that has no open ticket.
+    pub fn open_for_contact(
+        org_id: OrgId,
+        thread_id: ThreadId,
+        member_id: MemberId,
+        team: &CareTeam,
+        judgement: &Judgement,
+        policies: &SlaPolicies,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> (Ticket, Vec<NewEvent>) {
+        let priority = judgement.disposition;
+        let queue_kind = QueueKind::for_priority(priority);
+        let ticket = Ticket {
+            id: TicketId::new(),
+            org_id,
+            thread_id,
+            member_id,
+            team_id: team.id,
+            queue_id: team.queue_for(queue_kind),
+            queue_kind,
+            status: TicketStatus::New,
+            priority,
+            assignee_id: None,
+            triage: judgement.clone(),
+            sla: sla::start(policies.for_priority(priority), now),
+            created_at: now,
+            updated_at: now,
+        };
+        let ev = ticket.event(EventKind::TicketCreated, actor).payload_with(json!({
+            "status": ticket.status,
+            "priority": priority,
+            "queue_id": ticket.queue_id,
+            "queue_kind": queue_kind,
+            "sla": ticket.sla,
+        }));
+        (ticket, vec![ev])
+    }
+
+    fn event(&self, kind: EventKind, actor: Option<UserId>) -> NewEvent {
+        NewEvent::new(kind, serde_json::Value::Null)
+            .actor(actor)
+            .member(self.member_id)
+            .ticket(self.id)
+            .thread(self.thread_id)
+            .team(self.team_id)
+    }
+
+    fn set_status(&mut self, to: TicketStatus, actor: Option<UserId>, reason: Option<&str>, now: Timestamp) -> NewEvent {
+        let from = self.status;
+        self.status = to;
+        self.updated_at = now;
+        if to == TicketStatus::Solved {
+            sla::resolved(&mut self.sla, now);
+        }
+        self.event(EventKind::TicketStatusChanged, actor)
+            .payload_with(json!({"from": from, "to": to, "reason": reason}))
+    }
+
+    /// A new contact (member message or call note) arrived on this ticket:
+    /// a pending or solved ticket goes back to `open`; a stronger judgement
+    /// raises the priority (never lowers it) and re-routes to the clinical queue.
+    pub fn on_contact(
+        &mut self,
+        team: &CareTeam,
+        judgement: &Judgement,
+        policies: &SlaPolicies,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Vec<NewEvent> {
+        let mut events = Vec::new();
+        if matches!(self.status, TicketStatus::PendingMember | TicketStatus::Solved) {
+            events.push(self.set_status(TicketStatus::Open, actor, Some("member wrote"), now));
+        }
+        if judgement.disposition > self.priority {
+            let from = self.priority;
+            self.priority = judgement.disposition;
+            self.triage = judgement.clone();
+            sla::tighten(&mut self.sla, policies.for_priority(self.priority), now);
+            events.push(self.event(EventKind::TicketPriorityRaised, actor).payload_with(json!({
+                "from": from,
+                "to": self.priority,
+                "protocols": judgement.protocols,
+                "sla": self.sla,
+            })));
+            let kind = QueueKind::for_priority(self.priority);
+            if kind != self.queue_kind {
+                let from_queue = self.queue_id;
+                self.queue_kind = kind;
+                self.queue_id = team.queue_for(kind);
+                events.push(self.event(EventKind::TicketRouted, actor).payload_with(json!({
+                    "from_queue": from_queue,
+                    "to_queue": self.queue_id,
+                    "queue_kind": kind,
+                    "reason": format!("priority raised to {}", self.priority.as_str()),
+                })));
+            }
+        }
+        sla::member_wrote(&mut self.sla, policies.for_priority(self.priority), now);
+        self.updated_at = now;
+        events
+    }
+
+    /// A staff member replied. A public reply answers the member (SLA) and
+    /// waits for them; an internal note changes nothing but the record.
+    pub fn on_staff_reply(&mut self, actor: &Actor, internal: bool, now: Timestamp) -> Result<Vec<NewEvent>> {
+        if self.status == TicketStatus::Closed {
+            return Err(Error::conflict(
+                "ticket-closed",
+                "this ticket is closed; a new message from the member opens a new ticket",
+            ));
+        }
+        let mut events = Vec::new();
+        if !internal {
+            sla::staff_replied(&mut self.sla, now);
+            if self.status != TicketStatus::PendingMember {
+                events.push(self.set_status(TicketStatus::PendingMember, Some(actor.user_id), Some("staff replied"), now));
+            }
+        }
+        self.updated_at = now;
+        Ok(events)
+    }
+
+    /// A staff user moves the ticket. Illegal moves are a conflict; a
+    /// non-clinician may not solve or close a red-flag ticket.
+    pub fn transition(&mut self, actor: &Actor, to: TicketStatus, reason: Option<&str>, now: Timestamp) -> Result<Vec<NewEvent>> {
+        if !actor.role.is_staff() {
+            return Err(Error::forbidden("staff-only", "only staff can change a ticket's state"));
+        }
+        if !can_transition(self.status, to) {
+            return Err(Error::conflict(
+                "illegal-transition",
+                format!("a ticket cannot go from {} to {}", self.status, to),
+            ));
+        }
+        if matches!(to, TicketStatus::Solved | TicketStatus::Closed)
+            && self.priority.is_red_flag()
+            && !actor.role.is_clinical()
+        {
+            return Err(Error::forbidden(
+                "red-flag-uncleared",
+                format!(
+                    "this ticket carries an uncleared {} red flag ({}); only a nurse or physician may {} it",
+                    self.priority.as_str(),
+                    self.flag_names(),
+                    if to == TicketStatus::Solved { "solve" } else { "close" },
+                ),
+            ));
+        }
+        Ok(vec![self.set_status(to, Some(actor.user_id), reason, now)])
+    }
+
+    /// Claim (`to` = the actor), assign to a colleague, or unassign (`None`).
+    /// Assigning a `new` ticket opens it.
+    pub fn assign(&mut self, actor: &Actor, to: Option<UserId>, now: Timestamp) -> Vec<NewEvent> {
+        let from = self.assignee_id;
+        self.assignee_id = to;
+        self.updated_at = now;
+        let mut events = vec![self.event(EventKind::TicketAssigned, Some(actor.user_id)).payload_with(json!({
+            "from": from,
+            "to": to,
+        }))];
+        if to.is_some() && self.status == TicketStatus::New {
+            events.push(self.set_status(TicketStatus::Open, Some(actor.user_id), Some("assigned"), now));
+        }
+        events
+    }
+
+    /// The red-flag protocols on this ticket, for messages a person reads.
+    pub fn flag_names(&self) -> String {
+        let names: Vec<&str> = self
+            .triage
+            .protocols
+            .iter()
+            .filter(|p| p.disposition.is_red_flag())
+            .map(|p| p.title.as_str())
+            .collect();
+        if names.is_empty() { self.priority.as_str().to_owned() } else { names.join(", ") }
+    }
+
+    pub fn is_red_flag(&self) -> bool {
+        self.priority > Disposition::Routine
+    }
+}
+
+trait PayloadWith {
+    fn payload_with(self, v: serde_json::Value) -> Self;
+}
+
+impl PayloadWith for NewEvent {
+    fn payload_with(mut self, v: serde_json::Value) -> Self {
+        self.payload = v;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use careline_triage::FiredProtocol;
+
+    fn judgement(d: Disposition) -> Judgement {
+        Judgement {
+            disposition: d,
+            protocols: if d.is_red_flag() {
+                vec![FiredProtocol { id: "chest_pain".into(), title: "Chest pain".into(), disposition: d }]
+            } else {
+                vec![]
+            },
+            evidence: vec![],
+            suppressed: vec![],
+            protocol_version: "test".into(),
+            protocol_hash: "x".into(),
+            explanation: String::new(),
+            guidance: None,
+        }
+    }
+
+    fn team() -> CareTeam {
+        CareTeam {
+            id: TeamId::new(),
+            org_id: OrgId::new(),
+            name: "North".into(),
+            team_queue: QueueId::new(),
+            clinical_queue: QueueId::new(),
+        }
+    }
+
+    fn now() -> Timestamp {
+        "2026-03-02T10:00:00Z".parse().unwrap()
+    }
+
+    fn ticket(d: Disposition) -> (Ticket, CareTeam) {
+        let t = team();
+        let (tk, _) = Ticket::open_for_contact(t.org_id, ThreadId::new(), MemberId::new(), &t, &judgement(d), &SlaPolicies::default(), None, now());
+        (tk, t)
+    }
+
+    fn guide() -> Actor {
+        Actor { user_id: UserId::new(), role: Role::CareGuide, name: "Guide".into() }
+    }
+
+    #[test]
+    fn routine_goes_to_team_queue_red_flags_to_clinical_queue() {
+        let (t, team) = ticket(Disposition::Routine);
+        assert_eq!((t.queue_id, t.status), (team.team_queue, TicketStatus::New));
+        let (t, team) = ticket(Disposition::Urgent);
+        assert_eq!(t.queue_id, team.clinical_queue);
+    }
+
+    #[test]
+    fn staff_reply_waits_for_member_and_member_reply_reopens() {
+        let (mut t, team) = ticket(Disposition::Routine);
+        let ev = t.on_staff_reply(&guide(), false, now()).unwrap();
+        assert_eq!(t.status, TicketStatus::PendingMember);
+        assert_eq!(ev.len(), 1);
+        assert!(t.sla.first_response_at.is_some());
+        t.on_contact(&team, &judgement(Disposition::Routine), &SlaPolicies::default(), None, now());
+        assert_eq!(t.status, TicketStatus::Open);
+        assert!(t.sla.next_response_due.is_some());
+    }
+
+    #[test]
+    fn internal_note_does_not_change_state_or_answer_the_member() {
+        let (mut t, _) = ticket(Disposition::Routine);
+        t.on_staff_reply(&guide(), true, now()).unwrap();
+        assert_eq!(t.status, TicketStatus::New);
+        assert!(t.sla.first_response_at.is_none());
+    }
+
+    #[test]
+    fn solved_ticket_reopens_when_member_writes() {
+        let (mut t, team) = ticket(Disposition::Routine);
+        t.transition(&guide(), TicketStatus::Solved, None, now()).unwrap();
+        t.on_contact(&team, &judgement(Disposition::Routine), &SlaPolicies::default(), None, now());
+        assert_eq!(t.status, TicketStatus::Open);
+        assert!(t.sla.resolved_at.is_none());
+    }
+
+    #[test]
+    fn new_message_raises_priority_and_reroutes_but_never_lowers() {
+        let (mut t, team) = ticket(Disposition::Routine);
+        let ev = t.on_contact(&team, &judgement(Disposition::Emergency), &SlaPolicies::default(), None, now());
+        assert_eq!(t.priority, Disposition::Emergency);
+        assert_eq!(t.queue_id, team.clinical_queue);
+        assert!(ev.iter().any(|e| e.kind == EventKind::TicketRouted));
+        t.on_contact(&team, &judgement(Disposition::Routine), &SlaPolicies::default(), None, now());
+        assert_eq!(t.priority, Disposition::Emergency);
+        assert_eq!(t.queue_id, team.clinical_queue);
+    }
+
+    #[test]
+    fn illegal_transitions_are_conflicts() {
+        let (mut t, _) = ticket(Disposition::Routine);
+        let err = t.transition(&guide(), TicketStatus::Closed, None, now()).unwrap_err();
+        assert!(matches!(err, Error::Conflict { rule: "illegal-transition", .. }));
+        t.transition(&guide(), TicketStatus::Solved, None, now()).unwrap();
+        t.transition(&guide(), TicketStatus::Closed, None, now()).unwrap();
+        for to in TicketStatus::ALL {
+            assert!(t.transition(&guide(), to, None, now()).is_err(), "closed is final, {to} refused");
+        }
+        assert!(t.on_staff_reply(&guide(), false, now()).is_err());
+    }
+
+    #[test]
+    fn non_clinician_cannot_solve_red_flag_ticket() {
+        let (mut t, _) = ticket(Disposition::Urgent);
+        let err = t.transition(&guide(), TicketStatus::Solved, None, now()).unwrap_err();
+        assert!(matches!(err, Error::Forbidden { rule: "red-flag-uncleared", .. }), "{err}");
+        assert!(err.to_string().contains("Chest pain"));
+        let nurse = Actor { user_id: UserId::new(), role: Role::Nurse, name: "N".into() };
+        t.transition(&nurse, TicketStatus::Solved, None, now()).unwrap();
+    }
+
+    #[test]
+    fn assigning_a_new_ticket_opens_it() {
+        let (mut t, _) = ticket(Disposition::Routine);
+        let g = guide();
+        let ev = t.assign(&g, Some(g.user_id), now());
+        assert_eq!(t.status, TicketStatus::Open);
+        assert_eq!(ev.len(), 2);
+        t.assign(&g, None, now());
+        assert_eq!(t.assignee_id, None);
+        assert_eq!(t.status, TicketStatus::Open);
+    }
+}

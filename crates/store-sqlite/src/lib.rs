@@ -1,0 +1,837 @@
+//! careline's embedded default store: SQLite in WAL mode inside the data
+//! directory. One writer thread commits in groups (see [`writer`]); reads use
+//! a small pool of read-only connections on blocking threads.
+
+mod rows;
+pub mod schema;
+mod writer;
+
+use async_trait::async_trait;
+use careline_core::authz::Principal;
+use careline_core::event::{ChainVerifier, Event, EventKind, NewEvent};
+use careline_core::ids::*;
+use careline_core::ingest::{self, ContactKind, Existing};
+use careline_core::model::*;
+use careline_core::sla::SlaPolicies;
+use careline_core::validate::MessageText;
+use careline_core::{Error, Result};
+use careline_store::*;
+use jiff::Timestamp;
+use rows::{db, us};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use writer::{Tx, Writer};
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "careline.db";
+
+/// Most read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The embedded store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Writer,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    bus: Bus,
+}
+
+fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let c = Connection::open_with_flags(path, flags)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -16000;")?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(c)
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_conn(&path, false).map_err(db)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db)?;
+        if mode != "wal" {
+            return Err(Error::internal(format!("could not switch {} to WAL (got {mode})", path.display())));
+        }
+        schema::migrate(&mut conn).map_err(db)?;
+        let bus = Bus::default();
+        let writer = Writer::start(conn, bus.clone()).map_err(Error::internal)?;
+        Ok(SqliteStore { path, writer, readers: Arc::new(Mutex::new(Vec::new())), bus })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = pool.lock().ok().and_then(|mut p| p.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_conn(&path, true).map_err(db)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut p) = pool.lock() {
+                if p.len() < MAX_IDLE_READERS {
+                    p.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::internal(format!("read task failed: {e}")))?
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+}
+
+fn policies(c: &Connection, org: OrgId) -> Result<SlaPolicies> {
+    let settings: Option<String> = c
+        .prepare_cached("SELECT settings FROM organizations WHERE id = ?1")
+        .and_then(|mut s| s.query_row([org.to_string()], |r| r.get(0)).optional())
+        .map_err(db)?;
+    let settings = settings.ok_or(Error::NotFound("organization"))?;
+    let v: serde_json::Value = serde_json::from_str(&settings).unwrap_or_default();
+    Ok(v.get("sla").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default())
+}
+
+fn thread_of_member(c: &Connection, m: MemberId) -> Result<Option<Thread>> {
+    c.prepare_cached("SELECT * FROM threads WHERE member_id = ?1")
+        .and_then(|mut s| s.query_row([m.to_string()], rows::thread).optional())
+        .map_err(db)
+}
+
+fn latest_ticket(c: &Connection, thread: ThreadId) -> Result<Option<Ticket>> {
+    c.prepare_cached("SELECT * FROM tickets WHERE thread_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1")
+        .and_then(|mut s| s.query_row([thread.to_string()], rows::ticket).optional())
+        .map_err(db)
+}
+
+fn ticket_with_queue(c: &Connection, p: &Principal, id: TicketId) -> Result<(Ticket, Queue)> {
+    let t = rows::load_ticket(c, id)?;
+    p.ticket_access(&t)?;
+    let q = rows::load_queue(c, t.queue_id)?;
+    Ok((t, q))
+}
+
+fn team_ids(c: &Connection, user: UserId) -> Result<Vec<TeamId>> {
+    let mut s = c.prepare_cached("SELECT team_id FROM team_members WHERE user_id = ?1").map_err(db)?;
+    let ids = s
+        .query_map([user.to_string()], |r| rows::id::<TeamId>(r, "team_id"))
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db)?;
+    Ok(ids)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    async fn ready(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db)).await?;
+        self.write(|_| Ok(())).await
+    }
+
+    async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        let username = username.to_lowercase();
+        self.read(move |c| {
+            c.prepare_cached("SELECT *, password_hash FROM users WHERE username = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&username], |r| Ok(Credentials { user: rows::user(r)?, password_hash: r.get("password_hash")? }))
+                        .optional()
+                })
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn create_session(&self, s: NewSession, now: Timestamp) -> Result<()> {
+        self.write(move |tx| {
+            tx.conn
+                .prepare_cached("INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut st| {
+                    st.execute(params![s.token_hash, s.user_id.to_string(), s.org_id.to_string(), us(now), us(s.expires_at)])
+                })
+                .map_err(db)?;
+            tx.append(
+                s.org_id,
+                now,
+                vec![NewEvent::new(EventKind::SessionCreated, json!({"expires_at": s.expires_at})).actor(Some(s.user_id))],
+            )
+        })
+        .await
+    }
+
+    async fn record_login_failure(&self, org: OrgId, user: Option<UserId>, username: &str, now: Timestamp) -> Result<()> {
+        let username = username.to_owned();
+        self.write(move |tx| {
+            tx.append(org, now, vec![NewEvent::new(EventKind::LoginFailed, json!({"username": username})).actor(user)])
+        })
+        .await
+    }
+
+    async fn principal(&self, token_hash: &str, now: Timestamp) -> Result<Option<Principal>> {
+        let token_hash = token_hash.to_owned();
+        self.read(move |c| {
+            let user = c
+                .prepare_cached(
+                    "SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
+                )
+                .and_then(|mut s| s.query_row(params![token_hash, us(now)], rows::user).optional())
+                .map_err(db)?;
+            let Some(user) = user else { return Ok(None) };
+            let team_ids = team_ids(c, user.id)?;
+            let proxy_for = if user.role == Role::Proxy {
+                let mut s = c
+                    .prepare_cached("SELECT member_id FROM proxies WHERE proxy_user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+                    .map_err(db)?;
+                s.query_map(params![user.id.to_string(), us(now)], |r| rows::id::<MemberId>(r, "member_id"))
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(db)?
+            } else {
+                Vec::new()
+            };
+            Ok(Some(Principal {
+                user_id: user.id,
+                org_id: user.org_id,
+                role: user.role,
+                name: user.name,
+                member_id: user.member_id,
+                proxy_for,
+                team_ids,
+            }))
+        })
+        .await
+    }
+
+    async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome> {
+        self.write(move |tx| {
+            let c = tx.conn;
+            let member = rows::load_member(c, req.member_id)?;
+            let p = &req.principal;
+            match req.contact.kind {
+                ContactKind::Message => {
+                    p.member_access(member.org_id, member.id, member.team_id)?;
+                    if p.role.is_staff() {
+                        return Err(Error::forbidden("members-only", "only a member or their proxy sends portal messages"));
+                    }
+                }
+                ContactKind::CallNote => {
+                    if p.org_id != member.org_id {
+                        return Err(Error::NotFound("member"));
+                    }
+                    p.require(
+                        &[Role::Agent, Role::CareGuide, Role::Nurse, Role::Physician, Role::Supervisor],
+                        "call-intake",
+                        "only contact-centre and care-team staff record calls",
+                    )?;
+                }
+            }
+            let team = rows::load_team(c, member.team_id)?;
+            let policies = policies(c, member.org_id)?;
+            let thread = thread_of_member(c, member.id)?;
+            let ticket = match &thread {
+                Some(t) => latest_ticket(c, t.id)?,
+                None => None,
+            };
+            let kind = req.contact.kind;
+            let plan = ingest::plan_contact(&member, &team, Existing { thread, ticket }, req.contact, &policies, now);
+            if plan.new_thread {
+                rows::insert_thread(c, &plan.thread)?;
+            }
+            rows::upsert_ticket(c, &plan.ticket)?;
+            rows::insert_message(c, &plan.message)?;
+            let call_id = if kind == ContactKind::CallNote {
+                let id = CallId::new();
+                c.prepare_cached(
+                    "INSERT INTO calls (id, org_id, member_id, agent_id, message_id, ticket_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.to_string(),
+                        member.org_id.to_string(),
+                        member.id.to_string(),
+                        p.user_id.to_string(),
+                        plan.message.id.to_string(),
+                        plan.ticket.id.to_string(),
+                        us(now)
+                    ])
+                })
+                .map_err(db)?;
+                Some(id)
+            } else {
+                None
+            };
+            tx.append(member.org_id, now, plan.events)?;
+            let queue = rows::load_queue(c, plan.ticket.queue_id)?;
+            Ok(ContactOutcome { message: plan.message, ticket: plan.ticket, queue, new_ticket: plan.new_ticket, call_id })
+        })
+        .await
+    }
+
+    async fn thread(&self, p: &Principal, id: ThreadId) -> Result<(Thread, Vec<Message>)> {
+        let p = p.clone();
+        self.read(move |c| {
+            let thread = c
+                .prepare_cached("SELECT * FROM threads WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id.to_string()], rows::thread).optional())
+                .map_err(db)?
+                .ok_or(Error::NotFound("thread"))?;
+            let member = rows::load_member(c, thread.member_id)?;
+            p.member_access(member.org_id, member.id, member.team_id).map_err(|e| match e {
+                Error::NotFound(_) => Error::NotFound("thread"),
+                o => o,
+            })?;
+            let mut s = c.prepare_cached("SELECT * FROM messages WHERE thread_id = ?1 ORDER BY created_at, id").map_err(db)?;
+            let mut msgs = s
+                .query_map([id.to_string()], rows::message)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?;
+            if !p.role.is_staff() {
+                msgs.retain(|m| m.kind.member_visible());
+            }
+            Ok((thread, msgs))
+        })
+        .await
+    }
+
+    async fn ticket(&self, p: &Principal, id: TicketId) -> Result<(Ticket, Queue)> {
+        let p = p.clone();
+        self.read(move |c| ticket_with_queue(c, &p, id)).await
+    }
+
+    async fn tickets(&self, p: &Principal, f: TicketFilter) -> Result<Vec<(Ticket, Queue)>> {
+        let p = p.clone();
+        self.read(move |c| {
+            let limit = i64::from(if f.limit == 0 { 200 } else { f.limit.min(1000) });
+            let mut sql = String::from(
+                "SELECT t.*, q.id AS q_id, q.team_id AS q_team_id, q.name AS q_name, q.kind AS q_kind
+                 FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.org_id = ?1",
+            );
+            let mut args: Vec<String> = vec![p.org_id.to_string()];
+            let mut push = |cond: &str, v: String, sql: &mut String| {
+                args.push(v);
+                sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+            };
+            if p.role.is_staff() {
+                if !p.role.works_queues() || p.team_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let teams: Vec<String> = p.team_ids.iter().map(|t| format!("'{t}'")).collect();
+                sql.push_str(&format!(" AND t.team_id IN ({})", teams.join(",")));
+            } else {
+                let mut ms: Vec<MemberId> = p.proxy_for.clone();
+                ms.extend(p.member_id);
+                if ms.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ms: Vec<String> = ms.iter().map(|m| format!("'{m}'")).collect();
+                sql.push_str(&format!(" AND t.member_id IN ({})", ms.join(",")));
+            }
+            if let Some(q) = f.queue {
+                push("t.queue_id =", q.to_string(), &mut sql);
+            }
+            if let Some(s) = f.status {
+                push("t.status =", s.as_str().to_owned(), &mut sql);
+            }
+            if let Some(pr) = f.priority {
+                push("t.priority =", pr.as_str().to_owned(), &mut sql);
+            }
+            if let Some(m) = f.member {
+                push("t.member_id =", m.to_string(), &mut sql);
+            }
+            sql.push_str(&format!(
+                " ORDER BY t.priority_rank DESC, (t.next_due IS NULL), t.next_due, t.created_at LIMIT {limit}"
+            ));
+            let mut s = c.prepare(&sql).map_err(db)?;
+            let out = s
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    let q = Queue {
+                        id: rows::id(r, "q_id")?,
+                        team_id: rows::id(r, "q_team_id")?,
+                        name: r.get("q_name")?,
+                        kind: r.get::<_, String>("q_kind")?.parse().unwrap_or(QueueKind::Team),
+                    };
+                    Ok((rows::ticket(r)?, q))
+                })
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn queues(&self, p: &Principal) -> Result<Vec<QueueSummary>> {
+        let p = p.clone();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT q.*, tm.name AS team_name,
+                        COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed')) AS open,
+                        COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed') AND t.assignee_id IS NULL) AS unassigned,
+                        COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed') AND t.priority = 'emergency') AS emergency,
+                        COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed') AND t.priority = 'urgent') AS urgent
+                     FROM queues q JOIN teams tm ON tm.id = q.team_id
+                     LEFT JOIN tickets t ON t.queue_id = q.id
+                     WHERE q.org_id = ?1
+                     GROUP BY q.id ORDER BY tm.name, q.kind DESC",
+                )
+                .map_err(db)?;
+            let all = s
+                .query_map([p.org_id.to_string()], |r| {
+                    Ok(QueueSummary {
+                        queue: rows::queue(r)?,
+                        team_name: r.get("team_name")?,
+                        open: r.get("open")?,
+                        unassigned: r.get("unassigned")?,
+                        emergency: r.get("emergency")?,
+                        urgent: r.get("urgent")?,
+                    })
+                })
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?;
+            Ok(all.into_iter().filter(|q| p.sees_team(q.queue.team_id)).collect())
+        })
+        .await
+    }
+
+    async fn member(&self, p: &Principal, id: MemberId) -> Result<Member> {
+        let p = p.clone();
+        self.read(move |c| {
+            let m = rows::load_member(c, id)?;
+            p.member_access(m.org_id, m.id, m.team_id)?;
+            Ok(m)
+        })
+        .await
+    }
+
+    async fn reply(&self, p: &Principal, id: TicketId, text: MessageText, internal: bool, now: Timestamp) -> Result<(Message, Ticket)> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let c = tx.conn;
+            let mut t = rows::load_ticket(c, id)?;
+            p.work_ticket(&t)?;
+            let mut events = t.on_staff_reply(&p.actor(), internal, now)?;
+            let m = Message {
+                id: MessageId::new(),
+                org_id: t.org_id,
+                thread_id: t.thread_id,
+                ticket_id: Some(t.id),
+                kind: if internal { MessageKind::InternalNote } else { MessageKind::Staff },
+                author_id: Some(p.user_id),
+                author_name: p.name.clone(),
+                text: text.into_inner(),
+                triage: None,
+                created_at: now,
+            };
+            rows::insert_message(c, &m)?;
+            rows::upsert_ticket(c, &t)?;
+            events.insert(
+                0,
+                NewEvent::new(
+                    EventKind::MessageCreated,
+                    json!({"message_id": m.id, "kind": m.kind, "text_sha256": ingest::text_digest(&m.text), "chars": m.text.chars().count()}),
+                )
+                .actor(Some(p.user_id))
+                .member(t.member_id)
+                .thread(t.thread_id)
+                .ticket(t.id)
+                .team(t.team_id),
+            );
+            tx.append(t.org_id, now, events)?;
+            Ok((m, t))
+        })
+        .await
+    }
+
+    async fn assign(&self, p: &Principal, id: TicketId, to: Option<UserId>, now: Timestamp) -> Result<Ticket> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let c = tx.conn;
+            let mut t = rows::load_ticket(c, id)?;
+            p.work_ticket(&t)?;
+            if let Some(to) = to {
+                let assignee = c
+                    .prepare_cached("SELECT * FROM users WHERE id = ?1")
+                    .and_then(|mut s| s.query_row([to.to_string()], rows::user).optional())
+                    .map_err(db)?
+                    .filter(|u| u.org_id == t.org_id)
+                    .ok_or_else(|| Error::invalid("staff_id does not name a staff user of this organization"))?;
+                if !assignee.role.works_queues() || !team_ids(c, assignee.id)?.contains(&t.team_id) {
+                    return Err(Error::invalid(format!("{} is not on this ticket's care team", assignee.name)));
+                }
+            }
+            let events = t.assign(&p.actor(), to, now);
+            rows::upsert_ticket(c, &t)?;
+            tx.append(t.org_id, now, events)?;
+            Ok(t)
+        })
+        .await
+    }
+
+    async fn transition(&self, p: &Principal, id: TicketId, to: TicketStatus, reason: Option<String>, now: Timestamp) -> Result<Ticket> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let c = tx.conn;
+            let mut t = rows::load_ticket(c, id)?;
+            p.work_ticket(&t)?;
+            let events = t.transition(&p.actor(), to, reason.as_deref(), now)?;
+            rows::upsert_ticket(c, &t)?;
+            tx.append(t.org_id, now, events)?;
+            Ok(t)
+        })
+        .await
+    }
+
+    async fn create_org(&self, name: &str, now: Timestamp) -> Result<Organization> {
+        let name = careline_core::validate::display_name(name, "organization name")?;
+        self.write(move |tx| {
+            let o = Organization { id: OrgId::new(), name, created_at: now };
+            tx.conn
+                .prepare_cached("INSERT INTO organizations (id, name, settings, created_at) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut s| {
+                    s.execute(params![o.id.to_string(), o.name, json!({"sla": SlaPolicies::default()}).to_string(), us(now)])
+                })
+                .map_err(db)?;
+            tx.append(o.id, now, vec![NewEvent::new(EventKind::OrganizationCreated, json!({"name": o.name}))])?;
+            Ok(o)
+        })
+        .await
+    }
+
+    async fn org_by_name(&self, name: &str) -> Result<Option<Organization>> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.prepare_cached("SELECT * FROM organizations WHERE name = ?1")
+                .and_then(|mut s| s.query_row([name], rows::org).optional())
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn orgs(&self) -> Result<Vec<Organization>> {
+        self.read(|c| {
+            let mut s = c.prepare_cached("SELECT * FROM organizations ORDER BY name").map_err(db)?;
+            s.query_map([], rows::org).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+        })
+        .await
+    }
+
+    async fn sla_policies(&self, org: OrgId) -> Result<SlaPolicies> {
+        self.read(move |c| policies(c, org)).await
+    }
+
+    async fn create_team(&self, org: OrgId, name: &str, actor: Option<UserId>, now: Timestamp) -> Result<CareTeam> {
+        let name = careline_core::validate::display_name(name, "team name")?;
+        self.write(move |tx| {
+            let t = CareTeam { id: TeamId::new(), org_id: org, name, team_queue: QueueId::new(), clinical_queue: QueueId::new() };
+            tx.conn
+                .prepare_cached("INSERT INTO teams (id, org_id, name, team_queue, clinical_queue, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .and_then(|mut s| {
+                    s.execute(params![t.id.to_string(), org.to_string(), t.name, t.team_queue.to_string(), t.clinical_queue.to_string(), us(now)])
+                })
+                .map_err(db)?;
+            for (qid, kind, label) in [(t.team_queue, QueueKind::Team, "team"), (t.clinical_queue, QueueKind::Clinical, "clinical")] {
+                tx.conn
+                    .prepare_cached("INSERT INTO queues (id, org_id, team_id, name, kind) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .and_then(|mut s| {
+                        s.execute(params![qid.to_string(), org.to_string(), t.id.to_string(), format!("{} {label}", t.name), kind.as_str()])
+                    })
+                    .map_err(db)?;
+            }
+            tx.append(
+                org,
+                now,
+                vec![NewEvent::new(EventKind::TeamCreated, json!({"name": t.name, "team_queue": t.team_queue, "clinical_queue": t.clinical_queue}))
+                    .actor(actor)
+                    .team(t.id)],
+            )?;
+            Ok(t)
+        })
+        .await
+    }
+
+    async fn teams(&self, org: OrgId) -> Result<Vec<CareTeam>> {
+        self.read(move |c| {
+            let mut s = c.prepare_cached("SELECT * FROM teams WHERE org_id = ?1 ORDER BY name").map_err(db)?;
+            s.query_map([org.to_string()], rows::team).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+        })
+        .await
+    }
+
+    async fn create_user(&self, u: NewUser, actor: Option<UserId>, now: Timestamp) -> Result<User> {
+        let username = careline_core::validate::Username::parse(&u.username)?;
+        let name = careline_core::validate::display_name(&u.name, "name")?;
+        if u.role == Role::Member && u.member_id.is_none() {
+            return Err(Error::invalid("a member login must name its member"));
+        }
+        self.write(move |tx| {
+            if let Some(m) = u.member_id {
+                let member = rows::load_member(tx.conn, m)?;
+                if member.org_id != u.org_id {
+                    return Err(Error::NotFound("member"));
+                }
+            }
+            let user = User {
+                id: UserId::new(),
+                org_id: u.org_id,
+                username: username.as_str().to_owned(),
+                name,
+                role: u.role,
+                member_id: u.member_id,
+                disabled: false,
+            };
+            tx.conn
+                .prepare_cached(
+                    "INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        user.id.to_string(),
+                        user.org_id.to_string(),
+                        user.username,
+                        user.name,
+                        user.role.as_str(),
+                        user.member_id.map(|m| m.to_string()),
+                        u.password_hash,
+                        us(now)
+                    ])
+                })
+                .map_err(db)?;
+            let mut ev = NewEvent::new(EventKind::UserCreated, json!({"user_id": user.id, "username": user.username, "role": user.role}))
+                .actor(actor);
+            if let Some(m) = user.member_id {
+                ev = ev.member(m);
+            }
+            tx.append(user.org_id, now, vec![ev])?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn users(&self, org: OrgId) -> Result<Vec<User>> {
+        self.read(move |c| {
+            let mut s = c.prepare_cached("SELECT * FROM users WHERE org_id = ?1 ORDER BY username").map_err(db)?;
+            s.query_map([org.to_string()], rows::user).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+        })
+        .await
+    }
+
+    async fn add_to_team(&self, org: OrgId, team: TeamId, user: UserId, actor: Option<UserId>, now: Timestamp) -> Result<()> {
+        self.write(move |tx| {
+            let t = rows::load_team(tx.conn, team)?;
+            let u = tx
+                .conn
+                .prepare_cached("SELECT * FROM users WHERE id = ?1")
+                .and_then(|mut s| s.query_row([user.to_string()], rows::user).optional())
+                .map_err(db)?
+                .ok_or(Error::NotFound("user"))?;
+            if t.org_id != org || u.org_id != org {
+                return Err(Error::NotFound("team"));
+            }
+            if !u.role.is_staff() {
+                return Err(Error::invalid("only staff join care teams"));
+            }
+            let n = tx
+                .conn
+                .prepare_cached("INSERT INTO team_members (team_id, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .and_then(|mut s| s.execute(params![team.to_string(), user.to_string()]))
+                .map_err(db)?;
+            if n > 0 {
+                tx.append(
+                    org,
+                    now,
+                    vec![NewEvent::new(EventKind::UserTeamJoined, json!({"user_id": user})).actor(actor).team(team)],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_member(&self, m: NewMember, actor: Option<UserId>, now: Timestamp) -> Result<Member> {
+        let name = careline_core::validate::display_name(&m.name, "member name")?;
+        let language = careline_core::validate::language(&m.language)?;
+        self.write(move |tx| {
+            let team = rows::load_team(tx.conn, m.team_id)?;
+            if team.org_id != m.org_id {
+                return Err(Error::NotFound("team"));
+            }
+            let member = Member {
+                id: MemberId::new(),
+                org_id: m.org_id,
+                name,
+                date_of_birth: m.date_of_birth,
+                sex: m.sex,
+                language,
+                phone: m.phone,
+                email: m.email,
+                plan: m.plan,
+                team_id: m.team_id,
+                markers: m.markers,
+                created_at: now,
+            };
+            let markers = serde_json::to_string(&member.markers).map_err(Error::internal)?;
+            tx.conn
+                .prepare_cached(
+                    "INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        member.id.to_string(),
+                        member.org_id.to_string(),
+                        member.name,
+                        member.date_of_birth.map(|d| d.to_string()),
+                        member.sex,
+                        member.language,
+                        member.phone,
+                        member.email,
+                        member.plan,
+                        member.team_id.to_string(),
+                        markers,
+                        m.external_ref,
+                        us(now)
+                    ])
+                })
+                .map_err(db)?;
+            tx.append(
+                member.org_id,
+                now,
+                vec![NewEvent::new(EventKind::MemberCreated, json!({"external_ref": m.external_ref}))
+                    .actor(actor)
+                    .member(member.id)
+                    .team(member.team_id)],
+            )?;
+            Ok(member)
+        })
+        .await
+    }
+
+    async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
+        self.read(move |c| {
+            let mut s = c.prepare_cached("SELECT * FROM members WHERE org_id = ?1 ORDER BY name").map_err(db)?;
+            s.query_map([org.to_string()], rows::member).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+        })
+        .await
+    }
+
+    async fn grant_proxy(&self, org: OrgId, proxy: UserId, member: MemberId, expires_at: Option<Timestamp>, actor: Option<UserId>, now: Timestamp) -> Result<()> {
+        self.write(move |tx| {
+            let m = rows::load_member(tx.conn, member)?;
+            let u = tx
+                .conn
+                .prepare_cached("SELECT * FROM users WHERE id = ?1")
+                .and_then(|mut s| s.query_row([proxy.to_string()], rows::user).optional())
+                .map_err(db)?
+                .ok_or(Error::NotFound("user"))?;
+            if m.org_id != org || u.org_id != org {
+                return Err(Error::NotFound("member"));
+            }
+            if u.role != Role::Proxy {
+                return Err(Error::invalid("proxy access is granted to users with the proxy role"));
+            }
+            tx.conn
+                .prepare_cached(
+                    "INSERT INTO proxies (proxy_user_id, member_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (proxy_user_id, member_id) DO UPDATE SET expires_at = excluded.expires_at",
+                )
+                .and_then(|mut s| s.execute(params![proxy.to_string(), member.to_string(), expires_at.map(us), us(now)]))
+                .map_err(db)?;
+            tx.append(
+                org,
+                now,
+                vec![NewEvent::new(EventKind::ProxyGranted, json!({"proxy_user_id": proxy, "expires_at": expires_at}))
+                    .actor(actor)
+                    .member(member)],
+            )
+        })
+        .await
+    }
+
+    async fn verify_chains(&self) -> Result<Vec<ChainReport>> {
+        self.read(|c| {
+            let orgs: Vec<(String, String)> = {
+                let mut s = c
+                    .prepare("SELECT o.id, o.name FROM organizations o UNION SELECT DISTINCT e.org_id, '(unknown organization)' FROM events e WHERE e.org_id NOT IN (SELECT id FROM organizations) ORDER BY 2")
+                    .map_err(db)?;
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(db)?
+            };
+            let mut out = Vec::new();
+            for (org, name) in orgs {
+                let mut v = ChainVerifier::default();
+                let mut error = None;
+                let mut s = c.prepare("SELECT * FROM events WHERE org_id = ?1 ORDER BY seq").map_err(db)?;
+                let mut rows_ = s.query([&org]).map_err(db)?;
+                while let Some(r) = rows_.next().map_err(db)? {
+                    match rows::event(r) {
+                        Ok(e) => {
+                            if let Err(err) = v.check(&e) {
+                                error = Some(err.to_string());
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            error = Some(format!("event after seq {} cannot be read: {e}", v.count()));
+                            break;
+                        }
+                    }
+                }
+                if error.is_none() {
+                    let head: Option<(i64, String)> = c
+                        .query_row("SELECT seq, hash FROM chain_heads WHERE org_id = ?1", [&org], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                        .map_err(db)?;
+                    if let Err(err) = v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+                        error = Some(err.to_string());
+                    }
+                }
+                out.push(ChainReport {
+                    org_id: org.parse().map_err(|_| Error::internal("bad organization id in events"))?,
+                    org_name: name,
+                    events: v.count(),
+                    error,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+        self.read(move |c| {
+            let mut s = c.prepare_cached("SELECT * FROM events WHERE org_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3").map_err(db)?;
+            s.query_map(params![org.to_string(), after_seq, i64::from(limit.clamp(1, 10_000))], rows::event)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)
+        })
+        .await
+    }
+}

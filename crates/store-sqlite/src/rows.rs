@@ -1,0 +1,281 @@
+//! Reading and writing rows: the one place that knows how each domain record
+//! is laid out in SQLite.
+
+use careline_core::event::Event;
+use careline_core::ids::*;
+use careline_core::model::*;
+use careline_core::{Disposition, Error, Judgement, Result};
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::str::FromStr;
+
+pub fn db(e: rusqlite::Error) -> Error {
+    // Named constraints become conflicts a caller can act on.
+    let msg = e.to_string();
+    for (name, what) in [
+        ("users.username", "that username is taken"),
+        ("organizations.name", "an organization with that name exists"),
+        ("teams.org_id, teams.name", "a team with that name exists in this organization"),
+        ("members.org_id, members.external_ref", "a member with that external reference exists"),
+    ] {
+        if msg.contains("UNIQUE constraint failed") && msg.contains(name) {
+            return Error::conflict("duplicate", what);
+        }
+    }
+    Error::internal(msg)
+}
+
+pub fn id<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+    let s: String = row.get(idx)?;
+    T::from_str(&s).map_err(|_| rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text))
+}
+
+pub fn opt_id<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = row.get(idx)?;
+    s.map(|s| T::from_str(&s).map_err(|_| rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text)))
+        .transpose()
+}
+
+pub fn ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Timestamp> {
+    let us: i64 = row.get(idx)?;
+    Ok(Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+pub fn us(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn parsed<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+    let s: String = row.get(idx)?;
+    T::from_str(&s).map_err(|_| rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text))
+}
+
+fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+    let s: String = row.get(idx)?;
+    serde_json::from_str(&s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(Error::internal)
+}
+
+pub fn rank(p: Disposition) -> i64 {
+    match p {
+        Disposition::Routine => 0,
+        Disposition::Urgent => 1,
+        Disposition::Emergency => 2,
+    }
+}
+
+// ---- organizations, teams, queues ----
+
+pub fn org(row: &Row<'_>) -> rusqlite::Result<Organization> {
+    Ok(Organization { id: id(row, "id")?, name: row.get("name")?, created_at: ts(row, "created_at")? })
+}
+
+pub fn team(row: &Row<'_>) -> rusqlite::Result<CareTeam> {
+    Ok(CareTeam {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        name: row.get("name")?,
+        team_queue: id(row, "team_queue")?,
+        clinical_queue: id(row, "clinical_queue")?,
+    })
+}
+
+pub fn queue(row: &Row<'_>) -> rusqlite::Result<Queue> {
+    Ok(Queue { id: id(row, "id")?, team_id: id(row, "team_id")?, name: row.get("name")?, kind: parsed(row, "kind")? })
+}
+
+pub fn load_team(c: &Connection, team_id: TeamId) -> Result<CareTeam> {
+    c.prepare_cached("SELECT * FROM teams WHERE id = ?1")
+        .and_then(|mut s| s.query_row([team_id.to_string()], team).optional())
+        .map_err(db)?
+        .ok_or(Error::NotFound("team"))
+}
+
+pub fn load_queue(c: &Connection, q: QueueId) -> Result<Queue> {
+    c.prepare_cached("SELECT * FROM queues WHERE id = ?1")
+        .and_then(|mut s| s.query_row([q.to_string()], queue).optional())
+        .map_err(db)?
+        .ok_or(Error::NotFound("queue"))
+}
+
+// ---- people ----
+
+pub fn user(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        username: row.get("username")?,
+        name: row.get("name")?,
+        role: parsed(row, "role")?,
+        member_id: opt_id(row, "member_id")?,
+        disabled: row.get::<_, i64>("disabled")? != 0,
+    })
+}
+
+pub fn member(row: &Row<'_>) -> rusqlite::Result<Member> {
+    let dob: Option<String> = row.get("date_of_birth")?;
+    Ok(Member {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        name: row.get("name")?,
+        date_of_birth: dob.and_then(|d| d.parse().ok()),
+        sex: row.get("sex")?,
+        language: row.get("language")?,
+        phone: row.get("phone")?,
+        email: row.get("email")?,
+        plan: row.get("plan")?,
+        team_id: id(row, "team_id")?,
+        markers: json(row, "markers")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub fn load_member(c: &Connection, m: MemberId) -> Result<Member> {
+    c.prepare_cached("SELECT * FROM members WHERE id = ?1")
+        .and_then(|mut s| s.query_row([m.to_string()], member).optional())
+        .map_err(db)?
+        .ok_or(Error::NotFound("member"))
+}
+
+// ---- threads, messages, tickets ----
+
+pub fn thread(row: &Row<'_>) -> rusqlite::Result<Thread> {
+    Ok(Thread {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        member_id: id(row, "member_id")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
+    let triage: Option<String> = row.get("triage")?;
+    Ok(Message {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        thread_id: id(row, "thread_id")?,
+        ticket_id: opt_id(row, "ticket_id")?,
+        kind: parsed(row, "kind")?,
+        author_id: opt_id(row, "author_id")?,
+        author_name: row.get("author_name")?,
+        text: row.get("body")?,
+        triage: triage.and_then(|t| serde_json::from_str::<Judgement>(&t).ok()),
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+pub fn ticket(row: &Row<'_>) -> rusqlite::Result<Ticket> {
+    Ok(Ticket {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        thread_id: id(row, "thread_id")?,
+        member_id: id(row, "member_id")?,
+        team_id: id(row, "team_id")?,
+        queue_id: id(row, "queue_id")?,
+        queue_kind: parsed(row, "queue_kind")?,
+        status: parsed(row, "status")?,
+        priority: parsed(row, "priority")?,
+        assignee_id: opt_id(row, "assignee_id")?,
+        triage: json(row, "triage")?,
+        sla: json(row, "sla")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+pub fn load_ticket(c: &Connection, t: TicketId) -> Result<Ticket> {
+    c.prepare_cached("SELECT * FROM tickets WHERE id = ?1")
+        .and_then(|mut s| s.query_row([t.to_string()], ticket).optional())
+        .map_err(db)?
+        .ok_or(Error::NotFound("ticket"))
+}
+
+pub fn insert_thread(c: &Connection, t: &Thread) -> Result<()> {
+    c.prepare_cached("INSERT INTO threads (id, org_id, member_id, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![t.id.to_string(), t.org_id.to_string(), t.member_id.to_string(), us(t.created_at)]))
+        .map_err(db)?;
+    Ok(())
+}
+
+pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
+    let triage = m.triage.as_ref().map(to_json).transpose()?;
+    c.prepare_cached(
+        "INSERT INTO messages (id, org_id, thread_id, ticket_id, kind, author_id, author_name, body, triage, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            m.id.to_string(),
+            m.org_id.to_string(),
+            m.thread_id.to_string(),
+            m.ticket_id.map(|x| x.to_string()),
+            m.kind.as_str(),
+            m.author_id.map(|x| x.to_string()),
+            m.author_name,
+            m.text,
+            triage,
+            us(m.created_at),
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+pub fn upsert_ticket(c: &Connection, t: &Ticket) -> Result<()> {
+    let next_due = careline_core::sla::next_due(&t.sla).map(us);
+    let (triage, sla) = (to_json(&t.triage)?, to_json(&t.sla)?);
+    c.prepare_cached(
+        "INSERT INTO tickets (id, org_id, thread_id, member_id, team_id, queue_id, queue_kind, status, priority, priority_rank,
+                              assignee_id, triage, sla, next_due, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id) DO UPDATE SET
+            queue_id = excluded.queue_id, queue_kind = excluded.queue_kind, status = excluded.status,
+            priority = excluded.priority, priority_rank = excluded.priority_rank, assignee_id = excluded.assignee_id,
+            triage = excluded.triage, sla = excluded.sla, next_due = excluded.next_due, updated_at = excluded.updated_at",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            t.id.to_string(),
+            t.org_id.to_string(),
+            t.thread_id.to_string(),
+            t.member_id.to_string(),
+            t.team_id.to_string(),
+            t.queue_id.to_string(),
+            t.queue_kind.as_str(),
+            t.status.as_str(),
+            t.priority.as_str(),
+            rank(t.priority),
+            t.assignee_id.map(|x| x.to_string()),
+            triage,
+            sla,
+            next_due,
+            us(t.created_at),
+            us(t.updated_at),
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+// ---- events ----
+
+pub fn event(row: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        seq: row.get("seq")?,
+        at_us: row.get("at")?,
+        kind: row.get("kind")?,
+        actor_id: opt_id(row, "actor_id")?,
+        member_id: opt_id(row, "member_id")?,
+        ticket_id: opt_id(row, "ticket_id")?,
+        thread_id: opt_id(row, "thread_id")?,
+        team_id: opt_id(row, "team_id")?,
+        payload: row.get("payload")?,
+        prev_hash: row.get("prev_hash")?,
+        hash: row.get("hash")?,
+    })
+}

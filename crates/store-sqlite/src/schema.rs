@@ -1,0 +1,184 @@
+//! The SQLite schema, as numbered migrations applied in order and recorded
+//! in `PRAGMA user_version`. Timestamps are integer microseconds since the
+//! Unix epoch; identifiers are UUIDv7 text, so inserts land at the end of
+//! each index.
+
+use rusqlite::Connection;
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE organizations (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    settings    TEXT NOT NULL DEFAULT '{}',
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE teams (
+    id              TEXT PRIMARY KEY,
+    org_id          TEXT NOT NULL REFERENCES organizations(id),
+    name            TEXT NOT NULL,
+    team_queue      TEXT NOT NULL,
+    clinical_queue  TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    CONSTRAINT teams_name_unique UNIQUE (org_id, name)
+);
+CREATE TABLE queues (
+    id       TEXT PRIMARY KEY,
+    org_id   TEXT NOT NULL REFERENCES organizations(id),
+    team_id  TEXT NOT NULL REFERENCES teams(id),
+    name     TEXT NOT NULL,
+    kind     TEXT NOT NULL CHECK (kind IN ('team', 'clinical'))
+);
+CREATE TABLE members (
+    id             TEXT PRIMARY KEY,
+    org_id         TEXT NOT NULL REFERENCES organizations(id),
+    name           TEXT NOT NULL,
+    date_of_birth  TEXT,
+    sex            TEXT,
+    language       TEXT NOT NULL,
+    phone          TEXT,
+    email          TEXT,
+    plan           TEXT,
+    team_id        TEXT NOT NULL REFERENCES teams(id),
+    markers        TEXT NOT NULL,
+    external_ref   TEXT,
+    created_at     INTEGER NOT NULL,
+    CONSTRAINT members_external_ref_unique UNIQUE (org_id, external_ref)
+);
+CREATE TABLE users (
+    id             TEXT PRIMARY KEY,
+    org_id         TEXT NOT NULL REFERENCES organizations(id),
+    username       TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL,
+    member_id      TEXT REFERENCES members(id),
+    password_hash  TEXT NOT NULL,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL,
+    CONSTRAINT users_username_unique UNIQUE (username)
+);
+CREATE TABLE team_members (
+    team_id  TEXT NOT NULL REFERENCES teams(id),
+    user_id  TEXT NOT NULL REFERENCES users(id),
+    PRIMARY KEY (team_id, user_id)
+);
+CREATE INDEX team_members_user ON team_members(user_id);
+CREATE TABLE proxies (
+    proxy_user_id  TEXT NOT NULL REFERENCES users(id),
+    member_id      TEXT NOT NULL REFERENCES members(id),
+    expires_at     INTEGER,
+    created_at     INTEGER NOT NULL,
+    PRIMARY KEY (proxy_user_id, member_id)
+);
+CREATE TABLE sessions (
+    token_hash  TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users(id),
+    org_id      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE TABLE threads (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    member_id   TEXT NOT NULL REFERENCES members(id),
+    created_at  INTEGER NOT NULL,
+    CONSTRAINT threads_member_unique UNIQUE (member_id)
+);
+CREATE TABLE tickets (
+    id             TEXT PRIMARY KEY,
+    org_id         TEXT NOT NULL REFERENCES organizations(id),
+    thread_id      TEXT NOT NULL REFERENCES threads(id),
+    member_id      TEXT NOT NULL REFERENCES members(id),
+    team_id        TEXT NOT NULL REFERENCES teams(id),
+    queue_id       TEXT NOT NULL REFERENCES queues(id),
+    queue_kind     TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    priority       TEXT NOT NULL,
+    priority_rank  INTEGER NOT NULL,
+    assignee_id    TEXT REFERENCES users(id),
+    triage         TEXT NOT NULL,
+    sla            TEXT NOT NULL,
+    next_due       INTEGER,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+CREATE INDEX tickets_queue ON tickets(queue_id, status, priority_rank DESC, next_due);
+CREATE INDEX tickets_thread ON tickets(thread_id, created_at);
+CREATE INDEX tickets_member ON tickets(member_id);
+CREATE TABLE messages (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    thread_id    TEXT NOT NULL REFERENCES threads(id),
+    ticket_id    TEXT REFERENCES tickets(id),
+    kind         TEXT NOT NULL,
+    author_id    TEXT,
+    author_name  TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    triage       TEXT,
+    created_at   INTEGER NOT NULL,
+    -- invariant 1: a contact is never stored without its triage result
+    CONSTRAINT messages_contact_triaged CHECK (kind NOT IN ('member', 'call_note') OR triage IS NOT NULL)
+);
+CREATE INDEX messages_thread ON messages(thread_id, created_at);
+CREATE TABLE calls (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    member_id   TEXT NOT NULL REFERENCES members(id),
+    agent_id    TEXT NOT NULL REFERENCES users(id),
+    message_id  TEXT NOT NULL REFERENCES messages(id),
+    ticket_id   TEXT NOT NULL REFERENCES tickets(id),
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE events (
+    id         TEXT PRIMARY KEY,
+    org_id     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    at         INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    actor_id   TEXT,
+    member_id  TEXT,
+    ticket_id  TEXT,
+    thread_id  TEXT,
+    team_id    TEXT,
+    payload    TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    CONSTRAINT events_seq_unique UNIQUE (org_id, seq)
+);
+CREATE INDEX events_member ON events(member_id, at) WHERE member_id IS NOT NULL;
+CREATE INDEX events_ticket ON events(ticket_id, at) WHERE ticket_id IS NOT NULL;
+CREATE TABLE chain_heads (
+    org_id  TEXT PRIMARY KEY,
+    seq     INTEGER NOT NULL,
+    hash    TEXT NOT NULL
+);
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: corrections are new events'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'events are append-only: nothing is deleted'); END;
+CREATE TRIGGER messages_never_deleted BEFORE DELETE ON messages
+BEGIN SELECT RAISE(ABORT, 'messages are never deleted'); END;
+CREATE TRIGGER messages_never_edited BEFORE UPDATE OF body, kind, thread_id, author_id, created_at ON messages
+BEGIN SELECT RAISE(ABORT, 'messages are never edited: redaction is an event'); END;
+CREATE TRIGGER tickets_never_deleted BEFORE DELETE ON tickets
+BEGIN SELECT RAISE(ABORT, 'tickets are never deleted'); END;
+"#];
+
+/// Bring the database up to the newest schema. Safe to call on every start.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let mut version = current;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        version = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        tx.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+        tx.commit()?;
+    }
+    Ok(version)
+}
+
+/// The newest schema version this build knows.
+pub fn latest() -> u32 {
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,185 @@
+//! One writer thread owns the write connection and commits in groups: it
+//! takes the first waiting job, drains whatever else is queued (up to a
+//! batch), runs each inside its own savepoint, commits once, and only then
+//! answers every caller and publishes their events. One fsync serves many
+//! messages; a failing job rolls back alone.
+
+use careline_core::event::{Event, NewEvent};
+use careline_core::ids::OrgId;
+use careline_core::{Error, Result};
+use careline_store::Bus;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Most jobs committed together.
+const MAX_BATCH: usize = 512;
+
+/// A write connection inside an open transaction, plus the events the job
+/// appended (published only after commit).
+pub struct Tx<'c> {
+    pub conn: &'c Connection,
+    events: RefCell<Vec<Event>>,
+}
+
+impl Tx<'_> {
+    /// Append events to the organization's chain, in order.
+    pub fn append(&self, org: OrgId, at: Timestamp, new: Vec<NewEvent>) -> Result<()> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let org_s = org.to_string();
+        let head: Option<(i64, String)> = self
+            .conn
+            .prepare_cached("SELECT seq, hash FROM chain_heads WHERE org_id = ?1")
+            .and_then(|mut s| s.query_row([&org_s], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(Error::internal)?;
+        let (mut seq, mut prev) = head.unwrap_or((0, careline_core::event::GENESIS_HASH.to_owned()));
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO events (id, org_id, seq, at, kind, actor_id, member_id, ticket_id, thread_id, team_id, payload, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .map_err(Error::internal)?;
+        let mut out = self.events.borrow_mut();
+        for n in new {
+            seq += 1;
+            let e = Event::seal(org, seq, &prev, at, n);
+            stmt.execute(params![
+                e.id.to_string(),
+                org_s,
+                e.seq,
+                e.at_us,
+                e.kind,
+                e.actor_id.map(|x| x.to_string()),
+                e.member_id.map(|x| x.to_string()),
+                e.ticket_id.map(|x| x.to_string()),
+                e.thread_id.map(|x| x.to_string()),
+                e.team_id.map(|x| x.to_string()),
+                e.payload,
+                e.prev_hash,
+                e.hash,
+            ])
+            .map_err(Error::internal)?;
+            prev.clone_from(&e.hash);
+            out.push(e);
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO chain_heads (org_id, seq, hash) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+            )
+            .and_then(|mut s| s.execute(params![org_s, seq, prev]))
+            .map_err(Error::internal)?;
+        Ok(())
+    }
+}
+
+struct Finished {
+    ok: bool,
+    events: Vec<Event>,
+    answer: Box<dyn FnOnce(Result<()>) + Send>,
+}
+
+type Job = Box<dyn FnOnce(&Connection) -> Finished + Send>;
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Start the writer thread on `conn`.
+    pub fn start(conn: Connection, bus: Bus) -> std::io::Result<Writer> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("careline-sqlite-writer".into())
+            .spawn(move || run(conn, rx, bus))?;
+        Ok(Writer { jobs: tx })
+    }
+
+    /// Run `f` in the next group commit and return its result after commit.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let t = Tx { conn, events: RefCell::new(Vec::new()) };
+            let result = catch_unwind(AssertUnwindSafe(|| f(&t)))
+                .unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
+            let ok = result.is_ok();
+            let events = if ok { t.events.into_inner() } else { Vec::new() };
+            Finished {
+                ok,
+                events,
+                answer: Box::new(move |committed: Result<()>| {
+                    let _ = tx.send(committed.and(result));
+                }),
+            }
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| Error::Unavailable("the store is shutting down".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("the store writer stopped".into()))?
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "could not begin a write transaction");
+            for job in jobs {
+                // Run nothing; answer with the failure. The job's closure is
+                // dropped unrun, which drops its sender: the caller sees Unavailable.
+                drop(job);
+            }
+            continue;
+        }
+        let mut done = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            if conn.execute_batch("SAVEPOINT job").is_err() {
+                done.push(Finished { ok: false, events: vec![], answer: Box::new(|_| {}) });
+                continue;
+            }
+            let fin = job(&conn);
+            let end = if fin.ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "savepoint end failed");
+            }
+            done.push(fin);
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for fin in done {
+                    if fin.ok {
+                        bus.publish(fin.events);
+                    }
+                    (fin.answer)(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; every job in it is refused");
+                let _ = conn.execute_batch("ROLLBACK");
+                for fin in done {
+                    (fin.answer)(Err(Error::internal(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+    tracing::debug!("store writer stopped");
+}

@@ -1,0 +1,556 @@
+//! Second load stage: turns parsed protocol files into the immutable matching
+//! model the engine judges with — the word lexicon, one Aho-Corasick automaton
+//! over every concept phrase, context trigger and non-clinical sense, and the
+//! protocol rules with concept references resolved to indices.
+//!
+//! Every reference is checked here (unknown concept in a rule, duplicate ids,
+//! phrases that normalize to nothing, bad pattern syntax), so a protocol set
+//! that loads is internally consistent.
+
+use crate::lexicon::Lexicon;
+use crate::normalize::{Mode, Normalized, normalize};
+use crate::pattern::{expand_groups, expand_macros, segments};
+use crate::protocol::{FileDoc, invalid, parse_disposition, parse_file, parse_words};
+use crate::{Disposition, Guidance, LoadError};
+use aho_corasick::{AhoCorasick, MatchKind};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use toml::Spanned;
+
+/// What a resolved ("went away") mention of a concept means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// Ignore it (default).
+    Suppress,
+    /// Still counts fully (transient stroke signs).
+    Keep,
+    /// Still counts, but at most urgent (chest pain in the last days).
+    Urgent,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Concept {
+    pub id: String,
+    pub label: String,
+    pub resolved: Resolved,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub disposition: Disposition,
+    pub all: Vec<u16>,
+    pub any: Vec<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Protocol {
+    pub id: String,
+    pub title: String,
+    #[allow(dead_code)]
+    pub rationale: String,
+    #[allow(dead_code)]
+    pub source: String,
+    pub guidance: Option<Guidance>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TrigKind {
+    Negation,
+    Hypothetical,
+    History,
+    Recurrence,
+    Resolved,
+    /// Looks like a trigger but is not ("not sure", "won't go away"): masks
+    /// the triggers it overlaps.
+    Pseudo,
+    /// Ends the scope of other triggers ("but", "pero", "however").
+    Terminator,
+}
+
+impl TrigKind {
+    pub fn describe(self) -> &'static str {
+        match self {
+            TrigKind::Negation => "negated",
+            TrigKind::Hypothetical => "hypothetical or educational",
+            TrigKind::History => "past history",
+            TrigKind::Recurrence => "recurrence",
+            TrigKind::Resolved => "resolved",
+            TrigKind::Pseudo => "pseudo-trigger",
+            TrigKind::Terminator => "scope end",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Trigger {
+    pub kind: TrigKind,
+    pub forward: bool,
+    pub backward: bool,
+    pub window: u32,
+    pub comma_ends: bool,
+}
+
+/// What an automaton pattern means.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    /// Segment `seg` of concept phrase `phrase`.
+    Seg { phrase: u32, seg: u8, prefix: bool },
+    Trig { trig: u32, prefix: bool },
+    /// A non-clinical sense; `concept == u16::MAX` applies to every concept.
+    Excl { concept: u16, reason: u16, prefix: bool },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Phrase {
+    pub concept: u16,
+    pub nsegs: u8,
+}
+
+/// Concepts computed from numbers rather than phrases.
+pub(crate) const BUILTINS: &[(&str, &str)] = &[
+    ("bp_crisis", "blood pressure at or above 180/120"),
+    ("bp_high", "blood pressure at or above 160/100"),
+    ("bp_low", "low blood pressure (systolic under 90)"),
+    ("temp_fever", "fever (100.4 °F / 38 °C or more)"),
+    ("temp_high", "high fever (103 °F / 39.4 °C or more)"),
+    ("temp_very_high", "very high fever (105 °F / 40.5 °C or more)"),
+    ("temp_low", "low temperature (under 96 °F / 35.5 °C)"),
+    ("age_under_3mo", "infant under 3 months"),
+    ("age_under_2y", "child under 2 years"),
+    ("age_65_plus", "age 65 or older"),
+    ("duration_3d_plus", "lasting 3 days or more"),
+    ("spo2_low", "oxygen saturation 92% or lower"),
+    ("hr_high", "heart rate 130 or more"),
+    ("hr_low", "heart rate under 40"),
+    ("glucose_high", "blood sugar 400 or more"),
+    ("glucose_low", "blood sugar 60 or less"),
+];
+
+/// The compiled, immutable model.
+pub(crate) struct Model {
+    pub lex: Lexicon,
+    pub ac: Option<AhoCorasick>,
+    pub targets: Vec<Vec<Target>>,
+    pub phrases: Vec<Phrase>,
+    pub concepts: Vec<Concept>,
+    pub protocols: Vec<Protocol>,
+    pub triggers: Vec<Trigger>,
+    pub reasons: Vec<String>,
+    /// For each concept, the first protocol whose rules mention it.
+    pub concept_protocol: Vec<Option<u16>>,
+    pub builtin_ids: HashMap<&'static str, u16>,
+    pub max_window: u32,
+    /// Built-in history trigger used for past years ("in 2019").
+    pub year_trigger: Option<u32>,
+    pub version: String,
+    pub hash: String,
+}
+
+const PHRASE_MODE: Mode = Mode { fuzzy: false, upper: false };
+
+struct Builder {
+    lex: Lexicon,
+    patterns: Vec<String>,
+    pat_index: HashMap<String, usize>,
+    targets: Vec<Vec<Target>>,
+    scratch: Normalized,
+}
+
+impl Builder {
+    /// Normalize a phrase variant segment; registers its words as vocabulary.
+    fn norm_segment(&mut self, text: &str, vocab: bool) -> String {
+        normalize(text, &self.lex, PHRASE_MODE, &mut self.scratch);
+        let s = self.scratch.norm.clone();
+        if vocab {
+            for w in s.split(' ') {
+                if w.chars().all(char::is_alphabetic) && !w.is_empty() {
+                    self.lex.add_vocab(w);
+                }
+            }
+        }
+        s
+    }
+
+    fn add_pattern(&mut self, s: String, t: Target) {
+        let idx = match self.pat_index.get(&s) {
+            Some(&i) => i,
+            None => {
+                let i = self.patterns.len();
+                self.pat_index.insert(s.clone(), i);
+                self.patterns.push(s);
+                self.targets.push(Vec::new());
+                i
+            }
+        };
+        if let Some(v) = self.targets.get_mut(idx) {
+            v.push(t);
+        }
+    }
+}
+
+/// Expand one written phrase into normalized variants (lists of segments).
+fn expand_phrase(
+    b: &mut Builder,
+    macros: &BTreeMap<String, String>,
+    file: &str,
+    src: &str,
+    sp: &Spanned<String>,
+    field: &str,
+    allow_gaps: bool,
+    vocab: bool,
+) -> Result<Vec<Vec<(String, bool)>>, LoadError> {
+    let err = |m: String| invalid(file, src, sp.span(), field, m);
+    let expanded = expand_macros(sp.get_ref(), macros).map_err(err)?;
+    let variants = expand_groups(&expanded).map_err(err)?;
+    let mut out = Vec::with_capacity(variants.len());
+    for v in variants {
+        let segs = segments(&v).map_err(err)?;
+        if segs.len() > 1 && !allow_gaps {
+            return Err(err(format!("'~' gaps are only allowed in concept phrases ('{v}')")));
+        }
+        if segs.len() > 8 {
+            return Err(err(format!("too many '~' gaps in '{v}'")));
+        }
+        let mut nsegs = Vec::with_capacity(segs.len());
+        for s in segs {
+            let n = b.norm_segment(&s.text, vocab);
+            if n.is_empty() {
+                nsegs.clear();
+                break;
+            }
+            nsegs.push((n, s.prefix));
+        }
+        if !nsegs.is_empty() {
+            out.push(nsegs);
+        }
+    }
+    if out.is_empty() {
+        return Err(err(format!("phrase '{}' normalizes to nothing (only filler words?)", sp.get_ref())));
+    }
+    Ok(out)
+}
+
+/// Sort files, hash them, parse them, compile the model.
+pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
+    let mut sorted: Vec<&(String, String)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = Sha256::new();
+    for (name, content) in &sorted {
+        hasher.update(name.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(content.as_bytes());
+        hasher.update([0u8]);
+    }
+    let hash = hex::encode(hasher.finalize());
+
+    let mut docs: Vec<(&str, &str, FileDoc)> = Vec::new();
+    let mut b = Builder {
+        lex: Lexicon::default(),
+        patterns: Vec::new(),
+        pat_index: HashMap::new(),
+        targets: Vec::new(),
+        scratch: Normalized::default(),
+    };
+    for (name, content) in &sorted {
+        if name.ends_with(".toml") {
+            docs.push((name.as_str(), content.as_str(), parse_file(name, content)?));
+        } else if name.ends_with(".txt") {
+            for w in parse_words(content) {
+                let f = crate::normalize::fold_word(w);
+                if f.chars().count() >= 3 {
+                    b.lex.add_known(&f);
+                }
+            }
+        }
+    }
+
+    // Set identity.
+    let mut version: Option<String> = None;
+    for (file, src, d) in &docs {
+        if let Some(set) = &d.set {
+            if version.is_some() {
+                return Err(invalid(file, src, set.version.span(), "set.version", "a second [set] table; exactly one file may define the set"));
+            }
+            let v = set.version.get_ref().trim();
+            if v.is_empty() {
+                return Err(invalid(file, src, set.version.span(), "set.version", "must not be empty"));
+            }
+            version = Some(v.to_string());
+        }
+    }
+    let version = version.ok_or_else(|| LoadError::Invalid {
+        file: "set.toml".into(),
+        line: 0,
+        field: "set.version".into(),
+        message: "no [set] table with a version in the protocol set".into(),
+    })?;
+
+    // Normalization: drops first, then replacements (which may expand into words).
+    for (file, src, d) in &docs {
+        if let Some(n) = &d.normalize {
+            for w in &n.drop {
+                b.lex.add_drop(&crate::normalize::fold_word(w));
+            }
+            for (upper, map) in [(false, &n.replace), (true, &n.replace_upper)] {
+                for (k, v) in map {
+                    let words: Vec<Box<str>> = crate::normalize::fold_word(v.get_ref()).split_whitespace().map(Into::into).collect();
+                    if words.is_empty() {
+                        return Err(invalid(file, src, v.span(), &format!("normalize.replace.{k}"), "replacement is empty"));
+                    }
+                    b.lex.add_replacement(&crate::normalize::fold_word(k), words, upper);
+                }
+            }
+        }
+    }
+    // Replacement words are vocabulary too.
+    let repl_words: Vec<String> = b.lex.replacements.iter().flatten().map(|w| w.to_string()).collect();
+    for w in &repl_words {
+        b.lex.add_known(w);
+    }
+
+    let mut macros: BTreeMap<String, String> = BTreeMap::new();
+    for (_, _, d) in &docs {
+        for (k, v) in &d.macros {
+            macros.insert(k.clone(), v.get_ref().clone());
+        }
+    }
+
+    // Concepts.
+    let mut concepts: Vec<Concept> = Vec::new();
+    let mut concept_ids: HashMap<String, u16> = HashMap::new();
+    let mut builtin_ids: HashMap<&'static str, u16> = HashMap::new();
+    for (id, label) in BUILTINS {
+        let i = u16::try_from(concepts.len()).unwrap_or(u16::MAX);
+        concepts.push(Concept { id: (*id).to_string(), label: (*label).to_string(), resolved: Resolved::Suppress });
+        concept_ids.insert((*id).to_string(), i);
+        builtin_ids.insert(id, i);
+    }
+    let mut phrases: Vec<Phrase> = Vec::new();
+    for (file, src, d) in &docs {
+        for c in &d.concept {
+            let id = c.id.get_ref().trim().to_string();
+            if id.is_empty() {
+                return Err(invalid(file, src, c.id.span(), "concept.id", "must not be empty"));
+            }
+            if concept_ids.contains_key(&id) {
+                return Err(invalid(file, src, c.id.span(), "concept.id", format!("duplicate concept id '{id}'")));
+            }
+            let resolved = match c.resolved.as_ref().map(|r| r.get_ref().as_str()) {
+                None | Some("suppress") => Resolved::Suppress,
+                Some("keep") => Resolved::Keep,
+                Some("urgent") => Resolved::Urgent,
+                Some(other) => {
+                    let span = c.resolved.as_ref().map_or(c.id.span(), Spanned::span);
+                    return Err(invalid(file, src, span, "concept.resolved", format!("'{other}' (expected suppress, keep or urgent)")));
+                }
+            };
+            if c.en.is_empty() && c.es.is_empty() {
+                return Err(invalid(file, src, c.id.span(), "concept.en", format!("concept '{id}' has no phrases")));
+            }
+            let ci = u16::try_from(concepts.len()).map_err(|_| invalid(file, src, c.id.span(), "concept.id", "too many concepts"))?;
+            concept_ids.insert(id.clone(), ci);
+            let label = c.label.clone().unwrap_or_else(|| id.replace('_', " "));
+            concepts.push(Concept { id, label, resolved });
+            for (field, list) in [("concept.en", &c.en), ("concept.es", &c.es)] {
+                for sp in list {
+                    for segs in expand_phrase(&mut b, &macros, file, src, sp, field, true, true)? {
+                        let pi = u32::try_from(phrases.len()).unwrap_or(u32::MAX);
+                        let nsegs = u8::try_from(segs.len()).unwrap_or(u8::MAX);
+                        phrases.push(Phrase { concept: ci, nsegs });
+                        for (k, (s, prefix)) in segs.into_iter().enumerate() {
+                            b.add_pattern(s, Target::Seg { phrase: pi, seg: u8::try_from(k).unwrap_or(u8::MAX), prefix });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Non-clinical senses: per concept and global.
+    let mut reasons: Vec<String> = Vec::new();
+    for (file, src, d) in &docs {
+        for c in &d.concept {
+            let Some(&ci) = concept_ids.get(c.id.get_ref().trim()) else { continue };
+            for sp in &c.exclude {
+                let r = u16::try_from(reasons.len()).unwrap_or(u16::MAX);
+                reasons.push(format!("non-clinical sense '{}'", sp.get_ref()));
+                for segs in expand_phrase(&mut b, &macros, file, src, sp, "concept.exclude", false, false)? {
+                    for (s, prefix) in segs {
+                        b.add_pattern(s, Target::Excl { concept: ci, reason: r, prefix });
+                    }
+                }
+            }
+        }
+        for n in &d.nonclinical {
+            let r = u16::try_from(reasons.len()).unwrap_or(u16::MAX);
+            reasons.push(n.reason.clone());
+            for sp in &n.phrases {
+                for segs in expand_phrase(&mut b, &macros, file, src, sp, "nonclinical.phrases", false, false)? {
+                    for (s, prefix) in segs {
+                        b.add_pattern(s, Target::Excl { concept: u16::MAX, reason: r, prefix });
+                    }
+                }
+            }
+        }
+    }
+
+    // Context triggers.
+    let mut triggers: Vec<Trigger> = Vec::new();
+    let mut max_window = 0u32;
+    for (file, src, d) in &docs {
+        for t in &d.trigger {
+            let kind = match t.kind.get_ref().as_str() {
+                "negation" => TrigKind::Negation,
+                "hypothetical" => TrigKind::Hypothetical,
+                "history" => TrigKind::History,
+                "recurrence" => TrigKind::Recurrence,
+                "resolved" => TrigKind::Resolved,
+                "pseudo" => TrigKind::Pseudo,
+                "terminator" => TrigKind::Terminator,
+                other => {
+                    return Err(invalid(
+                        file,
+                        src,
+                        t.kind.span(),
+                        "trigger.kind",
+                        format!("'{other}' (expected negation, hypothetical, history, recurrence, resolved, pseudo or terminator)"),
+                    ));
+                }
+            };
+            let (forward, backward) = match t.direction.as_ref().map(|d| d.get_ref().as_str()) {
+                None | Some("forward") => (true, false),
+                Some("backward") => (false, true),
+                Some("both") => (true, true),
+                Some(other) => {
+                    let span = t.direction.as_ref().map_or(t.kind.span(), Spanned::span);
+                    return Err(invalid(file, src, span, "trigger.direction", format!("'{other}' (expected forward, backward or both)")));
+                }
+            };
+            let window = u32::try_from(t.window.unwrap_or(6).clamp(1, 30)).unwrap_or(6);
+            max_window = max_window.max(window);
+            let ti = u32::try_from(triggers.len()).unwrap_or(u32::MAX);
+            triggers.push(Trigger { kind, forward, backward, window, comma_ends: t.comma_ends });
+            for sp in &t.phrases {
+                for segs in expand_phrase(&mut b, &macros, file, src, sp, "trigger.phrases", false, false)? {
+                    for (s, prefix) in segs {
+                        b.add_pattern(s, Target::Trig { trig: ti, prefix });
+                    }
+                }
+            }
+        }
+    }
+
+    let year_trigger = u32::try_from(triggers.len()).ok();
+    triggers.push(Trigger { kind: TrigKind::History, forward: true, backward: true, window: 8, comma_ends: false });
+    max_window = max_window.max(8);
+
+    // Protocols.
+    let mut protocols: Vec<Protocol> = Vec::new();
+    let mut protocol_ids: HashMap<String, ()> = HashMap::new();
+    for (file, src, d) in &docs {
+        let Some(p) = &d.protocol else { continue };
+        let id = p.id.get_ref().trim().to_string();
+        if id.is_empty() || protocol_ids.insert(id.clone(), ()).is_some() {
+            return Err(invalid(file, src, p.id.span(), "protocol.id", format!("empty or duplicate protocol id '{id}'")));
+        }
+        for (field, v) in [("protocol.title", &p.title), ("protocol.rationale", &p.rationale), ("protocol.source", &p.source)] {
+            if v.get_ref().trim().is_empty() {
+                return Err(invalid(file, src, v.span(), field, "must not be empty"));
+            }
+        }
+        if p.rule.is_empty() {
+            return Err(invalid(file, src, p.id.span(), "protocol.rule", format!("protocol '{id}' has no rules")));
+        }
+        let resolve = |list: &Vec<Spanned<String>>, field: &str| -> Result<Vec<u16>, LoadError> {
+            list.iter()
+                .map(|s| {
+                    concept_ids
+                        .get(s.get_ref().trim())
+                        .copied()
+                        .ok_or_else(|| invalid(file, src, s.span(), field, format!("unknown concept '{}'", s.get_ref())))
+                })
+                .collect()
+        };
+        let mut rules = Vec::new();
+        for r in &p.rule {
+            let disposition = parse_disposition(file, src, &r.disposition, "protocol.rule.disposition")?;
+            let all = resolve(&r.all, "protocol.rule.all")?;
+            let any = resolve(&r.any, "protocol.rule.any")?;
+            if all.is_empty() && any.is_empty() {
+                return Err(invalid(file, src, r.disposition.span(), "protocol.rule.all", "a rule needs `all` or `any` concepts"));
+            }
+            let esc = resolve(&r.escalate_with, "protocol.rule.escalate_with")?;
+            if !esc.is_empty() {
+                if any.is_empty() {
+                    rules.push(Rule { disposition: Disposition::Emergency, all: all.clone(), any: esc });
+                } else {
+                    // (all ∧ any ∧ any-of-escalate): encode as one rule per `any` member.
+                    for a in &any {
+                        let mut all3 = all.clone();
+                        all3.push(*a);
+                        rules.push(Rule { disposition: Disposition::Emergency, all: all3, any: esc.clone() });
+                    }
+                }
+            }
+            rules.push(Rule { disposition, all, any });
+        }
+        let guidance = p.guidance.as_ref().map(|g| Guidance { en: g.en.clone(), es: g.es.clone() });
+        protocols.push(Protocol {
+            id,
+            title: p.title.get_ref().clone(),
+            rationale: p.rationale.get_ref().clone(),
+            source: p.source.get_ref().clone(),
+            guidance,
+            rules,
+        });
+    }
+    if protocols.is_empty() {
+        return Err(LoadError::Invalid {
+            file: "(set)".into(),
+            line: 0,
+            field: "protocol".into(),
+            message: "the protocol set defines no protocols".into(),
+        });
+    }
+    let mut concept_protocol = vec![None; concepts.len()];
+    for (pi, p) in protocols.iter().enumerate() {
+        for r in &p.rules {
+            for &c in r.all.iter().chain(&r.any) {
+                if let Some(slot) = concept_protocol.get_mut(c as usize) {
+                    if slot.is_none() {
+                        *slot = u16::try_from(pi).ok();
+                    }
+                }
+            }
+        }
+    }
+
+    let ac = if b.patterns.is_empty() {
+        None
+    } else {
+        Some(AhoCorasick::builder().match_kind(MatchKind::Standard).build(&b.patterns).map_err(|e| LoadError::Invalid {
+            file: "(set)".into(),
+            line: 0,
+            field: "phrases".into(),
+            message: format!("cannot build the phrase automaton: {e}"),
+        })?)
+    };
+
+    Ok(Model {
+        lex: b.lex,
+        ac,
+        targets: b.targets,
+        phrases,
+        concepts,
+        protocols,
+        triggers,
+        reasons,
+        concept_protocol,
+        builtin_ids,
+        max_window,
+        year_trigger,
+        version,
+        hash,
+    })
+}

@@ -1,0 +1,157 @@
+//! From findings in context to a [`Judgement`]: evaluates every protocol's
+//! rules over the affirmed concepts, picks the highest disposition, collects
+//! the evidence spans and the suppressed findings, and writes the short
+//! explanation a nurse reads.
+
+use crate::compile::Model;
+use crate::context::{Judged, Status, span_text};
+use crate::normalize::Normalized;
+use crate::{Disposition, Evidence, FiredProtocol, Judgement, Suppressed};
+use std::fmt::Write as _;
+
+/// Caps that keep output bounded on huge inputs.
+const MAX_EVIDENCE_PER_PROTOCOL: usize = 8;
+const MAX_SUPPRESSED: usize = 32;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Absent,
+    /// Present only through resolved mentions capped at urgent.
+    Capped,
+    Full,
+}
+
+pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]) -> Judgement {
+    let mut presence = vec![Presence::Absent; model.concepts.len()];
+    for j in judged {
+        let Some(p) = presence.get_mut(j.f.concept as usize) else { continue };
+        match j.status {
+            Status::Affirmed => *p = Presence::Full,
+            Status::ResolvedUrgent => {
+                if *p == Presence::Absent {
+                    *p = Presence::Capped;
+                }
+            }
+            Status::Suppressed { .. } => {}
+        }
+    }
+    let get = |c: u16| presence.get(c as usize).copied().unwrap_or(Presence::Absent);
+
+    let mut fired: Vec<(usize, Disposition, Vec<u16>)> = Vec::new();
+    for (pi, p) in model.protocols.iter().enumerate() {
+        let mut best: Option<(Disposition, Vec<u16>)> = None;
+        for r in &p.rules {
+            if r.all.iter().any(|&c| get(c) == Presence::Absent) {
+                continue;
+            }
+            let any_hit: Vec<u16> = r.any.iter().copied().filter(|&c| get(c) != Presence::Absent).collect();
+            if !r.any.is_empty() && any_hit.is_empty() {
+                continue;
+            }
+            let capped = r.all.iter().any(|&c| get(c) == Presence::Capped)
+                || (!any_hit.is_empty() && any_hit.iter().all(|&c| get(c) == Presence::Capped));
+            let d = if capped { r.disposition.min(Disposition::Urgent) } else { r.disposition };
+            let mut used = r.all.clone();
+            used.extend(any_hit);
+            match &mut best {
+                Some((bd, bu)) if *bd == d => {
+                    for c in used {
+                        if !bu.contains(&c) {
+                            bu.push(c);
+                        }
+                    }
+                }
+                Some((bd, _)) if *bd > d => {}
+                _ => best = Some((d, used)),
+            }
+        }
+        if let Some((d, used)) = best {
+            fired.push((pi, d, used));
+        }
+    }
+    fired.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let disposition = fired.first().map_or(Disposition::Routine, |f| f.1);
+
+    let mut protocols = Vec::with_capacity(fired.len());
+    let mut evidence = Vec::new();
+    let mut explanation = String::with_capacity(128);
+    let _ = write!(explanation, "{}", disposition.as_str().to_uppercase());
+    if fired.is_empty() {
+        explanation.push_str(" — no red flags found.");
+    }
+    for (k, (pi, d, used)) in fired.iter().enumerate() {
+        let Some(p) = model.protocols.get(*pi) else { continue };
+        protocols.push(FiredProtocol { id: p.id.clone(), title: p.title.clone(), disposition: *d });
+        let _ = write!(explanation, "{}{} ({}, {}):", if k == 0 { " — " } else { "; " }, p.title, p.id, d.as_str());
+        let mut n_ev = 0;
+        let mut first = true;
+        for j in judged {
+            if n_ev >= MAX_EVIDENCE_PER_PROTOCOL {
+                break;
+            }
+            if matches!(j.status, Status::Suppressed { .. }) || !used.contains(&j.f.concept) {
+                continue;
+            }
+            let (s, e, snip) = span_text(text, n, &j.f);
+            if evidence.iter().any(|ev: &Evidence| ev.protocol == p.id && ev.start == s && ev.end == e) {
+                continue;
+            }
+            let concept = model.concepts.get(j.f.concept as usize).map_or("", |c| c.id.as_str());
+            let _ = write!(explanation, "{}'{}'", if first { " " } else { " + " }, snip);
+            if j.status == Status::ResolvedUrgent {
+                explanation.push_str(" (resolved)");
+            }
+            first = false;
+            evidence.push(Evidence { protocol: p.id.clone(), concept: concept.to_string(), start: s, end: e, text: snip.to_string() });
+            n_ev += 1;
+        }
+    }
+    if !fired.is_empty() {
+        explanation.push('.');
+    }
+
+    let mut suppressed = Vec::new();
+    for j in judged {
+        if suppressed.len() >= MAX_SUPPRESSED {
+            break;
+        }
+        let Status::Suppressed { reason } = &j.status else { continue };
+        let Some(Some(pi)) = model.concept_protocol.get(j.f.concept as usize) else { continue };
+        let (s, e, snip) = span_text(text, n, &j.f);
+        if suppressed.iter().any(|x: &Suppressed| x.start <= s && x.end >= e) {
+            continue;
+        }
+        let protocol = model.protocols.get(*pi as usize).map_or("", |p| p.id.as_str());
+        let concept = model.concepts.get(j.f.concept as usize).map_or("", |c| c.id.as_str());
+        suppressed.push(Suppressed {
+            protocol: protocol.to_string(),
+            concept: concept.to_string(),
+            start: s,
+            end: e,
+            text: snip.to_string(),
+            reason: reason.clone(),
+        });
+    }
+    if !suppressed.is_empty() {
+        explanation.push_str(" Ignored: ");
+        for (k, s) in suppressed.iter().take(6).enumerate() {
+            let _ = write!(explanation, "{}'{}' ({})", if k == 0 { "" } else { "; " }, s.text, s.reason);
+        }
+        if suppressed.len() > 6 {
+            let _ = write!(explanation, "; and {} more", suppressed.len() - 6);
+        }
+        explanation.push('.');
+    }
+
+    let guidance = fired.iter().filter_map(|(pi, _, _)| model.protocols.get(*pi)).find_map(|p| p.guidance.clone());
+    Judgement {
+        disposition,
+        protocols,
+        evidence,
+        suppressed,
+        protocol_version: model.version.clone(),
+        protocol_hash: model.hash.clone(),
+        explanation,
+        guidance,
+    }
+}

@@ -1,0 +1,162 @@
+//! The phrase mini-language reviewers write in protocol files, expanded at load
+//! time into plain phrases for the Aho-Corasick automaton.
+//!
+//! - `{name}` inserts a macro from `[macros]` (e.g. `{cant}` →
+//!   `(cant|cannot|unable to|not able to)`);
+//! - `(a|b c|d)` is an alternation, `(…)?` an optional group;
+//! - `word*` (last word of a segment only) matches any word starting so
+//!   ("vomit*" matches "vomiting", "vomited");
+//! - ` ~ ` is a gap of up to [`GAP`] words inside one sentence
+//!   ("chest ~ tight*" matches "chest feels so tight").
+
+use std::collections::BTreeMap;
+
+/// Maximum number of words a `~` may skip.
+pub(crate) const GAP: usize = 4;
+/// Maximum number of expansions of one phrase.
+const MAX_VARIANTS: usize = 20_000;
+
+/// Substitute `{macro}` references (nested up to depth 4).
+pub(crate) fn expand_macros(s: &str, macros: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut cur = s.to_string();
+    for _ in 0..5 {
+        if !cur.contains('{') {
+            return Ok(cur);
+        }
+        let mut out = String::with_capacity(cur.len() * 2);
+        let mut rest = cur.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(rest.get(..open).unwrap_or(""));
+            let after = rest.get(open + 1..).unwrap_or("");
+            let close = after.find('}').ok_or_else(|| format!("unclosed '{{' in '{s}'"))?;
+            let name = after.get(..close).unwrap_or("").trim();
+            let body = macros.get(name).ok_or_else(|| format!("unknown macro '{{{name}}}' in '{s}'"))?;
+            out.push_str(body);
+            rest = after.get(close + 1..).unwrap_or("");
+        }
+        out.push_str(rest);
+        cur = out;
+    }
+    Err(format!("macros nested too deeply in '{s}'"))
+}
+
+/// Expand alternations and optional groups (which may nest) into plain variants.
+pub(crate) fn expand_groups(s: &str) -> Result<Vec<String>, String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut pos = 0usize;
+    let out = parse_seq(&chars, &mut pos, s, 0)?;
+    if pos < chars.len() {
+        return Err(format!("unbalanced ')' in '{s}'"));
+    }
+    Ok(out.into_iter().map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|v| !v.is_empty()).collect())
+}
+
+/// sequence := (literal | group)* — stops at ')' or '|' (left for the caller).
+fn parse_seq(c: &[char], pos: &mut usize, src: &str, depth: usize) -> Result<Vec<String>, String> {
+    if depth > 8 {
+        return Err(format!("groups nested too deeply in '{src}'"));
+    }
+    let mut variants = vec![String::new()];
+    while let Some(&ch) = c.get(*pos) {
+        match ch {
+            ')' | '|' => break,
+            '(' => {
+                *pos += 1;
+                let mut alts: Vec<String> = Vec::new();
+                loop {
+                    let a = parse_seq(c, pos, src, depth + 1)?;
+                    alts.extend(a);
+                    match c.get(*pos) {
+                        Some('|') => *pos += 1,
+                        Some(')') => {
+                            *pos += 1;
+                            break;
+                        }
+                        _ => return Err(format!("unclosed '(' in '{src}'")),
+                    }
+                }
+                if c.get(*pos) == Some(&'?') {
+                    *pos += 1;
+                    alts.push(String::new());
+                }
+                let mut next = Vec::with_capacity(variants.len() * alts.len());
+                for v in &variants {
+                    for a in &alts {
+                        let mut n = String::with_capacity(v.len() + a.len() + 2);
+                        n.push_str(v);
+                        n.push(' ');
+                        n.push_str(a);
+                        n.push(' ');
+                        next.push(n);
+                    }
+                }
+                if next.len() > MAX_VARIANTS {
+                    return Err(format!("'{src}' expands to more than {MAX_VARIANTS} phrases"));
+                }
+                variants = next;
+            }
+            _ => {
+                for v in &mut variants {
+                    v.push(ch);
+                }
+                *pos += 1;
+            }
+        }
+    }
+    Ok(variants)
+}
+
+/// One segment of a variant: its words, and whether the last word is a prefix.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Segment {
+    pub text: String,
+    pub prefix: bool,
+}
+
+/// Split a variant on `~` into segments and strip the `*` prefix marks.
+pub(crate) fn segments(v: &str) -> Result<Vec<Segment>, String> {
+    let mut out = Vec::new();
+    for seg in v.split('~') {
+        let seg = seg.trim();
+        if seg.is_empty() {
+            return Err(format!("empty segment around '~' in '{v}'"));
+        }
+        let stars = seg.matches('*').count();
+        let prefix = seg.ends_with('*');
+        if stars > usize::from(prefix) {
+            return Err(format!("'*' may only end the last word before a '~' or the end in '{v}'"));
+        }
+        out.push(Segment { text: seg.trim_end_matches('*').to_string(), prefix });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn groups_expand() {
+        let v = expand_groups("(sharp|crushing)? chest (pain|pressure)").unwrap();
+        assert_eq!(v.len(), 6);
+        assert!(v.contains(&"chest pain".to_string()));
+        assert!(v.contains(&"crushing chest pressure".to_string()));
+        assert!(expand_groups("chest (pain").is_err());
+        assert!(expand_groups("chest pain)").is_err());
+        let n = expand_groups("(a (b|c)|d)").unwrap();
+        assert_eq!(n, vec!["a b".to_string(), "a c".to_string(), "d".to_string()]);
+    }
+
+    #[test]
+    fn macros_and_segments() {
+        let mut m = BTreeMap::new();
+        m.insert("cant".to_string(), "(cant|cannot)".to_string());
+        assert_eq!(expand_macros("{cant} breathe", &m).unwrap(), "(cant|cannot) breathe");
+        assert!(expand_macros("{nope} x", &m).is_err());
+        let s = segments("chest ~ tight*").unwrap();
+        assert_eq!(s.len(), 2);
+        assert!(s[1].prefix);
+        assert!(segments("vom*it").is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Authentication: argon2id password hashes, opaque bearer tokens (stored
+//! only as SHA-256 hashes), and the extractor that turns a request's token
+//! into the domain's `Principal`.
+
+use crate::AppState;
+use crate::error::ApiError;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use careline_core::Error;
+use careline_core::authz::Principal;
+use sha2::{Digest, Sha256};
+
+/// Hash a password with argon2id and a fresh salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String, Error> {
+    careline_core::validate::check_password(password)?;
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+    let salt = SaltString::encode_b64(&bytes).map_err(|e| Error::internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("password hashing failed: {e}")))
+}
+
+/// Check a password against a stored PHC string.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A stored hash to verify against when the username does not exist, so a
+/// wrong username costs as much time as a wrong password.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy-password-never-matches").unwrap_or_default())
+}
+
+/// A new session token (256 random bits, URL-safe hex) and its stored hash.
+pub fn new_token() -> Result<(String, String), Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::internal(format!("no randomness: {e}")))?;
+    let token = format!("cl_{}", hex::encode(bytes));
+    let hash = token_hash(&token);
+    Ok((token, hash))
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The authenticated caller. Handlers that take `Auth` cannot run without one.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Unauthenticated("send 'Authorization: Bearer <token>' from POST /api/v1/sessions".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
+        let now = state.clock.now();
+        match state.store.principal(&token_hash(token), now).await? {
+            Some(p) => Ok(Auth(p)),
+            None => Err(Error::Unauthenticated("the session token is unknown or expired; log in again".into()).into()),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! careline's HTTP interface: the REST API under `/api/v1` (OpenAPI at
+//! `/api/v1/openapi.json`), the Server-Sent Events stream, health, readiness
+//! and Prometheus metrics. Handlers are thin: parse, call the store (which
+//! authorizes through the domain), shape the answer. Errors are problem+json.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod sse;
+pub mod views;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use careline_core::clock::Clock;
+use careline_store::Store;
+use careline_triage::Engine;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+use utoipa::OpenApi;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Settings the HTTP layer needs.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// How long a login session lasts.
+    pub session_ttl: jiff::SignedDuration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { session_ttl: jiff::SignedDuration::from_hours(12) }
+    }
+}
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub engine: Arc<Engine>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub config: Arc<WebConfig>,
+    /// Flips to `true` when the server is shutting down; long-lived streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "careline API", description = "Every member conversation becomes a triaged, routed, audited ticket. Errors are RFC 9457 problem+json."),
+    paths(
+        api::create_session, api::me, api::create_message, api::create_call, api::get_thread, api::list_queues,
+        api::list_tickets, api::get_ticket, api::reply, api::assign, api::transition, sse::events,
+        admin::list_teams, admin::post_team, admin::list_users, admin::post_staff, admin::list_members,
+        admin::post_member, admin::post_proxy,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "admin"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("token from POST /api/v1/sessions")).build()),
+        );
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if *s.shutdown.borrow() {
+        return error::problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Shutting down", "this node is shutting down");
+    }
+    match s.store.ready().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            error::problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Not ready", "the store is not available")
+        }
+    }
+}
+
+async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+}
+
+async fn not_found() -> Response {
+    error::problem(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint; see /api/v1/openapi.json")
+}
+
+async fn method_not_allowed() -> Response {
+    error::problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this endpoint does not accept that method")
+}
+
+/// Count and time every request, and set the headers every response carries.
+async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = next.run(req).await;
+    s.metrics.request(resp.status().as_u16(), started.elapsed().as_secs_f64());
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    if api {
+        // Responses may carry PHI: never cache them.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/sessions", post(api::create_session))
+        .route("/me", get(api::me))
+        .route("/messages", post(api::create_message))
+        .route("/calls", post(api::create_call))
+        .route("/threads/{id}", get(api::get_thread))
+        .route("/queues", get(api::list_queues))
+        .route("/tickets", get(api::list_tickets))
+        .route("/tickets/{id}", get(api::get_ticket))
+        .route("/tickets/{id}/replies", post(api::reply))
+        .route("/tickets/{id}/assign", post(api::assign))
+        .route("/tickets/{id}/transitions", post(api::transition))
+        .route("/events", get(sse::events))
+        .route("/admin/teams", get(admin::list_teams).post(admin::post_team))
+        .route("/admin/users", get(admin::list_users))
+        .route("/admin/staff", post(admin::post_staff))
+        .route("/admin/members", get(admin::list_members).post(admin::post_member))
+        .route("/admin/proxies", post(admin::post_proxy))
+        .route("/openapi.json", get(openapi));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}

@@ -1,0 +1,358 @@
+//! What the API sends and accepts. These shapes are a contract with
+//! integrations, kept apart from the domain's records so either can change
+//! without surprising the other.
+
+use careline_core::authz::Principal;
+use careline_core::model::*;
+use careline_core::sla;
+use careline_core::{Disposition, Judgement};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+// ---------- requests ----------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// E-mail style username, e.g. `member01@demo.careline`.
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub text: String,
+    /// Required for a proxy acting for more than one member; a member may omit it.
+    pub member_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReply {
+    pub text: String,
+    /// An internal note is visible to staff only.
+    #[serde(default)]
+    pub internal: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// The staff user to assign; `null` unassigns.
+    pub staff_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// new, open, pending_member, pending_internal, solved or closed.
+    pub to: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCall {
+    pub member_id: Uuid,
+    pub notes: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TicketQuery {
+    pub queue: Option<Uuid>,
+    pub status: Option<String>,
+    pub priority: Option<String>,
+    pub member: Option<Uuid>,
+    /// At most 1000; default 200.
+    pub limit: Option<u32>,
+}
+
+// ---------- responses ----------
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSummary {
+    pub id: Uuid,
+    pub role: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionCreated {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: String,
+    pub user: UserSummary,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub id: Uuid,
+    pub role: String,
+    pub name: String,
+    pub org_id: Uuid,
+    /// For members: their own member record. For proxies: the first member they act for.
+    pub member_id: Option<Uuid>,
+    /// For proxies: every member they act for.
+    pub acting_for: Vec<Uuid>,
+    pub team_ids: Vec<Uuid>,
+}
+
+impl From<&Principal> for Me {
+    fn from(p: &Principal) -> Self {
+        Me {
+            id: p.user_id.0,
+            role: p.role.as_str().into(),
+            name: p.name.clone(),
+            org_id: p.org_id.0,
+            member_id: p.member_id.map(|m| m.0).or_else(|| p.proxy_for.first().map(|m| m.0)),
+            acting_for: p.proxy_for.iter().map(|m| m.0).collect(),
+            team_ids: p.team_ids.iter().map(|t| t.0).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueRef {
+    pub id: Uuid,
+    pub name: String,
+    /// `team` or `clinical`.
+    pub kind: String,
+}
+
+impl From<&Queue> for QueueRef {
+    fn from(q: &Queue) -> Self {
+        QueueRef { id: q.id.0, name: q.name.clone(), kind: q.kind.as_str().into() }
+    }
+}
+
+/// A triage result as integrations see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TriageView {
+    /// `emergency`, `urgent` or `routine`.
+    pub disposition: String,
+    #[schema(value_type = Vec<Object>)]
+    pub protocols: serde_json::Value,
+    #[schema(value_type = Vec<Object>)]
+    pub evidence: serde_json::Value,
+    #[schema(value_type = Vec<Object>)]
+    pub suppressed: serde_json::Value,
+    pub protocol_version: String,
+    pub protocol_hash: String,
+    pub explanation: String,
+}
+
+impl From<&Judgement> for TriageView {
+    fn from(j: &Judgement) -> Self {
+        TriageView {
+            disposition: j.disposition.as_str().into(),
+            protocols: serde_json::to_value(&j.protocols).unwrap_or_default(),
+            evidence: serde_json::to_value(&j.evidence).unwrap_or_default(),
+            suppressed: serde_json::to_value(&j.suppressed).unwrap_or_default(),
+            protocol_version: j.protocol_version.clone(),
+            protocol_hash: j.protocol_hash.clone(),
+            explanation: j.explanation.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaView {
+    pub first_response_due: Option<String>,
+    pub first_response_at: Option<String>,
+    pub next_response_due: Option<String>,
+    pub resolution_due: Option<String>,
+    pub resolved_at: Option<String>,
+    /// Targets missed as of now: `first_response`, `next_response`, `resolution`.
+    pub breaches: Vec<String>,
+}
+
+fn ts(t: Option<Timestamp>) -> Option<String> {
+    t.map(|t| t.to_string())
+}
+
+impl SlaView {
+    fn new(c: &SlaClocks, now: Timestamp) -> Self {
+        SlaView {
+            first_response_due: ts(c.first_response_due),
+            first_response_at: ts(c.first_response_at),
+            next_response_due: ts(c.next_response_due),
+            resolution_due: ts(c.resolution_due),
+            resolved_at: ts(c.resolved_at),
+            breaches: sla::breaches(c, now)
+                .into_iter()
+                .filter_map(|b| serde_json::to_value(b).ok().and_then(|v| v.as_str().map(String::from)))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    pub id: Uuid,
+    pub status: String,
+    pub priority: String,
+    pub queue: QueueRef,
+    pub triage: TriageView,
+    pub member_id: Uuid,
+    pub thread_id: Uuid,
+    pub team_id: Uuid,
+    pub assignee_id: Option<Uuid>,
+    pub sla: SlaView,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TicketView {
+    pub fn new(t: &Ticket, q: &Queue, now: Timestamp) -> Self {
+        TicketView {
+            id: t.id.0,
+            status: t.status.as_str().into(),
+            priority: t.priority.as_str().into(),
+            queue: q.into(),
+            triage: (&t.triage).into(),
+            member_id: t.member_id.0,
+            thread_id: t.thread_id.0,
+            team_id: t.team_id.0,
+            assignee_id: t.assignee_id.map(|a| a.0),
+            sla: SlaView::new(&t.sla, now),
+            created_at: t.created_at.to_string(),
+            updated_at: t.updated_at.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Author {
+    pub id: Option<Uuid>,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub thread_id: Uuid,
+    pub ticket_id: Option<Uuid>,
+    /// `member`, `staff`, `internal_note`, `system` or `call_note`.
+    pub kind: String,
+    pub author: Author,
+    pub text: String,
+    pub created_at: String,
+    /// Present on contacts (member messages, call notes), for staff.
+    pub triage: Option<TriageView>,
+}
+
+impl MessageView {
+    pub fn new(m: &Message, staff: bool) -> Self {
+        MessageView {
+            id: m.id.0,
+            thread_id: m.thread_id.0,
+            ticket_id: m.ticket_id.map(|t| t.0),
+            kind: m.kind.as_str().into(),
+            author: Author { id: m.author_id.map(|a| a.0), name: m.author_name.clone() },
+            text: m.text.clone(),
+            created_at: m.created_at.to_string(),
+            triage: if staff { m.triage.as_ref().map(Into::into) } else { None },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactCreated {
+    pub message: MessageView,
+    pub ticket: TicketView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadView {
+    pub id: Uuid,
+    pub member_id: Uuid,
+    pub messages: Vec<MessageView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub team_id: Uuid,
+    pub team_name: String,
+    /// Tickets not yet solved or closed.
+    pub open: i64,
+    pub unassigned: i64,
+    pub emergency: i64,
+    pub urgent: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueList {
+    pub items: Vec<QueueView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketList {
+    pub items: Vec<TicketView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplyCreated {
+    pub message: MessageView,
+    pub ticket: TicketView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallView {
+    pub id: Uuid,
+    pub member_id: Uuid,
+    pub agent_id: Option<Uuid>,
+    pub message_id: Uuid,
+    pub notes: String,
+    pub created_at: String,
+    pub triage: TriageView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CallCreated {
+    pub call: CallView,
+    pub ticket: TicketView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub id: Uuid,
+    pub name: String,
+    pub date_of_birth: Option<String>,
+    pub sex: Option<String>,
+    pub language: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub plan: Option<String>,
+    pub team_id: Uuid,
+    /// Shown to clinical roles only.
+    #[schema(value_type = Option<Object>)]
+    pub health_markers: Option<serde_json::Value>,
+}
+
+impl MemberView {
+    pub fn new(m: &Member, clinical: bool) -> Self {
+        MemberView {
+            id: m.id.0,
+            name: m.name.clone(),
+            date_of_birth: m.date_of_birth.map(|d| d.to_string()),
+            sex: m.sex.clone(),
+            language: m.language.clone(),
+            phone: m.phone.clone(),
+            email: m.email.clone(),
+            plan: m.plan.clone(),
+            team_id: m.team_id.0,
+            health_markers: if clinical { serde_json::to_value(&m.markers).ok() } else { None },
+        }
+    }
+}
+
+pub fn parse_disposition(s: &str) -> Result<Disposition, careline_core::Error> {
+    s.parse::<Disposition>().map_err(careline_core::Error::Invalid)
+}
