@@ -91,8 +91,11 @@ if [[ -z "${CARELINE_BIN:-}" ]]; then
 else
     say "4. careline ($BIN, not rebuilt)"
 fi
-if ! "$BIN" triage --jsonl < /dev/null > /dev/null 2>&1; then
-    echo "error: '$BIN triage --jsonl' is not available (yet)" >&2
+head -n 1 "$WORK/corpus.jsonl" > "$WORK/probe.jsonl"
+if ! "$BIN" triage --jsonl < "$WORK/probe.jsonl" > "$WORK/probe.out" 2> "$WORK/probe.err" \
+        || [[ ! -s "$WORK/probe.out" ]]; then
+    echo "error: '$BIN triage --jsonl' does not work (yet):" >&2
+    cat "$WORK/probe.err" >&2
     exit 1
 fi
 BEST=""

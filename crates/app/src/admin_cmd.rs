@@ -7,7 +7,9 @@ use anyhow::{Result, anyhow, bail};
 use careline_core::ids::*;
 use careline_core::model::Organization;
 use careline_store::Store;
-use careline_web::admin::{MemberSpec, ProxySpec, StaffSpec, create_member, create_staff, grant_proxy};
+use careline_web::admin::{
+    MemberSpec, ProxySpec, StaffSpec, create_member, create_staff, grant_proxy,
+};
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 use std::path::PathBuf;
@@ -110,7 +112,11 @@ fn err(e: careline_core::Error) -> anyhow::Error {
 }
 
 async fn org(store: &dyn Store, name: &str) -> Result<Organization> {
-    store.org_by_name(name).await.map_err(err)?.ok_or_else(|| anyhow!("no organization named '{name}'"))
+    store
+        .org_by_name(name)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| anyhow!("no organization named '{name}'"))
 }
 
 async fn team_id(store: &dyn Store, org: OrgId, name: &str) -> Result<TeamId> {
@@ -140,8 +146,14 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
         AdminCmd::TeamCreate { org: o, name } => {
             let store = open_store(&o.data.data_dir)?;
             let org = org(&store, &o.org).await?;
-            let t = store.create_team(org.id, &name, None, now()).await.map_err(err)?;
-            println!("team {} created: {} (team queue {}, clinical queue {})", t.name, t.id, t.team_queue, t.clinical_queue);
+            let t = store
+                .create_team(org.id, &name, None, now())
+                .await
+                .map_err(err)?;
+            println!(
+                "team {} created: {} (team queue {}, clinical queue {})",
+                t.name, t.id, t.team_queue, t.clinical_queue
+            );
         }
         AdminCmd::List(o) => {
             let store = open_store(&o.data.data_dir)?;
@@ -152,36 +164,105 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             }
             println!("users:");
             for u in store.users(org.id).await.map_err(err)? {
-                println!("  {}  {:<16} {}  {}", u.id, u.role.as_str(), u.username, u.name);
+                println!(
+                    "  {}  {:<16} {}  {}",
+                    u.id,
+                    u.role.as_str(),
+                    u.username,
+                    u.name
+                );
             }
             println!("members:");
             for m in store.members(org.id).await.map_err(err)? {
                 println!("  {}  {}", m.id, m.name);
             }
         }
-        AdminCmd::StaffCreate { org: o, username, name, role, password, teams } => {
+        AdminCmd::StaffCreate {
+            org: o,
+            username,
+            name,
+            role,
+            password,
+            teams,
+        } => {
             let store = open_store(&o.data.data_dir)?;
             let org = org(&store, &o.org).await?;
             let mut team_ids = Vec::new();
             for t in &teams {
                 team_ids.push(team_id(&store, org.id, t).await?.0);
             }
-            let u = create_staff(&store, org.id, StaffSpec { username, name, role, password, team_ids }, None, now()).await.map_err(err)?;
+            let u = create_staff(
+                &store,
+                org.id,
+                StaffSpec {
+                    username,
+                    name,
+                    role,
+                    password,
+                    team_ids,
+                },
+                None,
+                now(),
+            )
+            .await
+            .map_err(err)?;
             println!("staff user {} ({}) created: {}", u.username, u.role, u.id);
         }
-        AdminCmd::MemberCreate { org: o, name, team, language, date_of_birth, external_ref, username, password } => {
+        AdminCmd::MemberCreate {
+            org: o,
+            name,
+            team,
+            language,
+            date_of_birth,
+            external_ref,
+            username,
+            password,
+        } => {
             let store = open_store(&o.data.data_dir)?;
             let org = org(&store, &o.org).await?;
             let team_id = team_id(&store, org.id, &team).await?;
-            let spec = MemberSpec { name, team_id: team_id.0, language, date_of_birth, external_ref, username, password, ..Default::default() };
-            let (m, u) = create_member(&store, org.id, spec, None, now()).await.map_err(err)?;
-            println!("member {} created: {}{}", m.name, m.id, u.map(|u| format!(" (login {})", u.username)).unwrap_or_default());
+            let spec = MemberSpec {
+                name,
+                team_id: team_id.0,
+                language,
+                date_of_birth,
+                external_ref,
+                username,
+                password,
+                ..Default::default()
+            };
+            let (m, u) = create_member(&store, org.id, spec, None, now())
+                .await
+                .map_err(err)?;
+            println!(
+                "member {} created: {}{}",
+                m.name,
+                m.id,
+                u.map(|u| format!(" (login {})", u.username))
+                    .unwrap_or_default()
+            );
         }
-        AdminCmd::ProxyGrant { org: o, member_id, username, name, password, expires_at } => {
+        AdminCmd::ProxyGrant {
+            org: o,
+            member_id,
+            username,
+            name,
+            password,
+            expires_at,
+        } => {
             let store = open_store(&o.data.data_dir)?;
             let org = org(&store, &o.org).await?;
-            let spec = ProxySpec { member_id, proxy_user_id: None, username: Some(username.clone()), name: Some(name), password: Some(password), expires_at };
-            let id = grant_proxy(&store, org.id, spec, None, now()).await.map_err(err)?;
+            let spec = ProxySpec {
+                member_id,
+                proxy_user_id: None,
+                username: Some(username.clone()),
+                name: Some(name),
+                password: Some(password),
+                expires_at,
+            };
+            let id = grant_proxy(&store, org.id, spec, None, now())
+                .await
+                .map_err(err)?;
             println!("proxy {username} ({id}) may now act for member {member_id}");
         }
         AdminCmd::ImportMembers { org: o, file } => {
@@ -225,7 +306,13 @@ struct CsvRow {
 }
 
 fn list(v: Option<String>) -> Vec<String> {
-    v.map(|s| s.split(';').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect()).unwrap_or_default()
+    v.map(|s| {
+        s.split(';')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Validate every row first; import nothing if any row is wrong, and name
@@ -261,7 +348,10 @@ pub async fn import_members(store: &dyn Store, org: OrgId, file: &std::path::Pat
                 continue;
             }
         }
-        let language = r.language.filter(|l| !l.is_empty()).unwrap_or_else(|| "en".into());
+        let language = r
+            .language
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "en".into());
         if let Err(e) = careline_core::validate::language(&language) {
             errors.push(format!("row {row}: language: {e}"));
             continue;

@@ -95,7 +95,10 @@ async fn login(addr: SocketAddr, n: usize) -> Result<String> {
     if r.status != 201 {
         bail!("login as {user} failed: {} {}", r.status, r.text());
     }
-    r.json()["token"].as_str().map(String::from).ok_or_else(|| anyhow!("no token in login response"))
+    r.json()["token"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| anyhow!("no token in login response"))
 }
 
 /// Run the load and return its figures.
@@ -109,7 +112,8 @@ pub async fn ingest(args: IngestArgs, addr: SocketAddr) -> Result<Report> {
     }
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let started = Instant::now();
-    let per_worker_interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
+    let per_worker_interval = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
     let mut handles = Vec::new();
     for w in 0..args.concurrency {
         let token = tokens.get(w % tokens.len()).cloned().unwrap_or_default();
@@ -123,7 +127,9 @@ pub async fn ingest(args: IngestArgs, addr: SocketAddr) -> Result<Report> {
             };
             let mut k: u64 = 0;
             // Stagger workers across one interval so a fixed rate is smooth.
-            let offset = per_worker_interval.map(|i| i.mul_f64(w as f64 / 64.0_f64.max(1.0)).min(i)).unwrap_or_default();
+            let offset = per_worker_interval
+                .map(|i| i.mul_f64(w as f64 / 64.0_f64.max(1.0)).min(i))
+                .unwrap_or_default();
             loop {
                 let due = match per_worker_interval {
                     Some(i) => started + offset + i.mul_f64(k as f64),
@@ -135,9 +141,19 @@ pub async fn ingest(args: IngestArgs, addr: SocketAddr) -> Result<Report> {
                 if let Some(wait) = due.checked_duration_since(Instant::now()) {
                     tokio::time::sleep(wait).await;
                 }
-                let text = padded(TEXTS.get((k as usize + w) % TEXTS.len()).copied().unwrap_or("hello"), size, k);
+                let text = padded(
+                    TEXTS
+                        .get((k as usize + w) % TEXTS.len())
+                        .copied()
+                        .unwrap_or("hello"),
+                    size,
+                    k,
+                );
                 let body = serde_json::json!({ "text": text });
-                match conn.request("POST", "/api/v1/messages", Some(&token), Some(&body)).await {
+                match conn
+                    .request("POST", "/api/v1/messages", Some(&token), Some(&body))
+                    .await
+                {
                     Ok(r) if r.status == 201 => lat.push(due.elapsed().as_micros() as u64),
                     Ok(_) => errors += 1,
                     Err(_) => {
@@ -163,7 +179,11 @@ pub async fn ingest(args: IngestArgs, addr: SocketAddr) -> Result<Report> {
     let seconds = started.elapsed().as_secs_f64();
     all.sort_unstable();
     Ok(Report {
-        mode: if args.rate > 0 { "fixed-rate".into() } else { "fixed-concurrency".into() },
+        mode: if args.rate > 0 {
+            "fixed-rate".into()
+        } else {
+            "fixed-concurrency".into()
+        },
         concurrency: args.concurrency,
         target_rate: args.rate,
         sent: all.len() as u64,
@@ -183,10 +203,21 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         Some(a) => (a, None, None),
         None => {
             let dir = tempfile_dir()?;
-            let settings = crate::config::Settings::resolve(None, Some("127.0.0.1:0".into()), Some(dir.clone()), None)?;
-            let clock: std::sync::Arc<dyn careline_core::clock::Clock> = std::sync::Arc::new(careline_core::clock::SystemClock);
+            let settings = crate::config::Settings::resolve(
+                None,
+                Some("127.0.0.1:0".into()),
+                Some(dir.clone()),
+                None,
+            )?;
+            let clock: std::sync::Arc<dyn careline_core::clock::Clock> =
+                std::sync::Arc::new(careline_core::clock::SystemClock);
             let running = crate::server::start(&settings, clock.clone()).await?;
-            crate::demo::seed(running.state.store.as_ref(), &crate::demo::password(), clock.now()).await?;
+            crate::demo::seed(
+                running.state.store.as_ref(),
+                &crate::demo::password(),
+                clock.now(),
+            )
+            .await?;
             (running.addr, Some(running), Some(dir))
         }
     };
@@ -197,7 +228,17 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
     } else {
         println!(
             "{} c={} rate={}: {} msgs in {:.1}s = {:.0} msgs/s; latency p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; errors {}",
-            r.mode, r.concurrency, r.target_rate, r.sent, r.seconds, r.msgs_per_sec, r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms, r.errors
+            r.mode,
+            r.concurrency,
+            r.target_rate,
+            r.sent,
+            r.seconds,
+            r.msgs_per_sec,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.errors
         );
     }
     if let Some(running) = running {

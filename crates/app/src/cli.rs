@@ -9,7 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "careline", version, about = "Every member conversation becomes a triaged, routed, audited ticket.")]
+#[command(
+    name = "careline",
+    version,
+    about = "Every member conversation becomes a triaged, routed, audited ticket."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +43,8 @@ enum Command {
     /// Administration: organizations, teams, staff, members, proxies.
     #[command(subcommand)]
     Admin(crate::admin_cmd::AdminCmd),
+    /// Re-triage past contacts and list every failure to clinically escalate.
+    SafetyAudit(crate::safety_cmd::SafetyAuditArgs),
     /// Load generators.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
@@ -70,13 +76,23 @@ enum AuditCmd {
 }
 
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CARELINE_LOG").unwrap_or_else(|_| "info".into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { b.json().try_init() } else { b.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARELINE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| anyhow!("cannot start runtime: {e}"))
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow!("cannot start runtime: {e}"))
 }
 
 /// Open the store in `dir` for a one-shot command.
@@ -89,20 +105,28 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Triage(args) => return crate::triage_cmd::run(args),
         Command::Serve(a) => (|| {
-            let settings = Settings::resolve(a.config.as_deref(), a.listen, a.data_dir, a.protocols)?;
+            let settings =
+                Settings::resolve(a.config.as_deref(), a.listen, a.data_dir, a.protocols)?;
             init_logging(settings.log_json);
             runtime()?.block_on(crate::server::serve(settings, a.demo))
         })(),
         Command::Migrate(d) => (|| {
             let store = open_store(&d.data_dir)?;
-            println!("schema at version {} in {}", careline_store_sqlite::schema::latest(), store.path().display());
+            println!(
+                "schema at version {} in {}",
+                careline_store_sqlite::schema::latest(),
+                store.path().display()
+            );
             Ok(())
         })(),
         Command::Demo(d) => (|| {
             runtime()?.block_on(async {
                 let store = open_store(&d.data_dir)?;
                 let now = jiff::Timestamp::now();
-                println!("{}", crate::demo::seed(&store, &crate::demo::password(), now).await?);
+                println!(
+                    "{}",
+                    crate::demo::seed(&store, &crate::demo::password(), now).await?
+                );
                 Ok(())
             })
         })(),
@@ -111,6 +135,7 @@ pub fn main() -> ExitCode {
             init_logging(false);
             runtime().and_then(|rt| rt.block_on(crate::admin_cmd::run(cmd)))
         }
+        Command::SafetyAudit(a) => runtime().and_then(|rt| rt.block_on(crate::safety_cmd::run(a))),
         Command::Bench(cmd) => runtime().and_then(|rt| rt.block_on(crate::bench::run(cmd))),
     };
     match result {
@@ -129,7 +154,9 @@ fn audit_verify(dir: &std::path::Path) -> ExitCode {
             return Err(anyhow!("no careline database in {}", dir.display()));
         }
         let store = open_store(dir)?;
-        runtime()?.block_on(store.verify_chains()).map_err(|e| anyhow!("{e}"))
+        runtime()?
+            .block_on(store.verify_chains())
+            .map_err(|e| anyhow!("{e}"))
     };
     match run() {
         Ok(reports) => {
@@ -149,7 +176,10 @@ fn audit_verify(dir: &std::path::Path) -> ExitCode {
                 eprintln!("careline: the event record does not verify");
                 ExitCode::FAILURE
             } else {
-                println!("OK {total} events in {} organization(s): every chain verifies", reports.len());
+                println!(
+                    "OK {total} events in {} organization(s): every chain verifies",
+                    reports.len()
+                );
                 ExitCode::SUCCESS
             }
         }

@@ -21,8 +21,11 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " "))
+        })
     }
 }
 
@@ -52,19 +55,25 @@ impl Settings {
             None => FileConfig::default(),
         };
         let listen_s = listen.or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
-        let listen = listen_s
-            .parse::<SocketAddr>()
-            .with_context(|| format!("listen address '{listen_s}' is not HOST:PORT (for example 127.0.0.1:8080)"))?;
+        let listen = listen_s.parse::<SocketAddr>().with_context(|| {
+            format!("listen address '{listen_s}' is not HOST:PORT (for example 127.0.0.1:8080)")
+        })?;
         let hours = std::env::var("CARELINE_SESSION_TTL_HOURS")
             .ok()
-            .map(|v| v.parse::<i64>().with_context(|| format!("CARELINE_SESSION_TTL_HOURS '{v}' is not a number")))
+            .map(|v| {
+                v.parse::<i64>()
+                    .with_context(|| format!("CARELINE_SESSION_TTL_HOURS '{v}' is not a number"))
+            })
             .transpose()?
             .or(f.session_ttl_hours)
             .unwrap_or(12);
         if !(1..=24 * 30).contains(&hours) {
             anyhow::bail!("session TTL must be between 1 and 720 hours (got {hours})");
         }
-        let log = std::env::var("CARELINE_LOG_FORMAT").ok().or(f.log_format).unwrap_or_else(|| "text".into());
+        let log = std::env::var("CARELINE_LOG_FORMAT")
+            .ok()
+            .or(f.log_format)
+            .unwrap_or_else(|| "text".into());
         let log_json = match log.as_str() {
             "json" => true,
             "text" => false,
@@ -72,7 +81,9 @@ impl Settings {
         };
         Ok(Settings {
             listen,
-            data_dir: data_dir.or(f.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir: data_dir
+                .or(f.data_dir)
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             protocols: protocols.or(f.protocols),
             session_ttl: jiff::SignedDuration::from_hours(hours),
             log_json,

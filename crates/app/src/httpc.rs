@@ -23,7 +23,10 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -41,18 +44,68 @@ impl Conn {
     pub async fn connect(addr: SocketAddr) -> io::Result<Conn> {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
-        Ok(Conn { addr, io: BufReader::new(s) })
+        Ok(Conn {
+            addr,
+            io: BufReader::new(s),
+        })
     }
 
     /// Send a request with an optional bearer token and JSON body, and read the response.
-    pub async fn request(&mut self, method: &str, path: &str, token: Option<&str>, body: Option<&serde_json::Value>) -> io::Result<Response> {
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> io::Result<Response> {
         let payload = body.map(|b| b.to_string()).unwrap_or_default();
-        self.send_raw(method, path, token, body.map(|_| "application/json"), payload.as_bytes()).await
+        self.send_raw(
+            method,
+            path,
+            token,
+            body.map(|_| "application/json"),
+            payload.as_bytes(),
+        )
+        .await
+    }
+
+    /// POST-style request with extra headers.
+    pub async fn send_with_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        content_type: &str,
+        body: &[u8],
+    ) -> io::Result<Response> {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\n",
+            self.addr
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let w = self.io.get_mut();
+        w.write_all(head.as_bytes()).await?;
+        w.write_all(body).await?;
+        w.flush().await?;
+        self.read_response().await
     }
 
     /// Send raw bytes as the body, with the given content type.
-    pub async fn send_raw(&mut self, method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: &[u8]) -> io::Result<Response> {
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n", self.addr);
+    pub async fn send_raw(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> io::Result<Response> {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n",
+            self.addr
+        );
         if let Some(t) = token {
             head.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
@@ -70,7 +123,10 @@ impl Conn {
     async fn read_head(&mut self) -> io::Result<(u16, Vec<(String, String)>)> {
         let mut line = String::new();
         if self.io.read_line(&mut line).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         let status = line
             .split_whitespace()
@@ -94,7 +150,12 @@ impl Conn {
 
     async fn read_response(&mut self) -> io::Result<Response> {
         let (status, headers) = self.read_head().await?;
-        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
         let body = if let Some(len) = get("content-length") {
             let len: usize = len.parse().map_err(|_| bad("bad content-length"))?;
             let mut b = vec![0u8; len];
@@ -105,7 +166,8 @@ impl Conn {
             loop {
                 let mut size = String::new();
                 self.io.read_line(&mut size).await?;
-                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16).map_err(|_| bad("bad chunk size"))?;
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| bad("bad chunk size"))?;
                 let mut chunk = vec![0u8; n + 2];
                 self.io.read_exact(&mut chunk).await?;
                 chunk.truncate(n);
@@ -118,15 +180,26 @@ impl Conn {
         } else {
             Vec::new()
         };
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// Open an event stream: send the request and return once headers arrive.
     pub async fn open_stream(mut self, path: &str, token: &str) -> io::Result<EventStream> {
-        let head = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n", self.addr);
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n\r\n",
+            self.addr
+        );
         self.io.get_mut().write_all(head.as_bytes()).await?;
         let (status, _) = self.read_head().await?;
-        Ok(EventStream { conn: self, status, seen: String::new() })
+        Ok(EventStream {
+            conn: self,
+            status,
+            seen: String::new(),
+        })
     }
 }
 
@@ -145,7 +218,9 @@ impl EventStream {
         let mut buf = [0u8; 4096];
         while !self.seen.contains(needle) {
             match tokio::time::timeout_at(deadline, self.conn.io.read(&mut buf)).await {
-                Ok(Ok(n)) if n > 0 => self.seen.push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default())),
+                Ok(Ok(n)) if n > 0 => self
+                    .seen
+                    .push_str(&String::from_utf8_lossy(buf.get(..n).unwrap_or_default())),
                 _ => return false,
             }
         }
@@ -154,6 +229,15 @@ impl EventStream {
 }
 
 /// One request on a fresh connection.
-pub async fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&serde_json::Value>) -> io::Result<Response> {
-    Conn::connect(addr).await?.request(method, path, token, body).await
+pub async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> io::Result<Response> {
+    Conn::connect(addr)
+        .await?
+        .request(method, path, token, body)
+        .await
 }

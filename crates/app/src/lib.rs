@@ -8,5 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod httpc;
+pub mod safety_cmd;
 pub mod server;
 pub mod triage_cmd;
+pub mod workers;

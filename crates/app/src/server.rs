@@ -27,19 +27,22 @@ pub struct Running {
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stop accepting, finish in-flight requests, end event streams.
     pub async fn stop(self) -> Result<()> {
         let _ = self.shutdown.send(true);
-        self.task.await.context("server task")?.context("server")?;
-        Ok(())
+        self.wait().await
     }
 
-    /// Wait until the server stops (after a signal).
+    /// Wait until the server and its workers stop (after a signal).
     pub async fn wait(self) -> Result<()> {
         self.task.await.context("server task")?.context("server")?;
+        for w in self.workers {
+            let _ = w.await;
+        }
         Ok(())
     }
 
@@ -49,7 +52,10 @@ impl Running {
 }
 
 /// Open the store and build the application state.
-pub fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<(AppState, watch::Sender<bool>)> {
+pub fn build_state(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> Result<(AppState, watch::Sender<bool>)> {
     let engine = load_engine(settings.protocols.as_deref())?;
     let store = SqliteStore::open(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (tx, rx) = watch::channel(false);
@@ -58,7 +64,9 @@ pub fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<(AppSta
         engine: Arc::new(engine),
         clock,
         metrics: Arc::new(Metrics::default()),
-        config: Arc::new(WebConfig { session_ttl: settings.session_ttl }),
+        config: Arc::new(WebConfig {
+            session_ttl: settings.session_ttl,
+        }),
         shutdown: rx,
     };
     Ok((state, tx))
@@ -70,8 +78,30 @@ pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running
     start_with(settings.listen, state, shutdown).await
 }
 
-pub async fn start_with(listen: SocketAddr, state: AppState, shutdown: watch::Sender<bool>) -> Result<Running> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+pub async fn start_with(
+    listen: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+) -> Result<Running> {
+    start_full(
+        listen,
+        state,
+        shutdown,
+        crate::workers::WorkerConfig::default(),
+    )
+    .await
+}
+
+/// Bind, serve, and start the background workers with `cfg`.
+pub async fn start_full(
+    listen: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    cfg: crate::workers::WorkerConfig,
+) -> Result<Running> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let app = careline_web::router(state.clone());
     let mut stop = shutdown.subscribe();
@@ -82,7 +112,14 @@ pub async fn start_with(listen: SocketAddr, state: AppState, shutdown: watch::Se
             })
             .await
     });
-    Ok(Running { addr, state, shutdown, task })
+    let workers = crate::workers::start(&state, cfg, shutdown.subscribe());
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        task,
+        workers,
+    })
 }
 
 /// The one place background work is spawned: named, so logs and panics say what it was.
@@ -136,7 +173,11 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "careline is listening"
     );
-    println!("careline listening on http://{} (data in {})", running.addr, settings.data_dir.display());
+    println!(
+        "careline listening on http://{} (data in {})",
+        running.addr,
+        settings.data_dir.display()
+    );
     let tx = running.shutdown_handle();
     spawn_named("signal-watch", async move {
         signal().await;

@@ -50,7 +50,10 @@ pub fn run(args: TriageArgs) -> ExitCode {
         return match jsonl::process(&engine, stdin, stdout) {
             Ok(stats) if stats.errors == 0 => ExitCode::SUCCESS,
             Ok(stats) => {
-                eprintln!("careline triage: {} of {} lines could not be read", stats.errors, stats.lines);
+                eprintln!(
+                    "careline triage: {} of {} lines could not be read",
+                    stats.errors, stats.lines
+                );
                 ExitCode::FAILURE
             }
             Err(e) => {
@@ -77,7 +80,11 @@ pub fn run(args: TriageArgs) -> ExitCode {
             println!("\nSAFETY FLOOR BROKEN: {unescalated} red-flag message(s) judged routine");
             return ExitCode::FAILURE;
         }
-        return if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        return if report.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
     }
     let text = match args.text {
         Some(t) => t,
@@ -89,11 +96,20 @@ pub fn run(args: TriageArgs) -> ExitCode {
             }
         },
     };
-    let ctx = Context { channel: if args.call_note { Channel::CallNote } else { Channel::Portal }, language: None };
+    let ctx = Context {
+        channel: if args.call_note {
+            Channel::CallNote
+        } else {
+            Channel::Portal
+        },
+        language: None,
+    };
     let j = engine.judge(&text, &ctx);
     let mut out = io::stdout().lock();
     let res = if args.json {
-        serde_json::to_writer_pretty(&mut out, &j).map_err(io::Error::from).and_then(|()| writeln!(out))
+        serde_json::to_writer_pretty(&mut out, &j)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(out))
     } else {
         print_readable(&mut out, &j)
     };
@@ -110,17 +126,35 @@ fn print_readable(out: &mut impl Write, j: &careline_triage::Judgement) -> io::R
     writeln!(out, "{}", j.disposition.as_str().to_uppercase())?;
     writeln!(out, "{}", j.explanation)?;
     for p in &j.protocols {
-        writeln!(out, "  protocol {} — {} ({})", p.id, p.title, p.disposition.as_str())?;
+        writeln!(
+            out,
+            "  protocol {} — {} ({})",
+            p.id,
+            p.title,
+            p.disposition.as_str()
+        )?;
     }
     for e in &j.evidence {
-        writeln!(out, "  evidence [{}..{}] '{}' ({} / {})", e.start, e.end, e.text, e.protocol, e.concept)?;
+        writeln!(
+            out,
+            "  evidence [{}..{}] '{}' ({} / {})",
+            e.start, e.end, e.text, e.protocol, e.concept
+        )?;
     }
     for s in &j.suppressed {
-        writeln!(out, "  ignored  [{}..{}] '{}' — {}", s.start, s.end, s.text, s.reason)?;
+        writeln!(
+            out,
+            "  ignored  [{}..{}] '{}' — {}",
+            s.start, s.end, s.text, s.reason
+        )?;
     }
     if let Some(g) = &j.guidance {
         writeln!(out, "  guidance (en): {}", g.en)?;
         writeln!(out, "  guidance (es): {}", g.es)?;
     }
-    writeln!(out, "protocol set {} ({})", j.protocol_version, j.protocol_hash)
+    writeln!(
+        out,
+        "protocol set {} ({})",
+        j.protocol_version, j.protocol_hash
+    )
 }

@@ -38,11 +38,19 @@ pub enum Grant {
 
 impl Principal {
     pub fn actor(&self) -> Actor {
-        Actor { user_id: self.user_id, role: self.role, name: self.name.clone() }
+        Actor {
+            user_id: self.user_id,
+            role: self.role,
+            name: self.name.clone(),
+        }
     }
 
     fn same_org(&self, org: OrgId, what: &'static str) -> Result<()> {
-        if self.org_id == org { Ok(()) } else { Err(Error::NotFound(what)) }
+        if self.org_id == org {
+            Ok(())
+        } else {
+            Err(Error::NotFound(what))
+        }
     }
 
     /// Access to a member's record, thread and tickets.
@@ -62,17 +70,21 @@ impl Principal {
 
     /// Access to a ticket (through the member it belongs to).
     pub fn ticket_access(&self, t: &Ticket) -> Result<Grant> {
-        self.member_access(t.org_id, t.member_id, t.team_id).map_err(|e| match e {
-            Error::NotFound(_) => Error::NotFound("ticket"),
-            other => other,
-        })
+        self.member_access(t.org_id, t.member_id, t.team_id)
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::NotFound("ticket"),
+                other => other,
+            })
     }
 
     /// Staff who work a ticket: reply, assign, transition.
     pub fn work_ticket(&self, t: &Ticket) -> Result<Grant> {
         let g = self.ticket_access(t)?;
         if !self.role.is_staff() {
-            return Err(Error::forbidden("staff-only", "only staff can work tickets"));
+            return Err(Error::forbidden(
+                "staff-only",
+                "only staff can work tickets",
+            ));
         }
         Ok(g)
     }
@@ -90,8 +102,14 @@ impl Principal {
             Role::Proxy => match named {
                 Some(m) if self.proxy_for.contains(&m) => Ok(m),
                 Some(_) => Err(Error::NotFound("member")),
-                None if self.proxy_for.len() == 1 => self.proxy_for.first().copied().ok_or(Error::NotFound("member")),
-                None => Err(Error::invalid("member_id is required: you act for more than one member")),
+                None if self.proxy_for.len() == 1 => self
+                    .proxy_for
+                    .first()
+                    .copied()
+                    .ok_or(Error::NotFound("member")),
+                None => Err(Error::invalid(
+                    "member_id is required: you act for more than one member",
+                )),
             },
             _ => Err(Error::forbidden(
                 "members-only",
@@ -106,7 +124,11 @@ impl Principal {
     }
 
     pub fn require(&self, allowed: &[Role], rule: &'static str, detail: &str) -> Result<()> {
-        if allowed.contains(&self.role) { Ok(()) } else { Err(Error::forbidden(rule, detail)) }
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(rule, detail))
+        }
     }
 }
 
@@ -115,7 +137,15 @@ mod tests {
     use super::*;
 
     fn p(role: Role, org: OrgId) -> Principal {
-        Principal { user_id: UserId::new(), org_id: org, role, name: "x".into(), member_id: None, proxy_for: vec![], team_ids: vec![] }
+        Principal {
+            user_id: UserId::new(),
+            org_id: org,
+            role,
+            name: "x".into(),
+            member_id: None,
+            proxy_for: vec![],
+            team_ids: vec![],
+        }
     }
 
     #[test]
@@ -126,11 +156,20 @@ mod tests {
         let mut guide = p(Role::CareGuide, org);
         guide.team_ids = vec![north];
         assert_eq!(guide.member_access(org, m, north).unwrap(), Grant::CareTeam);
-        assert!(matches!(guide.member_access(org, m, south), Err(Error::Forbidden { .. })));
-        assert!(matches!(guide.member_access(OrgId::new(), m, north), Err(Error::NotFound(_))));
+        assert!(matches!(
+            guide.member_access(org, m, south),
+            Err(Error::Forbidden { .. })
+        ));
+        assert!(matches!(
+            guide.member_access(OrgId::new(), m, north),
+            Err(Error::NotFound(_))
+        ));
         let mut admin = p(Role::Admin, org);
         admin.team_ids = vec![north];
-        assert!(admin.member_access(org, m, north).is_err(), "admin reads no PHI by default");
+        assert!(
+            admin.member_access(org, m, north).is_err(),
+            "admin reads no PHI by default"
+        );
     }
 
     #[test]

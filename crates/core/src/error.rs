@@ -37,9 +37,15 @@ impl Error {
         Error::Internal(msg.to_string())
     }
     pub fn forbidden(rule: &'static str, detail: impl Into<String>) -> Self {
-        Error::Forbidden { rule, detail: detail.into() }
+        Error::Forbidden {
+            rule,
+            detail: detail.into(),
+        }
     }
     pub fn conflict(rule: &'static str, detail: impl Into<String>) -> Self {
-        Error::Conflict { rule, detail: detail.into() }
+        Error::Conflict {
+            rule,
+            detail: detail.into(),
+        }
     }
 }

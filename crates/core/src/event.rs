@@ -53,6 +53,38 @@ pub enum EventKind {
     TicketAssigned,
     #[serde(rename = "ticket.transition_refused")]
     TicketTransitionRefused,
+    #[serde(rename = "page.created")]
+    PageCreated,
+    #[serde(rename = "page.escalated")]
+    PageEscalated,
+    #[serde(rename = "page.acknowledged")]
+    PageAcknowledged,
+    #[serde(rename = "page.superseded")]
+    PageSuperseded,
+    #[serde(rename = "escalation.alarm")]
+    EscalationAlarm,
+    #[serde(rename = "ticket.cleared")]
+    TicketCleared,
+    #[serde(rename = "ticket.priority_lowered")]
+    TicketPriorityLowered,
+    #[serde(rename = "ticket.override_refused")]
+    OverrideRefused,
+    #[serde(rename = "visit.booked")]
+    VisitBooked,
+    #[serde(rename = "message.auto_reply")]
+    AutoReplySent,
+    #[serde(rename = "rota.set")]
+    RotaSet,
+    #[serde(rename = "webhook.registered")]
+    WebhookRegistered,
+    #[serde(rename = "webhook.dead_lettered")]
+    DeliveryDeadLettered,
+    #[serde(rename = "webhook.replayed")]
+    DeliveryReplayed,
+    #[serde(rename = "safety.finding")]
+    SafetyFinding,
+    #[serde(rename = "safety.review_resolved")]
+    SafetyReviewResolved,
     /// Reserved for the access-control work: a read of PHI.
     #[serde(rename = "phi.read")]
     PhiRead,
@@ -79,6 +111,22 @@ impl EventKind {
             EventKind::TicketRouted => "ticket.routed",
             EventKind::TicketAssigned => "ticket.assigned",
             EventKind::TicketTransitionRefused => "ticket.transition_refused",
+            EventKind::PageCreated => "page.created",
+            EventKind::PageEscalated => "page.escalated",
+            EventKind::PageAcknowledged => "page.acknowledged",
+            EventKind::PageSuperseded => "page.superseded",
+            EventKind::EscalationAlarm => "escalation.alarm",
+            EventKind::TicketCleared => "ticket.cleared",
+            EventKind::TicketPriorityLowered => "ticket.priority_lowered",
+            EventKind::OverrideRefused => "ticket.override_refused",
+            EventKind::VisitBooked => "visit.booked",
+            EventKind::AutoReplySent => "message.auto_reply",
+            EventKind::RotaSet => "rota.set",
+            EventKind::WebhookRegistered => "webhook.registered",
+            EventKind::DeliveryDeadLettered => "webhook.dead_lettered",
+            EventKind::DeliveryReplayed => "webhook.replayed",
+            EventKind::SafetyFinding => "safety.finding",
+            EventKind::SafetyReviewResolved => "safety.review_resolved",
             EventKind::PhiRead => "phi.read",
         }
     }
@@ -177,6 +225,24 @@ impl Event {
         Timestamp::from_microsecond(self.at_us).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
+    /// The event as integrations receive it (event stream and webhooks):
+    /// identifiers, kind, time and payload; never message text.
+    pub fn public_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "seq": self.seq,
+            "kind": self.kind,
+            "at": self.at().to_string(),
+            "org_id": self.org_id,
+            "ticket_id": self.ticket_id,
+            "thread_id": self.thread_id,
+            "member_id": self.member_id,
+            "team_id": self.team_id,
+            "actor_id": self.actor_id,
+            "payload": serde_json::from_str::<serde_json::Value>(&self.payload).unwrap_or_default(),
+        })
+    }
+
     /// SHA-256 over the canonical encoding: a JSON array of every stored
     /// field but the hash itself, in a fixed order.
     pub fn compute_hash(&self) -> String {
@@ -205,11 +271,17 @@ impl Event {
 pub enum ChainError {
     #[error("event seq {seq} (id {id}): content does not match its hash (edited)")]
     Edited { seq: i64, id: String },
-    #[error("event seq {seq} (id {id}): expected seq {expected} (an event is missing or out of order)")]
+    #[error(
+        "event seq {seq} (id {id}): expected seq {expected} (an event is missing or out of order)"
+    )]
     Gap { seq: i64, id: String, expected: i64 },
-    #[error("event seq {seq} (id {id}): previous-hash link is broken (an event was removed, replaced or reordered)")]
+    #[error(
+        "event seq {seq} (id {id}): previous-hash link is broken (an event was removed, replaced or reordered)"
+    )]
     BrokenLink { seq: i64, id: String },
-    #[error("chain ends at seq {last} but the recorded head is seq {head} (events were removed from the end)")]
+    #[error(
+        "chain ends at seq {last} but the recorded head is seq {head} (events were removed from the end)"
+    )]
     Truncated { last: i64, head: i64 },
     #[error("chain ends with hash {last} but the recorded head is {head}")]
     HeadMismatch { last: String, head: String },
@@ -224,20 +296,33 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        ChainVerifier { next_seq: 1, prev_hash: GENESIS_HASH.to_owned() }
+        ChainVerifier {
+            next_seq: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+        }
     }
 }
 
 impl ChainVerifier {
     pub fn check(&mut self, e: &Event) -> Result<(), ChainError> {
         if e.seq != self.next_seq {
-            return Err(ChainError::Gap { seq: e.seq, id: e.id.to_string(), expected: self.next_seq });
+            return Err(ChainError::Gap {
+                seq: e.seq,
+                id: e.id.to_string(),
+                expected: self.next_seq,
+            });
         }
         if e.compute_hash() != e.hash {
-            return Err(ChainError::Edited { seq: e.seq, id: e.id.to_string() });
+            return Err(ChainError::Edited {
+                seq: e.seq,
+                id: e.id.to_string(),
+            });
         }
         if e.prev_hash != self.prev_hash {
-            return Err(ChainError::BrokenLink { seq: e.seq, id: e.id.to_string() });
+            return Err(ChainError::BrokenLink {
+                seq: e.seq,
+                id: e.id.to_string(),
+            });
         }
         self.next_seq += 1;
         self.prev_hash.clone_from(&e.hash);
@@ -253,10 +338,16 @@ impl ChainVerifier {
     pub fn finish(&self, head: Option<(i64, &str)>) -> Result<i64, ChainError> {
         let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH));
         if head_seq != self.count() {
-            return Err(ChainError::Truncated { last: self.count(), head: head_seq });
+            return Err(ChainError::Truncated {
+                last: self.count(),
+                head: head_seq,
+            });
         }
         if head_hash != self.prev_hash {
-            return Err(ChainError::HeadMismatch { last: self.prev_hash.clone(), head: head_hash.to_owned() });
+            return Err(ChainError::HeadMismatch {
+                last: self.prev_hash.clone(),
+                head: head_hash.to_owned(),
+            });
         }
         Ok(self.count())
     }
@@ -272,7 +363,13 @@ mod tests {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         (1..=n as i64)
             .map(|seq| {
-                let e = Event::seal(org, seq, &prev, at, NewEvent::new(EventKind::MessageCreated, serde_json::json!({"n": seq})));
+                let e = Event::seal(
+                    org,
+                    seq,
+                    &prev,
+                    at,
+                    NewEvent::new(EventKind::MessageCreated, serde_json::json!({"n": seq})),
+                );
                 prev = e.hash.clone();
                 e
             })
@@ -297,11 +394,21 @@ mod tests {
     fn nothing_is_deleted_verify_detects_edit_removal_and_reorder() {
         let mut edited = chain(5);
         edited[2].payload = r#"{"n":99}"#.into();
-        assert!(matches!(verify(&edited), Err(ChainError::Edited { seq: 3, .. })));
+        assert!(matches!(
+            verify(&edited),
+            Err(ChainError::Edited { seq: 3, .. })
+        ));
 
         let mut removed = chain(5);
         removed.remove(1);
-        assert!(matches!(verify(&removed), Err(ChainError::Gap { seq: 3, expected: 2, .. })));
+        assert!(matches!(
+            verify(&removed),
+            Err(ChainError::Gap {
+                seq: 3,
+                expected: 2,
+                ..
+            })
+        ));
 
         let mut reordered = chain(5);
         reordered.swap(1, 2);
@@ -315,6 +422,9 @@ mod tests {
         for e in &full[..4] {
             v.check(e).unwrap();
         }
-        assert!(matches!(v.finish(Some((5, &full[4].hash))), Err(ChainError::Truncated { .. })));
+        assert!(matches!(
+            v.finish(Some((5, &full[4].hash))),
+            Err(ChainError::Truncated { .. })
+        ));
     }
 }

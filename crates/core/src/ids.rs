@@ -67,4 +67,14 @@ id_type!(
     EventId,
     /// A login session.
     SessionId,
+    /// A page to a clinician (or a rung of the escalation chain).
+    PageId,
+    /// A booked visit.
+    VisitId,
+    /// An outbound webhook endpoint.
+    WebhookId,
+    /// One delivery of an event to a webhook endpoint.
+    DeliveryId,
+    /// A finding of the retrospective safety audit.
+    ReviewId,
 );

@@ -6,7 +6,7 @@
 use crate::event::{EventKind, NewEvent};
 use crate::ids::*;
 use crate::model::{CareTeam, Member, Message, MessageKind, Thread, Ticket, TicketStatus};
-use crate::sla::SlaPolicies;
+use crate::settings::OrgSettings;
 use crate::validate::MessageText;
 use careline_triage::Judgement;
 use jiff::Timestamp;
@@ -58,6 +58,12 @@ pub struct ContactPlan {
     pub message: Message,
     pub ticket: Ticket,
     pub new_ticket: bool,
+    /// For a member's emergency: the automatic reply, already in the thread.
+    pub auto_reply: Option<Message>,
+    /// For a call note's emergency: what the agent must tell the caller.
+    pub agent_guidance: Option<String>,
+    /// Whether the store must page a clinician in the same transaction.
+    pub page_needed: bool,
     pub events: Vec<NewEvent>,
 }
 
@@ -72,15 +78,21 @@ pub fn plan_contact(
     team: &CareTeam,
     existing: Existing,
     input: ContactIn,
-    policies: &SlaPolicies,
+    settings: &OrgSettings,
     now: Timestamp,
 ) -> ContactPlan {
+    let policies = &settings.sla;
     let mut events = Vec::new();
     let actor = Some(input.author_id);
     let (thread, new_thread) = match existing.thread {
         Some(t) => (t, false),
         None => {
-            let t = Thread { id: ThreadId::new(), org_id: member.org_id, member_id: member.id, created_at: now };
+            let t = Thread {
+                id: ThreadId::new(),
+                org_id: member.org_id,
+                member_id: member.id,
+                created_at: now,
+            };
             events.push(
                 NewEvent::new(EventKind::ThreadCreated, json!({}))
                     .actor(actor)
@@ -92,6 +104,10 @@ pub fn plan_contact(
         }
     };
 
+    let before = existing
+        .ticket
+        .clone()
+        .filter(|t| t.status != TicketStatus::Closed);
     let (ticket, new_ticket, ticket_events) = match existing.ticket {
         Some(mut t) if t.status != TicketStatus::Closed => {
             let ev = t.on_contact(team, &input.judgement, policies, actor, now);
@@ -125,7 +141,13 @@ pub fn plan_contact(
         created_at: now,
     };
 
-    let scope = |e: NewEvent| e.actor(actor).member(member.id).thread(thread.id).ticket(ticket.id).team(team.id);
+    let scope = |e: NewEvent| {
+        e.actor(actor)
+            .member(member.id)
+            .thread(thread.id)
+            .ticket(ticket.id)
+            .team(team.id)
+    };
     let kind_event = match input.kind {
         ContactKind::Message => EventKind::MessageCreated,
         ContactKind::CallNote => EventKind::CallCreated,
@@ -154,5 +176,46 @@ pub fn plan_contact(
     )));
     events.extend(ticket_events);
 
-    ContactPlan { thread, new_thread, message, ticket, new_ticket, events }
+    let emergency = input.judgement.disposition == careline_triage::Disposition::Emergency;
+    let auto_reply = (emergency && input.kind == ContactKind::Message).then(|| {
+        let text = settings
+            .emergency
+            .member_reply(&member.language, &input.judgement);
+        Message {
+            id: MessageId::new(),
+            org_id: member.org_id,
+            thread_id: thread.id,
+            ticket_id: Some(ticket.id),
+            kind: MessageKind::System,
+            author_id: None,
+            author_name: "careline".into(),
+            text,
+            triage: None,
+            created_at: now,
+        }
+    });
+    if let Some(m) = &auto_reply {
+        events.push(scope(NewEvent::new(
+            EventKind::AutoReplySent,
+            json!({"message_id": m.id, "language": member.language, "text_sha256": text_digest(&m.text), "in_reply_to": message.id}),
+        )).actor(None));
+    }
+    let agent_guidance = (emergency && input.kind == ContactKind::CallNote).then(|| {
+        settings
+            .emergency
+            .agent_guidance(&input.judgement, "{nurse}")
+    });
+    let page_needed = Ticket::needs_page(before.as_ref(), &ticket);
+
+    ContactPlan {
+        thread,
+        new_thread,
+        message,
+        ticket,
+        new_ticket,
+        auto_reply,
+        agent_guidance,
+        page_needed,
+        events,
+    }
 }

@@ -6,10 +6,13 @@
 pub mod authz;
 pub mod clock;
 pub mod error;
+pub mod escalation;
 pub mod event;
 pub mod ids;
 pub mod ingest;
 pub mod model;
+pub mod safety;
+pub mod settings;
 pub mod sla;
 pub mod ticket;
 pub mod validate;

@@ -170,7 +170,11 @@ impl QueueKind {
     }
     /// The queue a ticket of this priority belongs in.
     pub fn for_priority(p: Disposition) -> QueueKind {
-        if p.is_red_flag() { QueueKind::Clinical } else { QueueKind::Team }
+        if p.is_red_flag() {
+            QueueKind::Clinical
+        } else {
+            QueueKind::Team
+        }
     }
 }
 
@@ -241,7 +245,10 @@ impl MessageKind {
     }
     /// Whether a member (or proxy) sees messages of this kind.
     pub fn member_visible(self) -> bool {
-        matches!(self, MessageKind::Member | MessageKind::Staff | MessageKind::System)
+        matches!(
+            self,
+            MessageKind::Member | MessageKind::Staff | MessageKind::System
+        )
     }
     /// Kinds that are contacts and therefore must carry a triage result.
     pub fn is_contact(self) -> bool {
@@ -382,6 +389,77 @@ pub struct Ticket {
     /// The strongest triage judgement seen on this ticket.
     pub triage: Judgement,
     pub sla: SlaClocks,
+    /// A clinician's recorded decision on the current red flag, if any.
+    #[serde(default)]
+    pub clearance: Option<Clearance>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// A clinician's decision on a red-flag ticket: the disposition it should
+/// follow from now on, and why. Required before a non-clinician may solve,
+/// close, downgrade or book a routine visit for a red-flag ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clearance {
+    pub by: UserId,
+    pub by_name: String,
+    pub role: Role,
+    /// The disposition the clinician judged.
+    pub disposition: Disposition,
+    /// The red flag that was cleared.
+    pub cleared_priority: Disposition,
+    pub note: String,
+    pub at: Timestamp,
+}
+
+/// What kind of visit is booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitKind {
+    /// An ordinary office visit — exactly what must never be booked for an uncleared red flag.
+    Routine,
+    SameDay,
+    UrgentCare,
+    Ed,
+}
+
+impl VisitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisitKind::Routine => "routine",
+            VisitKind::SameDay => "same_day",
+            VisitKind::UrgentCare => "urgent_care",
+            VisitKind::Ed => "ed",
+        }
+    }
+}
+
+impl FromStr for VisitKind {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "routine" => VisitKind::Routine,
+            "same_day" => VisitKind::SameDay,
+            "urgent_care" => VisitKind::UrgentCare,
+            "ed" => VisitKind::Ed,
+            o => {
+                return Err(crate::Error::invalid(format!(
+                    "unknown visit kind '{o}' (expected routine, same_day, urgent_care or ed)"
+                )));
+            }
+        })
+    }
+}
+
+/// A booked visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Visit {
+    pub id: VisitId,
+    pub org_id: OrgId,
+    pub ticket_id: TicketId,
+    pub member_id: MemberId,
+    pub kind: VisitKind,
+    pub at: Timestamp,
+    pub booked_by: UserId,
+    pub created_at: Timestamp,
 }

@@ -85,10 +85,16 @@ fn earlier(a: Option<Timestamp>, b: Timestamp) -> Timestamp {
 /// Clocks for a ticket opened at `created_at`.
 pub fn start(policy: SlaPolicy, created_at: Timestamp) -> SlaClocks {
     SlaClocks {
-        first_response_due: Some(add(created_at, SlaPolicy::minutes(policy.first_response_minutes))),
+        first_response_due: Some(add(
+            created_at,
+            SlaPolicy::minutes(policy.first_response_minutes),
+        )),
         first_response_at: None,
         next_response_due: None,
-        resolution_due: Some(add(created_at, SlaPolicy::minutes(policy.resolution_minutes))),
+        resolution_due: Some(add(
+            created_at,
+            SlaPolicy::minutes(policy.resolution_minutes),
+        )),
         resolved_at: None,
     }
 }
@@ -101,7 +107,8 @@ pub fn tighten(clocks: &mut SlaClocks, policy: SlaPolicy, now: Timestamp) {
         clocks.first_response_due = Some(earlier(clocks.first_response_due, due));
     }
     if let Some(next) = clocks.next_response_due {
-        clocks.next_response_due = Some(next.min(add(now, SlaPolicy::minutes(policy.next_response_minutes))));
+        clocks.next_response_due =
+            Some(next.min(add(now, SlaPolicy::minutes(policy.next_response_minutes))));
     }
     if clocks.resolved_at.is_none() {
         let due = add(now, SlaPolicy::minutes(policy.resolution_minutes));
@@ -205,7 +212,10 @@ mod tests {
         clock.advance(SignedDuration::from_hours(5));
         assert!(breaches(&c, clock.now()).is_empty());
         member_wrote(&mut c, p, clock.now());
-        assert_eq!(c.next_response_due, Some(clock.now() + SignedDuration::from_hours(2)));
+        assert_eq!(
+            c.next_response_due,
+            Some(clock.now() + SignedDuration::from_hours(2))
+        );
         clock.advance(SignedDuration::from_hours(3));
         assert_eq!(breaches(&c, clock.now()), vec![SlaBreach::NextResponse]);
         staff_replied(&mut c, clock.now());
@@ -229,7 +239,10 @@ mod tests {
         let mut c = start(p.routine, created);
         let now = created + SignedDuration::from_mins(10);
         tighten(&mut c, p.emergency, now);
-        assert_eq!(c.first_response_due, Some(now + SignedDuration::from_mins(5)));
+        assert_eq!(
+            c.first_response_due,
+            Some(now + SignedDuration::from_mins(5))
+        );
         assert_eq!(c.resolution_due, Some(now + SignedDuration::from_hours(4)));
         let before = c;
         tighten(&mut c, p.routine, now);

@@ -10,7 +10,7 @@
 
 use crate::event::{EventKind, NewEvent};
 use crate::ids::*;
-use crate::model::{CareTeam, QueueKind, Role, Ticket, TicketStatus};
+use crate::model::{CareTeam, Clearance, QueueKind, Role, Ticket, TicketStatus, VisitKind};
 use crate::sla::{self, SlaPolicies};
 use crate::{Error, Result};
 use careline_triage::{Disposition, Judgement};
@@ -65,16 +65,19 @@ impl Ticket {
             assignee_id: None,
             triage: judgement.clone(),
             sla: sla::start(policies.for_priority(priority), now),
+            clearance: None,
             created_at: now,
             updated_at: now,
         };
-        let ev = ticket.event(EventKind::TicketCreated, actor).payload_with(json!({
-            "status": ticket.status,
-            "priority": priority,
-            "queue_id": ticket.queue_id,
-            "queue_kind": queue_kind,
-            "sla": ticket.sla,
-        }));
+        let ev = ticket
+            .event(EventKind::TicketCreated, actor)
+            .payload_with(json!({
+                "status": ticket.status,
+                "priority": priority,
+                "queue_id": ticket.queue_id,
+                "queue_kind": queue_kind,
+                "sla": ticket.sla,
+            }));
         (ticket, vec![ev])
     }
 
@@ -87,7 +90,13 @@ impl Ticket {
             .team(self.team_id)
     }
 
-    fn set_status(&mut self, to: TicketStatus, actor: Option<UserId>, reason: Option<&str>, now: Timestamp) -> NewEvent {
+    fn set_status(
+        &mut self,
+        to: TicketStatus,
+        actor: Option<UserId>,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> NewEvent {
         let from = self.status;
         self.status = to;
         self.updated_at = now;
@@ -110,31 +119,57 @@ impl Ticket {
         now: Timestamp,
     ) -> Vec<NewEvent> {
         let mut events = Vec::new();
-        if matches!(self.status, TicketStatus::PendingMember | TicketStatus::Solved) {
+        if matches!(
+            self.status,
+            TicketStatus::PendingMember | TicketStatus::Solved
+        ) {
             events.push(self.set_status(TicketStatus::Open, actor, Some("member wrote"), now));
+        }
+        if judgement.disposition.is_red_flag() {
+            if let Some(c) = self.clearance.take() {
+                // A new red flag after a clinician's decision is a new red flag.
+                if judgement.disposition <= self.priority {
+                    self.triage = judgement.clone();
+                    events.push(
+                        self.event(EventKind::TicketPriorityRaised, actor)
+                            .payload_with(json!({
+                                "from": self.priority,
+                                "to": self.priority,
+                                "protocols": judgement.protocols,
+                                "reopens_clearance_by": c.by,
+                            })),
+                    );
+                }
+            }
         }
         if judgement.disposition > self.priority {
             let from = self.priority;
             self.priority = judgement.disposition;
             self.triage = judgement.clone();
             sla::tighten(&mut self.sla, policies.for_priority(self.priority), now);
-            events.push(self.event(EventKind::TicketPriorityRaised, actor).payload_with(json!({
-                "from": from,
-                "to": self.priority,
-                "protocols": judgement.protocols,
-                "sla": self.sla,
-            })));
+            events.push(
+                self.event(EventKind::TicketPriorityRaised, actor)
+                    .payload_with(json!({
+                        "from": from,
+                        "to": self.priority,
+                        "protocols": judgement.protocols,
+                        "sla": self.sla,
+                    })),
+            );
             let kind = QueueKind::for_priority(self.priority);
             if kind != self.queue_kind {
                 let from_queue = self.queue_id;
                 self.queue_kind = kind;
                 self.queue_id = team.queue_for(kind);
-                events.push(self.event(EventKind::TicketRouted, actor).payload_with(json!({
-                    "from_queue": from_queue,
-                    "to_queue": self.queue_id,
-                    "queue_kind": kind,
-                    "reason": format!("priority raised to {}", self.priority.as_str()),
-                })));
+                events.push(
+                    self.event(EventKind::TicketRouted, actor)
+                        .payload_with(json!({
+                            "from_queue": from_queue,
+                            "to_queue": self.queue_id,
+                            "queue_kind": kind,
+                            "reason": format!("priority raised to {}", self.priority.as_str()),
+                        })),
+                );
             }
         }
         sla::member_wrote(&mut self.sla, policies.for_priority(self.priority), now);
@@ -144,7 +179,12 @@ impl Ticket {
 
     /// A staff member replied. A public reply answers the member (SLA) and
     /// waits for them; an internal note changes nothing but the record.
-    pub fn on_staff_reply(&mut self, actor: &Actor, internal: bool, now: Timestamp) -> Result<Vec<NewEvent>> {
+    pub fn on_staff_reply(
+        &mut self,
+        actor: &Actor,
+        internal: bool,
+        now: Timestamp,
+    ) -> Result<Vec<NewEvent>> {
         if self.status == TicketStatus::Closed {
             return Err(Error::conflict(
                 "ticket-closed",
@@ -155,7 +195,12 @@ impl Ticket {
         if !internal {
             sla::staff_replied(&mut self.sla, now);
             if self.status != TicketStatus::PendingMember {
-                events.push(self.set_status(TicketStatus::PendingMember, Some(actor.user_id), Some("staff replied"), now));
+                events.push(self.set_status(
+                    TicketStatus::PendingMember,
+                    Some(actor.user_id),
+                    Some("staff replied"),
+                    now,
+                ));
             }
         }
         self.updated_at = now;
@@ -164,9 +209,18 @@ impl Ticket {
 
     /// A staff user moves the ticket. Illegal moves are a conflict; a
     /// non-clinician may not solve or close a red-flag ticket.
-    pub fn transition(&mut self, actor: &Actor, to: TicketStatus, reason: Option<&str>, now: Timestamp) -> Result<Vec<NewEvent>> {
+    pub fn transition(
+        &mut self,
+        actor: &Actor,
+        to: TicketStatus,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Vec<NewEvent>> {
         if !actor.role.is_staff() {
-            return Err(Error::forbidden("staff-only", "only staff can change a ticket's state"));
+            return Err(Error::forbidden(
+                "staff-only",
+                "only staff can change a ticket's state",
+            ));
         }
         if !can_transition(self.status, to) {
             return Err(Error::conflict(
@@ -174,19 +228,15 @@ impl Ticket {
                 format!("a ticket cannot go from {} to {}", self.status, to),
             ));
         }
-        if matches!(to, TicketStatus::Solved | TicketStatus::Closed)
-            && self.priority.is_red_flag()
-            && !actor.role.is_clinical()
-        {
-            return Err(Error::forbidden(
-                "red-flag-uncleared",
-                format!(
-                    "this ticket carries an uncleared {} red flag ({}); only a nurse or physician may {} it",
-                    self.priority.as_str(),
-                    self.flag_names(),
-                    if to == TicketStatus::Solved { "solve" } else { "close" },
-                ),
-            ));
+        if matches!(to, TicketStatus::Solved | TicketStatus::Closed) {
+            self.interlock(
+                actor,
+                if to == TicketStatus::Solved {
+                    "solve"
+                } else {
+                    "close"
+                },
+            )?;
         }
         Ok(vec![self.set_status(to, Some(actor.user_id), reason, now)])
     }
@@ -197,14 +247,208 @@ impl Ticket {
         let from = self.assignee_id;
         self.assignee_id = to;
         self.updated_at = now;
-        let mut events = vec![self.event(EventKind::TicketAssigned, Some(actor.user_id)).payload_with(json!({
-            "from": from,
-            "to": to,
-        }))];
+        let mut events = vec![
+            self.event(EventKind::TicketAssigned, Some(actor.user_id))
+                .payload_with(json!({
+                    "from": from,
+                    "to": to,
+                })),
+        ];
         if to.is_some() && self.status == TicketStatus::New {
-            events.push(self.set_status(TicketStatus::Open, Some(actor.user_id), Some("assigned"), now));
+            events.push(self.set_status(
+                TicketStatus::Open,
+                Some(actor.user_id),
+                Some("assigned"),
+                now,
+            ));
         }
         events
+    }
+
+    /// Whether this ticket carries a red flag no clinician has decided on.
+    pub fn red_flag_uncleared(&self) -> bool {
+        self.priority.is_red_flag() && self.clearance.is_none()
+    }
+
+    /// Invariant 4: while a red flag is uncleared, only a clinician may `what` it.
+    pub fn interlock(&self, actor: &Actor, what: &str) -> Result<()> {
+        if self.red_flag_uncleared() && !actor.role.is_clinical() {
+            return Err(Error::forbidden(
+                "red-flag-uncleared",
+                format!(
+                    "this ticket carries an uncleared {} red flag ({}); a {} may not {what} it until a nurse or physician records a clinical clearance",
+                    self.priority.as_str(),
+                    self.flag_names(),
+                    actor.role.as_str(),
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The event recording a refused attempt to bury a red flag.
+    pub fn override_refused(&self, actor: &Actor, attempted: &str) -> NewEvent {
+        self.event(EventKind::OverrideRefused, Some(actor.user_id))
+            .payload_with(json!({
+                "attempted": attempted,
+                "role": actor.role,
+                "priority": self.priority,
+                "protocols": self.triage.protocols.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            }))
+    }
+
+    /// A clinician records a decision; the ticket follows the cleared
+    /// disposition from now on (and its queue with it).
+    pub fn clear(
+        &mut self,
+        actor: &Actor,
+        disposition: Disposition,
+        note: &str,
+        team: &CareTeam,
+        now: Timestamp,
+    ) -> Result<Vec<NewEvent>> {
+        if !actor.role.is_clinical() {
+            return Err(Error::forbidden(
+                "clinician-only",
+                "only a nurse or physician can record a clinical clearance",
+            ));
+        }
+        if !self.priority.is_red_flag() && self.clearance.is_none() {
+            return Err(Error::conflict(
+                "no-red-flag",
+                "this ticket carries no red flag to clear",
+            ));
+        }
+        let note = note.trim();
+        if note.is_empty() || note.chars().count() > 4000 {
+            return Err(Error::invalid(
+                "a clearance needs a note of 1–4000 characters saying what was decided",
+            ));
+        }
+        let cleared = self.priority;
+        self.clearance = Some(Clearance {
+            by: actor.user_id,
+            by_name: actor.name.clone(),
+            role: actor.role,
+            disposition,
+            cleared_priority: cleared,
+            note: note.to_owned(),
+            at: now,
+        });
+        self.priority = disposition;
+        let mut events = vec![
+            self.event(EventKind::TicketCleared, Some(actor.user_id))
+                .payload_with(json!({
+                    "cleared_priority": cleared,
+                    "disposition": disposition,
+                    "note_sha256": crate::ingest::text_digest(note),
+                })),
+        ];
+        events.extend(self.reroute(team, actor.user_id, "clinical clearance"));
+        self.updated_at = now;
+        Ok(events)
+    }
+
+    /// Change priority by hand. Raising is open to staff; lowering an
+    /// uncleared red flag is a clinician's decision and records a clearance.
+    pub fn set_priority(
+        &mut self,
+        actor: &Actor,
+        to: Disposition,
+        reason: &str,
+        team: &CareTeam,
+        policies: &SlaPolicies,
+        now: Timestamp,
+    ) -> Result<Vec<NewEvent>> {
+        if to == self.priority {
+            return Err(Error::conflict(
+                "same-priority",
+                format!("the ticket is already {}", to.as_str()),
+            ));
+        }
+        if to < self.priority {
+            self.interlock(actor, "lower the priority of")?;
+            if self.red_flag_uncleared() {
+                return self.clear(actor, to, reason, team, now);
+            }
+            let from = self.priority;
+            self.priority = to;
+            let mut ev = vec![
+                self.event(EventKind::TicketPriorityLowered, Some(actor.user_id))
+                    .payload_with(json!({"from": from, "to": to, "reason": reason})),
+            ];
+            ev.extend(self.reroute(team, actor.user_id, "priority lowered"));
+            self.updated_at = now;
+            return Ok(ev);
+        }
+        let from = self.priority;
+        self.priority = to;
+        self.clearance = None;
+        sla::tighten(&mut self.sla, policies.for_priority(to), now);
+        let mut ev = vec![
+            self.event(EventKind::TicketPriorityRaised, Some(actor.user_id))
+                .payload_with(json!({"from": from, "to": to, "reason": reason, "by_hand": true})),
+        ];
+        ev.extend(self.reroute(team, actor.user_id, "priority raised"));
+        self.updated_at = now;
+        Ok(ev)
+    }
+
+    fn reroute(&mut self, team: &CareTeam, actor: UserId, why: &str) -> Vec<NewEvent> {
+        let kind = QueueKind::for_priority(self.priority);
+        if kind == self.queue_kind {
+            return Vec::new();
+        }
+        let from_queue = self.queue_id;
+        self.queue_kind = kind;
+        self.queue_id = team.queue_for(kind);
+        vec![
+            self.event(EventKind::TicketRouted, Some(actor))
+                .payload_with(json!({
+                    "from_queue": from_queue,
+                    "to_queue": self.queue_id,
+                    "queue_kind": kind,
+                    "reason": why,
+                })),
+        ]
+    }
+
+    /// Book a visit. A routine visit for an uncleared red flag is how the
+    /// contact centre in the mission failed; only a clinician may book one.
+    pub fn book_visit(
+        &self,
+        actor: &Actor,
+        kind: VisitKind,
+        at: Timestamp,
+        visit: VisitId,
+    ) -> Result<Vec<NewEvent>> {
+        if !actor.role.is_staff() {
+            return Err(Error::forbidden("staff-only", "only staff book visits"));
+        }
+        if self.status == TicketStatus::Closed {
+            return Err(Error::conflict("ticket-closed", "this ticket is closed"));
+        }
+        if kind == VisitKind::Routine {
+            self.interlock(actor, "book a routine visit for")?;
+        }
+        Ok(vec![
+            self.event(EventKind::VisitBooked, Some(actor.user_id))
+                .payload_with(json!({"visit_id": visit, "kind": kind, "at": at})),
+        ])
+    }
+
+    /// Whether this contact's judgement calls for a page: a new red flag, a
+    /// stronger one, or a red flag arriving after a clinician cleared the last.
+    pub fn needs_page(before: Option<&Ticket>, after: &Ticket) -> bool {
+        if !after.red_flag_uncleared() {
+            return false;
+        }
+        match before {
+            None => true,
+            Some(b) => {
+                after.priority > b.priority || b.clearance.is_some() || !b.priority.is_red_flag()
+            }
+        }
     }
 
     /// The red-flag protocols on this ticket, for messages a person reads.
@@ -216,7 +460,11 @@ impl Ticket {
             .filter(|p| p.disposition.is_red_flag())
             .map(|p| p.title.as_str())
             .collect();
-        if names.is_empty() { self.priority.as_str().to_owned() } else { names.join(", ") }
+        if names.is_empty() {
+            self.priority.as_str().to_owned()
+        } else {
+            names.join(", ")
+        }
     }
 
     pub fn is_red_flag(&self) -> bool {
@@ -244,7 +492,11 @@ mod tests {
         Judgement {
             disposition: d,
             protocols: if d.is_red_flag() {
-                vec![FiredProtocol { id: "chest_pain".into(), title: "Chest pain".into(), disposition: d }]
+                vec![FiredProtocol {
+                    id: "chest_pain".into(),
+                    title: "Chest pain".into(),
+                    disposition: d,
+                }]
             } else {
                 vec![]
             },
@@ -273,12 +525,25 @@ mod tests {
 
     fn ticket(d: Disposition) -> (Ticket, CareTeam) {
         let t = team();
-        let (tk, _) = Ticket::open_for_contact(t.org_id, ThreadId::new(), MemberId::new(), &t, &judgement(d), &SlaPolicies::default(), None, now());
+        let (tk, _) = Ticket::open_for_contact(
+            t.org_id,
+            ThreadId::new(),
+            MemberId::new(),
+            &t,
+            &judgement(d),
+            &SlaPolicies::default(),
+            None,
+            now(),
+        );
         (tk, t)
     }
 
     fn guide() -> Actor {
-        Actor { user_id: UserId::new(), role: Role::CareGuide, name: "Guide".into() }
+        Actor {
+            user_id: UserId::new(),
+            role: Role::CareGuide,
+            name: "Guide".into(),
+        }
     }
 
     #[test]
@@ -296,7 +561,13 @@ mod tests {
         assert_eq!(t.status, TicketStatus::PendingMember);
         assert_eq!(ev.len(), 1);
         assert!(t.sla.first_response_at.is_some());
-        t.on_contact(&team, &judgement(Disposition::Routine), &SlaPolicies::default(), None, now());
+        t.on_contact(
+            &team,
+            &judgement(Disposition::Routine),
+            &SlaPolicies::default(),
+            None,
+            now(),
+        );
         assert_eq!(t.status, TicketStatus::Open);
         assert!(t.sla.next_response_due.is_some());
     }
@@ -312,8 +583,15 @@ mod tests {
     #[test]
     fn solved_ticket_reopens_when_member_writes() {
         let (mut t, team) = ticket(Disposition::Routine);
-        t.transition(&guide(), TicketStatus::Solved, None, now()).unwrap();
-        t.on_contact(&team, &judgement(Disposition::Routine), &SlaPolicies::default(), None, now());
+        t.transition(&guide(), TicketStatus::Solved, None, now())
+            .unwrap();
+        t.on_contact(
+            &team,
+            &judgement(Disposition::Routine),
+            &SlaPolicies::default(),
+            None,
+            now(),
+        );
         assert_eq!(t.status, TicketStatus::Open);
         assert!(t.sla.resolved_at.is_none());
     }
@@ -321,11 +599,23 @@ mod tests {
     #[test]
     fn new_message_raises_priority_and_reroutes_but_never_lowers() {
         let (mut t, team) = ticket(Disposition::Routine);
-        let ev = t.on_contact(&team, &judgement(Disposition::Emergency), &SlaPolicies::default(), None, now());
+        let ev = t.on_contact(
+            &team,
+            &judgement(Disposition::Emergency),
+            &SlaPolicies::default(),
+            None,
+            now(),
+        );
         assert_eq!(t.priority, Disposition::Emergency);
         assert_eq!(t.queue_id, team.clinical_queue);
         assert!(ev.iter().any(|e| e.kind == EventKind::TicketRouted));
-        t.on_contact(&team, &judgement(Disposition::Routine), &SlaPolicies::default(), None, now());
+        t.on_contact(
+            &team,
+            &judgement(Disposition::Routine),
+            &SlaPolicies::default(),
+            None,
+            now(),
+        );
         assert_eq!(t.priority, Disposition::Emergency);
         assert_eq!(t.queue_id, team.clinical_queue);
     }
@@ -333,12 +623,25 @@ mod tests {
     #[test]
     fn illegal_transitions_are_conflicts() {
         let (mut t, _) = ticket(Disposition::Routine);
-        let err = t.transition(&guide(), TicketStatus::Closed, None, now()).unwrap_err();
-        assert!(matches!(err, Error::Conflict { rule: "illegal-transition", .. }));
-        t.transition(&guide(), TicketStatus::Solved, None, now()).unwrap();
-        t.transition(&guide(), TicketStatus::Closed, None, now()).unwrap();
+        let err = t
+            .transition(&guide(), TicketStatus::Closed, None, now())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Conflict {
+                rule: "illegal-transition",
+                ..
+            }
+        ));
+        t.transition(&guide(), TicketStatus::Solved, None, now())
+            .unwrap();
+        t.transition(&guide(), TicketStatus::Closed, None, now())
+            .unwrap();
         for to in TicketStatus::ALL {
-            assert!(t.transition(&guide(), to, None, now()).is_err(), "closed is final, {to} refused");
+            assert!(
+                t.transition(&guide(), to, None, now()).is_err(),
+                "closed is final, {to} refused"
+            );
         }
         assert!(t.on_staff_reply(&guide(), false, now()).is_err());
     }
@@ -346,11 +649,27 @@ mod tests {
     #[test]
     fn non_clinician_cannot_solve_red_flag_ticket() {
         let (mut t, _) = ticket(Disposition::Urgent);
-        let err = t.transition(&guide(), TicketStatus::Solved, None, now()).unwrap_err();
-        assert!(matches!(err, Error::Forbidden { rule: "red-flag-uncleared", .. }), "{err}");
+        let err = t
+            .transition(&guide(), TicketStatus::Solved, None, now())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Forbidden {
+                    rule: "red-flag-uncleared",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("Chest pain"));
-        let nurse = Actor { user_id: UserId::new(), role: Role::Nurse, name: "N".into() };
-        t.transition(&nurse, TicketStatus::Solved, None, now()).unwrap();
+        let nurse = Actor {
+            user_id: UserId::new(),
+            role: Role::Nurse,
+            name: "N".into(),
+        };
+        t.transition(&nurse, TicketStatus::Solved, None, now())
+            .unwrap();
     }
 
     #[test]

@@ -24,7 +24,9 @@ impl MessageText {
                 "text is {chars} characters; the limit is {MAX_MESSAGE_CHARS}"
             )));
         }
-        if t.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        if t.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
             return Err(Error::invalid("text contains control characters"));
         }
         Ok(MessageText(t.to_owned()))
@@ -51,10 +53,14 @@ impl Username {
                     && domain.contains('.')
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
-                    && u.chars().all(|c| c.is_ascii_alphanumeric() || "@._+-".contains(c))
+                    && u.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "@._+-".contains(c))
             });
         if !ok {
-            return Err(Error::invalid(format!("'{}' is not a valid username (expected name@domain)", raw.trim())));
+            return Err(Error::invalid(format!(
+                "'{}' is not a valid username (expected name@domain)",
+                raw.trim()
+            )));
         }
         Ok(Username(u))
     }
@@ -79,7 +85,9 @@ pub fn check_password(pw: &str) -> Result<()> {
 pub fn display_name(raw: &str, what: &str) -> Result<String> {
     let n = raw.trim();
     if n.is_empty() || n.chars().count() > 200 || n.chars().any(char::is_control) {
-        return Err(Error::invalid(format!("{what} must be 1–200 printable characters")));
+        return Err(Error::invalid(format!(
+            "{what} must be 1–200 printable characters"
+        )));
     }
     Ok(n.to_owned())
 }
@@ -89,7 +97,9 @@ pub fn language(raw: &str) -> Result<String> {
     match raw.trim().to_lowercase().as_str() {
         "en" | "english" => Ok("en".into()),
         "es" | "spanish" | "español" | "espanol" => Ok("es".into()),
-        o => Err(Error::invalid(format!("unsupported language '{o}' (expected en or es)"))),
+        o => Err(Error::invalid(format!(
+            "unsupported language '{o}' (expected en or es)"
+        ))),
     }
 }
 
@@ -108,7 +118,12 @@ mod tests {
 
     #[test]
     fn usernames_are_email_style() {
-        assert_eq!(Username::parse("Guide.North1@Demo.Careline").unwrap().as_str(), "guide.north1@demo.careline");
+        assert_eq!(
+            Username::parse("Guide.North1@Demo.Careline")
+                .unwrap()
+                .as_str(),
+            "guide.north1@demo.careline"
+        );
         assert!(Username::parse("nobody").is_err());
         assert!(Username::parse("a@b").is_err());
     }

@@ -2,17 +2,21 @@
 //! directory. One writer thread commits in groups (see [`writer`]); reads use
 //! a small pool of read-only connections on blocking threads.
 
+mod audit;
+mod hooks;
 mod rows;
 pub mod schema;
 mod writer;
 
 use async_trait::async_trait;
 use careline_core::authz::Principal;
+use careline_core::escalation::{self, Page, PageLevel, Rota};
 use careline_core::event::{ChainVerifier, Event, EventKind, NewEvent};
 use careline_core::ids::*;
 use careline_core::ingest::{self, ContactKind, Existing};
 use careline_core::model::*;
-use careline_core::sla::SlaPolicies;
+use careline_core::safety::TicketHistory;
+use careline_core::settings::OrgSettings;
 use careline_core::validate::MessageText;
 use careline_core::{Error, Result};
 use careline_store::*;
@@ -42,11 +46,15 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let c = Connection::open_with_flags(path, flags)?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
-    c.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -16000;")?;
+    c.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -16000;",
+    )?;
     c.set_prepared_statement_cache_capacity(64);
     Ok(c)
 }
@@ -54,18 +62,32 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 impl SqliteStore {
     /// Open (creating and migrating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| Error::internal(format!("cannot create data directory {}: {e}", data_dir.display())))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
         let path = data_dir.join(DB_FILE);
         let mut conn = open_conn(&path, false).map_err(db)?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(db)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db)?;
         if mode != "wal" {
-            return Err(Error::internal(format!("could not switch {} to WAL (got {mode})", path.display())));
+            return Err(Error::internal(format!(
+                "could not switch {} to WAL (got {mode})",
+                path.display()
+            )));
         }
         schema::migrate(&mut conn).map_err(db)?;
         let bus = Bus::default();
         let writer = Writer::start(conn, bus.clone()).map_err(Error::internal)?;
-        Ok(SqliteStore { path, writer, readers: Arc::new(Mutex::new(Vec::new())), bus })
+        Ok(SqliteStore {
+            path,
+            writer,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            bus,
+        })
     }
 
     /// The database file.
@@ -107,26 +129,108 @@ impl SqliteStore {
     }
 }
 
-fn policies(c: &Connection, org: OrgId) -> Result<SlaPolicies> {
+fn settings(c: &Connection, org: OrgId) -> Result<OrgSettings> {
     let settings: Option<String> = c
-        .prepare_cached("SELECT settings FROM organizations WHERE id = ?1")
+        .prepare_cached("SELECT settings FROM organizations WHERE id = $1")
         .and_then(|mut s| s.query_row([org.to_string()], |r| r.get(0)).optional())
         .map_err(db)?;
     let settings = settings.ok_or(Error::NotFound("organization"))?;
-    let v: serde_json::Value = serde_json::from_str(&settings).unwrap_or_default();
-    Ok(v.get("sla").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default())
+    serde_json::from_str(&settings)
+        .map_err(|e| Error::internal(format!("organization settings: {e}")))
+}
+
+fn rota(c: &Connection, team: TeamId) -> Result<Rota> {
+    c.prepare_cached("SELECT * FROM rotas WHERE team_id = $1")
+        .and_then(|mut s| {
+            s.query_row([team.to_string()], |r| {
+                let sup: String = r.get("supervisors")?;
+                Ok(Rota {
+                    primary: rows::opt_id(r, "primary_id")?,
+                    backup: rows::opt_id(r, "backup_id")?,
+                    physician: rows::opt_id(r, "physician_id")?,
+                    supervisors: serde_json::from_str(&sup).unwrap_or_default(),
+                })
+            })
+            .optional()
+        })
+        .map_err(db)
+        .map(Option::unwrap_or_default)
+}
+
+fn open_pages_of(c: &Connection, ticket: TicketId) -> Result<Vec<Page>> {
+    let mut s = c
+        .prepare_cached("SELECT * FROM pages WHERE ticket_id = $1 AND status = 'open'")
+        .map_err(db)?;
+    s.query_map([ticket.to_string()], rows::page)
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db)
+}
+
+/// Page the first rung for a ticket's red flag, superseding older open pages.
+fn page_ticket(
+    tx: &Tx<'_>,
+    t: &Ticket,
+    flagged_at: Timestamp,
+    s: &OrgSettings,
+    now: Timestamp,
+) -> Result<Page> {
+    let mut events = Vec::new();
+    for mut old in open_pages_of(tx.conn, t.id)? {
+        events.extend(old.supersede("a newer red flag paged again"));
+        rows::upsert_page(tx.conn, &old)?;
+    }
+    let r = rota(tx.conn, t.team_id)?;
+    let (page, ev) = escalation::open_page(t, &r, &s.ack, PageLevel::Primary, flagged_at, now);
+    rows::upsert_page(tx.conn, &page)?;
+    events.extend(ev);
+    tx.append(t.org_id, now, events)?;
+    Ok(page)
+}
+
+fn user_name(c: &Connection, u: UserId) -> Result<Option<String>> {
+    c.prepare_cached("SELECT name FROM users WHERE id = $1")
+        .and_then(|mut s| s.query_row([u.to_string()], |r| r.get(0)).optional())
+        .map_err(db)
+}
+
+/// Record a refused attempt to bury a red flag, in its own transaction
+/// (the attempt itself rolled back).
+async fn refused<T: Send + 'static>(
+    store: &SqliteStore,
+    p: &Principal,
+    id: TicketId,
+    what: &'static str,
+    result: Result<T>,
+    now: Timestamp,
+) -> Result<T> {
+    if let Err(Error::Forbidden {
+        rule: "red-flag-uncleared",
+        ..
+    }) = &result
+    {
+        let actor = p.actor();
+        let _ = store
+            .write(move |tx| {
+                let t = rows::load_ticket(tx.conn, id)?;
+                tx.append(t.org_id, now, vec![t.override_refused(&actor, what)])
+            })
+            .await;
+    }
+    result
 }
 
 fn thread_of_member(c: &Connection, m: MemberId) -> Result<Option<Thread>> {
-    c.prepare_cached("SELECT * FROM threads WHERE member_id = ?1")
+    c.prepare_cached("SELECT * FROM threads WHERE member_id = $1")
         .and_then(|mut s| s.query_row([m.to_string()], rows::thread).optional())
         .map_err(db)
 }
 
 fn latest_ticket(c: &Connection, thread: ThreadId) -> Result<Option<Ticket>> {
-    c.prepare_cached("SELECT * FROM tickets WHERE thread_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1")
-        .and_then(|mut s| s.query_row([thread.to_string()], rows::ticket).optional())
-        .map_err(db)
+    c.prepare_cached(
+        "SELECT * FROM tickets WHERE thread_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .and_then(|mut s| s.query_row([thread.to_string()], rows::ticket).optional())
+    .map_err(db)
 }
 
 fn ticket_with_queue(c: &Connection, p: &Principal, id: TicketId) -> Result<(Ticket, Queue)> {
@@ -137,7 +241,9 @@ fn ticket_with_queue(c: &Connection, p: &Principal, id: TicketId) -> Result<(Tic
 }
 
 fn team_ids(c: &Connection, user: UserId) -> Result<Vec<TeamId>> {
-    let mut s = c.prepare_cached("SELECT team_id FROM team_members WHERE user_id = ?1").map_err(db)?;
+    let mut s = c
+        .prepare_cached("SELECT team_id FROM team_members WHERE user_id = $1")
+        .map_err(db)?;
     let ids = s
         .query_map([user.to_string()], |r| rows::id::<TeamId>(r, "team_id"))
         .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
@@ -152,17 +258,23 @@ impl Store for SqliteStore {
     }
 
     async fn ready(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db)).await?;
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
+            .await?;
         self.write(|_| Ok(())).await
     }
 
     async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
         let username = username.to_lowercase();
         self.read(move |c| {
-            c.prepare_cached("SELECT *, password_hash FROM users WHERE username = ?1")
+            c.prepare_cached("SELECT *, password_hash FROM users WHERE username = $1")
                 .and_then(|mut s| {
-                    s.query_row([&username], |r| Ok(Credentials { user: rows::user(r)?, password_hash: r.get("password_hash")? }))
-                        .optional()
+                    s.query_row([&username], |r| {
+                        Ok(Credentials {
+                            user: rows::user(r)?,
+                            password_hash: r.get("password_hash")?,
+                        })
+                    })
+                    .optional()
                 })
                 .map_err(db)
         })
@@ -172,7 +284,7 @@ impl Store for SqliteStore {
     async fn create_session(&self, s: NewSession, now: Timestamp) -> Result<()> {
         self.write(move |tx| {
             tx.conn
-                .prepare_cached("INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached("INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
                 .and_then(|mut st| {
                     st.execute(params![s.token_hash, s.user_id.to_string(), s.org_id.to_string(), us(now), us(s.expires_at)])
                 })
@@ -186,10 +298,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_login_failure(&self, org: OrgId, user: Option<UserId>, username: &str, now: Timestamp) -> Result<()> {
+    async fn record_login_failure(
+        &self,
+        org: OrgId,
+        user: Option<UserId>,
+        username: &str,
+        now: Timestamp,
+    ) -> Result<()> {
         let username = username.to_owned();
         self.write(move |tx| {
-            tx.append(org, now, vec![NewEvent::new(EventKind::LoginFailed, json!({"username": username})).actor(user)])
+            tx.append(
+                org,
+                now,
+                vec![
+                    NewEvent::new(EventKind::LoginFailed, json!({"username": username}))
+                        .actor(user),
+                ],
+            )
         })
         .await
     }
@@ -200,7 +325,7 @@ impl Store for SqliteStore {
             let user = c
                 .prepare_cached(
                     "SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id
-                     WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND u.disabled = 0",
+                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
                 )
                 .and_then(|mut s| s.query_row(params![token_hash, us(now)], rows::user).optional())
                 .map_err(db)?;
@@ -208,7 +333,7 @@ impl Store for SqliteStore {
             let team_ids = team_ids(c, user.id)?;
             let proxy_for = if user.role == Role::Proxy {
                 let mut s = c
-                    .prepare_cached("SELECT member_id FROM proxies WHERE proxy_user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)")
+                    .prepare_cached("SELECT member_id FROM proxies WHERE proxy_user_id = $1 AND (expires_at IS NULL OR expires_at > $2)")
                     .map_err(db)?;
                 s.query_map(params![user.id.to_string(), us(now)], |r| rows::id::<MemberId>(r, "member_id"))
                     .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
@@ -253,14 +378,14 @@ impl Store for SqliteStore {
                 }
             }
             let team = rows::load_team(c, member.team_id)?;
-            let policies = policies(c, member.org_id)?;
+            let settings = settings(c, member.org_id)?;
             let thread = thread_of_member(c, member.id)?;
             let ticket = match &thread {
                 Some(t) => latest_ticket(c, t.id)?,
                 None => None,
             };
             let kind = req.contact.kind;
-            let plan = ingest::plan_contact(&member, &team, Existing { thread, ticket }, req.contact, &policies, now);
+            let plan = ingest::plan_contact(&member, &team, Existing { thread, ticket }, req.contact, &settings, now);
             if plan.new_thread {
                 rows::insert_thread(c, &plan.thread)?;
             }
@@ -269,7 +394,7 @@ impl Store for SqliteStore {
             let call_id = if kind == ContactKind::CallNote {
                 let id = CallId::new();
                 c.prepare_cached(
-                    "INSERT INTO calls (id, org_id, member_id, agent_id, message_id, ticket_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO calls (id, org_id, member_id, agent_id, message_id, ticket_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -287,9 +412,27 @@ impl Store for SqliteStore {
             } else {
                 None
             };
+            if let Some(m) = &plan.auto_reply {
+                rows::insert_message(c, m)?;
+            }
             tx.append(member.org_id, now, plan.events)?;
+            let page = if plan.page_needed { Some(page_ticket(tx, &plan.ticket, now, &settings, now)?) } else { None };
+            let nurse = match page.as_ref().and_then(|p| p.targets.first()) {
+                Some(u) => user_name(c, *u)?.unwrap_or_else(|| "on call".into()),
+                None => "on call".into(),
+            };
+            let agent_guidance = plan.agent_guidance.map(|g| g.replace("{nurse}", &nurse));
             let queue = rows::load_queue(c, plan.ticket.queue_id)?;
-            Ok(ContactOutcome { message: plan.message, ticket: plan.ticket, queue, new_ticket: plan.new_ticket, call_id })
+            Ok(ContactOutcome {
+                message: plan.message,
+                ticket: plan.ticket,
+                queue,
+                new_ticket: plan.new_ticket,
+                call_id,
+                auto_reply: plan.auto_reply,
+                agent_guidance,
+                page,
+            })
         })
         .await
     }
@@ -298,16 +441,21 @@ impl Store for SqliteStore {
         let p = p.clone();
         self.read(move |c| {
             let thread = c
-                .prepare_cached("SELECT * FROM threads WHERE id = ?1")
+                .prepare_cached("SELECT * FROM threads WHERE id = $1")
                 .and_then(|mut s| s.query_row([id.to_string()], rows::thread).optional())
                 .map_err(db)?
                 .ok_or(Error::NotFound("thread"))?;
             let member = rows::load_member(c, thread.member_id)?;
-            p.member_access(member.org_id, member.id, member.team_id).map_err(|e| match e {
-                Error::NotFound(_) => Error::NotFound("thread"),
-                o => o,
-            })?;
-            let mut s = c.prepare_cached("SELECT * FROM messages WHERE thread_id = ?1 ORDER BY created_at, id").map_err(db)?;
+            p.member_access(member.org_id, member.id, member.team_id)
+                .map_err(|e| match e {
+                    Error::NotFound(_) => Error::NotFound("thread"),
+                    o => o,
+                })?;
+            let mut s = c
+                .prepare_cached(
+                    "SELECT * FROM messages WHERE thread_id = $1 ORDER BY created_at, id",
+                )
+                .map_err(db)?;
             let mut msgs = s
                 .query_map([id.to_string()], rows::message)
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
@@ -331,12 +479,12 @@ impl Store for SqliteStore {
             let limit = i64::from(if f.limit == 0 { 200 } else { f.limit.min(1000) });
             let mut sql = String::from(
                 "SELECT t.*, q.id AS q_id, q.team_id AS q_team_id, q.name AS q_name, q.kind AS q_kind
-                 FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.org_id = ?1",
+                 FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.org_id = $1",
             );
             let mut args: Vec<String> = vec![p.org_id.to_string()];
             let mut push = |cond: &str, v: String, sql: &mut String| {
                 args.push(v);
-                sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+                sql.push_str(&format!(" AND {cond} ${}", args.len()));
             };
             if p.role.is_staff() {
                 if !p.role.works_queues() || p.team_ids.is_empty() {
@@ -398,7 +546,7 @@ impl Store for SqliteStore {
                         COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed') AND t.priority = 'urgent') AS urgent
                      FROM queues q JOIN teams tm ON tm.id = q.team_id
                      LEFT JOIN tickets t ON t.queue_id = q.id
-                     WHERE q.org_id = ?1
+                     WHERE q.org_id = $1
                      GROUP BY q.id ORDER BY tm.name, q.kind DESC",
                 )
                 .map_err(db)?;
@@ -430,7 +578,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn reply(&self, p: &Principal, id: TicketId, text: MessageText, internal: bool, now: Timestamp) -> Result<(Message, Ticket)> {
+    async fn reply(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        text: MessageText,
+        internal: bool,
+        now: Timestamp,
+    ) -> Result<(Message, Ticket)> {
         let p = p.clone();
         self.write(move |tx| {
             let c = tx.conn;
@@ -469,7 +624,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn assign(&self, p: &Principal, id: TicketId, to: Option<UserId>, now: Timestamp) -> Result<Ticket> {
+    async fn assign(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Ticket> {
         let p = p.clone();
         self.write(move |tx| {
             let c = tx.conn;
@@ -477,13 +638,19 @@ impl Store for SqliteStore {
             p.work_ticket(&t)?;
             if let Some(to) = to {
                 let assignee = c
-                    .prepare_cached("SELECT * FROM users WHERE id = ?1")
+                    .prepare_cached("SELECT * FROM users WHERE id = $1")
                     .and_then(|mut s| s.query_row([to.to_string()], rows::user).optional())
                     .map_err(db)?
                     .filter(|u| u.org_id == t.org_id)
-                    .ok_or_else(|| Error::invalid("staff_id does not name a staff user of this organization"))?;
-                if !assignee.role.works_queues() || !team_ids(c, assignee.id)?.contains(&t.team_id) {
-                    return Err(Error::invalid(format!("{} is not on this ticket's care team", assignee.name)));
+                    .ok_or_else(|| {
+                        Error::invalid("staff_id does not name a staff user of this organization")
+                    })?;
+                if !assignee.role.works_queues() || !team_ids(c, assignee.id)?.contains(&t.team_id)
+                {
+                    return Err(Error::invalid(format!(
+                        "{} is not on this ticket's care team",
+                        assignee.name
+                    )));
                 }
             }
             let events = t.assign(&p.actor(), to, now);
@@ -494,28 +661,417 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn transition(&self, p: &Principal, id: TicketId, to: TicketStatus, reason: Option<String>, now: Timestamp) -> Result<Ticket> {
+    async fn transition(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: TicketStatus,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let pc = p.clone();
+        let what = if to == TicketStatus::Closed {
+            "close"
+        } else {
+            "solve"
+        };
+        let r = self.write_transition(pc, id, to, reason, now).await;
+        refused(self, p, id, what, r, now).await
+    }
+
+    async fn rota(&self, p: &Principal, team: TeamId) -> Result<Rota> {
+        let p = p.clone();
+        self.read(move |c| {
+            let t = rows::load_team(c, team)?;
+            if t.org_id != p.org_id || !p.role.is_staff() {
+                return Err(Error::NotFound("team"));
+            }
+            rota(c, team)
+        })
+        .await
+    }
+
+    async fn set_rota(&self, p: &Principal, team: TeamId, r: Rota, now: Timestamp) -> Result<Rota> {
         let p = p.clone();
         self.write(move |tx| {
-            let c = tx.conn;
-            let mut t = rows::load_ticket(c, id)?;
-            p.work_ticket(&t)?;
-            let events = t.transition(&p.actor(), to, reason.as_deref(), now)?;
-            rows::upsert_ticket(c, &t)?;
+            let t = rows::load_team(tx.conn, team)?;
+            if t.org_id != p.org_id {
+                return Err(Error::NotFound("team"));
+            }
+            let may = p.role == Role::Admin || (p.role == Role::Supervisor && p.team_ids.contains(&team));
+            if !may {
+                return Err(Error::forbidden("rota-managers", "only administrators and the team's supervisors set the on-call rota"));
+            }
+            let check = |u: Option<UserId>, clinical: bool, what: &str| -> Result<()> {
+                let Some(u) = u else { return Ok(()) };
+                let user = tx
+                    .conn
+                    .prepare_cached("SELECT * FROM users WHERE id = $1")
+                    .and_then(|mut s| s.query_row([u.to_string()], rows::user).optional())
+                    .map_err(db)?
+                    .filter(|x| x.org_id == p.org_id)
+                    .ok_or_else(|| Error::invalid(format!("{what}: no such staff user in this organization")))?;
+                if clinical && !user.role.is_clinical() {
+                    return Err(Error::invalid(format!("{what}: {} is a {}, not a nurse or physician", user.name, user.role)));
+                }
+                if !clinical && !matches!(user.role, Role::Supervisor | Role::Physician | Role::Nurse) {
+                    return Err(Error::invalid(format!("{what}: {} is a {}, not a supervisor", user.name, user.role)));
+                }
+                Ok(())
+            };
+            check(r.primary, true, "primary")?;
+            check(r.backup, true, "backup")?;
+            check(r.physician, true, "physician")?;
+            for s in &r.supervisors {
+                check(Some(*s), false, "supervisors")?;
+            }
+            tx.conn
+                .prepare_cached(
+                    "INSERT INTO rotas (team_id, org_id, primary_id, backup_id, physician_id, supervisors, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (team_id) DO UPDATE SET primary_id = excluded.primary_id, backup_id = excluded.backup_id,
+                        physician_id = excluded.physician_id, supervisors = excluded.supervisors, updated_at = excluded.updated_at",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        team.to_string(),
+                        p.org_id.to_string(),
+                        r.primary.map(|x| x.to_string()),
+                        r.backup.map(|x| x.to_string()),
+                        r.physician.map(|x| x.to_string()),
+                        serde_json::to_string(&r.supervisors).unwrap_or_else(|_| "[]".into()),
+                        us(now)
+                    ])
+                })
+                .map_err(db)?;
+            tx.append(p.org_id, now, vec![NewEvent::new(EventKind::RotaSet, json!(r)).actor(Some(p.user_id)).team(team)])?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn ticket_pages(&self, p: &Principal, ticket: TicketId) -> Result<Vec<Page>> {
+        let p = p.clone();
+        self.read(move |c| {
+            let t = rows::load_ticket(c, ticket)?;
+            p.ticket_access(&t)?;
+            let mut s = c
+                .prepare_cached(
+                    "SELECT * FROM pages WHERE ticket_id = $1 ORDER BY created_at DESC, id DESC",
+                )
+                .map_err(db)?;
+            s.query_map([ticket.to_string()], rows::page)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)
+        })
+        .await
+    }
+
+    async fn my_pages(&self, p: &Principal) -> Result<Vec<Page>> {
+        let p = p.clone();
+        self.read(move |c| {
+            let mut s = c
+                .prepare_cached(
+                    "SELECT * FROM pages WHERE org_id = $1 AND status = 'open' ORDER BY created_at",
+                )
+                .map_err(db)?;
+            let all = s
+                .query_map([p.org_id.to_string()], rows::page)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?;
+            let actor = p.actor();
+            Ok(all.into_iter().filter(|pg| pg.may_ack(&actor)).collect())
+        })
+        .await
+    }
+
+    async fn ack_page(&self, p: &Principal, page: PageId, now: Timestamp) -> Result<Page> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let mut pg = tx
+                .conn
+                .prepare_cached("SELECT * FROM pages WHERE id = $1")
+                .and_then(|mut s| s.query_row([page.to_string()], rows::page).optional())
+                .map_err(db)?
+                .filter(|pg| pg.org_id == p.org_id)
+                .ok_or(Error::NotFound("page"))?;
+            let events = pg.acknowledge(&p.actor(), now)?;
+            rows::upsert_page(tx.conn, &pg)?;
+            tx.append(pg.org_id, now, events)?;
+            Ok(pg)
+        })
+        .await
+    }
+
+    async fn escalate_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Page>> {
+        self.write(move |tx| {
+            let due: Vec<Page> = {
+                let mut s = tx
+                    .conn
+                    .prepare_cached("SELECT * FROM pages WHERE status = 'open' AND deadline IS NOT NULL AND deadline <= $1 ORDER BY deadline LIMIT $2")
+                    .map_err(db)?;
+                s.query_map(params![us(now), i64::from(limit)], rows::page)
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(db)?
+            };
+            let mut fired = Vec::new();
+            for mut pg in due {
+                // Inside this write transaction the page is still open: no
+                // other process can have escalated it (exactly once).
+                let t = rows::load_ticket(tx.conn, pg.ticket_id)?;
+                let s = settings(tx.conn, pg.org_id)?;
+                let r = rota(tx.conn, pg.team_id)?;
+                let (next, events) = pg.escalate(&t, &r, &s.ack, now)?;
+                rows::upsert_page(tx.conn, &pg)?;
+                rows::upsert_page(tx.conn, &next)?;
+                tx.append(pg.org_id, now, events)?;
+                fired.push(next);
+            }
+            Ok(fired)
+        })
+        .await
+    }
+
+    async fn next_page_deadline(&self) -> Result<Option<Timestamp>> {
+        self.read(|c| {
+            let v: Option<i64> = c
+                .query_row("SELECT MIN(deadline) FROM pages WHERE status = 'open' AND deadline IS NOT NULL", [], |r| r.get(0))
+                .map_err(db)?;
+            Ok(v.and_then(|us| Timestamp::from_microsecond(us).ok()))
+        })
+        .await
+    }
+
+    async fn clear(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        disposition: careline_core::Disposition,
+        note: String,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let mut t = rows::load_ticket(tx.conn, id)?;
+            p.ticket_access(&t).or_else(|e| {
+                if p.role.is_clinical() && paged_on(tx.conn, &p, id)? {
+                    Ok(careline_core::authz::Grant::CareTeam)
+                } else {
+                    Err(e)
+                }
+            })?;
+            let team = rows::load_team(tx.conn, t.team_id)?;
+            let mut events = t.clear(&p.actor(), disposition, &note, &team, now)?;
+            for mut pg in open_pages_of(tx.conn, id)? {
+                events.extend(pg.supersede("clinical clearance recorded"));
+                rows::upsert_page(tx.conn, &pg)?;
+            }
+            rows::upsert_ticket(tx.conn, &t)?;
             tx.append(t.org_id, now, events)?;
             Ok(t)
         })
         .await
     }
 
+    async fn set_priority(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: careline_core::Disposition,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let pc = p.clone();
+        let r = self
+            .write(move |tx| {
+                let p = pc;
+                let mut t = rows::load_ticket(tx.conn, id)?;
+                p.work_ticket(&t)?;
+                let before = t.clone();
+                let team = rows::load_team(tx.conn, t.team_id)?;
+                let s = settings(tx.conn, t.org_id)?;
+                let mut events = t.set_priority(&p.actor(), to, &reason, &team, &s.sla, now)?;
+                if t.clearance.is_some() {
+                    for mut pg in open_pages_of(tx.conn, id)? {
+                        events.extend(pg.supersede("clinical clearance recorded"));
+                        rows::upsert_page(tx.conn, &pg)?;
+                    }
+                }
+                rows::upsert_ticket(tx.conn, &t)?;
+                tx.append(t.org_id, now, events)?;
+                if Ticket::needs_page(Some(&before), &t) {
+                    page_ticket(tx, &t, now, &s, now)?;
+                }
+                Ok(t)
+            })
+            .await;
+        refused(self, p, id, "lower the priority", r, now).await
+    }
+
+    async fn book_visit(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        kind: VisitKind,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Visit> {
+        let pc = p.clone();
+        let r = self
+            .write(move |tx| {
+                let p = pc;
+                let t = rows::load_ticket(tx.conn, id)?;
+                p.work_ticket(&t)?;
+                let v = Visit { id: VisitId::new(), org_id: t.org_id, ticket_id: t.id, member_id: t.member_id, kind, at, booked_by: p.user_id, created_at: now };
+                let events = t.book_visit(&p.actor(), kind, at, v.id)?;
+                tx.conn
+                    .prepare_cached("INSERT INTO visits (id, org_id, ticket_id, member_id, kind, at, booked_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .and_then(|mut s| {
+                        s.execute(params![v.id.to_string(), v.org_id.to_string(), v.ticket_id.to_string(), v.member_id.to_string(), kind.as_str(), us(at), p.user_id.to_string(), us(now)])
+                    })
+                    .map_err(db)?;
+                tx.append(t.org_id, now, events)?;
+                Ok(v)
+            })
+            .await;
+        refused(self, p, id, "book a routine visit", r, now).await
+    }
+
+    async fn settings(&self, org: OrgId) -> Result<OrgSettings> {
+        self.read(move |c| settings(c, org)).await
+    }
+
+    async fn set_settings(&self, p: &Principal, new: OrgSettings, now: Timestamp) -> Result<()> {
+        p.require(
+            &[Role::Admin],
+            "admin-only",
+            "only administrators change organization settings",
+        )?;
+        let p = p.clone();
+        self.write(move |tx| {
+            let text = serde_json::to_string(&new).map_err(Error::internal)?;
+            tx.conn
+                .prepare_cached("UPDATE organizations SET settings = $1 WHERE id = $2")
+                .and_then(|mut s| s.execute(params![text, p.org_id.to_string()]))
+                .map_err(db)?;
+            tx.append(
+                p.org_id,
+                now,
+                vec![
+                    NewEvent::new(EventKind::RotaSet, json!({"settings": new}))
+                        .actor(Some(p.user_id)),
+                ],
+            )
+        })
+        .await
+    }
+
+    async fn create_webhook(
+        &self,
+        p: &Principal,
+        url: String,
+        secret: String,
+        events: Vec<String>,
+        now: Timestamp,
+    ) -> Result<Webhook> {
+        hooks::create(self, p, url, secret, events, now).await
+    }
+
+    async fn webhooks(&self, p: &Principal) -> Result<Vec<Webhook>> {
+        hooks::list(self, p).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        hooks::claim(self, now, lease_until, limit).await
+    }
+
+    async fn delivery_attempted(
+        &self,
+        id: DeliveryId,
+        ok: bool,
+        error: Option<String>,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<()> {
+        hooks::attempted(self, id, ok, error, retry_at, now).await
+    }
+
+    async fn deliveries(&self, p: &Principal, status: &str, limit: u32) -> Result<Vec<Delivery>> {
+        hooks::deliveries(self, p, status, limit).await
+    }
+
+    async fn replay_delivery(
+        &self,
+        p: &Principal,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> Result<Delivery> {
+        hooks::replay(self, p, id, now).await
+    }
+
+    async fn contacts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<PastContact>> {
+        audit::contacts(self, since, until, after, limit).await
+    }
+
+    async fn contact_count(&self, since: Timestamp, until: Timestamp) -> Result<i64> {
+        audit::contact_count(self, since, until).await
+    }
+
+    async fn ticket_histories(
+        &self,
+        tickets: Vec<TicketId>,
+    ) -> Result<std::collections::HashMap<TicketId, TicketHistory>> {
+        audit::histories(self, tickets).await
+    }
+
+    async fn file_findings(&self, findings: Vec<NewFinding>, now: Timestamp) -> Result<usize> {
+        audit::file(self, findings, now).await
+    }
+
+    async fn safety_reviews(
+        &self,
+        p: &Principal,
+        status: Option<String>,
+    ) -> Result<Vec<SafetyReview>> {
+        audit::reviews(self, p, status).await
+    }
+
+    async fn resolve_review(
+        &self,
+        p: &Principal,
+        id: ReviewId,
+        note: String,
+        now: Timestamp,
+    ) -> Result<SafetyReview> {
+        audit::resolve(self, p, id, note, now).await
+    }
+
+    async fn safety_report(
+        &self,
+        p: &Principal,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<SafetyReport> {
+        audit::report(self, p, since, until).await
+    }
     async fn create_org(&self, name: &str, now: Timestamp) -> Result<Organization> {
         let name = careline_core::validate::display_name(name, "organization name")?;
         self.write(move |tx| {
             let o = Organization { id: OrgId::new(), name, created_at: now };
             tx.conn
-                .prepare_cached("INSERT INTO organizations (id, name, settings, created_at) VALUES (?1, ?2, ?3, ?4)")
+                .prepare_cached("INSERT INTO organizations (id, name, settings, created_at) VALUES ($1, $2, $3, $4)")
                 .and_then(|mut s| {
-                    s.execute(params![o.id.to_string(), o.name, json!({"sla": SlaPolicies::default()}).to_string(), us(now)])
+                    s.execute(params![o.id.to_string(), o.name, serde_json::to_string(&OrgSettings::default()).unwrap_or_else(|_| "{}".into()), us(now)])
                 })
                 .map_err(db)?;
             tx.append(o.id, now, vec![NewEvent::new(EventKind::OrganizationCreated, json!({"name": o.name}))])?;
@@ -527,7 +1083,7 @@ impl Store for SqliteStore {
     async fn org_by_name(&self, name: &str) -> Result<Option<Organization>> {
         let name = name.to_owned();
         self.read(move |c| {
-            c.prepare_cached("SELECT * FROM organizations WHERE name = ?1")
+            c.prepare_cached("SELECT * FROM organizations WHERE name = $1")
                 .and_then(|mut s| s.query_row([name], rows::org).optional())
                 .map_err(db)
         })
@@ -536,29 +1092,35 @@ impl Store for SqliteStore {
 
     async fn orgs(&self) -> Result<Vec<Organization>> {
         self.read(|c| {
-            let mut s = c.prepare_cached("SELECT * FROM organizations ORDER BY name").map_err(db)?;
-            s.query_map([], rows::org).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+            let mut s = c
+                .prepare_cached("SELECT * FROM organizations ORDER BY name")
+                .map_err(db)?;
+            s.query_map([], rows::org)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)
         })
         .await
     }
 
-    async fn sla_policies(&self, org: OrgId) -> Result<SlaPolicies> {
-        self.read(move |c| policies(c, org)).await
-    }
-
-    async fn create_team(&self, org: OrgId, name: &str, actor: Option<UserId>, now: Timestamp) -> Result<CareTeam> {
+    async fn create_team(
+        &self,
+        org: OrgId,
+        name: &str,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<CareTeam> {
         let name = careline_core::validate::display_name(name, "team name")?;
         self.write(move |tx| {
             let t = CareTeam { id: TeamId::new(), org_id: org, name, team_queue: QueueId::new(), clinical_queue: QueueId::new() };
             tx.conn
-                .prepare_cached("INSERT INTO teams (id, org_id, name, team_queue, clinical_queue, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .prepare_cached("INSERT INTO teams (id, org_id, name, team_queue, clinical_queue, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .and_then(|mut s| {
                     s.execute(params![t.id.to_string(), org.to_string(), t.name, t.team_queue.to_string(), t.clinical_queue.to_string(), us(now)])
                 })
                 .map_err(db)?;
             for (qid, kind, label) in [(t.team_queue, QueueKind::Team, "team"), (t.clinical_queue, QueueKind::Clinical, "clinical")] {
                 tx.conn
-                    .prepare_cached("INSERT INTO queues (id, org_id, team_id, name, kind) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .prepare_cached("INSERT INTO queues (id, org_id, team_id, name, kind) VALUES ($1, $2, $3, $4, $5)")
                     .and_then(|mut s| {
                         s.execute(params![qid.to_string(), org.to_string(), t.id.to_string(), format!("{} {label}", t.name), kind.as_str()])
                     })
@@ -578,8 +1140,12 @@ impl Store for SqliteStore {
 
     async fn teams(&self, org: OrgId) -> Result<Vec<CareTeam>> {
         self.read(move |c| {
-            let mut s = c.prepare_cached("SELECT * FROM teams WHERE org_id = ?1 ORDER BY name").map_err(db)?;
-            s.query_map([org.to_string()], rows::team).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+            let mut s = c
+                .prepare_cached("SELECT * FROM teams WHERE org_id = $1 ORDER BY name")
+                .map_err(db)?;
+            s.query_map([org.to_string()], rows::team)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)
         })
         .await
     }
@@ -608,7 +1174,7 @@ impl Store for SqliteStore {
             };
             tx.conn
                 .prepare_cached(
-                    "INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -636,18 +1202,29 @@ impl Store for SqliteStore {
 
     async fn users(&self, org: OrgId) -> Result<Vec<User>> {
         self.read(move |c| {
-            let mut s = c.prepare_cached("SELECT * FROM users WHERE org_id = ?1 ORDER BY username").map_err(db)?;
-            s.query_map([org.to_string()], rows::user).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+            let mut s = c
+                .prepare_cached("SELECT * FROM users WHERE org_id = $1 ORDER BY username")
+                .map_err(db)?;
+            s.query_map([org.to_string()], rows::user)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)
         })
         .await
     }
 
-    async fn add_to_team(&self, org: OrgId, team: TeamId, user: UserId, actor: Option<UserId>, now: Timestamp) -> Result<()> {
+    async fn add_to_team(
+        &self,
+        org: OrgId,
+        team: TeamId,
+        user: UserId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<()> {
         self.write(move |tx| {
             let t = rows::load_team(tx.conn, team)?;
             let u = tx
                 .conn
-                .prepare_cached("SELECT * FROM users WHERE id = ?1")
+                .prepare_cached("SELECT * FROM users WHERE id = $1")
                 .and_then(|mut s| s.query_row([user.to_string()], rows::user).optional())
                 .map_err(db)?
                 .ok_or(Error::NotFound("user"))?;
@@ -659,7 +1236,7 @@ impl Store for SqliteStore {
             }
             let n = tx
                 .conn
-                .prepare_cached("INSERT INTO team_members (team_id, user_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+                .prepare_cached("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .and_then(|mut s| s.execute(params![team.to_string(), user.to_string()]))
                 .map_err(db)?;
             if n > 0 {
@@ -674,7 +1251,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_member(&self, m: NewMember, actor: Option<UserId>, now: Timestamp) -> Result<Member> {
+    async fn create_member(
+        &self,
+        m: NewMember,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Member> {
         let name = careline_core::validate::display_name(&m.name, "member name")?;
         let language = careline_core::validate::language(&m.language)?;
         self.write(move |tx| {
@@ -700,7 +1282,7 @@ impl Store for SqliteStore {
             tx.conn
                 .prepare_cached(
                     "INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -735,18 +1317,30 @@ impl Store for SqliteStore {
 
     async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
         self.read(move |c| {
-            let mut s = c.prepare_cached("SELECT * FROM members WHERE org_id = ?1 ORDER BY name").map_err(db)?;
-            s.query_map([org.to_string()], rows::member).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+            let mut s = c
+                .prepare_cached("SELECT * FROM members WHERE org_id = $1 ORDER BY name")
+                .map_err(db)?;
+            s.query_map([org.to_string()], rows::member)
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)
         })
         .await
     }
 
-    async fn grant_proxy(&self, org: OrgId, proxy: UserId, member: MemberId, expires_at: Option<Timestamp>, actor: Option<UserId>, now: Timestamp) -> Result<()> {
+    async fn grant_proxy(
+        &self,
+        org: OrgId,
+        proxy: UserId,
+        member: MemberId,
+        expires_at: Option<Timestamp>,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<()> {
         self.write(move |tx| {
             let m = rows::load_member(tx.conn, member)?;
             let u = tx
                 .conn
-                .prepare_cached("SELECT * FROM users WHERE id = ?1")
+                .prepare_cached("SELECT * FROM users WHERE id = $1")
                 .and_then(|mut s| s.query_row([proxy.to_string()], rows::user).optional())
                 .map_err(db)?
                 .ok_or(Error::NotFound("user"))?;
@@ -758,7 +1352,7 @@ impl Store for SqliteStore {
             }
             tx.conn
                 .prepare_cached(
-                    "INSERT INTO proxies (proxy_user_id, member_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)
+                    "INSERT INTO proxies (proxy_user_id, member_id, expires_at, created_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (proxy_user_id, member_id) DO UPDATE SET expires_at = excluded.expires_at",
                 )
                 .and_then(|mut s| s.execute(params![proxy.to_string(), member.to_string(), expires_at.map(us), us(now)]))
@@ -788,7 +1382,7 @@ impl Store for SqliteStore {
             for (org, name) in orgs {
                 let mut v = ChainVerifier::default();
                 let mut error = None;
-                let mut s = c.prepare("SELECT * FROM events WHERE org_id = ?1 ORDER BY seq").map_err(db)?;
+                let mut s = c.prepare("SELECT * FROM events WHERE org_id = $1 ORDER BY seq").map_err(db)?;
                 let mut rows_ = s.query([&org]).map_err(db)?;
                 while let Some(r) = rows_.next().map_err(db)? {
                     match rows::event(r) {
@@ -806,7 +1400,7 @@ impl Store for SqliteStore {
                 }
                 if error.is_none() {
                     let head: Option<(i64, String)> = c
-                        .query_row("SELECT seq, hash FROM chain_heads WHERE org_id = ?1", [&org], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .query_row("SELECT seq, hash FROM chain_heads WHERE org_id = $1", [&org], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()
                         .map_err(db)?;
                     if let Err(err) = v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
@@ -827,10 +1421,56 @@ impl Store for SqliteStore {
 
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
         self.read(move |c| {
-            let mut s = c.prepare_cached("SELECT * FROM events WHERE org_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3").map_err(db)?;
-            s.query_map(params![org.to_string(), after_seq, i64::from(limit.clamp(1, 10_000))], rows::event)
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(db)
+            let mut s = c
+                .prepare_cached(
+                    "SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .map_err(db)?;
+            s.query_map(
+                params![
+                    org.to_string(),
+                    after_seq,
+                    i64::from(limit.clamp(1, 10_000))
+                ],
+                rows::event,
+            )
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)
+        })
+        .await
+    }
+}
+
+/// Whether `p` holds a page on this ticket (a paged clinician may act on it).
+fn paged_on(c: &Connection, p: &Principal, ticket: TicketId) -> Result<bool> {
+    let mut s = c
+        .prepare_cached("SELECT * FROM pages WHERE ticket_id = $1")
+        .map_err(db)?;
+    let pages = s
+        .query_map([ticket.to_string()], rows::page)
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db)?;
+    let actor = p.actor();
+    Ok(pages.iter().any(|pg| pg.may_ack(&actor)))
+}
+
+impl SqliteStore {
+    async fn write_transition(
+        &self,
+        p: Principal,
+        id: TicketId,
+        to: TicketStatus,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        self.write(move |tx| {
+            let c = tx.conn;
+            let mut t = rows::load_ticket(c, id)?;
+            p.work_ticket(&t)?;
+            let events = t.transition(&p.actor(), to, reason.as_deref(), now)?;
+            rows::upsert_ticket(c, &t)?;
+            tx.append(t.org_id, now, events)?;
+            Ok(t)
         })
         .await
     }

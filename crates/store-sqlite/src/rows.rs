@@ -14,9 +14,18 @@ pub fn db(e: rusqlite::Error) -> Error {
     let msg = e.to_string();
     for (name, what) in [
         ("users.username", "that username is taken"),
-        ("organizations.name", "an organization with that name exists"),
-        ("teams.org_id, teams.name", "a team with that name exists in this organization"),
-        ("members.org_id, members.external_ref", "a member with that external reference exists"),
+        (
+            "organizations.name",
+            "an organization with that name exists",
+        ),
+        (
+            "teams.org_id, teams.name",
+            "a team with that name exists in this organization",
+        ),
+        (
+            "members.org_id, members.external_ref",
+            "a member with that external reference exists",
+        ),
     ] {
         if msg.contains("UNIQUE constraint failed") && msg.contains(name) {
             return Error::conflict("duplicate", what);
@@ -27,13 +36,19 @@ pub fn db(e: rusqlite::Error) -> Error {
 
 pub fn id<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
-    T::from_str(&s).map_err(|_| rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text))
+    T::from_str(&s).map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text)
+    })
 }
 
 pub fn opt_id<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<Option<T>> {
     let s: Option<String> = row.get(idx)?;
-    s.map(|s| T::from_str(&s).map_err(|_| rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text)))
-        .transpose()
+    s.map(|s| {
+        T::from_str(&s).map_err(|_| {
+            rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text)
+        })
+    })
+    .transpose()
 }
 
 pub fn ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Timestamp> {
@@ -47,12 +62,16 @@ pub fn us(t: Timestamp) -> i64 {
 
 fn parsed<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
-    T::from_str(&s).map_err(|_| rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text))
+    T::from_str(&s).map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, idx.to_owned(), rusqlite::types::Type::Text)
+    })
 }
 
 fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
-    serde_json::from_str(&s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -70,7 +89,11 @@ pub fn rank(p: Disposition) -> i64 {
 // ---- organizations, teams, queues ----
 
 pub fn org(row: &Row<'_>) -> rusqlite::Result<Organization> {
-    Ok(Organization { id: id(row, "id")?, name: row.get("name")?, created_at: ts(row, "created_at")? })
+    Ok(Organization {
+        id: id(row, "id")?,
+        name: row.get("name")?,
+        created_at: ts(row, "created_at")?,
+    })
 }
 
 pub fn team(row: &Row<'_>) -> rusqlite::Result<CareTeam> {
@@ -84,18 +107,23 @@ pub fn team(row: &Row<'_>) -> rusqlite::Result<CareTeam> {
 }
 
 pub fn queue(row: &Row<'_>) -> rusqlite::Result<Queue> {
-    Ok(Queue { id: id(row, "id")?, team_id: id(row, "team_id")?, name: row.get("name")?, kind: parsed(row, "kind")? })
+    Ok(Queue {
+        id: id(row, "id")?,
+        team_id: id(row, "team_id")?,
+        name: row.get("name")?,
+        kind: parsed(row, "kind")?,
+    })
 }
 
 pub fn load_team(c: &Connection, team_id: TeamId) -> Result<CareTeam> {
-    c.prepare_cached("SELECT * FROM teams WHERE id = ?1")
+    c.prepare_cached("SELECT * FROM teams WHERE id = $1")
         .and_then(|mut s| s.query_row([team_id.to_string()], team).optional())
         .map_err(db)?
         .ok_or(Error::NotFound("team"))
 }
 
 pub fn load_queue(c: &Connection, q: QueueId) -> Result<Queue> {
-    c.prepare_cached("SELECT * FROM queues WHERE id = ?1")
+    c.prepare_cached("SELECT * FROM queues WHERE id = $1")
         .and_then(|mut s| s.query_row([q.to_string()], queue).optional())
         .map_err(db)?
         .ok_or(Error::NotFound("queue"))
@@ -134,7 +162,7 @@ pub fn member(row: &Row<'_>) -> rusqlite::Result<Member> {
 }
 
 pub fn load_member(c: &Connection, m: MemberId) -> Result<Member> {
-    c.prepare_cached("SELECT * FROM members WHERE id = ?1")
+    c.prepare_cached("SELECT * FROM members WHERE id = $1")
         .and_then(|mut s| s.query_row([m.to_string()], member).optional())
         .map_err(db)?
         .ok_or(Error::NotFound("member"))
@@ -181,22 +209,89 @@ pub fn ticket(row: &Row<'_>) -> rusqlite::Result<Ticket> {
         assignee_id: opt_id(row, "assignee_id")?,
         triage: json(row, "triage")?,
         sla: json(row, "sla")?,
+        clearance: row
+            .get::<_, Option<String>>("clearance")?
+            .and_then(|c| serde_json::from_str(&c).ok()),
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
     })
 }
 
+pub fn opt_ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Option<Timestamp>> {
+    let v: Option<i64> = row.get(idx)?;
+    Ok(v.map(|us| Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)))
+}
+
+pub fn page(row: &Row<'_>) -> rusqlite::Result<careline_core::escalation::Page> {
+    Ok(careline_core::escalation::Page {
+        id: id(row, "id")?,
+        org_id: id(row, "org_id")?,
+        ticket_id: id(row, "ticket_id")?,
+        member_id: id(row, "member_id")?,
+        team_id: id(row, "team_id")?,
+        level: parsed(row, "level")?,
+        targets: json(row, "targets")?,
+        disposition: parsed(row, "disposition")?,
+        reason: row.get("reason")?,
+        flagged_at: ts(row, "flagged_at")?,
+        created_at: ts(row, "created_at")?,
+        deadline: opt_ts(row, "deadline")?,
+        status: parsed(row, "status")?,
+        acked_by: opt_id(row, "acked_by")?,
+        acked_at: opt_ts(row, "acked_at")?,
+    })
+}
+
+pub fn upsert_page(c: &Connection, p: &careline_core::escalation::Page) -> Result<()> {
+    let targets = to_json(&p.targets)?;
+    c.prepare_cached(
+        "INSERT INTO pages (id, org_id, ticket_id, member_id, team_id, level, targets, disposition, reason, flagged_at, created_at, deadline, status, acked_by, acked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, acked_by = excluded.acked_by, acked_at = excluded.acked_at",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            p.id.to_string(),
+            p.org_id.to_string(),
+            p.ticket_id.to_string(),
+            p.member_id.to_string(),
+            p.team_id.to_string(),
+            p.level.as_str(),
+            targets,
+            p.disposition.as_str(),
+            p.reason,
+            us(p.flagged_at),
+            us(p.created_at),
+            p.deadline.map(us),
+            p.status.as_str(),
+            p.acked_by.map(|x| x.to_string()),
+            p.acked_at.map(us),
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
 pub fn load_ticket(c: &Connection, t: TicketId) -> Result<Ticket> {
-    c.prepare_cached("SELECT * FROM tickets WHERE id = ?1")
+    c.prepare_cached("SELECT * FROM tickets WHERE id = $1")
         .and_then(|mut s| s.query_row([t.to_string()], ticket).optional())
         .map_err(db)?
         .ok_or(Error::NotFound("ticket"))
 }
 
 pub fn insert_thread(c: &Connection, t: &Thread) -> Result<()> {
-    c.prepare_cached("INSERT INTO threads (id, org_id, member_id, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![t.id.to_string(), t.org_id.to_string(), t.member_id.to_string(), us(t.created_at)]))
-        .map_err(db)?;
+    c.prepare_cached(
+        "INSERT INTO threads (id, org_id, member_id, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            t.id.to_string(),
+            t.org_id.to_string(),
+            t.member_id.to_string(),
+            us(t.created_at)
+        ])
+    })
+    .map_err(db)?;
     Ok(())
 }
 
@@ -204,7 +299,7 @@ pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
     let triage = m.triage.as_ref().map(to_json).transpose()?;
     c.prepare_cached(
         "INSERT INTO messages (id, org_id, thread_id, ticket_id, kind, author_id, author_name, body, triage, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -227,14 +322,16 @@ pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
 pub fn upsert_ticket(c: &Connection, t: &Ticket) -> Result<()> {
     let next_due = careline_core::sla::next_due(&t.sla).map(us);
     let (triage, sla) = (to_json(&t.triage)?, to_json(&t.sla)?);
+    let clearance = t.clearance.as_ref().map(to_json).transpose()?;
     c.prepare_cached(
         "INSERT INTO tickets (id, org_id, thread_id, member_id, team_id, queue_id, queue_kind, status, priority, priority_rank,
-                              assignee_id, triage, sla, next_due, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                              assignee_id, triage, sla, next_due, created_at, updated_at, clearance)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (id) DO UPDATE SET
             queue_id = excluded.queue_id, queue_kind = excluded.queue_kind, status = excluded.status,
             priority = excluded.priority, priority_rank = excluded.priority_rank, assignee_id = excluded.assignee_id,
-            triage = excluded.triage, sla = excluded.sla, next_due = excluded.next_due, updated_at = excluded.updated_at",
+            triage = excluded.triage, sla = excluded.sla, next_due = excluded.next_due, updated_at = excluded.updated_at,
+            clearance = excluded.clearance",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -254,6 +351,7 @@ pub fn upsert_ticket(c: &Connection, t: &Ticket) -> Result<()> {
             next_due,
             us(t.created_at),
             us(t.updated_at),
+            clearance,
         ])
     })
     .map_err(db)?;

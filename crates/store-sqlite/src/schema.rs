@@ -6,7 +6,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE organizations (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -162,7 +163,93 @@ CREATE TRIGGER messages_never_edited BEFORE UPDATE OF body, kind, thread_id, aut
 BEGIN SELECT RAISE(ABORT, 'messages are never edited: redaction is an event'); END;
 CREATE TRIGGER tickets_never_deleted BEFORE DELETE ON tickets
 BEGIN SELECT RAISE(ABORT, 'tickets are never deleted'); END;
-"#];
+"#,
+    r#"
+ALTER TABLE tickets ADD COLUMN clearance TEXT;
+CREATE TABLE rotas (
+    team_id      TEXT PRIMARY KEY REFERENCES teams(id),
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    primary_id   TEXT REFERENCES users(id),
+    backup_id    TEXT REFERENCES users(id),
+    physician_id TEXT REFERENCES users(id),
+    supervisors  TEXT NOT NULL DEFAULT '[]',
+    updated_at   INTEGER NOT NULL
+);
+CREATE TABLE pages (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    ticket_id    TEXT NOT NULL REFERENCES tickets(id),
+    member_id    TEXT NOT NULL REFERENCES members(id),
+    team_id      TEXT NOT NULL REFERENCES teams(id),
+    level        TEXT NOT NULL,
+    targets      TEXT NOT NULL,
+    disposition  TEXT NOT NULL,
+    reason       TEXT NOT NULL,
+    flagged_at   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    deadline     INTEGER,
+    status       TEXT NOT NULL,
+    acked_by     TEXT REFERENCES users(id),
+    acked_at     INTEGER
+);
+-- the escalation clock: open pages by deadline
+CREATE INDEX pages_due ON pages(deadline) WHERE status = 'open';
+CREATE INDEX pages_ticket ON pages(ticket_id, created_at);
+CREATE TRIGGER pages_never_deleted BEFORE DELETE ON pages
+BEGIN SELECT RAISE(ABORT, 'pages are never deleted'); END;
+CREATE TABLE visits (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    ticket_id   TEXT NOT NULL REFERENCES tickets(id),
+    member_id   TEXT NOT NULL REFERENCES members(id),
+    kind        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    booked_by   TEXT NOT NULL REFERENCES users(id),
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE webhooks (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    url         TEXT NOT NULL,
+    secret      TEXT NOT NULL,
+    events      TEXT NOT NULL,
+    active      INTEGER NOT NULL DEFAULT 1,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE deliveries (
+    id               TEXT PRIMARY KEY,
+    org_id           TEXT NOT NULL,
+    webhook_id       TEXT NOT NULL REFERENCES webhooks(id),
+    event_id         TEXT NOT NULL REFERENCES events(id),
+    event_kind       TEXT NOT NULL,
+    body             TEXT NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    lease_until      INTEGER,
+    last_error       TEXT,
+    delivered_at     INTEGER,
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE TABLE safety_reviews (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    message_id   TEXT NOT NULL REFERENCES messages(id),
+    ticket_id    TEXT NOT NULL REFERENCES tickets(id),
+    member_id    TEXT NOT NULL REFERENCES members(id),
+    disposition  TEXT NOT NULL,
+    finding      TEXT NOT NULL,
+    protocol_version TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+    resolved_by  TEXT REFERENCES users(id),
+    resolution   TEXT,
+    created_at   INTEGER NOT NULL,
+    resolved_at  INTEGER,
+    CONSTRAINT safety_reviews_message_unique UNIQUE (message_id, protocol_version)
+);
+"#,
+];
 
 /// Bring the database up to the newest schema. Safe to call on every start.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<u32> {

@@ -34,16 +34,31 @@ impl Tx<'_> {
         let org_s = org.to_string();
         let head: Option<(i64, String)> = self
             .conn
-            .prepare_cached("SELECT seq, hash FROM chain_heads WHERE org_id = ?1")
-            .and_then(|mut s| s.query_row([&org_s], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .prepare_cached("SELECT seq, hash FROM chain_heads WHERE org_id = $1")
+            .and_then(|mut s| {
+                s.query_row([&org_s], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
             .map_err(Error::internal)?;
-        let (mut seq, mut prev) = head.unwrap_or((0, careline_core::event::GENESIS_HASH.to_owned()));
+        let (mut seq, mut prev) =
+            head.unwrap_or((0, careline_core::event::GENESIS_HASH.to_owned()));
         let mut stmt = self
             .conn
             .prepare_cached(
                 "INSERT INTO events (id, org_id, seq, at, kind, actor_id, member_id, ticket_id, thread_id, team_id, payload, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
+            .map_err(Error::internal)?;
+        let hooks: Vec<(String, Vec<String>)> = self
+            .conn
+            .prepare_cached("SELECT id, events FROM webhooks WHERE org_id = $1 AND active = 1")
+            .and_then(|mut s| {
+                s.query_map([&org_s], |r| {
+                    let ev: String = r.get(1)?;
+                    Ok((r.get(0)?, serde_json::from_str(&ev).unwrap_or_default()))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
             .map_err(Error::internal)?;
         let mut out = self.events.borrow_mut();
         for n in new {
@@ -66,17 +81,47 @@ impl Tx<'_> {
             ])
             .map_err(Error::internal)?;
             prev.clone_from(&e.hash);
+            for (hook, kinds) in &hooks {
+                if kinds.iter().any(|k| subscribed(k, &e.kind)) {
+                    self.conn
+                        .prepare_cached(
+                            "INSERT INTO deliveries (id, org_id, webhook_id, event_id, event_kind, body, status, attempts, next_attempt_at, created_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![
+                                careline_core::ids::DeliveryId::new().to_string(),
+                                org_s,
+                                hook,
+                                e.id.to_string(),
+                                e.kind,
+                                e.public_json().to_string(),
+                                e.at_us,
+                            ])
+                        })
+                        .map_err(Error::internal)?;
+                }
+            }
             out.push(e);
         }
         self.conn
             .prepare_cached(
-                "INSERT INTO chain_heads (org_id, seq, hash) VALUES (?1, ?2, ?3)
+                "INSERT INTO chain_heads (org_id, seq, hash) VALUES ($1, $2, $3)
                  ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
             )
             .and_then(|mut s| s.execute(params![org_s, seq, prev]))
             .map_err(Error::internal)?;
         Ok(())
     }
+}
+
+/// Whether a webhook subscribed to `pattern` ("page.created", "page.*" or "*") gets `kind`.
+pub fn subscribed(pattern: &str, kind: &str) -> bool {
+    pattern == "*"
+        || pattern == kind
+        || pattern
+            .strip_suffix('*')
+            .is_some_and(|prefix| kind.starts_with(prefix))
 }
 
 struct Finished {
@@ -111,11 +156,18 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| {
-            let t = Tx { conn, events: RefCell::new(Vec::new()) };
+            let t = Tx {
+                conn,
+                events: RefCell::new(Vec::new()),
+            };
             let result = catch_unwind(AssertUnwindSafe(|| f(&t)))
                 .unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
             let ok = result.is_ok();
-            let events = if ok { t.events.into_inner() } else { Vec::new() };
+            let events = if ok {
+                t.events.into_inner()
+            } else {
+                Vec::new()
+            };
             Finished {
                 ok,
                 events,
@@ -153,11 +205,19 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus) {
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
             if conn.execute_batch("SAVEPOINT job").is_err() {
-                done.push(Finished { ok: false, events: vec![], answer: Box::new(|_| {}) });
+                done.push(Finished {
+                    ok: false,
+                    events: vec![],
+                    answer: Box::new(|_| {}),
+                });
                 continue;
             }
             let fin = job(&conn);
-            let end = if fin.ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+            let end = if fin.ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
             if let Err(e) = conn.execute_batch(end) {
                 tracing::error!(error = %e, "savepoint end failed");
             }

@@ -12,11 +12,13 @@ pub mod bus;
 
 use async_trait::async_trait;
 use careline_core::authz::Principal;
+use careline_core::escalation::{Page, Rota};
 use careline_core::event::Event;
 use careline_core::ids::*;
 use careline_core::ingest::ContactIn;
 use careline_core::model::*;
-use careline_core::sla::SlaPolicies;
+use careline_core::safety::TicketHistory;
+use careline_core::settings::OrgSettings;
 use careline_core::validate::MessageText;
 use careline_core::{Disposition, Result};
 use jiff::Timestamp;
@@ -41,6 +43,102 @@ pub struct ContactOutcome {
     pub new_ticket: bool,
     /// For call notes: the call record.
     pub call_id: Option<CallId>,
+    /// For a member's emergency: the automatic reply recorded in the thread.
+    pub auto_reply: Option<Message>,
+    /// For a call note's emergency: what the agent must tell the caller.
+    pub agent_guidance: Option<String>,
+    /// The page sent in the same transaction, if the contact raised a red flag.
+    pub page: Option<Page>,
+}
+
+/// An outbound webhook endpoint (its secret is shown only when created).
+#[derive(Debug, Clone, Serialize)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub org_id: OrgId,
+    pub url: String,
+    /// Event kinds delivered (`page.*` style prefixes allowed).
+    pub events: Vec<String>,
+    pub active: bool,
+    pub created_at: Timestamp,
+}
+
+/// A delivery claimed for sending.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub org_id: OrgId,
+    pub webhook_id: WebhookId,
+    pub url: String,
+    #[serde(skip)]
+    pub secret: String,
+    pub event_kind: String,
+    pub body: String,
+    pub attempts: i64,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// A past contact, for the safety audit.
+#[derive(Debug, Clone)]
+pub struct PastContact {
+    pub message_id: MessageId,
+    pub org_id: OrgId,
+    pub ticket_id: TicketId,
+    pub member_id: MemberId,
+    pub kind: MessageKind,
+    pub text: String,
+    pub created_at: Timestamp,
+}
+
+/// A finding filed for safety reviewers.
+#[derive(Debug, Clone, Serialize)]
+pub struct SafetyReview {
+    pub id: ReviewId,
+    pub org_id: OrgId,
+    pub message_id: MessageId,
+    pub ticket_id: TicketId,
+    pub member_id: MemberId,
+    pub disposition: String,
+    #[serde(rename = "finding")]
+    pub finding: serde_json::Value,
+    pub protocol_version: String,
+    pub status: String,
+    pub resolved_by: Option<UserId>,
+    pub resolution: Option<String>,
+    pub created_at: Timestamp,
+    pub resolved_at: Option<Timestamp>,
+}
+
+/// A new finding to file.
+#[derive(Debug, Clone)]
+pub struct NewFinding {
+    pub org_id: OrgId,
+    pub message_id: MessageId,
+    pub ticket_id: TicketId,
+    pub member_id: MemberId,
+    pub disposition: String,
+    pub finding: serde_json::Value,
+    pub protocol_version: String,
+}
+
+/// Safety figures for a period.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SafetyReport {
+    pub contacts: i64,
+    pub emergency: i64,
+    pub urgent: i64,
+    pub pages: i64,
+    pub pages_acknowledged: i64,
+    pub alarms: i64,
+    /// Milliseconds from the red flag's commit to a clinician's acknowledgement.
+    pub ack_ms: Vec<i64>,
+    /// Milliseconds from the red flag's commit to the first staff reply by a clinician.
+    pub clinician_reply_ms: Vec<i64>,
+    pub open_safety_reviews: i64,
+    pub failures_to_escalate: i64,
 }
 
 /// A queue with its work counts, as a caller sees it.
@@ -132,7 +230,13 @@ pub trait Store: Send + Sync + 'static {
     // ---- authentication ----
     async fn credentials(&self, username: &str) -> Result<Option<Credentials>>;
     async fn create_session(&self, session: NewSession, now: Timestamp) -> Result<()>;
-    async fn record_login_failure(&self, org_id: OrgId, user_id: Option<UserId>, username: &str, now: Timestamp) -> Result<()>;
+    async fn record_login_failure(
+        &self,
+        org_id: OrgId,
+        user_id: Option<UserId>,
+        username: &str,
+        now: Timestamp,
+    ) -> Result<()>;
     /// The caller behind a session token hash, if the session is live.
     async fn principal(&self, token_hash: &str, now: Timestamp) -> Result<Option<Principal>>;
 
@@ -149,23 +253,192 @@ pub trait Store: Send + Sync + 'static {
     async fn member(&self, p: &Principal, id: MemberId) -> Result<Member>;
 
     // ---- ticket work ----
-    async fn reply(&self, p: &Principal, id: TicketId, text: MessageText, internal: bool, now: Timestamp) -> Result<(Message, Ticket)>;
-    async fn assign(&self, p: &Principal, id: TicketId, to: Option<UserId>, now: Timestamp) -> Result<Ticket>;
-    async fn transition(&self, p: &Principal, id: TicketId, to: TicketStatus, reason: Option<String>, now: Timestamp) -> Result<Ticket>;
+    async fn reply(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        text: MessageText,
+        internal: bool,
+        now: Timestamp,
+    ) -> Result<(Message, Ticket)>;
+    async fn assign(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Ticket>;
+    async fn transition(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: TicketStatus,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Ticket>;
+
+    // ---- escalation ----
+    async fn rota(&self, p: &Principal, team: TeamId) -> Result<Rota>;
+    async fn set_rota(
+        &self,
+        p: &Principal,
+        team: TeamId,
+        rota: Rota,
+        now: Timestamp,
+    ) -> Result<Rota>;
+    /// Pages on a ticket, newest first.
+    async fn ticket_pages(&self, p: &Principal, ticket: TicketId) -> Result<Vec<Page>>;
+    /// Open pages the caller must answer (targets, or alarms for clinicians and supervisors).
+    async fn my_pages(&self, p: &Principal) -> Result<Vec<Page>>;
+    async fn ack_page(&self, p: &Principal, page: PageId, now: Timestamp) -> Result<Page>;
+    /// Escalate every open page whose deadline has passed, exactly once each.
+    async fn escalate_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Page>>;
+    /// The earliest deadline of any open page.
+    async fn next_page_deadline(&self) -> Result<Option<Timestamp>>;
+    async fn clear(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        disposition: careline_core::Disposition,
+        note: String,
+        now: Timestamp,
+    ) -> Result<Ticket>;
+    async fn set_priority(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: careline_core::Disposition,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Ticket>;
+    async fn book_visit(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        kind: VisitKind,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Visit>;
+    async fn settings(&self, org: OrgId) -> Result<OrgSettings>;
+    async fn set_settings(
+        &self,
+        p: &Principal,
+        settings: OrgSettings,
+        now: Timestamp,
+    ) -> Result<()>;
+
+    // ---- webhooks ----
+    async fn create_webhook(
+        &self,
+        p: &Principal,
+        url: String,
+        secret: String,
+        events: Vec<String>,
+        now: Timestamp,
+    ) -> Result<Webhook>;
+    async fn webhooks(&self, p: &Principal) -> Result<Vec<Webhook>>;
+    /// Claim up to `limit` due deliveries until `lease_until`; other processes skip them meanwhile.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
+    /// Record an attempt: delivered, retry at `retry_at`, or dead-lettered (`retry_at` = None and not ok).
+    async fn delivery_attempted(
+        &self,
+        id: DeliveryId,
+        ok: bool,
+        error: Option<String>,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn deliveries(&self, p: &Principal, status: &str, limit: u32) -> Result<Vec<Delivery>>;
+    async fn replay_delivery(
+        &self,
+        p: &Principal,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> Result<Delivery>;
+
+    // ---- safety audit ----
+    /// Contacts (member messages and call notes) after `after` (exclusive, by id) up to `limit`, in the period.
+    async fn contacts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<PastContact>>;
+    async fn contact_count(&self, since: Timestamp, until: Timestamp) -> Result<i64>;
+    async fn ticket_histories(
+        &self,
+        tickets: Vec<TicketId>,
+    ) -> Result<std::collections::HashMap<TicketId, TicketHistory>>;
+    /// File findings (idempotent per message and protocol version); returns how many were new.
+    async fn file_findings(&self, findings: Vec<NewFinding>, now: Timestamp) -> Result<usize>;
+    async fn safety_reviews(
+        &self,
+        p: &Principal,
+        status: Option<String>,
+    ) -> Result<Vec<SafetyReview>>;
+    async fn resolve_review(
+        &self,
+        p: &Principal,
+        id: ReviewId,
+        note: String,
+        now: Timestamp,
+    ) -> Result<SafetyReview>;
+    async fn safety_report(
+        &self,
+        p: &Principal,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<SafetyReport>;
 
     // ---- administration (callers check the admin role) ----
     async fn create_org(&self, name: &str, now: Timestamp) -> Result<Organization>;
     async fn org_by_name(&self, name: &str) -> Result<Option<Organization>>;
     async fn orgs(&self) -> Result<Vec<Organization>>;
-    async fn sla_policies(&self, org: OrgId) -> Result<SlaPolicies>;
-    async fn create_team(&self, org: OrgId, name: &str, actor: Option<UserId>, now: Timestamp) -> Result<CareTeam>;
+    async fn create_team(
+        &self,
+        org: OrgId,
+        name: &str,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<CareTeam>;
     async fn teams(&self, org: OrgId) -> Result<Vec<CareTeam>>;
-    async fn create_user(&self, user: NewUser, actor: Option<UserId>, now: Timestamp) -> Result<User>;
+    async fn create_user(
+        &self,
+        user: NewUser,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<User>;
     async fn users(&self, org: OrgId) -> Result<Vec<User>>;
-    async fn add_to_team(&self, org: OrgId, team: TeamId, user: UserId, actor: Option<UserId>, now: Timestamp) -> Result<()>;
-    async fn create_member(&self, m: NewMember, actor: Option<UserId>, now: Timestamp) -> Result<Member>;
+    async fn add_to_team(
+        &self,
+        org: OrgId,
+        team: TeamId,
+        user: UserId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn create_member(
+        &self,
+        m: NewMember,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Member>;
     async fn members(&self, org: OrgId) -> Result<Vec<Member>>;
-    async fn grant_proxy(&self, org: OrgId, proxy: UserId, member: MemberId, expires_at: Option<Timestamp>, actor: Option<UserId>, now: Timestamp) -> Result<()>;
+    async fn grant_proxy(
+        &self,
+        org: OrgId,
+        proxy: UserId,
+        member: MemberId,
+        expires_at: Option<Timestamp>,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<()>;
 
     // ---- the record ----
     /// Recompute every organization's chain.

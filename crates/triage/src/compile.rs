@@ -31,8 +31,11 @@ pub(crate) enum Resolved {
 #[derive(Debug, Clone)]
 pub(crate) struct Concept {
     pub id: String,
+    #[allow(dead_code)]
     pub label: String,
     pub resolved: Resolved,
+    /// Context kinds that never suppress this concept.
+    pub ignore: Vec<TrigKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +64,8 @@ pub(crate) enum TrigKind {
     History,
     Recurrence,
     Resolved,
+    /// A benign cause that explains the listed concepts ("after my workout").
+    Benign,
     /// Looks like a trigger but is not ("not sure", "won't go away"): masks
     /// the triggers it overlaps.
     Pseudo,
@@ -69,6 +74,7 @@ pub(crate) enum TrigKind {
 }
 
 impl TrigKind {
+    #[allow(dead_code)]
     pub fn describe(self) -> &'static str {
         match self {
             TrigKind::Negation => "negated",
@@ -76,6 +82,7 @@ impl TrigKind {
             TrigKind::History => "past history",
             TrigKind::Recurrence => "recurrence",
             TrigKind::Resolved => "resolved",
+            TrigKind::Benign => "benign cause",
             TrigKind::Pseudo => "pseudo-trigger",
             TrigKind::Terminator => "scope end",
         }
@@ -89,16 +96,29 @@ pub(crate) struct Trigger {
     pub backward: bool,
     pub window: u32,
     pub comma_ends: bool,
+    /// When non-empty, the only concepts this trigger applies to.
+    pub only: Vec<u16>,
 }
 
 /// What an automaton pattern means.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Target {
     /// Segment `seg` of concept phrase `phrase`.
-    Seg { phrase: u32, seg: u8, prefix: bool },
-    Trig { trig: u32, prefix: bool },
+    Seg {
+        phrase: u32,
+        seg: u8,
+        prefix: bool,
+    },
+    Trig {
+        trig: u32,
+        prefix: bool,
+    },
     /// A non-clinical sense; `concept == u16::MAX` applies to every concept.
-    Excl { concept: u16, reason: u16, prefix: bool },
+    Excl {
+        concept: u16,
+        reason: u16,
+        prefix: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +134,10 @@ pub(crate) const BUILTINS: &[(&str, &str)] = &[
     ("bp_low", "low blood pressure (systolic under 90)"),
     ("temp_fever", "fever (100.4 °F / 38 °C or more)"),
     ("temp_high", "high fever (103 °F / 39.4 °C or more)"),
-    ("temp_very_high", "very high fever (105 °F / 40.5 °C or more)"),
+    (
+        "temp_very_high",
+        "very high fever (105 °F / 40.5 °C or more)",
+    ),
     ("temp_low", "low temperature (under 96 °F / 35.5 °C)"),
     ("age_under_3mo", "infant under 3 months"),
     ("age_under_2y", "child under 2 years"),
@@ -147,7 +170,10 @@ pub(crate) struct Model {
     pub hash: String,
 }
 
-const PHRASE_MODE: Mode = Mode { fuzzy: false, upper: false };
+const PHRASE_MODE: Mode = Mode {
+    fuzzy: false,
+    upper: false,
+};
 
 struct Builder {
     lex: Lexicon,
@@ -207,7 +233,9 @@ fn expand_phrase(
     for v in variants {
         let segs = segments(&v).map_err(err)?;
         if segs.len() > 1 && !allow_gaps {
-            return Err(err(format!("'~' gaps are only allowed in concept phrases ('{v}')")));
+            return Err(err(format!(
+                "'~' gaps are only allowed in concept phrases ('{v}')"
+            )));
         }
         if segs.len() > 8 {
             return Err(err(format!("too many '~' gaps in '{v}'")));
@@ -215,6 +243,16 @@ fn expand_phrase(
         let mut nsegs = Vec::with_capacity(segs.len());
         for s in segs {
             let n = b.norm_segment(&s.text, vocab);
+            if !allow_gaps
+                && s.text.split_whitespace().count() > 1
+                && !n.contains(' ')
+                && !n.is_empty()
+            {
+                return Err(err(format!(
+                    "'{}' shrinks to the single word '{n}' once filler words are dropped, so it would match far more than intended",
+                    s.text
+                )));
+            }
             if n.is_empty() {
                 nsegs.clear();
                 break;
@@ -226,7 +264,10 @@ fn expand_phrase(
         }
     }
     if out.is_empty() {
-        return Err(err(format!("phrase '{}' normalizes to nothing (only filler words?)", sp.get_ref())));
+        return Err(err(format!(
+            "phrase '{}' normalizes to nothing (only filler words?)",
+            sp.get_ref()
+        )));
     }
     Ok(out)
 }
@@ -270,11 +311,23 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     for (file, src, d) in &docs {
         if let Some(set) = &d.set {
             if version.is_some() {
-                return Err(invalid(file, src, set.version.span(), "set.version", "a second [set] table; exactly one file may define the set"));
+                return Err(invalid(
+                    file,
+                    src,
+                    set.version.span(),
+                    "set.version",
+                    "a second [set] table; exactly one file may define the set",
+                ));
             }
             let v = set.version.get_ref().trim();
             if v.is_empty() {
-                return Err(invalid(file, src, set.version.span(), "set.version", "must not be empty"));
+                return Err(invalid(
+                    file,
+                    src,
+                    set.version.span(),
+                    "set.version",
+                    "must not be empty",
+                ));
             }
             version = Some(v.to_string());
         }
@@ -294,17 +347,33 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
             }
             for (upper, map) in [(false, &n.replace), (true, &n.replace_upper)] {
                 for (k, v) in map {
-                    let words: Vec<Box<str>> = crate::normalize::fold_word(v.get_ref()).split_whitespace().map(Into::into).collect();
+                    let words: Vec<Box<str>> = crate::normalize::fold_word(v.get_ref())
+                        .split_whitespace()
+                        .map(Into::into)
+                        .collect();
                     if words.is_empty() {
-                        return Err(invalid(file, src, v.span(), &format!("normalize.replace.{k}"), "replacement is empty"));
+                        return Err(invalid(
+                            file,
+                            src,
+                            v.span(),
+                            &format!("normalize.replace.{k}"),
+                            "replacement is empty",
+                        ));
                     }
-                    b.lex.add_replacement(&crate::normalize::fold_word(k), words, upper);
+                    b.lex
+                        .add_replacement(&crate::normalize::fold_word(k), words, upper);
                 }
             }
         }
     }
     // Replacement words are vocabulary too.
-    let repl_words: Vec<String> = b.lex.replacements.iter().flatten().map(|w| w.to_string()).collect();
+    let repl_words: Vec<String> = b
+        .lex
+        .replacements
+        .iter()
+        .flatten()
+        .map(|w| w.to_string())
+        .collect();
     for w in &repl_words {
         b.lex.add_known(w);
     }
@@ -322,7 +391,12 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     let mut builtin_ids: HashMap<&'static str, u16> = HashMap::new();
     for (id, label) in BUILTINS {
         let i = u16::try_from(concepts.len()).unwrap_or(u16::MAX);
-        concepts.push(Concept { id: (*id).to_string(), label: (*label).to_string(), resolved: Resolved::Suppress });
+        concepts.push(Concept {
+            id: (*id).to_string(),
+            label: (*label).to_string(),
+            resolved: Resolved::Suppress,
+            ignore: Vec::new(),
+        });
         concept_ids.insert((*id).to_string(), i);
         builtin_ids.insert(id, i);
     }
@@ -331,10 +405,22 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         for c in &d.concept {
             let id = c.id.get_ref().trim().to_string();
             if id.is_empty() {
-                return Err(invalid(file, src, c.id.span(), "concept.id", "must not be empty"));
+                return Err(invalid(
+                    file,
+                    src,
+                    c.id.span(),
+                    "concept.id",
+                    "must not be empty",
+                ));
             }
             if concept_ids.contains_key(&id) {
-                return Err(invalid(file, src, c.id.span(), "concept.id", format!("duplicate concept id '{id}'")));
+                return Err(invalid(
+                    file,
+                    src,
+                    c.id.span(),
+                    "concept.id",
+                    format!("duplicate concept id '{id}'"),
+                ));
             }
             let resolved = match c.resolved.as_ref().map(|r| r.get_ref().as_str()) {
                 None | Some("suppress") => Resolved::Suppress,
@@ -342,16 +428,55 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 Some("urgent") => Resolved::Urgent,
                 Some(other) => {
                     let span = c.resolved.as_ref().map_or(c.id.span(), Spanned::span);
-                    return Err(invalid(file, src, span, "concept.resolved", format!("'{other}' (expected suppress, keep or urgent)")));
+                    return Err(invalid(
+                        file,
+                        src,
+                        span,
+                        "concept.resolved",
+                        format!("'{other}' (expected suppress, keep or urgent)"),
+                    ));
                 }
             };
             if c.en.is_empty() && c.es.is_empty() {
-                return Err(invalid(file, src, c.id.span(), "concept.en", format!("concept '{id}' has no phrases")));
+                return Err(invalid(
+                    file,
+                    src,
+                    c.id.span(),
+                    "concept.en",
+                    format!("concept '{id}' has no phrases"),
+                ));
             }
-            let ci = u16::try_from(concepts.len()).map_err(|_| invalid(file, src, c.id.span(), "concept.id", "too many concepts"))?;
+            let ci = u16::try_from(concepts.len())
+                .map_err(|_| invalid(file, src, c.id.span(), "concept.id", "too many concepts"))?;
             concept_ids.insert(id.clone(), ci);
             let label = c.label.clone().unwrap_or_else(|| id.replace('_', " "));
-            concepts.push(Concept { id, label, resolved });
+            let mut ignore = Vec::new();
+            for k in &c.ignore_context {
+                ignore.push(match k.get_ref().as_str() {
+                    "negation" => TrigKind::Negation,
+                    "hypothetical" => TrigKind::Hypothetical,
+                    "history" => TrigKind::History,
+                    "resolved" => TrigKind::Resolved,
+                    "benign" => TrigKind::Benign,
+                    other => {
+                        return Err(invalid(
+                            file,
+                            src,
+                            k.span(),
+                            "concept.ignore_context",
+                            format!(
+                                "'{other}' (expected negation, hypothetical, history or resolved)"
+                            ),
+                        ));
+                    }
+                });
+            }
+            concepts.push(Concept {
+                id,
+                label,
+                resolved,
+                ignore,
+            });
             for (field, list) in [("concept.en", &c.en), ("concept.es", &c.es)] {
                 for sp in list {
                     for segs in expand_phrase(&mut b, &macros, file, src, sp, field, true, true)? {
@@ -359,7 +484,14 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                         let nsegs = u8::try_from(segs.len()).unwrap_or(u8::MAX);
                         phrases.push(Phrase { concept: ci, nsegs });
                         for (k, (s, prefix)) in segs.into_iter().enumerate() {
-                            b.add_pattern(s, Target::Seg { phrase: pi, seg: u8::try_from(k).unwrap_or(u8::MAX), prefix });
+                            b.add_pattern(
+                                s,
+                                Target::Seg {
+                                    phrase: pi,
+                                    seg: u8::try_from(k).unwrap_or(u8::MAX),
+                                    prefix,
+                                },
+                            );
                         }
                     }
                 }
@@ -371,13 +503,31 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     let mut reasons: Vec<String> = Vec::new();
     for (file, src, d) in &docs {
         for c in &d.concept {
-            let Some(&ci) = concept_ids.get(c.id.get_ref().trim()) else { continue };
+            let Some(&ci) = concept_ids.get(c.id.get_ref().trim()) else {
+                continue;
+            };
             for sp in &c.exclude {
                 let r = u16::try_from(reasons.len()).unwrap_or(u16::MAX);
                 reasons.push(format!("non-clinical sense '{}'", sp.get_ref()));
-                for segs in expand_phrase(&mut b, &macros, file, src, sp, "concept.exclude", false, false)? {
+                for segs in expand_phrase(
+                    &mut b,
+                    &macros,
+                    file,
+                    src,
+                    sp,
+                    "concept.exclude",
+                    false,
+                    false,
+                )? {
                     for (s, prefix) in segs {
-                        b.add_pattern(s, Target::Excl { concept: ci, reason: r, prefix });
+                        b.add_pattern(
+                            s,
+                            Target::Excl {
+                                concept: ci,
+                                reason: r,
+                                prefix,
+                            },
+                        );
                     }
                 }
             }
@@ -386,9 +536,25 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
             let r = u16::try_from(reasons.len()).unwrap_or(u16::MAX);
             reasons.push(n.reason.clone());
             for sp in &n.phrases {
-                for segs in expand_phrase(&mut b, &macros, file, src, sp, "nonclinical.phrases", false, false)? {
+                for segs in expand_phrase(
+                    &mut b,
+                    &macros,
+                    file,
+                    src,
+                    sp,
+                    "nonclinical.phrases",
+                    false,
+                    false,
+                )? {
                     for (s, prefix) in segs {
-                        b.add_pattern(s, Target::Excl { concept: u16::MAX, reason: r, prefix });
+                        b.add_pattern(
+                            s,
+                            Target::Excl {
+                                concept: u16::MAX,
+                                reason: r,
+                                prefix,
+                            },
+                        );
                     }
                 }
             }
@@ -408,13 +574,16 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 "resolved" => TrigKind::Resolved,
                 "pseudo" => TrigKind::Pseudo,
                 "terminator" => TrigKind::Terminator,
+                "benign" => TrigKind::Benign,
                 other => {
                     return Err(invalid(
                         file,
                         src,
                         t.kind.span(),
                         "trigger.kind",
-                        format!("'{other}' (expected negation, hypothetical, history, recurrence, resolved, pseudo or terminator)"),
+                        format!(
+                            "'{other}' (expected negation, hypothetical, history, recurrence, resolved, benign, pseudo or terminator)"
+                        ),
                     ));
                 }
             };
@@ -424,15 +593,62 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 Some("both") => (true, true),
                 Some(other) => {
                     let span = t.direction.as_ref().map_or(t.kind.span(), Spanned::span);
-                    return Err(invalid(file, src, span, "trigger.direction", format!("'{other}' (expected forward, backward or both)")));
+                    return Err(invalid(
+                        file,
+                        src,
+                        span,
+                        "trigger.direction",
+                        format!("'{other}' (expected forward, backward or both)"),
+                    ));
                 }
             };
             let window = u32::try_from(t.window.unwrap_or(6).clamp(1, 30)).unwrap_or(6);
             max_window = max_window.max(window);
             let ti = u32::try_from(triggers.len()).unwrap_or(u32::MAX);
-            triggers.push(Trigger { kind, forward, backward, window, comma_ends: t.comma_ends });
+            let mut only = Vec::new();
+            for o in &t.only {
+                let c = concept_ids
+                    .get(o.get_ref().trim())
+                    .copied()
+                    .ok_or_else(|| {
+                        invalid(
+                            file,
+                            src,
+                            o.span(),
+                            "trigger.only",
+                            format!("unknown concept '{}'", o.get_ref()),
+                        )
+                    })?;
+                only.push(c);
+            }
+            if kind == TrigKind::Benign && only.is_empty() {
+                return Err(invalid(
+                    file,
+                    src,
+                    t.kind.span(),
+                    "trigger.only",
+                    "a benign trigger must list the concepts it applies to",
+                ));
+            }
+            triggers.push(Trigger {
+                kind,
+                forward,
+                backward,
+                window,
+                comma_ends: t.comma_ends,
+                only,
+            });
             for sp in &t.phrases {
-                for segs in expand_phrase(&mut b, &macros, file, src, sp, "trigger.phrases", false, false)? {
+                for segs in expand_phrase(
+                    &mut b,
+                    &macros,
+                    file,
+                    src,
+                    sp,
+                    "trigger.phrases",
+                    false,
+                    false,
+                )? {
                     for (s, prefix) in segs {
                         b.add_pattern(s, Target::Trig { trig: ti, prefix });
                     }
@@ -442,7 +658,14 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     }
 
     let year_trigger = u32::try_from(triggers.len()).ok();
-    triggers.push(Trigger { kind: TrigKind::History, forward: true, backward: true, window: 8, comma_ends: false });
+    triggers.push(Trigger {
+        kind: TrigKind::History,
+        forward: true,
+        backward: true,
+        window: 6,
+        comma_ends: true,
+        only: Vec::new(),
+    });
     max_window = max_window.max(8);
 
     // Protocols.
@@ -452,50 +675,93 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         let Some(p) = &d.protocol else { continue };
         let id = p.id.get_ref().trim().to_string();
         if id.is_empty() || protocol_ids.insert(id.clone(), ()).is_some() {
-            return Err(invalid(file, src, p.id.span(), "protocol.id", format!("empty or duplicate protocol id '{id}'")));
+            return Err(invalid(
+                file,
+                src,
+                p.id.span(),
+                "protocol.id",
+                format!("empty or duplicate protocol id '{id}'"),
+            ));
         }
-        for (field, v) in [("protocol.title", &p.title), ("protocol.rationale", &p.rationale), ("protocol.source", &p.source)] {
+        for (field, v) in [
+            ("protocol.title", &p.title),
+            ("protocol.rationale", &p.rationale),
+            ("protocol.source", &p.source),
+        ] {
             if v.get_ref().trim().is_empty() {
                 return Err(invalid(file, src, v.span(), field, "must not be empty"));
             }
         }
         if p.rule.is_empty() {
-            return Err(invalid(file, src, p.id.span(), "protocol.rule", format!("protocol '{id}' has no rules")));
+            return Err(invalid(
+                file,
+                src,
+                p.id.span(),
+                "protocol.rule",
+                format!("protocol '{id}' has no rules"),
+            ));
         }
         let resolve = |list: &Vec<Spanned<String>>, field: &str| -> Result<Vec<u16>, LoadError> {
             list.iter()
                 .map(|s| {
-                    concept_ids
-                        .get(s.get_ref().trim())
-                        .copied()
-                        .ok_or_else(|| invalid(file, src, s.span(), field, format!("unknown concept '{}'", s.get_ref())))
+                    concept_ids.get(s.get_ref().trim()).copied().ok_or_else(|| {
+                        invalid(
+                            file,
+                            src,
+                            s.span(),
+                            field,
+                            format!("unknown concept '{}'", s.get_ref()),
+                        )
+                    })
                 })
                 .collect()
         };
         let mut rules = Vec::new();
         for r in &p.rule {
-            let disposition = parse_disposition(file, src, &r.disposition, "protocol.rule.disposition")?;
+            let disposition =
+                parse_disposition(file, src, &r.disposition, "protocol.rule.disposition")?;
             let all = resolve(&r.all, "protocol.rule.all")?;
             let any = resolve(&r.any, "protocol.rule.any")?;
             if all.is_empty() && any.is_empty() {
-                return Err(invalid(file, src, r.disposition.span(), "protocol.rule.all", "a rule needs `all` or `any` concepts"));
+                return Err(invalid(
+                    file,
+                    src,
+                    r.disposition.span(),
+                    "protocol.rule.all",
+                    "a rule needs `all` or `any` concepts",
+                ));
             }
             let esc = resolve(&r.escalate_with, "protocol.rule.escalate_with")?;
             if !esc.is_empty() {
                 if any.is_empty() {
-                    rules.push(Rule { disposition: Disposition::Emergency, all: all.clone(), any: esc });
+                    rules.push(Rule {
+                        disposition: Disposition::Emergency,
+                        all: all.clone(),
+                        any: esc,
+                    });
                 } else {
                     // (all ∧ any ∧ any-of-escalate): encode as one rule per `any` member.
                     for a in &any {
                         let mut all3 = all.clone();
                         all3.push(*a);
-                        rules.push(Rule { disposition: Disposition::Emergency, all: all3, any: esc.clone() });
+                        rules.push(Rule {
+                            disposition: Disposition::Emergency,
+                            all: all3,
+                            any: esc.clone(),
+                        });
                     }
                 }
             }
-            rules.push(Rule { disposition, all, any });
+            rules.push(Rule {
+                disposition,
+                all,
+                any,
+            });
         }
-        let guidance = p.guidance.as_ref().map(|g| Guidance { en: g.en.clone(), es: g.es.clone() });
+        let guidance = p.guidance.as_ref().map(|g| Guidance {
+            en: g.en.clone(),
+            es: g.es.clone(),
+        });
         protocols.push(Protocol {
             id,
             title: p.title.get_ref().clone(),
@@ -529,12 +795,17 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     let ac = if b.patterns.is_empty() {
         None
     } else {
-        Some(AhoCorasick::builder().match_kind(MatchKind::Standard).build(&b.patterns).map_err(|e| LoadError::Invalid {
-            file: "(set)".into(),
-            line: 0,
-            field: "phrases".into(),
-            message: format!("cannot build the phrase automaton: {e}"),
-        })?)
+        Some(
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(&b.patterns)
+                .map_err(|e| LoadError::Invalid {
+                    file: "(set)".into(),
+                    line: 0,
+                    field: "phrases".into(),
+                    message: format!("cannot build the phrase automaton: {e}"),
+                })?,
+        )
     };
 
     Ok(Model {

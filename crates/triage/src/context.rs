@@ -26,7 +26,9 @@ pub(crate) enum Status {
     /// Resolved, still counts but at most urgent.
     ResolvedUrgent,
     /// Ignored, with the reason and the token span of what caused it.
-    Suppressed { reason: String },
+    Suppressed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -36,17 +38,24 @@ pub(crate) struct Judged {
 }
 
 fn orig<'a>(text: &'a str, n: &Normalized, ts: u32, te: u32) -> &'a str {
-    let (Some(a), Some(b)) = (n.toks.get(ts as usize), n.toks.get(te as usize)) else { return "" };
+    let (Some(a), Some(b)) = (n.toks.get(ts as usize), n.toks.get(te as usize)) else {
+        return "";
+    };
     text.get(a.os as usize..b.oe as usize).unwrap_or("")
 }
 
 /// Remove duplicate findings of one concept whose span lies inside another.
 pub(crate) fn dedupe(findings: &mut Vec<Finding>) {
-    findings.sort_unstable_by(|a, b| (a.concept, a.ts, std::cmp::Reverse(a.te)).cmp(&(b.concept, b.ts, std::cmp::Reverse(b.te))));
+    findings.sort_unstable_by(|a, b| {
+        (a.concept, a.ts, std::cmp::Reverse(a.te)).cmp(&(b.concept, b.ts, std::cmp::Reverse(b.te)))
+    });
     let mut out: Vec<Finding> = Vec::with_capacity(findings.len());
     for f in findings.iter() {
-        if let Some(last) = out.last() {
-            if last.concept == f.concept && f.ts >= last.ts && f.te <= last.te {
+        if let Some(last) = out.last_mut() {
+            // Overlapping mentions of one concept become one span.
+            if last.concept == f.concept && f.ts <= last.te {
+                last.te = last.te.max(f.te);
+                last.fuzzy |= f.fuzzy;
                 continue;
             }
         }
@@ -58,7 +67,9 @@ pub(crate) fn dedupe(findings: &mut Vec<Finding>) {
 /// Drop triggers contained in a longer trigger or inside a finding.
 fn mask_triggers(model: &Model, hits: &mut Hits) {
     let trig = &mut hits.triggers;
-    trig.sort_unstable_by(|a, b| (a.ts, std::cmp::Reverse(a.te)).cmp(&(b.ts, std::cmp::Reverse(b.te))));
+    trig.sort_unstable_by(|a, b| {
+        (a.ts, std::cmp::Reverse(a.te)).cmp(&(b.ts, std::cmp::Reverse(b.te)))
+    });
     let mut kept: Vec<TrigHit> = Vec::with_capacity(trig.len());
     let mut best: Option<(u32, u32)> = None;
     for t in trig.iter() {
@@ -75,28 +86,55 @@ fn mask_triggers(model: &Model, hits: &mut Hits) {
     // Overlapping a pseudo-trigger ("not sure", "won't go away").
     let mut pseudo: Vec<(u32, u32)> = kept
         .iter()
-        .filter(|t| model.triggers.get(t.trig as usize).is_some_and(|d| d.kind == TrigKind::Pseudo))
+        .filter(|t| {
+            model
+                .triggers
+                .get(t.trig as usize)
+                .is_some_and(|d| d.kind == TrigKind::Pseudo)
+        })
         .map(|t| (t.ts, t.te))
         .collect();
     pseudo.sort_unstable();
     kept.retain(|t| {
-        let is_pseudo = model.triggers.get(t.trig as usize).is_some_and(|d| d.kind == TrigKind::Pseudo);
+        let is_pseudo = model
+            .triggers
+            .get(t.trig as usize)
+            .is_some_and(|d| d.kind == TrigKind::Pseudo);
         let i = pseudo.partition_point(|s| s.0 <= t.te);
-        is_pseudo || pseudo.get(i.saturating_sub(8)..i).unwrap_or(&[]).iter().all(|s| s.1 < t.ts || s.0 > t.te)
+        is_pseudo
+            || pseudo
+                .get(i.saturating_sub(8)..i)
+                .unwrap_or(&[])
+                .iter()
+                .all(|s| s.1 < t.ts || s.0 > t.te)
     });
     // Overlapping a finding (only findings that matter to some protocol).
     let mut spans: Vec<(u32, u32)> = hits
         .findings
         .iter()
-        .filter(|f| f.te > f.ts && model.concept_protocol.get(f.concept as usize).is_some_and(Option::is_some))
+        .filter(|f| {
+            f.te > f.ts
+                && model
+                    .concept_protocol
+                    .get(f.concept as usize)
+                    .is_some_and(Option::is_some)
+        })
         .map(|f| (f.ts, f.te))
         .collect();
     spans.sort_unstable();
     kept.retain(|t| {
-        let is_term = model.triggers.get(t.trig as usize).is_some_and(|d| d.kind == TrigKind::Terminator);
+        let is_term = model
+            .triggers
+            .get(t.trig as usize)
+            .is_some_and(|d| d.kind == TrigKind::Terminator);
         let i = spans.partition_point(|s| s.0 <= t.te);
         // Candidates start at or before t.te; spans are short, look back a little.
-        is_term || spans.get(i.saturating_sub(16)..i).unwrap_or(&[]).iter().all(|s| s.1 < t.ts || s.0 > t.te)
+        is_term
+            || spans
+                .get(i.saturating_sub(16)..i)
+                .unwrap_or(&[])
+                .iter()
+                .all(|s| s.1 < t.ts || s.0 > t.te)
     });
     *trig = kept;
 }
@@ -118,7 +156,11 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
     comma.push(0);
     let mut is_term = vec![false; len];
     for t in &hits.triggers {
-        if model.triggers.get(t.trig as usize).is_some_and(|d| d.kind == TrigKind::Terminator) {
+        if model
+            .triggers
+            .get(t.trig as usize)
+            .is_some_and(|d| d.kind == TrigKind::Terminator)
+        {
             if let Some(slot) = is_term.get_mut(t.ts as usize) {
                 *slot = true;
             }
@@ -146,7 +188,10 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
         if b <= a + 1 {
             return 0;
         }
-        v.get(b as usize).copied().unwrap_or(0).saturating_sub(v.get(a as usize + 1).copied().unwrap_or(0))
+        v.get(b as usize)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(v.get(a as usize + 1).copied().unwrap_or(0))
     };
 
     let reach = model.max_window + 12;
@@ -162,23 +207,35 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
             .take_while(|e| e.ts <= f.te)
             .find(|e| e.te >= f.ts && (e.concept == f.concept || e.concept == u16::MAX));
         if let Some(e) = excl {
-            let why = model.reasons.get(e.reason as usize).map_or("non-clinical sense", String::as_str);
+            let why = model
+                .reasons
+                .get(e.reason as usize)
+                .map_or("non-clinical sense", String::as_str);
             let reason = format!("{why}: '{}'", orig(text, n, e.ts, e.te));
-            out.push(Judged { f: *f, status: Status::Suppressed { reason } });
+            out.push(Judged {
+                f: *f,
+                status: Status::Suppressed { reason },
+            });
             continue;
         }
         let mut neg: Option<&TrigHit> = None;
         let mut hyp: Option<&TrigHit> = None;
         let mut hist: Option<&TrigHit> = None;
         let mut res: Option<&TrigHit> = None;
+        let mut benign: Option<&TrigHit> = None;
         let mut rec = false;
         let lo = hits.triggers.partition_point(|t| t.ts + reach < f.ts);
         for t in hits.triggers.get(lo..).unwrap_or(&[]) {
             if t.ts > f.te + reach {
                 break;
             }
-            let Some(def) = model.triggers.get(t.trig as usize) else { continue };
+            let Some(def) = model.triggers.get(t.trig as usize) else {
+                continue;
+            };
             if matches!(def.kind, TrigKind::Pseudo | TrigKind::Terminator) {
+                continue;
+            }
+            if !def.only.is_empty() && !def.only.contains(&f.concept) {
                 continue;
             }
             if t.ts <= f.te && t.te >= f.ts {
@@ -206,6 +263,7 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                 TrigKind::History => hist = hist.or(Some(t)),
                 TrigKind::Resolved => res = res.or(Some(t)),
                 TrigKind::Recurrence => rec = true,
+                TrigKind::Benign => benign = benign.or(Some(t)),
                 TrigKind::Pseudo | TrigKind::Terminator => {}
             }
         }
@@ -213,17 +271,48 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
             hist = None;
             res = None;
         }
+        if let Some(c) = model.concepts.get(f.concept as usize) {
+            for k in &c.ignore {
+                match k {
+                    TrigKind::Negation => neg = None,
+                    TrigKind::Hypothetical => hyp = None,
+                    TrigKind::History => hist = None,
+                    TrigKind::Resolved => res = None,
+                    TrigKind::Benign => benign = None,
+                    _ => {}
+                }
+            }
+        }
         let status = if let Some(t) = neg {
-            Status::Suppressed { reason: format!("negated by '{}'", orig(text, n, t.ts, t.te)) }
+            Status::Suppressed {
+                reason: format!("negated by '{}'", orig(text, n, t.ts, t.te)),
+            }
         } else if let Some(t) = hyp {
-            Status::Suppressed { reason: format!("hypothetical or educational ('{}')", orig(text, n, t.ts, t.te)) }
+            Status::Suppressed {
+                reason: format!(
+                    "hypothetical or educational ('{}')",
+                    orig(text, n, t.ts, t.te)
+                ),
+            }
         } else if let Some(t) = hist {
-            Status::Suppressed { reason: format!("past history ('{}')", orig(text, n, t.ts, t.te)) }
+            Status::Suppressed {
+                reason: format!("past history ('{}')", orig(text, n, t.ts, t.te)),
+            }
+        } else if let Some(t) = benign {
+            Status::Suppressed {
+                reason: format!("benign cause ('{}')", orig(text, n, t.ts, t.te)),
+            }
         } else if let Some(t) = res {
-            match model.concepts.get(f.concept as usize).map_or(Resolved::Suppress, |c| c.resolved) {
+            match model
+                .concepts
+                .get(f.concept as usize)
+                .map_or(Resolved::Suppress, |c| c.resolved)
+            {
                 Resolved::Keep => Status::Affirmed,
                 Resolved::Urgent => Status::ResolvedUrgent,
-                Resolved::Suppress => Status::Suppressed { reason: format!("resolved ('{}')", orig(text, n, t.ts, t.te)) },
+                Resolved::Suppress => Status::Suppressed {
+                    reason: format!("resolved ('{}')", orig(text, n, t.ts, t.te)),
+                },
             }
         } else {
             Status::Affirmed
@@ -234,23 +323,35 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
 }
 
 pub(crate) fn span_text<'a>(text: &'a str, n: &Normalized, f: &Finding) -> (usize, usize, &'a str) {
-    let (Some(a), Some(b)) = (n.toks.get(f.ts as usize), n.toks.get(f.te as usize)) else { return (0, 0, "") };
+    let (Some(a), Some(b)) = (n.toks.get(f.ts as usize), n.toks.get(f.te as usize)) else {
+        return (0, 0, "");
+    };
     let (s, e) = (a.os as usize, b.oe as usize);
     (s, e, text.get(s..e).unwrap_or(""))
 }
 
 /// Past years ("in 2019", "since 2015", "back in 2010") date what is near them.
 fn year_triggers(model: &Model, n: &Normalized, hits: &mut Hits) {
-    let Some(trig) = model.year_trigger else { return };
+    let Some(trig) = model.year_trigger else {
+        return;
+    };
     for (i, t) in n.toks.iter().enumerate() {
         let Kind::Num(v) = t.kind else { continue };
         if !(1940.0..=2025.0).contains(&v) || v.fract() != 0.0 {
             continue;
         }
-        let prev = i.checked_sub(1).map_or("", |p| n.word(p));
-        if matches!(prev, "in" | "since" | "back" | "en" | "desde" | "of" | "de" | "year" | "ano") {
-            let ts = u32::try_from(i.saturating_sub(1)).unwrap_or(0);
-            hits.triggers.push(TrigHit { trig, ts, te: i as u32 });
+        // Four-digit years only (not "2000 mg"), and not part of a date like 12/25/2019 BP.
+        let next = n.word(i + 1);
+        if matches!(
+            next,
+            "mg" | "mcg" | "ml" | "units" | "steps" | "calories" | "cal" | "ft" | "feet" | "mg/dl"
+        ) {
+            continue;
         }
+        hits.triggers.push(TrigHit {
+            trig,
+            ts: i as u32,
+            te: i as u32,
+        });
     }
 }

@@ -43,7 +43,11 @@ pub struct Report {
     pub errors: Vec<(usize, String)>,
 }
 
-const CLASSES: [Disposition; 3] = [Disposition::Routine, Disposition::Urgent, Disposition::Emergency];
+const CLASSES: [Disposition; 3] = [
+    Disposition::Routine,
+    Disposition::Urgent,
+    Disposition::Emergency,
+];
 
 fn idx(d: Disposition) -> usize {
     match d {
@@ -81,7 +85,10 @@ pub fn read_examples<R: BufRead>(input: R) -> (Vec<Example>, Vec<(usize, String)
 pub fn evaluate(engine: &Engine, examples: &[Example]) -> Report {
     let mut r = Report::default();
     for e in examples {
-        let ctx = Context { channel: e.channel.unwrap_or_default(), language: e.language.clone() };
+        let ctx = Context {
+            channel: e.channel.unwrap_or_default(),
+            language: e.language.clone(),
+        };
         let j = engine.judge(&e.text, &ctx);
         if let Some(row) = r.confusion.get_mut(idx(e.expected)) {
             if let Some(cell) = row.get_mut(idx(j.disposition)) {
@@ -90,7 +97,13 @@ pub fn evaluate(engine: &Engine, examples: &[Example]) -> Report {
         }
         r.total += 1;
         if j.disposition != e.expected {
-            r.misses.push(Miss { id: id_string(&e.id), expected: e.expected, got: j.disposition, text: e.text.clone(), explanation: j.explanation });
+            r.misses.push(Miss {
+                id: id_string(&e.id),
+                expected: e.expected,
+                got: j.disposition,
+                text: e.text.clone(),
+                explanation: j.explanation,
+            });
         }
     }
     r
@@ -98,7 +111,11 @@ pub fn evaluate(engine: &Engine, examples: &[Example]) -> Report {
 
 impl Report {
     fn cell(&self, e: usize, p: usize) -> usize {
-        self.confusion.get(e).and_then(|r| r.get(p)).copied().unwrap_or(0)
+        self.confusion
+            .get(e)
+            .and_then(|r| r.get(p))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sensitivity (recall) of class `c`: predicted c among expected c.
@@ -129,8 +146,14 @@ impl Report {
 
     /// Share of red-flag messages (expected ≥ urgent) judged ≥ urgent.
     pub fn red_flag_escalation(&self) -> f64 {
-        let pos: usize = (1..3).flat_map(|e| (0..3).map(move |p| (e, p))).map(|(e, p)| self.cell(e, p)).sum();
-        let ok: usize = (1..3).flat_map(|e| (1..3).map(move |p| (e, p))).map(|(e, p)| self.cell(e, p)).sum();
+        let pos: usize = (1..3)
+            .flat_map(|e| (0..3).map(move |p| (e, p)))
+            .map(|(e, p)| self.cell(e, p))
+            .sum();
+        let ok: usize = (1..3)
+            .flat_map(|e| (1..3).map(move |p| (e, p)))
+            .map(|(e, p)| self.cell(e, p))
+            .sum();
         ratio(ok, pos)
     }
 
@@ -146,24 +169,53 @@ impl Report {
 
     /// Red-flag messages (expected ≥ urgent) judged routine.
     pub fn unescalated(&self) -> impl Iterator<Item = &Miss> {
-        self.misses.iter().filter(|m| m.expected.is_red_flag() && !m.got.is_red_flag())
+        self.misses
+            .iter()
+            .filter(|m| m.expected.is_red_flag() && !m.got.is_red_flag())
     }
 
     /// A human-readable report.
     pub fn render(&self, show_misses: bool) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "examples: {}   exact accuracy: {:.3}", self.total, self.accuracy());
-        let _ = writeln!(s, "red flags escalated (expected >= urgent judged >= urgent): {:.3}", self.red_flag_escalation());
+        let _ = writeln!(
+            s,
+            "examples: {}   exact accuracy: {:.3}",
+            self.total,
+            self.accuracy()
+        );
+        let _ = writeln!(
+            s,
+            "red flags escalated (expected >= urgent judged >= urgent): {:.3}",
+            self.red_flag_escalation()
+        );
         let _ = writeln!(s, "\nclass        sensitivity  specificity  support");
         for c in CLASSES {
             let support: usize = (0..3).map(|p| self.cell(idx(c), p)).sum();
-            let _ = writeln!(s, "{:<12} {:>11.3}  {:>11.3}  {:>7}", c.as_str(), self.sensitivity(c), self.specificity(c), support);
+            let _ = writeln!(
+                s,
+                "{:<12} {:>11.3}  {:>11.3}  {:>7}",
+                c.as_str(),
+                self.sensitivity(c),
+                self.specificity(c),
+                support
+            );
         }
         let _ = writeln!(s, "\nconfusion (rows = expected, columns = judged)");
-        let _ = writeln!(s, "{:<12} {:>9} {:>9} {:>9}", "", "routine", "urgent", "emergency");
+        let _ = writeln!(
+            s,
+            "{:<12} {:>9} {:>9} {:>9}",
+            "", "routine", "urgent", "emergency"
+        );
         for c in CLASSES {
             let i = idx(c);
-            let _ = writeln!(s, "{:<12} {:>9} {:>9} {:>9}", c.as_str(), self.cell(i, 0), self.cell(i, 1), self.cell(i, 2));
+            let _ = writeln!(
+                s,
+                "{:<12} {:>9} {:>9} {:>9}",
+                c.as_str(),
+                self.cell(i, 0),
+                self.cell(i, 1),
+                self.cell(i, 2)
+            );
         }
         if !self.errors.is_empty() {
             let _ = writeln!(s, "\nunreadable lines: {}", self.errors.len());
@@ -174,7 +226,15 @@ impl Report {
         if show_misses && !self.misses.is_empty() {
             let _ = writeln!(s, "\ndisagreements ({}):", self.misses.len());
             for m in &self.misses {
-                let _ = writeln!(s, "  [{}] expected {} got {}: {}\n      {}", m.id, m.expected.as_str(), m.got.as_str(), m.text, m.explanation);
+                let _ = writeln!(
+                    s,
+                    "  [{}] expected {} got {}: {}\n      {}",
+                    m.id,
+                    m.expected.as_str(),
+                    m.got.as_str(),
+                    m.text,
+                    m.explanation
+                );
             }
         }
         s

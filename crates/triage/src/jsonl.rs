@@ -55,7 +55,11 @@ pub struct Stats {
 
 /// Judge every JSON line of `input`, writing one JSON line per input line.
 /// Blank lines are skipped. I/O errors abort; malformed lines do not.
-pub fn process<R: BufRead, W: Write>(engine: &Engine, mut input: R, output: W) -> io::Result<Stats> {
+pub fn process<R: BufRead, W: Write>(
+    engine: &Engine,
+    mut input: R,
+    output: W,
+) -> io::Result<Stats> {
     let mut out = io::BufWriter::with_capacity(1 << 16, output);
     let mut buf = String::with_capacity(4096);
     let mut stats = Stats::default();
@@ -69,7 +73,13 @@ pub fn process<R: BufRead, W: Write>(engine: &Engine, mut input: R, output: W) -
                 stats.errors += 1;
                 let mut skip = Vec::new();
                 input.read_until(b'\n', &mut skip)?;
-                serde_json::to_writer(&mut out, &ErrorLine { line: stats.lines, error: "line is not valid UTF-8" })?;
+                serde_json::to_writer(
+                    &mut out,
+                    &ErrorLine {
+                        line: stats.lines,
+                        error: "line is not valid UTF-8",
+                    },
+                )?;
                 out.write_all(b"\n")?;
                 continue;
             }
@@ -85,7 +95,10 @@ pub fn process<R: BufRead, W: Write>(engine: &Engine, mut input: R, output: W) -
         }
         match serde_json::from_str::<InputLine>(line) {
             Ok(inp) => {
-                let ctx = Context { channel: inp.channel.unwrap_or_default(), language: inp.language };
+                let ctx = Context {
+                    channel: inp.channel.unwrap_or_default(),
+                    language: inp.language,
+                };
                 let j = engine.judge(&inp.text, &ctx);
                 let o = OutputLine {
                     id: &inp.id,
@@ -104,7 +117,13 @@ pub fn process<R: BufRead, W: Write>(engine: &Engine, mut input: R, output: W) -
             Err(e) => {
                 stats.errors += 1;
                 let msg = e.to_string();
-                serde_json::to_writer(&mut out, &ErrorLine { line: stats.lines, error: &msg })?;
+                serde_json::to_writer(
+                    &mut out,
+                    &ErrorLine {
+                        line: stats.lines,
+                        error: &msg,
+                    },
+                )?;
             }
         }
         out.write_all(b"\n")?;

@@ -24,7 +24,9 @@ enum Presence {
 pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]) -> Judgement {
     let mut presence = vec![Presence::Absent; model.concepts.len()];
     for j in judged {
-        let Some(p) = presence.get_mut(j.f.concept as usize) else { continue };
+        let Some(p) = presence.get_mut(j.f.concept as usize) else {
+            continue;
+        };
         match j.status {
             Status::Affirmed => *p = Presence::Full,
             Status::ResolvedUrgent => {
@@ -35,7 +37,12 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
             Status::Suppressed { .. } => {}
         }
     }
-    let get = |c: u16| presence.get(c as usize).copied().unwrap_or(Presence::Absent);
+    let get = |c: u16| {
+        presence
+            .get(c as usize)
+            .copied()
+            .unwrap_or(Presence::Absent)
+    };
 
     let mut fired: Vec<(usize, Disposition, Vec<u16>)> = Vec::new();
     for (pi, p) in model.protocols.iter().enumerate() {
@@ -44,13 +51,22 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
             if r.all.iter().any(|&c| get(c) == Presence::Absent) {
                 continue;
             }
-            let any_hit: Vec<u16> = r.any.iter().copied().filter(|&c| get(c) != Presence::Absent).collect();
+            let any_hit: Vec<u16> = r
+                .any
+                .iter()
+                .copied()
+                .filter(|&c| get(c) != Presence::Absent)
+                .collect();
             if !r.any.is_empty() && any_hit.is_empty() {
                 continue;
             }
             let capped = r.all.iter().any(|&c| get(c) == Presence::Capped)
                 || (!any_hit.is_empty() && any_hit.iter().all(|&c| get(c) == Presence::Capped));
-            let d = if capped { r.disposition.min(Disposition::Urgent) } else { r.disposition };
+            let d = if capped {
+                r.disposition.min(Disposition::Urgent)
+            } else {
+                r.disposition
+            };
             let mut used = r.all.clone();
             used.extend(any_hit);
             match &mut best {
@@ -80,9 +96,22 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
         explanation.push_str(" — no red flags found.");
     }
     for (k, (pi, d, used)) in fired.iter().enumerate() {
-        let Some(p) = model.protocols.get(*pi) else { continue };
-        protocols.push(FiredProtocol { id: p.id.clone(), title: p.title.clone(), disposition: *d });
-        let _ = write!(explanation, "{}{} ({}, {}):", if k == 0 { " — " } else { "; " }, p.title, p.id, d.as_str());
+        let Some(p) = model.protocols.get(*pi) else {
+            continue;
+        };
+        protocols.push(FiredProtocol {
+            id: p.id.clone(),
+            title: p.title.clone(),
+            disposition: *d,
+        });
+        let _ = write!(
+            explanation,
+            "{}{} ({}, {}):",
+            if k == 0 { " — " } else { "; " },
+            p.title,
+            p.id,
+            d.as_str()
+        );
         let mut n_ev = 0;
         let mut first = true;
         for j in judged {
@@ -93,36 +122,78 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
                 continue;
             }
             let (s, e, snip) = span_text(text, n, &j.f);
-            if evidence.iter().any(|ev: &Evidence| ev.protocol == p.id && ev.start == s && ev.end == e) {
+            if evidence
+                .iter()
+                .any(|ev: &Evidence| ev.protocol == p.id && ev.start == s && ev.end == e)
+            {
                 continue;
             }
-            let concept = model.concepts.get(j.f.concept as usize).map_or("", |c| c.id.as_str());
+            let concept = model
+                .concepts
+                .get(j.f.concept as usize)
+                .map_or("", |c| c.id.as_str());
             let _ = write!(explanation, "{}'{}'", if first { " " } else { " + " }, snip);
             if j.status == Status::ResolvedUrgent {
                 explanation.push_str(" (resolved)");
             }
             first = false;
-            evidence.push(Evidence { protocol: p.id.clone(), concept: concept.to_string(), start: s, end: e, text: snip.to_string() });
+            evidence.push(Evidence {
+                protocol: p.id.clone(),
+                concept: concept.to_string(),
+                start: s,
+                end: e,
+                text: snip.to_string(),
+            });
             n_ev += 1;
         }
     }
     if !fired.is_empty() {
         explanation.push('.');
     }
+    // Drop evidence spans contained in another span of the same protocol.
+    let snapshot: Vec<(String, usize, usize)> = evidence
+        .iter()
+        .map(|e| (e.protocol.clone(), e.start, e.end))
+        .collect();
+    let mut idx = 0usize;
+    evidence.retain(|e| {
+        let me = idx;
+        idx += 1;
+        !snapshot.iter().enumerate().any(|(k, (p, s, en))| {
+            k != me
+                && *p == e.protocol
+                && *s <= e.start
+                && *en >= e.end
+                && ((*s, *en) != (e.start, e.end) || k < me)
+        })
+    });
 
     let mut suppressed = Vec::new();
     for j in judged {
         if suppressed.len() >= MAX_SUPPRESSED {
             break;
         }
-        let Status::Suppressed { reason } = &j.status else { continue };
-        let Some(Some(pi)) = model.concept_protocol.get(j.f.concept as usize) else { continue };
+        let Status::Suppressed { reason } = &j.status else {
+            continue;
+        };
+        let Some(Some(pi)) = model.concept_protocol.get(j.f.concept as usize) else {
+            continue;
+        };
         let (s, e, snip) = span_text(text, n, &j.f);
-        if suppressed.iter().any(|x: &Suppressed| x.start <= s && x.end >= e) {
+        if suppressed
+            .iter()
+            .any(|x: &Suppressed| x.start <= s && x.end >= e)
+        {
             continue;
         }
-        let protocol = model.protocols.get(*pi as usize).map_or("", |p| p.id.as_str());
-        let concept = model.concepts.get(j.f.concept as usize).map_or("", |c| c.id.as_str());
+        let protocol = model
+            .protocols
+            .get(*pi as usize)
+            .map_or("", |p| p.id.as_str());
+        let concept = model
+            .concepts
+            .get(j.f.concept as usize)
+            .map_or("", |c| c.id.as_str());
         suppressed.push(Suppressed {
             protocol: protocol.to_string(),
             concept: concept.to_string(),
@@ -135,7 +206,13 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
     if !suppressed.is_empty() {
         explanation.push_str(" Ignored: ");
         for (k, s) in suppressed.iter().take(6).enumerate() {
-            let _ = write!(explanation, "{}'{}' ({})", if k == 0 { "" } else { "; " }, s.text, s.reason);
+            let _ = write!(
+                explanation,
+                "{}'{}' ({})",
+                if k == 0 { "" } else { "; " },
+                s.text,
+                s.reason
+            );
         }
         if suppressed.len() > 6 {
             let _ = write!(explanation, "; and {} more", suppressed.len() - 6);
@@ -143,7 +220,10 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
         explanation.push('.');
     }
 
-    let guidance = fired.iter().filter_map(|(pi, _, _)| model.protocols.get(*pi)).find_map(|p| p.guidance.clone());
+    let guidance = fired
+        .iter()
+        .filter_map(|(pi, _, _)| model.protocols.get(*pi))
+        .find_map(|p| p.guidance.clone());
     Judgement {
         disposition,
         protocols,

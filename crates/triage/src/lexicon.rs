@@ -84,7 +84,10 @@ impl Lexicon {
     pub fn add_replacement(&mut self, key: &str, words: Vec<Box<str>>, upper_only: bool) {
         let idx = u32::try_from(self.replacements.len()).unwrap_or(u32::MAX);
         self.replacements.push(words);
-        let e = self.words.entry(key.into()).or_insert(WordInfo { action: Action::Keep, upper: None });
+        let e = self.words.entry(key.into()).or_insert(WordInfo {
+            action: Action::Keep,
+            upper: None,
+        });
         if upper_only {
             e.upper = Some(idx);
         } else {
@@ -93,7 +96,10 @@ impl Lexicon {
     }
 
     pub fn add_drop(&mut self, key: &str) {
-        let e = self.words.entry(key.into()).or_insert(WordInfo { action: Action::Drop, upper: None });
+        let e = self.words.entry(key.into()).or_insert(WordInfo {
+            action: Action::Drop,
+            upper: None,
+        });
         if e.action == Action::Keep {
             e.action = Action::Drop;
         }
@@ -101,7 +107,10 @@ impl Lexicon {
 
     /// A real word: never corrected (does not override drop/replace).
     pub fn add_known(&mut self, key: &str) {
-        self.words.entry(key.into()).or_insert(WordInfo { action: Action::Keep, upper: None });
+        self.words.entry(key.into()).or_insert(WordInfo {
+            action: Action::Keep,
+            upper: None,
+        });
     }
 
     /// A word used by some concept phrase: a fuzzy-correction target.
@@ -111,7 +120,9 @@ impl Lexicon {
         if n < 4 || !w.chars().all(char::is_alphabetic) {
             return;
         }
-        let Some(first) = w.chars().next() else { return };
+        let Some(first) = w.chars().next() else {
+            return;
+        };
         let len = u8::try_from(n.min(255)).unwrap_or(255);
         if self.vocab.iter().any(|v| &**v == w) {
             return;
@@ -144,9 +155,13 @@ impl Lexicon {
         let lo = n.saturating_sub(max_d).max(4);
         for len in lo..=(n + max_d) {
             let key = (first, u8::try_from(len).unwrap_or(255));
-            let Some(list) = self.buckets.get(&key) else { continue };
+            let Some(list) = self.buckets.get(&key) else {
+                continue;
+            };
             for &i in list {
-                let Some(cand) = self.vocab.get(i as usize) else { continue };
+                let Some(cand) = self.vocab.get(i as usize) else {
+                    continue;
+                };
                 let mut b = [' '; 34];
                 let mut m = 0usize;
                 for c in cand.chars() {
@@ -155,8 +170,14 @@ impl Lexicon {
                     }
                     m += 1;
                 }
-                let Some(bs) = b.get(..m.min(34)) else { continue };
-                let d = if n == 4 { transposition_only(a, bs) } else { osa_bounded(a, bs, max_d) };
+                let Some(bs) = b.get(..m.min(34)) else {
+                    continue;
+                };
+                let d = if n == 4 {
+                    transposition_only(a, bs)
+                } else {
+                    osa_bounded(a, bs, max_d)
+                };
                 if let Some(d) = d {
                     if best.is_none_or(|(bd, _)| d < bd) {
                         best = Some((d, cand));
@@ -235,7 +256,10 @@ mod tests {
 
     #[test]
     fn osa_counts_transpositions_as_one() {
-        assert_eq!(osa_bounded(&chars("siezure"), &chars("seizure"), 1), Some(1));
+        assert_eq!(
+            osa_bounded(&chars("siezure"), &chars("seizure"), 1),
+            Some(1)
+        );
         assert_eq!(osa_bounded(&chars("strok"), &chars("stroke"), 1), Some(1));
         assert_eq!(osa_bounded(&chars("abcdef"), &chars("uvwxyz"), 2), None);
         assert_eq!(transposition_only(&chars("pian"), &chars("pain")), Some(1));

@@ -66,7 +66,9 @@ impl std::str::FromStr for Disposition {
             "routine" => Ok(Disposition::Routine),
             "urgent" => Ok(Disposition::Urgent),
             "emergency" => Ok(Disposition::Emergency),
-            other => Err(format!("unknown disposition '{other}' (expected emergency, urgent or routine)")),
+            other => Err(format!(
+                "unknown disposition '{other}' (expected emergency, urgent or routine)"
+            )),
         }
     }
 }
@@ -143,7 +145,12 @@ pub struct Judgement {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("{file}:{line}: {field}: {message}")]
-    Invalid { file: String, line: usize, field: String, message: String },
+    Invalid {
+        file: String,
+        line: usize,
+        field: String,
+        message: String,
+    },
     #[error("{path}: {message}")]
     Io { path: String, message: String },
 }
@@ -156,20 +163,29 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("version", &self.model.version).field("hash", &self.model.hash).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("version", &self.model.version)
+            .field("hash", &self.model.hash)
+            .finish_non_exhaustive()
     }
 }
 
 impl Engine {
     /// The protocol set compiled into the binary from `protocols/`.
     pub fn embedded() -> Result<Engine, LoadError> {
-        let files: Vec<(String, String)> = embedded::EMBEDDED.iter().map(|(n, c)| ((*n).to_string(), (*c).to_string())).collect();
+        let files: Vec<(String, String)> = embedded::EMBEDDED
+            .iter()
+            .map(|(n, c)| ((*n).to_string(), (*c).to_string()))
+            .collect();
         Self::from_sources(&files)
     }
 
     /// The file names and contents of the embedded protocol set.
     pub fn embedded_sources() -> Vec<(String, String)> {
-        embedded::EMBEDDED.iter().map(|(n, c)| ((*n).to_string(), (*c).to_string())).collect()
+        embedded::EMBEDDED
+            .iter()
+            .map(|(n, c)| ((*n).to_string(), (*c).to_string()))
+            .collect()
     }
 
     /// A protocol set read from a directory at run time (`*.toml` and `*.txt`
@@ -178,14 +194,19 @@ impl Engine {
         let mut files = Vec::new();
         read_dir_rec(path, path, &mut files)?;
         if files.is_empty() {
-            return Err(LoadError::Io { path: path.display().to_string(), message: "no protocol files (*.toml) found".into() });
+            return Err(LoadError::Io {
+                path: path.display().to_string(),
+                message: "no protocol files (*.toml) found".into(),
+            });
         }
         Self::from_sources(&files)
     }
 
     /// A protocol set from (file name, contents) pairs.
     pub fn from_sources(files: &[(String, String)]) -> Result<Engine, LoadError> {
-        Ok(Engine { model: compile::compile(files)? })
+        Ok(Engine {
+            model: compile::compile(files)?,
+        })
     }
 
     /// The protocol-set version (from `set.toml`).
@@ -200,13 +221,19 @@ impl Engine {
 
     /// The protocols in the set: (id, title).
     pub fn protocols(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.model.protocols.iter().map(|p| (p.id.as_str(), p.title.as_str()))
+        self.model
+            .protocols
+            .iter()
+            .map(|p| (p.id.as_str(), p.title.as_str()))
     }
 
     /// Judge one text. Pure: no I/O, never panics.
     pub fn judge(&self, text: &str, ctx: &Context) -> Judgement {
         let mut n = normalize::Normalized::default();
-        let mode = normalize::Mode { fuzzy: true, upper: true };
+        let mode = normalize::Mode {
+            fuzzy: true,
+            upper: true,
+        };
         normalize::normalize(text, &self.model.lex, mode, &mut n);
         let _ = ctx.channel;
         let mut hits = matcher::Hits::default();
@@ -218,7 +245,10 @@ impl Engine {
 }
 
 fn read_dir_rec(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), LoadError> {
-    let io = |p: &Path, e: std::io::Error| LoadError::Io { path: p.display().to_string(), message: e.to_string() };
+    let io = |p: &Path, e: std::io::Error| LoadError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
     let entries = std::fs::read_dir(dir).map_err(|e| io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| io(dir, e))?;
@@ -227,7 +257,11 @@ fn read_dir_rec(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Res
             read_dir_rec(base, &p, out)?;
         } else if p.extension().is_some_and(|e| e == "toml" || e == "txt") {
             let content = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
-            let rel = p.strip_prefix(base).unwrap_or(&p).to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(base)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((rel, content));
         }
     }
@@ -240,5 +274,41 @@ mod send_sync {
     #[test]
     fn engine_is_send_and_sync() {
         assert_send_sync::<super::Engine>();
+    }
+}
+
+#[cfg(test)]
+mod debug_dump {
+    #![allow(clippy::unwrap_used)]
+    #[test]
+    #[ignore]
+    fn dump() {
+        let e = super::Engine::embedded().unwrap();
+        let text = std::env::var("T").unwrap_or_default();
+        let mut n = super::normalize::Normalized::default();
+        super::normalize::normalize(
+            &text,
+            &e.model.lex,
+            super::normalize::Mode {
+                fuzzy: true,
+                upper: true,
+            },
+            &mut n,
+        );
+        println!("norm: {}", n.norm);
+        let mut hits = super::matcher::Hits::default();
+        super::matcher::find(&e.model, &n, &mut hits);
+        for t in &hits.triggers {
+            println!(
+                "trig {:?} {}..{}",
+                e.model.triggers[t.trig as usize].kind, t.ts, t.te
+            );
+        }
+        for f in &hits.findings {
+            println!(
+                "find {} {}..{}",
+                e.model.concepts[f.concept as usize].id, f.ts, f.te
+            );
+        }
     }
 }

@@ -71,14 +71,27 @@ pub(crate) fn find(model: &Model, n: &Normalized, hits: &mut Hits) {
             continue;
         }
         let exact_end = e == bytes.len() || bytes.get(e) == Some(&b' ');
-        let Some(targets) = model.targets.get(m.pattern().as_usize()) else { continue };
-        let (Some(ts), Some(te)) = (tok_at_start(n, s), tok_containing_end(n, e)) else { continue };
+        let Some(targets) = model.targets.get(m.pattern().as_usize()) else {
+            continue;
+        };
+        let (Some(ts), Some(te)) = (tok_at_start(n, s), tok_containing_end(n, e)) else {
+            continue;
+        };
         let (ts, te) = (ts as u32, te as u32);
         for t in targets {
             match *t {
-                Target::Seg { phrase, seg, prefix } => {
+                Target::Seg {
+                    phrase,
+                    seg,
+                    prefix,
+                } => {
                     if exact_end || prefix {
-                        segs.push(SegHit { phrase, seg, ts, te });
+                        segs.push(SegHit {
+                            phrase,
+                            seg,
+                            ts,
+                            te,
+                        });
                     }
                 }
                 Target::Trig { trig, prefix } => {
@@ -86,9 +99,18 @@ pub(crate) fn find(model: &Model, n: &Normalized, hits: &mut Hits) {
                         hits.triggers.push(TrigHit { trig, ts, te });
                     }
                 }
-                Target::Excl { concept, reason, prefix } => {
+                Target::Excl {
+                    concept,
+                    reason,
+                    prefix,
+                } => {
                     if exact_end || prefix {
-                        hits.excls.push(ExclHit { concept, reason, ts, te });
+                        hits.excls.push(ExclHit {
+                            concept,
+                            reason,
+                            ts,
+                            te,
+                        });
                     }
                 }
             }
@@ -109,8 +131,10 @@ fn chain(model: &Model, n: &Normalized, segs: &mut [SegHit], out: &mut Vec<Findi
         }
         punct.push(acc);
     }
-    let punct_between =
-        |a: u32, b: u32| -> bool { punct.get(b as usize).copied().unwrap_or(0) > punct.get(a as usize + 1).copied().unwrap_or(0) };
+    let punct_between = |a: u32, b: u32| -> bool {
+        punct.get(b as usize).copied().unwrap_or(0)
+            > punct.get(a as usize + 1).copied().unwrap_or(0)
+    };
     segs.sort_unstable_by_key(|h| (h.phrase, h.seg, h.ts));
     let mut i = 0usize;
     while let Some(first) = segs.get(i).copied() {
@@ -125,7 +149,12 @@ fn chain(model: &Model, n: &Normalized, segs: &mut [SegHit], out: &mut Vec<Findi
         };
         if ph.nsegs <= 1 {
             for h in group {
-                out.push(Finding { concept: ph.concept, ts: h.ts, te: h.te, fuzzy: false });
+                out.push(Finding {
+                    concept: ph.concept,
+                    ts: h.ts,
+                    te: h.te,
+                    fuzzy: false,
+                });
             }
         } else {
             let seg_start = |k: u8| group.partition_point(|h| h.seg < k);
@@ -136,8 +165,9 @@ fn chain(model: &Model, n: &Normalized, segs: &mut [SegHit], out: &mut Vec<Findi
                     let (lo, hi) = (seg_start(k), seg_start(k + 1));
                     let slice = group.get(lo..hi).unwrap_or(&[]);
                     let p = slice.partition_point(|h| h.ts <= end);
-                    let next =
-                        slice.get(p).filter(|h| (h.ts - end - 1) as usize <= GAP && !punct_between(end, h.ts));
+                    let next = slice
+                        .get(p)
+                        .filter(|h| (h.ts - end - 1) as usize <= GAP && !punct_between(end, h.ts));
                     match next {
                         Some(h) => end = h.te,
                         None => {
@@ -147,7 +177,12 @@ fn chain(model: &Model, n: &Normalized, segs: &mut [SegHit], out: &mut Vec<Findi
                     }
                 }
                 if ok {
-                    out.push(Finding { concept: ph.concept, ts: h0.ts, te: end, fuzzy: false });
+                    out.push(Finding {
+                        concept: ph.concept,
+                        ts: h0.ts,
+                        te: end,
+                        fuzzy: false,
+                    });
                 }
             }
         }

@@ -149,8 +149,13 @@ fn raw_tokens(text: &str, fbuf: &mut String, raws: &mut Vec<Raw>) {
         let next_byte = bytes.get(i + c.len_utf8()).copied();
         // Decimal separators inside numbers.
         if let Some(r) = cur.as_mut() {
-            if r.class == Class::Digit && (c == '.' || c == ',') && next_byte.is_some_and(|b| b.is_ascii_digit()) {
-                let digits_after = bytes.get(i + 1..).map_or(0, |s| s.iter().take_while(|b| b.is_ascii_digit()).count());
+            if r.class == Class::Digit
+                && (c == '.' || c == ',')
+                && next_byte.is_some_and(|b| b.is_ascii_digit())
+            {
+                let digits_after = bytes
+                    .get(i + 1..)
+                    .map_or(0, |s| s.iter().take_while(|b| b.is_ascii_digit()).count());
                 if c == '.' || digits_after <= 2 {
                     fbuf.push('.');
                     r.oe = end;
@@ -166,7 +171,9 @@ fn raw_tokens(text: &str, fbuf: &mut String, raws: &mut Vec<Raw>) {
             if r.class == Class::Alpha && (c == '\'' || c == '\u{2019}') {
                 if next_byte.is_some_and(|b| b.is_ascii_alphabetic()) {
                     let s_alone = matches!(next_byte, Some(b's' | b'S'))
-                        && !bytes.get(i + c.len_utf8() + 1).is_some_and(|b| b.is_ascii_alphabetic());
+                        && !bytes
+                            .get(i + c.len_utf8() + 1)
+                            .is_some_and(|b| b.is_ascii_alphabetic());
                     if !s_alone {
                         r.oe = end;
                         continue;
@@ -193,7 +200,9 @@ fn raw_tokens(text: &str, fbuf: &mut String, raws: &mut Vec<Raw>) {
             let Some(class) = classify(d) else { continue };
             any = true;
             let continues = cur.as_ref().is_some_and(|r| {
-                r.class == class && matches!(class, Class::Alpha | Class::Digit) && (r.oe == i32_ || r.oe == end)
+                r.class == class
+                    && matches!(class, Class::Alpha | Class::Digit)
+                    && (r.oe == i32_ || r.oe == end)
             });
             if continues {
                 if let Some(r) = cur.as_mut() {
@@ -212,7 +221,8 @@ fn raw_tokens(text: &str, fbuf: &mut String, raws: &mut Vec<Raw>) {
             // Collapse repeated sentence punctuation ("!!!", "...").
             if matches!(class, Class::Stop | Class::Question) {
                 if let Some(prev) = raws.last_mut() {
-                    if matches!(prev.class, Class::Stop | Class::Question) && last_end == Some(i32_) {
+                    if matches!(prev.class, Class::Stop | Class::Question) && last_end == Some(i32_)
+                    {
                         prev.oe = end;
                         if class == Class::Question {
                             prev.class = Class::Question;
@@ -224,7 +234,15 @@ fn raw_tokens(text: &str, fbuf: &mut String, raws: &mut Vec<Raw>) {
             }
             let fs = fbuf.len() as u32;
             fbuf.push(d);
-            let r = Raw { os: i32_, oe: end, fs, fe: fbuf.len() as u32, class, glued: last_end == Some(i32_), upper: false };
+            let r = Raw {
+                os: i32_,
+                oe: end,
+                fs,
+                fe: fbuf.len() as u32,
+                class,
+                glued: last_end == Some(i32_),
+                upper: false,
+            };
             cur_has_lower = is_lower;
             if matches!(class, Class::Alpha | Class::Digit) {
                 cur = Some(r);
@@ -332,7 +350,10 @@ pub(crate) fn normalize(text: &str, lex: &Lexicon, mode: Mode, out: &mut Normali
                 }
                 if key.is_empty() {
                     if let Some(s) = raws.get(i + 1) {
-                        if s.class == Class::Slash && s.glued && !raws.get(i + 2).is_some_and(|b| b.glued) {
+                        if s.class == Class::Slash
+                            && s.glued
+                            && !raws.get(i + 2).is_some_and(|b| b.glued)
+                        {
                             key.push_str(fw);
                             key.push('/');
                             if lex.get(&key).is_some() {
@@ -383,8 +404,17 @@ pub(crate) fn normalize(text: &str, lex: &Lexicon, mode: Mode, out: &mut Normali
                         } else {
                             match inf.action {
                                 Action::Keep => emit(out, w, Kind::Word, os, span_end, glued),
-                                Action::Drop => {}
-                                Action::Replace(k) => emit_replacement(out, lex, k, os, span_end, glued),
+                                Action::Drop => {
+                                    // "74a" (años), "2a": a dropped letter glued to a number is a unit.
+                                    let after_num = i > 0
+                                        && raws.get(i - 1).is_some_and(|p| p.class == Class::Digit);
+                                    if glued && after_num && w.len() == 1 {
+                                        emit(out, w, Kind::Word, os, span_end, glued);
+                                    }
+                                }
+                                Action::Replace(k) => {
+                                    emit_replacement(out, lex, k, os, span_end, glued)
+                                }
                             }
                         }
                     }
@@ -403,7 +433,11 @@ pub(crate) fn normalize(text: &str, lex: &Lexicon, mode: Mode, out: &mut Normali
                 continue;
             }
             Class::Digit => {
-                let v = if fw.starts_with('#') { f32::NAN } else { fw.parse::<f32>().unwrap_or(f32::NAN) };
+                let v = if fw.starts_with('#') {
+                    f32::NAN
+                } else {
+                    fw.parse::<f32>().unwrap_or(f32::NAN)
+                };
                 emit(out, "#", Kind::Num(v), r.os, r.oe, r.glued);
             }
             Class::Stop => emit(out, ".", Kind::Stop, r.os, r.oe, r.glued),
@@ -432,7 +466,14 @@ fn emit(out: &mut Normalized, w: &str, kind: Kind, os: u32, oe: u32, glued: bool
     }
     let ns = out.norm.len() as u32;
     out.norm.push_str(w);
-    out.toks.push(Tok { os, oe, ns, ne: out.norm.len() as u32, kind, glued });
+    out.toks.push(Tok {
+        os,
+        oe,
+        ns,
+        ne: out.norm.len() as u32,
+        kind,
+        glued,
+    });
 }
 
 /// Fold a phrase word the same way user text is folded (for word lists).
@@ -451,7 +492,15 @@ mod tests {
 
     fn run(text: &str, lex: &Lexicon) -> Normalized {
         let mut n = Normalized::default();
-        normalize(text, lex, Mode { fuzzy: true, upper: true }, &mut n);
+        normalize(
+            text,
+            lex,
+            Mode {
+                fuzzy: true,
+                upper: true,
+            },
+            &mut n,
+        );
         n
     }
 

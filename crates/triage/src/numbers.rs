@@ -10,23 +10,169 @@ use crate::matcher::Finding;
 use crate::normalize::{Kind, Normalized};
 use std::collections::HashMap;
 
-const BP_KW: &[&str] = &["bp", "pressure", "presion", "ta", "pa", "sbp", "systolic", "sistolica", "reading", "readings"];
-const TEMP_KW: &[&str] =
-    &["temp", "temperature", "fever", "febrile", "fiebre", "temperatura", "tmax", "t", "calentura", "temps", "febril"];
-const SPO2_KW: &[&str] = &["o2", "spo2", "sat", "sats", "saturation", "oxygen", "ox", "saturacion", "oxigeno", "saturating", "pulseox"];
-const HR_KW: &[&str] = &["hr", "pulse", "heart rate", "rate", "pulso", "fc", "frecuencia", "heartrate"];
-const GLU_KW: &[&str] = &["sugar", "sugars", "glucose", "bs", "bg", "cbg", "glucosa", "azucar", "glicemia", "glucemia", "fsbs", "fsbg", "glucometer"];
-const YEAR_UNITS: &[&str] = &["yo", "yr", "yrs", "y", "year", "years", "ano", "anos", "yoa"];
-const SEX_UNITS: &[&str] = &["f", "m", "female", "male", "woman", "man", "wf", "wm", "bf", "bm", "hf", "hm"];
-const WEEK_UNITS: &[&str] = &["wk", "wks", "week", "weeks", "w", "semana", "semanas", "wko", "wo"];
-const MONTH_UNITS: &[&str] = &["mo", "mos", "month", "months", "mes", "meses", "mth", "mths", "m"];
+const BP_KW: &[&str] = &[
+    "bp",
+    "pressure",
+    "presion",
+    "ta",
+    "pa",
+    "sbp",
+    "systolic",
+    "sistolica",
+    "reading",
+    "readings",
+];
+const TEMP_KW: &[&str] = &[
+    "temp",
+    "temperature",
+    "fever",
+    "febrile",
+    "fiebre",
+    "temperatura",
+    "tmax",
+    "t",
+    "calentura",
+    "temps",
+    "febril",
+];
+const SPO2_KW: &[&str] = &[
+    "o2",
+    "spo2",
+    "sat",
+    "sats",
+    "saturation",
+    "oxygen",
+    "ox",
+    "saturacion",
+    "oxigeno",
+    "saturating",
+    "pulseox",
+];
+const HR_KW: &[&str] = &[
+    "hr",
+    "pulse",
+    "heart rate",
+    "rate",
+    "pulso",
+    "fc",
+    "frecuencia",
+    "heartrate",
+];
+const GLU_KW: &[&str] = &[
+    "sugar",
+    "sugars",
+    "glucose",
+    "bs",
+    "bg",
+    "cbg",
+    "glucosa",
+    "azucar",
+    "glicemia",
+    "glucemia",
+    "fsbs",
+    "fsbg",
+    "glucometer",
+];
+const YEAR_UNITS: &[&str] = &[
+    "yo", "yr", "yrs", "y", "year", "years", "ano", "anos", "yoa", "a", "yr old", "ys",
+];
+const SEX_UNITS: &[&str] = &[
+    "f", "m", "female", "male", "woman", "man", "wf", "wm", "bf", "bm", "hf", "hm",
+];
+const WEEK_UNITS: &[&str] = &[
+    "wk", "wks", "week", "weeks", "w", "semana", "semanas", "wko", "wo",
+];
+const MONTH_UNITS: &[&str] = &[
+    "mo", "mos", "month", "months", "mes", "meses", "mth", "mths", "m",
+];
 const DAY_UNITS: &[&str] = &["d", "day", "days", "dia", "dias", "dy", "dys"];
 const HOUR_UNITS: &[&str] = &["h", "hr", "hrs", "hour", "hours", "hora", "horas"];
-const AGE_AFTER: &[&str] =
-    &["old", "o", "infant", "baby", "boy", "girl", "bb", "de", "newborn", "f", "m", "male", "female", "son", "daughter", "nacido", "nacida"];
+const AGE_AFTER: &[&str] = &[
+    "old",
+    "o",
+    "infant",
+    "baby",
+    "boy",
+    "girl",
+    "bb",
+    "de",
+    "newborn",
+    "f",
+    "m",
+    "male",
+    "female",
+    "son",
+    "daughter",
+    "nacido",
+    "nacida",
+    "with",
+    "w",
+    "has",
+    "complains",
+    "patient",
+    "pt",
+    "is",
+    "c",
+    "presents",
+];
 const AGE_BEFORE: &[&str] = &[
-    "de", "tiene", "is", "pt", "patient", "infant", "baby", "bebe", "son", "daughter", "child", "aged", "age", "edad", "nino", "nina", "hijo",
-    "hija", "girl", "boy", "grandson", "granddaughter", "nieto", "nieta", "newborn", "only", "just",
+    "de",
+    "tiene",
+    "is",
+    "pt",
+    "patient",
+    "infant",
+    "baby",
+    "bebe",
+    "son",
+    "daughter",
+    "child",
+    "aged",
+    "age",
+    "edad",
+    "nino",
+    "nina",
+    "hijo",
+    "hija",
+    "girl",
+    "boy",
+    "grandson",
+    "granddaughter",
+    "nieto",
+    "nieta",
+    "newborn",
+    "only",
+    "just",
+];
+const RELATIONS: &[&str] = &[
+    "father",
+    "mother",
+    "husband",
+    "wife",
+    "grandmother",
+    "grandfather",
+    "patient",
+    "aunt",
+    "uncle",
+    "neighbor",
+    "madre",
+    "padre",
+    "abuela",
+    "abuelo",
+    "esposo",
+    "esposa",
+    "senora",
+    "senor",
+    "tia",
+    "tio",
+    "pt",
+    "male",
+    "female",
+    "man",
+    "woman",
+    "aged",
+    "age",
+    "edad",
 ];
 const TEMP_F: &[&str] = &["f", "fahrenheit", "farenheit"];
 const TEMP_C: &[&str] = &["c", "celsius", "centigrade", "centigrados", "centigrado"];
@@ -72,7 +218,12 @@ struct Emitter<'a> {
 impl Emitter<'_> {
     fn emit(&mut self, name: &str, ts: usize, te: usize) {
         if let Some(&c) = self.ids.get(name) {
-            self.out.push(Finding { concept: c, ts: ts as u32, te: te.max(ts) as u32, fuzzy: false });
+            self.out.push(Finding {
+                concept: c,
+                ts: ts as u32,
+                te: te.max(ts) as u32,
+                fuzzy: false,
+            });
         }
     }
 }
@@ -143,7 +294,9 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
         let f_glued_age = unit_f && !has_deg && v < 94.0 && !decimal;
         let scale_f = unit_f || (!unit_c && (94.0..=110.0).contains(&v));
         let scale_c = unit_c || (!unit_f && (34.0..=43.5).contains(&v));
-        let explicit_temp = has_deg || ((unit_f || unit_c) && (decimal || (94.0..=110.0).contains(&v) || (34.0..=43.5).contains(&v)));
+        let explicit_temp = has_deg
+            || ((unit_f || unit_c)
+                && (decimal || (94.0..=110.0).contains(&v) || (34.0..=43.5).contains(&v)));
         if !f_glued_age && (explicit_temp || temp_kw.is_some()) && (scale_f || scale_c) {
             let vf = if scale_f && (90.0..=115.0).contains(&v) {
                 Some(v)
@@ -154,7 +307,13 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
             };
             if let Some(f) = vf {
                 let ts = temp_kw.unwrap_or(i);
-                let te = if unit_f || unit_c { j } else if has_deg { i + 1 } else { i };
+                let te = if unit_f || unit_c {
+                    j
+                } else if has_deg {
+                    i + 1
+                } else {
+                    i
+                };
                 if f >= 100.35 {
                     e.emit("temp_fever", ts, te);
                 }
@@ -174,13 +333,22 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
         // Age in years: "78F", "78 yo", "78 year old", "tiene 80 años".
         let glued1 = n.toks.get(i + 1).is_some_and(|t| t.glued);
         if v.fract() == 0.0 && v < 120.0 {
-            let sex = word_is(n, i + 1, SEX_UNITS) && (glued1 || word_is(n, i + 1, &["female", "male", "woman", "man"]));
+            let sex = word_is(n, i + 1, SEX_UNITS)
+                && (glued1 || word_is(n, i + 1, &["female", "male", "woman", "man"]));
             let yrs = word_is(n, i + 1, YEAR_UNITS)
                 && (word_is(n, i + 1, &["yo", "yoa"])
+                    || (word_is(n, i + 1, &["a", "y"]) && glued1)
                     || word_is(n, i + 2, &["old", "o", "de"])
-                    || word_is(n, i.wrapping_sub(1), &["tiene", "de", "con", "aged", "age", "edad"])
+                    || word_is(
+                        n,
+                        i.wrapping_sub(1),
+                        &["tiene", "de", "con", "aged", "age", "edad"],
+                    )
                     || (word_is(n, i + 1, &["y"]) && word_is(n, i + 2, &["o"])));
-            if (sex && !word_is(n, i + 1, MONTH_UNITS)) || yrs {
+            let rel_age = (40.0..=110.0).contains(&v)
+                && word_is(n, i.wrapping_sub(1), RELATIONS)
+                && !word_is(n, i + 1, &["/"]);
+            if (sex && (!word_is(n, i + 1, &["m"]) || v > 24.0)) || yrs || rel_age {
                 if v >= 65.0 {
                     e.emit("age_65_plus", i, i + 1);
                 }
@@ -205,13 +373,23 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
         };
         if let Some(days) = unit_days {
             let is_hours = word_is(n, i + 1, HOUR_UNITS);
-            let dur_marker =
-                word_is(n, i.wrapping_sub(1), &["x", "for", "since", "hace", "durante", "past", "last", "over", "about", "around", "almost", "nearly"]);
+            let dur_marker = word_is(
+                n,
+                i.wrapping_sub(1),
+                &[
+                    "x", "for", "since", "hace", "durante", "past", "last", "over", "about",
+                    "around", "almost", "nearly",
+                ],
+            );
             let age = !is_hours
                 && !dur_marker
                 && (word_is(n, i + 2, AGE_AFTER)
                     || word_is(n, i.wrapping_sub(1), AGE_BEFORE)
-                    || (i == 0 && glued1)
+                    || (i == 0 && !word_is(n, i + 1, DAY_UNITS))
+                    || n.toks
+                        .get(i.wrapping_sub(1))
+                        .is_some_and(|t| t.is_boundary() || t.kind == Kind::Comma)
+                        && !word_is(n, i + 1, DAY_UNITS)
                     || (glued1 && word_is(n, i + 2, SEX_UNITS)));
             if age {
                 if days <= 91.0 {
@@ -221,7 +399,11 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
                     e.emit("age_under_2y", i, i + 1);
                 }
             } else if days >= 3.0 {
-                let ts = if word_is(n, i.wrapping_sub(1), &["x"]) { i - 1 } else { i };
+                let ts = if word_is(n, i.wrapping_sub(1), &["x"]) {
+                    i - 1
+                } else {
+                    i
+                };
                 e.emit("duration_3d_plus", ts, i + 1);
             }
             i += 2;

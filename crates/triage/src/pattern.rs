@@ -28,9 +28,13 @@ pub(crate) fn expand_macros(s: &str, macros: &BTreeMap<String, String>) -> Resul
         while let Some(open) = rest.find('{') {
             out.push_str(rest.get(..open).unwrap_or(""));
             let after = rest.get(open + 1..).unwrap_or("");
-            let close = after.find('}').ok_or_else(|| format!("unclosed '{{' in '{s}'"))?;
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("unclosed '{{' in '{s}'"))?;
             let name = after.get(..close).unwrap_or("").trim();
-            let body = macros.get(name).ok_or_else(|| format!("unknown macro '{{{name}}}' in '{s}'"))?;
+            let body = macros
+                .get(name)
+                .ok_or_else(|| format!("unknown macro '{{{name}}}' in '{s}'"))?;
             out.push_str(body);
             rest = after.get(close + 1..).unwrap_or("");
         }
@@ -48,7 +52,11 @@ pub(crate) fn expand_groups(s: &str) -> Result<Vec<String>, String> {
     if pos < chars.len() {
         return Err(format!("unbalanced ')' in '{s}'"));
     }
-    Ok(out.into_iter().map(|v| v.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|v| !v.is_empty()).collect())
+    Ok(out
+        .into_iter()
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|v| !v.is_empty())
+        .collect())
 }
 
 /// sequence := (literal | group)* — stops at ')' or '|' (left for the caller).
@@ -91,7 +99,9 @@ fn parse_seq(c: &[char], pos: &mut usize, src: &str, depth: usize) -> Result<Vec
                     }
                 }
                 if next.len() > MAX_VARIANTS {
-                    return Err(format!("'{src}' expands to more than {MAX_VARIANTS} phrases"));
+                    return Err(format!(
+                        "'{src}' expands to more than {MAX_VARIANTS} phrases"
+                    ));
                 }
                 variants = next;
             }
@@ -116,6 +126,8 @@ pub(crate) struct Segment {
 /// Split a variant on `~` into segments and strip the `*` prefix marks.
 pub(crate) fn segments(v: &str) -> Result<Vec<Segment>, String> {
     let mut out = Vec::new();
+    // An optional group at either end may leave a dangling '~': ignore it.
+    let v = v.trim().trim_start_matches('~').trim_end_matches('~');
     for seg in v.split('~') {
         let seg = seg.trim();
         if seg.is_empty() {
@@ -124,9 +136,14 @@ pub(crate) fn segments(v: &str) -> Result<Vec<Segment>, String> {
         let stars = seg.matches('*').count();
         let prefix = seg.ends_with('*');
         if stars > usize::from(prefix) {
-            return Err(format!("'*' may only end the last word before a '~' or the end in '{v}'"));
+            return Err(format!(
+                "'*' may only end the last word before a '~' or the end in '{v}'"
+            ));
         }
-        out.push(Segment { text: seg.trim_end_matches('*').to_string(), prefix });
+        out.push(Segment {
+            text: seg.trim_end_matches('*').to_string(),
+            prefix,
+        });
     }
     Ok(out)
 }
@@ -145,14 +162,20 @@ mod tests {
         assert!(expand_groups("chest (pain").is_err());
         assert!(expand_groups("chest pain)").is_err());
         let n = expand_groups("(a (b|c)|d)").unwrap();
-        assert_eq!(n, vec!["a b".to_string(), "a c".to_string(), "d".to_string()]);
+        assert_eq!(
+            n,
+            vec!["a b".to_string(), "a c".to_string(), "d".to_string()]
+        );
     }
 
     #[test]
     fn macros_and_segments() {
         let mut m = BTreeMap::new();
         m.insert("cant".to_string(), "(cant|cannot)".to_string());
-        assert_eq!(expand_macros("{cant} breathe", &m).unwrap(), "(cant|cannot) breathe");
+        assert_eq!(
+            expand_macros("{cant} breathe", &m).unwrap(),
+            "(cant|cannot) breathe"
+        );
         assert!(expand_macros("{nope} x", &m).is_err());
         let s = segments("chest ~ tight*").unwrap();
         assert_eq!(s.len(), 2);

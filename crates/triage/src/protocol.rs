@@ -105,6 +105,10 @@ pub(crate) struct ConceptDoc {
     /// What a resolved mention means: "suppress" (default), "keep", "urgent".
     #[serde(default)]
     pub resolved: Option<Spanned<String>>,
+    /// Context kinds that do not suppress this concept (e.g. suicidal
+    /// thoughts phrased hypothetically are still suicidal thoughts).
+    #[serde(default)]
+    pub ignore_context: Vec<Spanned<String>>,
 }
 
 /// `[[trigger]]`: a ConText-style context trigger.
@@ -118,6 +122,10 @@ pub(crate) struct TriggerDoc {
     pub window: Option<usize>,
     #[serde(default)]
     pub comma_ends: bool,
+    /// Restrict the trigger to these concepts (e.g. "after my workout" makes
+    /// sore calves benign, but never exertional chest pain).
+    #[serde(default)]
+    pub only: Vec<Spanned<String>>,
     pub phrases: Vec<Spanned<String>>,
 }
 
@@ -148,11 +156,25 @@ pub(crate) struct NonClinicalDoc {
 /// 1-based line of a byte offset.
 pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     let end = offset.min(src.len());
-    src.as_bytes().get(..end).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count()) + 1
+    src.as_bytes()
+        .get(..end)
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+        + 1
 }
 
-pub(crate) fn invalid(file: &str, src: &str, span: std::ops::Range<usize>, field: &str, message: impl Into<String>) -> LoadError {
-    LoadError::Invalid { file: file.to_string(), line: line_of(src, span.start), field: field.to_string(), message: message.into() }
+pub(crate) fn invalid(
+    file: &str,
+    src: &str,
+    span: std::ops::Range<usize>,
+    field: &str,
+    message: impl Into<String>,
+) -> LoadError {
+    LoadError::Invalid {
+        file: file.to_string(),
+        line: line_of(src, span.start),
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Parse one TOML file, mapping serde/TOML errors to file:line:field.
@@ -161,7 +183,12 @@ pub(crate) fn parse_file(file: &str, src: &str) -> Result<FileDoc, LoadError> {
         let line = e.span().map_or(0, |s| line_of(src, s.start));
         let msg = e.message().trim().to_string();
         let field = field_from_message(&msg).unwrap_or_else(|| "(syntax)".to_string());
-        LoadError::Invalid { file: file.to_string(), line, field, message: msg }
+        LoadError::Invalid {
+            file: file.to_string(),
+            line,
+            field,
+            message: msg,
+        }
     })
 }
 
@@ -173,11 +200,20 @@ fn field_from_message(msg: &str) -> Option<String> {
     rest.get(..end).map(str::to_string)
 }
 
-pub(crate) fn parse_disposition(file: &str, src: &str, s: &Spanned<String>, field: &str) -> Result<Disposition, LoadError> {
-    s.get_ref().parse::<Disposition>().map_err(|m| invalid(file, src, s.span(), field, m))
+pub(crate) fn parse_disposition(
+    file: &str,
+    src: &str,
+    s: &Spanned<String>,
+    field: &str,
+) -> Result<Disposition, LoadError> {
+    s.get_ref()
+        .parse::<Disposition>()
+        .map_err(|m| invalid(file, src, s.span(), field, m))
 }
 
 /// Parse a word-list file: one word per line, `#` starts a comment.
 pub(crate) fn parse_words(src: &str) -> impl Iterator<Item = &str> {
-    src.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty())
+    src.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
 }

@@ -2,13 +2,13 @@
 //! proxies. The functions here serve the API, the `careline admin` CLI, the
 //! CSV import and the demo seed alike, so there is one way to create each thing.
 
+use crate::AppState;
 use crate::auth::{self, Auth};
 use crate::error::{ApiResult, Problem};
 use crate::extract::Body;
-use crate::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use careline_core::authz::Principal;
 use careline_core::ids::*;
 use careline_core::model::*;
@@ -88,7 +88,12 @@ pub struct TeamView {
 
 impl From<&CareTeam> for TeamView {
     fn from(t: &CareTeam) -> Self {
-        TeamView { id: t.id.0, name: t.name.clone(), team_queue: t.team_queue.0, clinical_queue: t.clinical_queue.0 }
+        TeamView {
+            id: t.id.0,
+            name: t.name.clone(),
+            team_queue: t.team_queue.0,
+            clinical_queue: t.clinical_queue.0,
+        }
     }
 }
 
@@ -128,35 +133,75 @@ async fn hash(password: String) -> Result<String> {
 }
 
 /// Create a staff user and put them on teams.
-pub async fn create_staff(store: &dyn Store, org: OrgId, spec: StaffSpec, actor: Option<UserId>, now: Timestamp) -> Result<User> {
+pub async fn create_staff(
+    store: &dyn Store,
+    org: OrgId,
+    spec: StaffSpec,
+    actor: Option<UserId>,
+    now: Timestamp,
+) -> Result<User> {
     let role: Role = spec.role.parse()?;
     if !role.is_staff() {
-        return Err(Error::invalid("members and proxies are created through members and proxies"));
+        return Err(Error::invalid(
+            "members and proxies are created through members and proxies",
+        ));
     }
     let password_hash = hash(spec.password).await?;
     let user = store
-        .create_user(NewUser { org_id: org, username: spec.username, name: spec.name, role, member_id: None, password_hash }, actor, now)
+        .create_user(
+            NewUser {
+                org_id: org,
+                username: spec.username,
+                name: spec.name,
+                role,
+                member_id: None,
+                password_hash,
+            },
+            actor,
+            now,
+        )
         .await?;
     for t in spec.team_ids {
-        store.add_to_team(org, TeamId(t), user.id, actor, now).await?;
+        store
+            .add_to_team(org, TeamId(t), user.id, actor, now)
+            .await?;
     }
     Ok(user)
 }
 
 /// Create a member (and their login, if asked).
-pub async fn create_member(store: &dyn Store, org: OrgId, spec: MemberSpec, actor: Option<UserId>, now: Timestamp) -> Result<(Member, Option<User>)> {
+pub async fn create_member(
+    store: &dyn Store,
+    org: OrgId,
+    spec: MemberSpec,
+    actor: Option<UserId>,
+    now: Timestamp,
+) -> Result<(Member, Option<User>)> {
     let date_of_birth = spec
         .date_of_birth
         .as_deref()
         .filter(|d| !d.trim().is_empty())
-        .map(|d| d.trim().parse::<jiff::civil::Date>().map_err(|_| Error::invalid(format!("date_of_birth '{d}' is not YYYY-MM-DD"))))
+        .map(|d| {
+            d.trim()
+                .parse::<jiff::civil::Date>()
+                .map_err(|_| Error::invalid(format!("date_of_birth '{d}' is not YYYY-MM-DD")))
+        })
         .transpose()?;
     let login = match (spec.username, spec.password) {
         (Some(u), Some(p)) => Some((u, hash(p).await?)),
         (None, None) => None,
-        _ => return Err(Error::invalid("give both username and password for a member login, or neither")),
+        _ => {
+            return Err(Error::invalid(
+                "give both username and password for a member login, or neither",
+            ));
+        }
     };
-    let clean = |v: Vec<String>| v.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    let clean = |v: Vec<String>| {
+        v.into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+    };
     let member = store
         .create_member(
             NewMember {
@@ -184,7 +229,14 @@ pub async fn create_member(store: &dyn Store, org: OrgId, spec: MemberSpec, acto
         Some((username, password_hash)) => Some(
             store
                 .create_user(
-                    NewUser { org_id: org, username, name: spec.name, role: Role::Member, member_id: Some(member.id), password_hash },
+                    NewUser {
+                        org_id: org,
+                        username,
+                        name: spec.name,
+                        role: Role::Member,
+                        member_id: Some(member.id),
+                        password_hash,
+                    },
                     actor,
                     now,
                 )
@@ -196,54 +248,122 @@ pub async fn create_member(store: &dyn Store, org: OrgId, spec: MemberSpec, acto
 }
 
 /// Grant a proxy access to a member, creating the proxy's login if asked.
-pub async fn grant_proxy(store: &dyn Store, org: OrgId, spec: ProxySpec, actor: Option<UserId>, now: Timestamp) -> Result<UserId> {
+pub async fn grant_proxy(
+    store: &dyn Store,
+    org: OrgId,
+    spec: ProxySpec,
+    actor: Option<UserId>,
+    now: Timestamp,
+) -> Result<UserId> {
     let expires_at = spec
         .expires_at
         .as_deref()
-        .map(|e| e.parse::<Timestamp>().map_err(|_| Error::invalid(format!("expires_at '{e}' is not an RFC 3339 time"))))
+        .map(|e| {
+            e.parse::<Timestamp>()
+                .map_err(|_| Error::invalid(format!("expires_at '{e}' is not an RFC 3339 time")))
+        })
         .transpose()?;
     let proxy = match (spec.proxy_user_id, spec.username, spec.name, spec.password) {
         (Some(id), None, None, None) => UserId(id),
         (None, Some(username), Some(name), Some(password)) => {
             let password_hash = hash(password).await?;
             store
-                .create_user(NewUser { org_id: org, username, name, role: Role::Proxy, member_id: None, password_hash }, actor, now)
+                .create_user(
+                    NewUser {
+                        org_id: org,
+                        username,
+                        name,
+                        role: Role::Proxy,
+                        member_id: None,
+                        password_hash,
+                    },
+                    actor,
+                    now,
+                )
                 .await?
                 .id
         }
-        _ => return Err(Error::invalid("give either proxy_user_id, or username, name and password for a new proxy")),
+        _ => {
+            return Err(Error::invalid(
+                "give either proxy_user_id, or username, name and password for a new proxy",
+            ));
+        }
     };
-    store.grant_proxy(org, proxy, MemberId(spec.member_id), expires_at, actor, now).await?;
+    store
+        .grant_proxy(org, proxy, MemberId(spec.member_id), expires_at, actor, now)
+        .await?;
     Ok(proxy)
 }
 
 fn require_admin(p: &Principal) -> Result<()> {
-    p.require(&[Role::Admin], "admin-only", "only administrators manage teams, staff and members")
+    p.require(
+        &[Role::Admin],
+        "admin-only",
+        "only administrators manage teams, staff and members",
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/teams", tag = "admin", security(("bearer" = [])), responses((status = 200, body = Vec<TeamView>), (status = 403, body = Problem)))]
-pub async fn list_teams(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<TeamView>>> {
+pub async fn list_teams(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<TeamView>>> {
     require_admin(&p)?;
-    Ok(Json(s.store.teams(p.org_id).await?.iter().map(Into::into).collect()))
+    Ok(Json(
+        s.store
+            .teams(p.org_id)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/teams", tag = "admin", security(("bearer" = [])), request_body = TeamSpec, responses((status = 201, body = TeamView), (status = 409, body = Problem)))]
-pub async fn post_team(State(s): State<AppState>, Auth(p): Auth, Body(spec): Body<TeamSpec>) -> ApiResult<(StatusCode, Json<TeamView>)> {
+pub async fn post_team(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(spec): Body<TeamSpec>,
+) -> ApiResult<(StatusCode, Json<TeamView>)> {
     require_admin(&p)?;
-    let t = s.store.create_team(p.org_id, &spec.name, Some(p.user_id), s.clock.now()).await?;
+    let t = s
+        .store
+        .create_team(p.org_id, &spec.name, Some(p.user_id), s.clock.now())
+        .await?;
     Ok((StatusCode::CREATED, Json((&t).into())))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), responses((status = 200, body = Vec<UserView>), (status = 403, body = Problem)))]
-pub async fn list_users(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<UserView>>> {
+pub async fn list_users(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<UserView>>> {
     require_admin(&p)?;
-    Ok(Json(s.store.users(p.org_id).await?.iter().map(Into::into).collect()))
+    Ok(Json(
+        s.store
+            .users(p.org_id)
+            .await?
+            .iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/staff", tag = "admin", security(("bearer" = [])), request_body = StaffSpec, responses((status = 201, body = UserView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn post_staff(State(s): State<AppState>, Auth(p): Auth, Body(spec): Body<StaffSpec>) -> ApiResult<(StatusCode, Json<UserView>)> {
+pub async fn post_staff(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(spec): Body<StaffSpec>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     require_admin(&p)?;
-    let u = create_staff(s.store.as_ref(), p.org_id, spec, Some(p.user_id), s.clock.now()).await?;
+    let u = create_staff(
+        s.store.as_ref(),
+        p.org_id,
+        spec,
+        Some(p.user_id),
+        s.clock.now(),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json((&u).into())))
 }
 
@@ -257,7 +377,10 @@ pub struct AdminMemberView {
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/members", tag = "admin", security(("bearer" = [])), responses((status = 200, body = Vec<AdminMemberView>), (status = 403, body = Problem)))]
-pub async fn list_members(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<AdminMemberView>>> {
+pub async fn list_members(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> ApiResult<Json<Vec<AdminMemberView>>> {
     require_admin(&p)?;
     // Administrators manage enrolment, not care: names and teams only, no health data.
     let items = s
@@ -265,18 +388,41 @@ pub async fn list_members(State(s): State<AppState>, Auth(p): Auth) -> ApiResult
         .members(p.org_id)
         .await?
         .iter()
-        .map(|m| AdminMemberView { id: m.id.0, name: m.name.clone(), team_id: m.team_id.0, language: m.language.clone(), login: None })
+        .map(|m| AdminMemberView {
+            id: m.id.0,
+            name: m.name.clone(),
+            team_id: m.team_id.0,
+            language: m.language.clone(),
+            login: None,
+        })
         .collect();
     Ok(Json(items))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/members", tag = "admin", security(("bearer" = [])), request_body = MemberSpec, responses((status = 201, body = AdminMemberView), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn post_member(State(s): State<AppState>, Auth(p): Auth, Body(spec): Body<MemberSpec>) -> ApiResult<(StatusCode, Json<AdminMemberView>)> {
+pub async fn post_member(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(spec): Body<MemberSpec>,
+) -> ApiResult<(StatusCode, Json<AdminMemberView>)> {
     require_admin(&p)?;
-    let (m, u) = create_member(s.store.as_ref(), p.org_id, spec, Some(p.user_id), s.clock.now()).await?;
+    let (m, u) = create_member(
+        s.store.as_ref(),
+        p.org_id,
+        spec,
+        Some(p.user_id),
+        s.clock.now(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
-        Json(AdminMemberView { id: m.id.0, name: m.name, team_id: m.team_id.0, language: m.language, login: u.as_ref().map(Into::into) }),
+        Json(AdminMemberView {
+            id: m.id.0,
+            name: m.name,
+            team_id: m.team_id.0,
+            language: m.language,
+            login: u.as_ref().map(Into::into),
+        }),
     ))
 }
 
@@ -287,9 +433,26 @@ pub struct ProxyGranted {
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/proxies", tag = "admin", security(("bearer" = [])), request_body = ProxySpec, responses((status = 201, body = ProxyGranted), (status = 422, body = Problem)))]
-pub async fn post_proxy(State(s): State<AppState>, Auth(p): Auth, Body(spec): Body<ProxySpec>) -> ApiResult<(StatusCode, Json<ProxyGranted>)> {
+pub async fn post_proxy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(spec): Body<ProxySpec>,
+) -> ApiResult<(StatusCode, Json<ProxyGranted>)> {
     require_admin(&p)?;
     let member_id = spec.member_id;
-    let proxy = grant_proxy(s.store.as_ref(), p.org_id, spec, Some(p.user_id), s.clock.now()).await?;
-    Ok((StatusCode::CREATED, Json(ProxyGranted { proxy_user_id: proxy.0, member_id })))
+    let proxy = grant_proxy(
+        s.store.as_ref(),
+        p.org_id,
+        spec,
+        Some(p.user_id),
+        s.clock.now(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ProxyGranted {
+            proxy_user_id: proxy.0,
+            member_id,
+        }),
+    ))
 }

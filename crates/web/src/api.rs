@@ -1,19 +1,19 @@
 //! The REST handlers. Each one parses, calls the store (which authorizes
 //! through the domain), and shapes the answer; none holds business rules.
 
+use crate::AppState;
 use crate::auth::{self, Auth};
 use crate::error::{ApiResult, Problem};
 use crate::extract::Body;
 use crate::views::*;
-use crate::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use careline_core::Error;
 use careline_core::ids::*;
 use careline_core::ingest::{ContactIn, ContactKind};
 use careline_core::model::TicketStatus;
 use careline_core::validate::MessageText;
-use careline_core::Error;
 use careline_store::{ContactRequest, TicketFilter};
 use careline_triage::{Channel, Context};
 use std::time::Instant;
@@ -22,7 +22,10 @@ use uuid::Uuid;
 /// Log in with a username and password.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = LoginRequest,
     responses((status = 201, body = SessionCreated), (status = 401, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_session(State(s): State<AppState>, Body(req): Body<LoginRequest>) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
+pub async fn create_session(
+    State(s): State<AppState>,
+    Body(req): Body<LoginRequest>,
+) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
     let creds = s.store.credentials(req.username.trim()).await?;
     let (hash, user) = match &creds {
         Some(c) if !c.user.disabled => (c.password_hash.clone(), Some(c.user.clone())),
@@ -37,23 +40,39 @@ pub async fn create_session(State(s): State<AppState>, Body(req): Body<LoginRequ
         (true, Some(u)) => u,
         (_, u) => {
             if let Some(u) = u {
-                s.store.record_login_failure(u.org_id, Some(u.id), &u.username, now).await?;
+                s.store
+                    .record_login_failure(u.org_id, Some(u.id), &u.username, now)
+                    .await?;
             }
             s.metrics.login_failures.inc();
             return Err(Error::Unauthenticated("unknown username or wrong password".into()).into());
         }
     };
     let (token, token_hash) = auth::new_token()?;
-    let expires_at = now.checked_add(s.config.session_ttl).map_err(Error::internal)?;
+    let expires_at = now
+        .checked_add(s.config.session_ttl)
+        .map_err(Error::internal)?;
     s.store
-        .create_session(careline_store::NewSession { token_hash, user_id: user.id, org_id: user.org_id, expires_at }, now)
+        .create_session(
+            careline_store::NewSession {
+                token_hash,
+                user_id: user.id,
+                org_id: user.org_id,
+                expires_at,
+            },
+            now,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
         Json(SessionCreated {
             token,
             expires_at: expires_at.to_string(),
-            user: UserSummary { id: user.id.0, role: user.role.as_str().into(), name: user.name },
+            user: UserSummary {
+                id: user.id.0,
+                role: user.role.as_str().into(),
+                name: user.name,
+            },
         }),
     ))
 }
@@ -65,10 +84,23 @@ pub async fn me(Auth(p): Auth) -> Json<Me> {
     Json((&p).into())
 }
 
-fn judge(s: &AppState, text: &MessageText, channel: Channel, language: Option<&str>) -> careline_triage::Judgement {
+fn judge(
+    s: &AppState,
+    text: &MessageText,
+    channel: Channel,
+    language: Option<&str>,
+) -> careline_triage::Judgement {
     let started = Instant::now();
-    let j = s.engine.judge(text.as_str(), &Context { channel, language: language.map(String::from) });
-    s.metrics.triage_seconds.observe(started.elapsed().as_secs_f64());
+    let j = s.engine.judge(
+        text.as_str(),
+        &Context {
+            channel,
+            language: language.map(String::from),
+        },
+    );
+    s.metrics
+        .triage_seconds
+        .observe(started.elapsed().as_secs_f64());
     j
 }
 
@@ -76,33 +108,91 @@ fn judge(s: &AppState, text: &MessageText, channel: Channel, language: Option<&s
 /// ticket and events in one transaction, and acknowledged only after commit.
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", security(("bearer" = [])), request_body = NewMessage,
     responses((status = 201, body = ContactCreated), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_message(State(s): State<AppState>, Auth(p): Auth, Body(req): Body<NewMessage>) -> ApiResult<(StatusCode, Json<ContactCreated>)> {
+pub async fn create_message(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<NewMessage>,
+) -> ApiResult<(StatusCode, Json<ContactCreated>)> {
     let member_id = p.message_subject(req.member_id.map(MemberId))?;
     let text = MessageText::parse(&req.text)?;
     let started = Instant::now();
     let judgement = judge(&s, &text, Channel::Portal, None);
-    let contact = ContactIn { kind: ContactKind::Message, author_id: p.user_id, author_name: p.name.clone(), text, judgement };
+    let contact = ContactIn {
+        kind: ContactKind::Message,
+        author_id: p.user_id,
+        author_name: p.name.clone(),
+        text,
+        judgement,
+    };
     let now = s.clock.now();
-    let out = s.store.record_contact(ContactRequest { principal: p.clone(), member_id, contact }, now).await?;
-    s.metrics.contact(out.ticket.priority, started.elapsed().as_secs_f64());
+    let out = s
+        .store
+        .record_contact(
+            ContactRequest {
+                principal: p.clone(),
+                member_id,
+                contact,
+            },
+            now,
+        )
+        .await?;
+    s.metrics
+        .contact(out.ticket.priority, started.elapsed().as_secs_f64());
+    if out.page.is_some() {
+        s.metrics.paged(started.elapsed().as_secs_f64());
+    }
     Ok((
         StatusCode::CREATED,
-        Json(ContactCreated { message: MessageView::new(&out.message, false), ticket: TicketView::new(&out.ticket, &out.queue, now) }),
+        Json(ContactCreated {
+            message: MessageView::new(&out.message, false),
+            ticket: TicketView::new(&out.ticket, &out.queue, now),
+            auto_reply: out.auto_reply.as_ref().map(|m| MessageView::new(m, false)),
+            page: out.page.as_ref().map(Into::into),
+        }),
     ))
 }
 
 /// An agent records a phone call's notes; triaged like a message.
 #[utoipa::path(post, path = "/api/v1/calls", tag = "calls", security(("bearer" = [])), request_body = NewCall,
     responses((status = 201, body = CallCreated), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_call(State(s): State<AppState>, Auth(p): Auth, Body(req): Body<NewCall>) -> ApiResult<(StatusCode, Json<CallCreated>)> {
+pub async fn create_call(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<NewCall>,
+) -> ApiResult<(StatusCode, Json<CallCreated>)> {
     let text = MessageText::parse(&req.notes)?;
     let started = Instant::now();
     let judgement = judge(&s, &text, Channel::CallNote, None);
-    let contact = ContactIn { kind: ContactKind::CallNote, author_id: p.user_id, author_name: p.name.clone(), text, judgement };
+    let contact = ContactIn {
+        kind: ContactKind::CallNote,
+        author_id: p.user_id,
+        author_name: p.name.clone(),
+        text,
+        judgement,
+    };
     let now = s.clock.now();
-    let out = s.store.record_contact(ContactRequest { principal: p.clone(), member_id: MemberId(req.member_id), contact }, now).await?;
-    s.metrics.contact(out.ticket.priority, started.elapsed().as_secs_f64());
-    let triage = out.message.triage.as_ref().map(TriageView::from).ok_or_else(|| Error::internal("call stored without triage"))?;
+    let out = s
+        .store
+        .record_contact(
+            ContactRequest {
+                principal: p.clone(),
+                member_id: MemberId(req.member_id),
+                contact,
+            },
+            now,
+        )
+        .await?;
+    s.metrics
+        .contact(out.ticket.priority, started.elapsed().as_secs_f64());
+    if out.page.is_some() {
+        s.metrics.paged(started.elapsed().as_secs_f64());
+    }
+    let triage = out
+        .message
+        .triage
+        .as_ref()
+        .map(TriageView::from)
+        .ok_or_else(|| Error::internal("call stored without triage"))?;
     Ok((
         StatusCode::CREATED,
         Json(CallCreated {
@@ -116,6 +206,8 @@ pub async fn create_call(State(s): State<AppState>, Auth(p): Auth, Body(req): Bo
                 triage,
             },
             ticket: TicketView::new(&out.ticket, &out.queue, now),
+            agent_guidance: out.agent_guidance.clone(),
+            page: out.page.as_ref().map(Into::into),
         }),
     ))
 }
@@ -123,13 +215,20 @@ pub async fn create_call(State(s): State<AppState>, Auth(p): Auth, Body(req): Bo
 /// A thread's messages in order. Members never see internal notes or call notes.
 #[utoipa::path(get, path = "/api/v1/threads/{id}", tag = "messages", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = ThreadView), (status = 404, body = Problem)))]
-pub async fn get_thread(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Uuid>) -> ApiResult<Json<ThreadView>> {
+pub async fn get_thread(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<ThreadView>> {
     let (thread, messages) = s.store.thread(&p, ThreadId(id)).await?;
     let staff = p.role.is_staff();
     Ok(Json(ThreadView {
         id: thread.id.0,
         member_id: thread.member_id.0,
-        messages: messages.iter().map(|m| MessageView::new(m, staff)).collect(),
+        messages: messages
+            .iter()
+            .map(|m| MessageView::new(m, staff))
+            .collect(),
     }))
 }
 
@@ -159,24 +258,48 @@ pub async fn list_queues(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<
 /// Tickets the caller may see, most urgent first, then by the next SLA deadline.
 #[utoipa::path(get, path = "/api/v1/tickets", tag = "tickets", security(("bearer" = [])), params(TicketQuery),
     responses((status = 200, body = TicketList), (status = 422, body = Problem)))]
-pub async fn list_tickets(State(s): State<AppState>, Auth(p): Auth, q: Result<Query<TicketQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<TicketList>> {
+pub async fn list_tickets(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<TicketQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<TicketList>> {
     let Query(q) = q.map_err(|e| Error::invalid(e.body_text()))?;
     let filter = TicketFilter {
         queue: q.queue.map(QueueId),
-        status: q.status.as_deref().filter(|s| !s.is_empty()).map(str::parse::<TicketStatus>).transpose()?,
-        priority: q.priority.as_deref().filter(|s| !s.is_empty()).map(parse_disposition).transpose()?,
+        status: q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::parse::<TicketStatus>)
+            .transpose()?,
+        priority: q
+            .priority
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(parse_disposition)
+            .transpose()?,
         member: q.member.map(MemberId),
         limit: q.limit.unwrap_or(200),
     };
     let now = s.clock.now();
-    let items = s.store.tickets(&p, filter).await?.iter().map(|(t, q)| TicketView::new(t, q, now)).collect();
+    let items = s
+        .store
+        .tickets(&p, filter)
+        .await?
+        .iter()
+        .map(|(t, q)| TicketView::new(t, q, now))
+        .collect();
     Ok(Json(TicketList { items }))
 }
 
 /// One ticket.
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = TicketView), (status = 404, body = Problem)))]
-pub async fn get_ticket(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Uuid>) -> ApiResult<Json<TicketView>> {
+pub async fn get_ticket(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<TicketView>> {
     let (t, q) = s.store.ticket(&p, TicketId(id)).await?;
     Ok(Json(TicketView::new(&t, &q, s.clock.now())))
 }
@@ -185,21 +308,43 @@ pub async fn get_ticket(State(s): State<AppState>, Auth(p): Auth, Path(id): Path
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/replies", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = NewReply,
     responses((status = 201, body = ReplyCreated), (status = 403, body = Problem), (status = 409, body = Problem)))]
-pub async fn reply(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Uuid>, Body(req): Body<NewReply>) -> ApiResult<(StatusCode, Json<ReplyCreated>)> {
+pub async fn reply(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<NewReply>,
+) -> ApiResult<(StatusCode, Json<ReplyCreated>)> {
     let text = MessageText::parse(&req.text)?;
     let now = s.clock.now();
-    let (m, t) = s.store.reply(&p, TicketId(id), text, req.internal, now).await?;
+    let (m, t) = s
+        .store
+        .reply(&p, TicketId(id), text, req.internal, now)
+        .await?;
     let (t, q) = (t.clone(), s.store.ticket(&p, t.id).await?.1);
-    Ok((StatusCode::CREATED, Json(ReplyCreated { message: MessageView::new(&m, true), ticket: TicketView::new(&t, &q, now) })))
+    Ok((
+        StatusCode::CREATED,
+        Json(ReplyCreated {
+            message: MessageView::new(&m, true),
+            ticket: TicketView::new(&t, &q, now),
+        }),
+    ))
 }
 
 /// Claim, assign or unassign.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/assign", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = AssignRequest,
     responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn assign(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Uuid>, Body(req): Body<AssignRequest>) -> ApiResult<Json<TicketView>> {
+pub async fn assign(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<AssignRequest>,
+) -> ApiResult<Json<TicketView>> {
     let now = s.clock.now();
-    let t = s.store.assign(&p, TicketId(id), req.staff_id.map(UserId), now).await?;
+    let t = s
+        .store
+        .assign(&p, TicketId(id), req.staff_id.map(UserId), now)
+        .await?;
     let (t, q) = s.store.ticket(&p, t.id).await?;
     Ok(Json(TicketView::new(&t, &q, now)))
 }
@@ -209,14 +354,22 @@ pub async fn assign(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Uui
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/transitions", tag = "tickets", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = TransitionRequest,
     responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-pub async fn transition(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<Uuid>, Body(req): Body<TransitionRequest>) -> ApiResult<Json<TicketView>> {
+pub async fn transition(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<TransitionRequest>,
+) -> ApiResult<Json<TicketView>> {
     let to: TicketStatus = req.to.parse()?;
     let reason = req.reason.filter(|r| !r.trim().is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
         return Err(Error::invalid("reason must be at most 2000 characters").into());
     }
     let now = s.clock.now();
-    let t = s.store.transition(&p, TicketId(id), to, reason, now).await?;
+    let t = s
+        .store
+        .transition(&p, TicketId(id), to, reason, now)
+        .await?;
     let (t, q) = s.store.ticket(&p, t.id).await?;
     Ok(Json(TicketView::new(&t, &q, now)))
 }

@@ -4,8 +4,8 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use careline_core::Error;
@@ -27,7 +27,11 @@ pub fn hash_password(password: &str) -> Result<String, Error> {
 /// Check a password against a stored PHC string.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -57,22 +61,34 @@ pub struct Auth(pub Principal);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Error::Unauthenticated("send 'Authorization: Bearer <token>' from POST /api/v1/sessions".into()))?;
+            .ok_or_else(|| {
+                Error::Unauthenticated(
+                    "send 'Authorization: Bearer <token>' from POST /api/v1/sessions".into(),
+                )
+            })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?;
+            .ok_or_else(|| {
+                Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
+            })?;
         let now = state.clock.now();
         match state.store.principal(&token_hash(token), now).await? {
             Some(p) => Ok(Auth(p)),
-            None => Err(Error::Unauthenticated("the session token is unknown or expired; log in again".into()).into()),
+            None => Err(Error::Unauthenticated(
+                "the session token is unknown or expired; log in again".into(),
+            )
+            .into()),
         }
     }
 }

@@ -42,25 +42,53 @@ pub fn problem(status: StatusCode, slug: &str, title: &str, detail: impl Into<St
         detail: detail.into(),
     };
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     resp
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self.0 {
-            Error::Invalid(d) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", "Invalid input", d),
+            Error::Invalid(d) => problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-input",
+                "Invalid input",
+                d,
+            ),
             Error::Unauthenticated(d) => {
-                let mut r = problem(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required", d);
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"careline\""));
+                let mut r = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "Authentication required",
+                    d,
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"careline\""),
+                );
                 r
             }
-            Error::Forbidden { rule, detail } => problem(StatusCode::FORBIDDEN, rule, "Forbidden", detail),
-            Error::NotFound(what) => problem(StatusCode::NOT_FOUND, "not-found", "Not found", format!("{what} not found")),
-            Error::Conflict { rule, detail } => problem(StatusCode::CONFLICT, rule, "Conflict", detail),
-            Error::Unavailable(d) => problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", d),
+            Error::Forbidden { rule, detail } => {
+                problem(StatusCode::FORBIDDEN, rule, "Forbidden", detail)
+            }
+            Error::NotFound(what) => problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                format!("{what} not found"),
+            ),
+            Error::Conflict { rule, detail } => {
+                problem(StatusCode::CONFLICT, rule, "Conflict", detail)
+            }
+            Error::Unavailable(d) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                d,
+            ),
             Error::Internal(d) => {
                 tracing::error!(error = %d, "internal error");
                 problem(

@@ -23,12 +23,18 @@ where
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
             Err(rej) => Err(match rej {
-                JsonRejection::JsonDataError(e) => {
-                    problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-body", "Invalid request body", e.body_text())
-                }
-                JsonRejection::JsonSyntaxError(e) => {
-                    problem(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", e.body_text())
-                }
+                JsonRejection::JsonDataError(e) => problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-body",
+                    "Invalid request body",
+                    e.body_text(),
+                ),
+                JsonRejection::JsonSyntaxError(e) => problem(
+                    StatusCode::BAD_REQUEST,
+                    "malformed-json",
+                    "Malformed JSON",
+                    e.body_text(),
+                ),
                 JsonRejection::MissingJsonContentType(_) => problem(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported-media-type",
@@ -41,7 +47,12 @@ where
                     "Request body too large",
                     "the request body exceeds the limit of 256 KiB",
                 ),
-                other => problem(other.status(), "invalid-body", "Invalid request body", other.body_text()),
+                other => problem(
+                    other.status(),
+                    "invalid-body",
+                    "Invalid request body",
+                    other.body_text(),
+                ),
             }),
         }
     }

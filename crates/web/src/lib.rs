@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod safety;
 pub mod sse;
 pub mod views;
 
@@ -38,7 +39,9 @@ pub struct WebConfig {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        WebConfig { session_ttl: jiff::SignedDuration::from_hours(12) }
+        WebConfig {
+            session_ttl: jiff::SignedDuration::from_hours(12),
+        }
     }
 }
 
@@ -62,9 +65,13 @@ pub struct AppState {
         api::list_tickets, api::get_ticket, api::reply, api::assign, api::transition, sse::events,
         admin::list_teams, admin::post_team, admin::list_users, admin::post_staff, admin::list_members,
         admin::post_member, admin::post_proxy,
+        safety::my_pages, safety::ack_page, safety::ticket_pages, safety::clearance, safety::priority, safety::book_visit,
+        safety::get_rota, safety::put_rota, safety::safety_reviews, safety::resolve_review, safety::safety_report,
+        safety::get_settings, safety::put_settings, safety::post_webhook, safety::list_webhooks, safety::list_deliveries,
+        safety::replay_delivery,
     ),
     modifiers(&BearerAuth),
-    tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "admin"))
+    tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "admin"))
 )]
 pub struct ApiDoc;
 
@@ -76,7 +83,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("token from POST /api/v1/sessions")).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("token from POST /api/v1/sessions"))
+                    .build(),
+            ),
         );
     }
 }
@@ -91,27 +103,50 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(s): State<AppState>) -> Response {
     if *s.shutdown.borrow() {
-        return error::problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Shutting down", "this node is shutting down");
+        return error::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Shutting down",
+            "this node is shutting down",
+        );
     }
     match s.store.ready().await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            error::problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Not ready", "the store is not available")
+            error::problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Not ready",
+                "the store is not available",
+            )
         }
     }
 }
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
 }
 
 async fn not_found() -> Response {
-    error::problem(StatusCode::NOT_FOUND, "not-found", "Not found", "no such endpoint; see /api/v1/openapi.json")
+    error::problem(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such endpoint; see /api/v1/openapi.json",
+    )
 }
 
 async fn method_not_allowed() -> Response {
-    error::problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", "this endpoint does not accept that method")
+    error::problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this endpoint does not accept that method",
+    )
 }
 
 /// Count and time every request, and set the headers every response carries.
@@ -119,12 +154,22 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     let started = Instant::now();
     let api = req.uri().path().starts_with("/api/");
     let mut resp = next.run(req).await;
-    s.metrics.request(resp.status().as_u16(), started.elapsed().as_secs_f64());
+    s.metrics
+        .request(resp.status().as_u16(), started.elapsed().as_secs_f64());
     let h = resp.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
     if api {
         // Responses may carry PHI: never cache them.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -147,10 +192,42 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}/assign", post(api::assign))
         .route("/tickets/{id}/transitions", post(api::transition))
         .route("/events", get(sse::events))
-        .route("/admin/teams", get(admin::list_teams).post(admin::post_team))
+        .route("/pages", get(safety::my_pages))
+        .route("/pages/{id}/ack", post(safety::ack_page))
+        .route("/tickets/{id}/pages", get(safety::ticket_pages))
+        .route("/tickets/{id}/clearance", post(safety::clearance))
+        .route("/tickets/{id}/priority", post(safety::priority))
+        .route("/tickets/{id}/visits", post(safety::book_visit))
+        .route(
+            "/teams/{id}/rota",
+            get(safety::get_rota).put(safety::put_rota),
+        )
+        .route("/safety-reviews", get(safety::safety_reviews))
+        .route("/safety-reviews/{id}/resolve", post(safety::resolve_review))
+        .route("/reports/safety", get(safety::safety_report))
+        .route(
+            "/admin/settings",
+            get(safety::get_settings).put(safety::put_settings),
+        )
+        .route(
+            "/admin/webhooks",
+            get(safety::list_webhooks).post(safety::post_webhook),
+        )
+        .route("/admin/webhooks/deliveries", get(safety::list_deliveries))
+        .route(
+            "/admin/webhooks/deliveries/{id}/replay",
+            post(safety::replay_delivery),
+        )
+        .route(
+            "/admin/teams",
+            get(admin::list_teams).post(admin::post_team),
+        )
         .route("/admin/users", get(admin::list_users))
         .route("/admin/staff", post(admin::post_staff))
-        .route("/admin/members", get(admin::list_members).post(admin::post_member))
+        .route(
+            "/admin/members",
+            get(admin::list_members).post(admin::post_member),
+        )
         .route("/admin/proxies", post(admin::post_proxy))
         .route("/openapi.json", get(openapi));
     Router::new()

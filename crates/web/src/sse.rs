@@ -22,9 +22,24 @@ pub fn visible(p: &Principal, e: &Event) -> bool {
         return false;
     }
     if p.role.is_staff() {
+        if e.kind == "escalation.alarm" {
+            return p.role.is_clinical() || p.role == careline_core::model::Role::Supervisor;
+        }
+        if e.kind.starts_with("page.") && e.payload.contains(&p.user_id.to_string()) {
+            // Paged people hear their pages even outside their teams.
+            return true;
+        }
         return e.team_id.is_some_and(|t| p.sees_team(t));
     }
-    let mine = e.member_id.is_some_and(|m| p.member_id == Some(m) || p.proxy_for.contains(&m));
+    if e.kind.starts_with("page.")
+        || e.kind.starts_with("escalation.")
+        || e.kind.starts_with("ticket.override")
+    {
+        return false;
+    }
+    let mine = e
+        .member_id
+        .is_some_and(|m| p.member_id == Some(m) || p.proxy_for.contains(&m));
     if !mine || e.ticket_id.is_none() {
         return false;
     }
@@ -32,21 +47,15 @@ pub fn visible(p: &Principal, e: &Event) -> bool {
     if e.kind == "triage.judged" {
         return false;
     }
-    !(e.kind == "message.created" && (e.payload.contains("\"internal_note\"") || e.payload.contains("\"call_note\"")))
+    !(e.kind == "message.created"
+        && (e.payload.contains("\"internal_note\"") || e.payload.contains("\"call_note\"")))
 }
 
 fn to_sse(e: &Event) -> SseEvent {
-    let data = serde_json::json!({
-        "seq": e.seq,
-        "kind": e.kind,
-        "at": e.at().to_string(),
-        "ticket_id": e.ticket_id,
-        "thread_id": e.thread_id,
-        "member_id": e.member_id,
-        "team_id": e.team_id,
-        "payload": serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or_default(),
-    });
-    SseEvent::default().event(e.kind.clone()).id(e.seq.to_string()).data(data.to_string())
+    SseEvent::default()
+        .event(e.kind.clone())
+        .id(e.seq.to_string())
+        .data(e.public_json().to_string())
 }
 
 struct Guard(Arc<crate::metrics::Metrics>);
@@ -59,29 +68,42 @@ impl Drop for Guard {
 /// The caller's live event stream.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", security(("bearer" = [])),
     responses((status = 200, description = "text/event-stream of committed events the caller may see", content_type = "text/event-stream")))]
-pub async fn events(State(s): State<AppState>, Auth(p): Auth) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub async fn events(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let rx = s.store.bus().subscribe();
     s.metrics.sse_clients.fetch_add(1, Ordering::Relaxed);
     let guard = Guard(s.metrics.clone());
     let shutdown = s.shutdown.clone();
-    let hello = SseEvent::default().event("ready").data(serde_json::json!({"user_id": p.user_id}).to_string());
+    let hello = SseEvent::default()
+        .event("ready")
+        .data(serde_json::json!({"user_id": p.user_id}).to_string());
     let first = stream::once(async move { Ok::<_, Infallible>(hello) });
-    let rest = stream::unfold((rx, p, guard, shutdown), |(mut rx, p, guard, mut shutdown)| async move {
-        loop {
-            let next = tokio::select! {
-                r = rx.recv() => r,
-                _ = shutdown.changed() => return None,
-            };
-            match next {
-                Ok(e) if visible(&p, &e) => return Some((Ok(to_sse(&e)), (rx, p, guard, shutdown))),
-                Ok(_) => continue,
-                Err(RecvError::Lagged(n)) => {
-                    let ev = SseEvent::default().event("lagged").data(serde_json::json!({"missed": n}).to_string());
-                    return Some((Ok(ev), (rx, p, guard, shutdown)));
+    let rest = stream::unfold(
+        (rx, p, guard, shutdown),
+        |(mut rx, p, guard, mut shutdown)| async move {
+            loop {
+                let next = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = shutdown.changed() => return None,
+                };
+                match next {
+                    Ok(e) if visible(&p, &e) => {
+                        return Some((Ok(to_sse(&e)), (rx, p, guard, shutdown)));
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        let ev = SseEvent::default()
+                            .event("lagged")
+                            .data(serde_json::json!({"missed": n}).to_string());
+                        return Some((Ok(ev), (rx, p, guard, shutdown)));
+                    }
+                    Err(RecvError::Closed) => return None,
                 }
-                Err(RecvError::Closed) => return None,
             }
-        }
-    });
-    Sse::new(futures_util::StreamExt::chain(first, rest)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        },
+    );
+    Sse::new(futures_util::StreamExt::chain(first, rest))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

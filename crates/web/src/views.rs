@@ -108,7 +108,10 @@ impl From<&Principal> for Me {
             role: p.role.as_str().into(),
             name: p.name.clone(),
             org_id: p.org_id.0,
-            member_id: p.member_id.map(|m| m.0).or_else(|| p.proxy_for.first().map(|m| m.0)),
+            member_id: p
+                .member_id
+                .map(|m| m.0)
+                .or_else(|| p.proxy_for.first().map(|m| m.0)),
             acting_for: p.proxy_for.iter().map(|m| m.0).collect(),
             team_ids: p.team_ids.iter().map(|t| t.0).collect(),
         }
@@ -125,7 +128,11 @@ pub struct QueueRef {
 
 impl From<&Queue> for QueueRef {
     fn from(q: &Queue) -> Self {
-        QueueRef { id: q.id.0, name: q.name.clone(), kind: q.kind.as_str().into() }
+        QueueRef {
+            id: q.id.0,
+            name: q.name.clone(),
+            kind: q.kind.as_str().into(),
+        }
     }
 }
 
@@ -184,7 +191,11 @@ impl SlaView {
             resolved_at: ts(c.resolved_at),
             breaches: sla::breaches(c, now)
                 .into_iter()
-                .filter_map(|b| serde_json::to_value(b).ok().and_then(|v| v.as_str().map(String::from)))
+                .filter_map(|b| {
+                    serde_json::to_value(b)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                })
                 .collect(),
         }
     }
@@ -202,6 +213,10 @@ pub struct TicketView {
     pub team_id: Uuid,
     pub assignee_id: Option<Uuid>,
     pub sla: SlaView,
+    /// True while a red flag waits for a clinician's decision (the interlock is on).
+    pub red_flag_uncleared: bool,
+    #[schema(value_type = Option<Object>)]
+    pub clearance: Option<serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -219,6 +234,11 @@ impl TicketView {
             team_id: t.team_id.0,
             assignee_id: t.assignee_id.map(|a| a.0),
             sla: SlaView::new(&t.sla, now),
+            red_flag_uncleared: t.red_flag_uncleared(),
+            clearance: t
+                .clearance
+                .as_ref()
+                .and_then(|c| serde_json::to_value(c).ok()),
             created_at: t.created_at.to_string(),
             updated_at: t.updated_at.to_string(),
         }
@@ -252,10 +272,17 @@ impl MessageView {
             thread_id: m.thread_id.0,
             ticket_id: m.ticket_id.map(|t| t.0),
             kind: m.kind.as_str().into(),
-            author: Author { id: m.author_id.map(|a| a.0), name: m.author_name.clone() },
+            author: Author {
+                id: m.author_id.map(|a| a.0),
+                name: m.author_name.clone(),
+            },
             text: m.text.clone(),
             created_at: m.created_at.to_string(),
-            triage: if staff { m.triage.as_ref().map(Into::into) } else { None },
+            triage: if staff {
+                m.triage.as_ref().map(Into::into)
+            } else {
+                None
+            },
         }
     }
 }
@@ -264,6 +291,10 @@ impl MessageView {
 pub struct ContactCreated {
     pub message: MessageView,
     pub ticket: TicketView,
+    /// For an emergency: the automatic reply already in the member's thread.
+    pub auto_reply: Option<MessageView>,
+    /// The page sent to the on-call clinician, for a red flag.
+    pub page: Option<crate::safety::PageView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -318,6 +349,10 @@ pub struct CallView {
 pub struct CallCreated {
     pub call: CallView,
     pub ticket: TicketView,
+    /// For an emergency: what the agent must tell the caller, now.
+    pub agent_guidance: Option<String>,
+    /// The page sent to the on-call clinician, for a red flag.
+    pub page: Option<crate::safety::PageView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -348,11 +383,16 @@ impl MemberView {
             email: m.email.clone(),
             plan: m.plan.clone(),
             team_id: m.team_id.0,
-            health_markers: if clinical { serde_json::to_value(&m.markers).ok() } else { None },
+            health_markers: if clinical {
+                serde_json::to_value(&m.markers).ok()
+            } else {
+                None
+            },
         }
     }
 }
 
 pub fn parse_disposition(s: &str) -> Result<Disposition, careline_core::Error> {
-    s.parse::<Disposition>().map_err(careline_core::Error::Invalid)
+    s.parse::<Disposition>()
+        .map_err(careline_core::Error::Invalid)
 }

@@ -9,11 +9,23 @@ async fn admin_creates_team_staff_member_and_proxy_others_cannot() {
     let app = App::spawn().await;
     let admin = app.login("admin").await;
     let guide = app.login("guide.north1").await;
-    assert_problem(&app.post("/api/v1/admin/teams", &guide, json!({"name": "East"})).await, 403, "admin-only");
-    let team = app.post("/api/v1/admin/teams", &admin, json!({"name": "East"})).await;
+    assert_problem(
+        &app.post("/api/v1/admin/teams", &guide, json!({"name": "East"}))
+            .await,
+        403,
+        "admin-only",
+    );
+    let team = app
+        .post("/api/v1/admin/teams", &admin, json!({"name": "East"}))
+        .await;
     assert_eq!(team.status, 201, "{}", team.text());
     let team_id = team.json()["id"].as_str().unwrap().to_owned();
-    assert_problem(&app.post("/api/v1/admin/teams", &admin, json!({"name": "East"})).await, 409, "duplicate");
+    assert_problem(
+        &app.post("/api/v1/admin/teams", &admin, json!({"name": "East"}))
+            .await,
+        409,
+        "duplicate",
+    );
     let staff = app
         .post("/api/v1/admin/staff", &admin, json!({"username": "guide.east@demo.careline", "name": "Eve East", "role": "care_guide", "password": "long-enough-pw", "team_ids": [team_id]}))
         .await;
@@ -32,13 +44,35 @@ async fn admin_creates_team_staff_member_and_proxy_others_cannot() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     // The new member's message lands in East's queue, seen by East's guide.
-    let r = app.call("POST", "/api/v1/sessions", None, Some(json!({"username": "erin@demo.careline", "password": "erin-password-1"}))).await;
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "erin@demo.careline", "password": "erin-password-1"})),
+        )
+        .await;
     let erin = r.json()["token"].as_str().unwrap().to_owned();
-    let out = app.send(&erin, "Necesito una cita para el control de mi asma").await;
+    let out = app
+        .send(&erin, "Necesito una cita para el control de mi asma")
+        .await;
     assert_eq!(out["ticket"]["queue"]["name"], "East team");
-    let r = app.call("POST", "/api/v1/sessions", None, Some(json!({"username": "guide.east@demo.careline", "password": "long-enough-pw"}))).await;
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "guide.east@demo.careline", "password": "long-enough-pw"})),
+        )
+        .await;
     let east = r.json()["token"].as_str().unwrap().to_owned();
-    assert_eq!(app.get("/api/v1/tickets", &east).await.json()["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        app.get("/api/v1/tickets", &east).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -51,30 +85,81 @@ async fn import_members_reports_bad_rows_by_number_and_imports_nothing_then_impo
     )
     .unwrap();
     let out = Command::new(bin())
-        .args(["admin", "import-members", "--org", "Demo Clinic", "--data-dir"])
+        .args([
+            "admin",
+            "import-members",
+            "--org",
+            "Demo Clinic",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .arg(&csv_bad)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("row 3: team: no care team named 'Nowhere'"), "{err}");
+    assert!(
+        err.contains("row 3: team: no care team named 'Nowhere'"),
+        "{err}"
+    );
     assert!(err.contains("row 4: date_of_birth"), "{err}");
     assert!(err.contains("nothing was imported"), "{err}");
     let good = dir.path().join("good.csv");
-    std::fs::write(&good, "name,team,language,external_ref\nAnn Able,North,en,MRN-1\nBea Bueno,South,es,MRN-2\n").unwrap();
-    let out = Command::new(bin()).args(["admin", "import-members", "--org", "Demo Clinic", "--data-dir"]).arg(dir.path()).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(
+        &good,
+        "name,team,language,external_ref\nAnn Able,North,en,MRN-1\nBea Bueno,South,es,MRN-2\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args([
+            "admin",
+            "import-members",
+            "--org",
+            "Demo Clinic",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 member(s)"));
     // Importing the same file again conflicts per row instead of duplicating.
-    let out = Command::new(bin()).args(["admin", "import-members", "--org", "Demo Clinic", "--data-dir"]).arg(dir.path()).arg(&good).output().unwrap();
+    let out = Command::new(bin())
+        .args([
+            "admin",
+            "import-members",
+            "--org",
+            "Demo Clinic",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("row 2: a member with that external reference exists"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("row 2: a member with that external reference exists")
+    );
 }
 
 #[test]
 fn cli_errors_are_one_line_and_non_zero() {
-    let out = Command::new(bin()).args(["serve", "--listen", "not-an-address", "--data-dir", "/nonexistent/x"]).output().unwrap();
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "not-an-address",
+            "--data-dir",
+            "/nonexistent/x",
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -19,39 +19,94 @@ async fn member_message_becomes_triaged_ticket_in_team_queue_and_guide_works_it(
     assert_eq!(ticket["queue"]["kind"], "team");
     assert_eq!(ticket["queue"]["name"], "North team");
     assert_eq!(ticket["triage"]["disposition"], "routine");
-    assert!(ticket["triage"]["protocol_version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(
+        ticket["triage"]["protocol_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty())
+    );
     let thread_id = out["message"]["thread_id"].as_str().unwrap().to_owned();
     let ticket_id = ticket["id"].as_str().unwrap().to_owned();
 
     // The North guide sees it in the North team queue; the South guide does not.
     let guide = app.login("guide.north1").await;
     let queues = app.get("/api/v1/queues", &guide).await.json();
-    let team_q = queues["items"].as_array().unwrap().iter().find(|q| q["kind"] == "team").unwrap().clone();
+    let team_q = queues["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["kind"] == "team")
+        .unwrap()
+        .clone();
     assert_eq!(team_q["open"], 1);
-    let list = app.get(&format!("/api/v1/tickets?queue={}", team_q["id"].as_str().unwrap()), &guide).await.json();
+    let list = app
+        .get(
+            &format!("/api/v1/tickets?queue={}", team_q["id"].as_str().unwrap()),
+            &guide,
+        )
+        .await
+        .json();
     assert_eq!(list["items"][0]["id"], ticket_id.as_str());
     let south = app.login("guide.south1").await;
-    assert_eq!(app.get("/api/v1/tickets", &south).await.json()["items"].as_array().unwrap().len(), 0);
-    assert_problem(&app.get(&format!("/api/v1/tickets/{ticket_id}"), &south).await, 403, "not-on-care-team");
+    assert_eq!(
+        app.get("/api/v1/tickets", &south).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_problem(
+        &app.get(&format!("/api/v1/tickets/{ticket_id}"), &south)
+            .await,
+        403,
+        "not-on-care-team",
+    );
 
     // Claim, reply: the ticket waits for the member; the member's answer reopens it.
-    let r = app.post(&format!("/api/v1/tickets/{ticket_id}/assign"), &guide, json!({"staff_id": app.me(&guide).await["id"]})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{ticket_id}/assign"),
+            &guide,
+            json!({"staff_id": app.me(&guide).await["id"]}),
+        )
+        .await;
     assert_eq!(r.json()["status"], "open");
-    let r = app.post(&format!("/api/v1/tickets/{ticket_id}/replies"), &guide, json!({"text": "Sent to your pharmacy.", "internal": false})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{ticket_id}/replies"),
+            &guide,
+            json!({"text": "Sent to your pharmacy.", "internal": false}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["ticket"]["status"], "pending_member");
     assert!(r.json()["ticket"]["sla"]["first_response_at"].is_string());
-    app.post(&format!("/api/v1/tickets/{ticket_id}/replies"), &guide, json!({"text": "Pharmacy confirmed by phone.", "internal": true})).await;
+    app.post(
+        &format!("/api/v1/tickets/{ticket_id}/replies"),
+        &guide,
+        json!({"text": "Pharmacy confirmed by phone.", "internal": true}),
+    )
+    .await;
     let again = app.send(&member, "Thank you! When will it be ready?").await;
     assert_eq!(again["ticket"]["id"], ticket_id.as_str());
     assert_eq!(again["ticket"]["status"], "open");
     assert!(again["ticket"]["sla"]["next_response_due"].is_string());
 
     // The member sees their messages and the reply, never the internal note.
-    let thread = app.get(&format!("/api/v1/threads/{thread_id}"), &member).await.json();
-    let kinds: Vec<&str> = thread["messages"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    let thread = app
+        .get(&format!("/api/v1/threads/{thread_id}"), &member)
+        .await
+        .json();
+    let kinds: Vec<&str> = thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["member", "staff", "member"]);
-    let staff_view = app.get(&format!("/api/v1/threads/{thread_id}"), &guide).await.json();
+    let staff_view = app
+        .get(&format!("/api/v1/threads/{thread_id}"), &guide)
+        .await
+        .json();
     assert_eq!(staff_view["messages"].as_array().unwrap().len(), 4);
     assert!(staff_view["messages"][0]["triage"]["disposition"].is_string());
 }
@@ -63,17 +118,30 @@ async fn red_flag_message_routes_to_clinical_queue_and_raises_priority_of_open_t
     let first = app.send(&member, ROUTINE).await;
     assert_eq!(first["ticket"]["queue"]["kind"], "team");
     let second = app.send(&member, EMERGENCY).await;
-    assert_eq!(second["ticket"]["id"], first["ticket"]["id"], "same open ticket");
+    assert_eq!(
+        second["ticket"]["id"], first["ticket"]["id"],
+        "same open ticket"
+    );
     assert_eq!(second["ticket"]["priority"], "emergency");
     assert_eq!(second["ticket"]["queue"]["kind"], "clinical");
-    assert!(!second["ticket"]["triage"]["evidence"].as_array().unwrap().is_empty());
+    assert!(
+        !second["ticket"]["triage"]["evidence"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // A later routine message never lowers it.
-    let third = app.send(&member, "Also, what time does the clinic open on Saturday?").await;
+    let third = app
+        .send(&member, "Also, what time does the clinic open on Saturday?")
+        .await;
     assert_eq!(third["ticket"]["priority"], "emergency");
     assert_eq!(third["ticket"]["queue"]["kind"], "clinical");
     // Clinical queue shows it first for the nurse.
     let nurse = app.login("nurse.north").await;
-    let list = app.get("/api/v1/tickets?priority=emergency", &nurse).await.json();
+    let list = app
+        .get("/api/v1/tickets?priority=emergency", &nurse)
+        .await
+        .json();
     assert_eq!(list["items"][0]["id"], first["ticket"]["id"]);
 }
 
@@ -81,13 +149,28 @@ async fn red_flag_message_routes_to_clinical_queue_and_raises_priority_of_open_t
 async fn invariant_4_non_clinician_cannot_solve_red_flag_ticket() {
     let app = App::spawn().await;
     let member = app.login("member02").await;
-    let t = app.send(&member, EMERGENCY).await["ticket"]["id"].as_str().unwrap().to_owned();
+    let t = app.send(&member, EMERGENCY).await["ticket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let guide = app.login("guide.north1").await;
-    let r = app.post(&format!("/api/v1/tickets/{t}/transitions"), &guide, json!({"to": "solved"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/transitions"),
+            &guide,
+            json!({"to": "solved"}),
+        )
+        .await;
     assert_problem(&r, 403, "red-flag-uncleared");
     assert!(r.json()["detail"].as_str().unwrap().contains("red flag"));
     let nurse = app.login("nurse.north").await;
-    let r = app.post(&format!("/api/v1/tickets/{t}/transitions"), &nurse, json!({"to": "solved", "reason": "called member, went to ED"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/transitions"),
+            &nurse,
+            json!({"to": "solved", "reason": "called member, went to ED"}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "solved");
 }
@@ -96,17 +179,44 @@ async fn invariant_4_non_clinician_cannot_solve_red_flag_ticket() {
 async fn illegal_transition_is_409_and_closed_ticket_means_new_ticket() {
     let app = App::spawn().await;
     let member = app.login("member04").await;
-    let t = app.send(&member, ROUTINE).await["ticket"]["id"].as_str().unwrap().to_owned();
+    let t = app.send(&member, ROUTINE).await["ticket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let guide = app.login("guide.north2").await;
-    let r = app.post(&format!("/api/v1/tickets/{t}/transitions"), &guide, json!({"to": "closed"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/transitions"),
+            &guide,
+            json!({"to": "closed"}),
+        )
+        .await;
     assert_problem(&r, 409, "illegal-transition");
-    let r = app.post(&format!("/api/v1/tickets/{t}/transitions"), &guide, json!({"to": "sideways"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/transitions"),
+            &guide,
+            json!({"to": "sideways"}),
+        )
+        .await;
     assert_problem(&r, 422, "invalid-input");
     for to in ["solved", "closed"] {
-        let r = app.post(&format!("/api/v1/tickets/{t}/transitions"), &guide, json!({"to": to})).await;
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{t}/transitions"),
+                &guide,
+                json!({"to": to}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    let r = app.post(&format!("/api/v1/tickets/{t}/replies"), &guide, json!({"text": "late"})).await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/replies"),
+            &guide,
+            json!({"text": "late"}),
+        )
+        .await;
     assert_problem(&r, 409, "ticket-closed");
     let next = app.send(&member, "One more question about my refill").await;
     assert_ne!(next["ticket"]["id"], t.as_str());
@@ -117,10 +227,20 @@ async fn illegal_transition_is_409_and_closed_ticket_means_new_ticket() {
 async fn solved_ticket_reopens_when_member_writes() {
     let app = App::spawn().await;
     let member = app.login("member06").await;
-    let t = app.send(&member, ROUTINE).await["ticket"]["id"].as_str().unwrap().to_owned();
+    let t = app.send(&member, ROUTINE).await["ticket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let guide = app.login("guide.north1").await;
-    app.post(&format!("/api/v1/tickets/{t}/transitions"), &guide, json!({"to": "solved"})).await;
-    let again = app.send(&member, "Actually it wasn't at the pharmacy").await;
+    app.post(
+        &format!("/api/v1/tickets/{t}/transitions"),
+        &guide,
+        json!({"to": "solved"}),
+    )
+    .await;
+    let again = app
+        .send(&member, "Actually it wasn't at the pharmacy")
+        .await;
     assert_eq!(again["ticket"]["id"], t.as_str());
     assert_eq!(again["ticket"]["status"], "open");
 }
@@ -129,15 +249,28 @@ async fn solved_ticket_reopens_when_member_writes() {
 async fn sla_breach_is_visible_on_the_ticket_when_time_passes() {
     let app = App::spawn().await;
     let member = app.login("member08").await;
-    let t = app.send(&member, ROUTINE).await["ticket"]["id"].as_str().unwrap().to_owned();
+    let t = app.send(&member, ROUTINE).await["ticket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let guide = app.login("guide.north1").await;
-    let before = app.get(&format!("/api/v1/tickets/{t}"), &guide).await.json();
+    let before = app
+        .get(&format!("/api/v1/tickets/{t}"), &guide)
+        .await
+        .json();
     assert_eq!(before["sla"]["breaches"], json!([]));
     app.clock.advance(jiff::SignedDuration::from_hours(25));
     // The morning's session has expired by now; the next shift logs in.
-    assert_problem(&app.get(&format!("/api/v1/tickets/{t}"), &guide).await, 401, "unauthenticated");
+    assert_problem(
+        &app.get(&format!("/api/v1/tickets/{t}"), &guide).await,
+        401,
+        "unauthenticated",
+    );
     let guide = app.login("guide.north2").await;
-    let after = app.get(&format!("/api/v1/tickets/{t}"), &guide).await.json();
+    let after = app
+        .get(&format!("/api/v1/tickets/{t}"), &guide)
+        .await
+        .json();
     assert_eq!(after["sla"]["breaches"], json!(["first_response"]));
 }
 
@@ -146,18 +279,42 @@ async fn calls_are_triaged_like_messages_and_only_staff_record_them() {
     let app = App::spawn().await;
     let agent = app.login("agent1").await;
     let member = app.login("member12").await;
-    let member_id = app.me(&member).await["member_id"].as_str().unwrap().to_owned();
-    let r = app.post("/api/v1/calls", &agent, json!({"member_id": member_id, "notes": "pt c/o CP x2h radiating L arm, diaphoretic"})).await;
+    let member_id = app.me(&member).await["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .post(
+            "/api/v1/calls",
+            &agent,
+            json!({"member_id": member_id, "notes": "pt c/o CP x2h radiating L arm, diaphoretic"}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let j = r.json();
     assert_eq!(j["ticket"]["priority"], "emergency");
     assert_eq!(j["ticket"]["queue"]["name"], "South clinical");
     assert_eq!(j["call"]["triage"]["disposition"], "emergency");
     // The member never sees the agent's call note.
-    let thread = app.get(&format!("/api/v1/threads/{}", j["ticket"]["thread_id"].as_str().unwrap()), &member).await.json();
+    let thread = app
+        .get(
+            &format!(
+                "/api/v1/threads/{}",
+                j["ticket"]["thread_id"].as_str().unwrap()
+            ),
+            &member,
+        )
+        .await
+        .json();
     assert_eq!(thread["messages"].as_array().unwrap().len(), 0);
     // Members cannot record calls.
-    let r = app.post("/api/v1/calls", &member, json!({"member_id": member_id, "notes": "hello"})).await;
+    let r = app
+        .post(
+            "/api/v1/calls",
+            &member,
+            json!({"member_id": member_id, "notes": "hello"}),
+        )
+        .await;
     assert_problem(&r, 403, "call-intake");
 }
 
@@ -169,44 +326,139 @@ async fn members_and_proxies_reach_only_their_own_threads() {
     let out = app.send(&m1, ROUTINE).await;
     let thread = out["message"]["thread_id"].as_str().unwrap();
     let ticket = out["ticket"]["id"].as_str().unwrap();
-    assert_problem(&app.get(&format!("/api/v1/threads/{thread}"), &m2).await, 404, "not-found");
-    assert_problem(&app.get(&format!("/api/v1/tickets/{ticket}"), &m2).await, 404, "not-found");
-    assert_problem(&app.get("/api/v1/threads/0192f5d4-0000-7000-8000-000000000000", &m1).await, 404, "not-found");
+    assert_problem(
+        &app.get(&format!("/api/v1/threads/{thread}"), &m2).await,
+        404,
+        "not-found",
+    );
+    assert_problem(
+        &app.get(&format!("/api/v1/tickets/{ticket}"), &m2).await,
+        404,
+        "not-found",
+    );
+    assert_problem(
+        &app.get("/api/v1/threads/0192f5d4-0000-7000-8000-000000000000", &m1)
+            .await,
+        404,
+        "not-found",
+    );
     // member07's caregiver writes for her, and sees her thread; not member08's.
     let proxy = app.login("proxy07").await;
     let me = app.me(&proxy).await;
     assert_eq!(me["role"], "proxy");
     let m7 = me["member_id"].as_str().unwrap().to_owned();
-    let r = app.post("/api/v1/messages", &proxy, json!({"text": "My mom is slurring her words since this morning", "member_id": m7})).await;
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &proxy,
+            json!({"text": "My mom is slurring her words since this morning", "member_id": m7}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["ticket"]["priority"], "emergency");
     let m8 = app.login("member08").await;
     let m8_id = app.me(&m8).await["member_id"].as_str().unwrap().to_owned();
-    let r = app.post("/api/v1/messages", &proxy, json!({"text": "hello", "member_id": m8_id})).await;
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &proxy,
+            json!({"text": "hello", "member_id": m8_id}),
+        )
+        .await;
     assert_problem(&r, 404, "not-found");
     // Staff cannot post portal messages.
     let guide = app.login("guide.north1").await;
-    assert_problem(&app.post("/api/v1/messages", &guide, json!({"text": "hi"})).await, 403, "members-only");
+    assert_problem(
+        &app.post("/api/v1/messages", &guide, json!({"text": "hi"}))
+            .await,
+        403,
+        "members-only",
+    );
 }
 
 #[tokio::test]
 async fn bad_input_gets_problem_json_and_changes_nothing() {
     let app = App::spawn().await;
     let member = app.login("member01").await;
-    assert_problem(&app.post("/api/v1/messages", &member, json!({"text": "hi", "priority": "low"})).await, 422, "invalid-body");
-    assert_problem(&app.post("/api/v1/messages", &member, json!({"text": "   "})).await, 422, "invalid-input");
-    assert_problem(&app.post("/api/v1/messages", &member, json!({"text": "x".repeat(20_001)})).await, 422, "invalid-input");
+    assert_problem(
+        &app.post(
+            "/api/v1/messages",
+            &member,
+            json!({"text": "hi", "priority": "low"}),
+        )
+        .await,
+        422,
+        "invalid-body",
+    );
+    assert_problem(
+        &app.post("/api/v1/messages", &member, json!({"text": "   "}))
+            .await,
+        422,
+        "invalid-input",
+    );
+    assert_problem(
+        &app.post(
+            "/api/v1/messages",
+            &member,
+            json!({"text": "x".repeat(20_001)}),
+        )
+        .await,
+        422,
+        "invalid-input",
+    );
     let mut c = Conn::connect(app.addr).await.unwrap();
-    let r = c.send_raw("POST", "/api/v1/messages", Some(&member), Some("application/json"), b"{\"text\": ").await.unwrap();
+    let r = c
+        .send_raw(
+            "POST",
+            "/api/v1/messages",
+            Some(&member),
+            Some("application/json"),
+            b"{\"text\": ",
+        )
+        .await
+        .unwrap();
     assert_problem(&r, 400, "malformed-json");
-    let r = c.send_raw("POST", "/api/v1/messages", Some(&member), Some("text/plain"), b"hello").await.unwrap();
+    let r = c
+        .send_raw(
+            "POST",
+            "/api/v1/messages",
+            Some(&member),
+            Some("text/plain"),
+            b"hello",
+        )
+        .await
+        .unwrap();
     assert_problem(&r, 415, "unsupported-media-type");
     let big = vec![b'a'; 300 * 1024];
-    let r = c.send_raw("POST", "/api/v1/messages", Some(&member), Some("application/json"), &big).await.unwrap();
+    let r = c
+        .send_raw(
+            "POST",
+            "/api/v1/messages",
+            Some(&member),
+            Some("application/json"),
+            &big,
+        )
+        .await
+        .unwrap();
     assert_problem(&r, 413, "body-too-large");
-    assert_problem(&app.call("GET", "/api/v1/me", None, None).await, 401, "unauthenticated");
-    assert_problem(&app.call("GET", "/api/v1/me", Some("cl_forged"), None).await, 401, "unauthenticated");
-    let r = app.call("POST", "/api/v1/sessions", None, Some(json!({"username": "member01@demo.careline", "password": "wrong-password!"}))).await;
+    assert_problem(
+        &app.call("GET", "/api/v1/me", None, None).await,
+        401,
+        "unauthenticated",
+    );
+    assert_problem(
+        &app.call("GET", "/api/v1/me", Some("cl_forged"), None).await,
+        401,
+        "unauthenticated",
+    );
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "member01@demo.careline", "password": "wrong-password!"})),
+        )
+        .await;
     assert_problem(&r, 401, "unauthenticated");
     assert_problem(&app.get("/api/v1/nowhere", &member).await, 404, "not-found");
     // Nothing was stored by any of that.
@@ -219,26 +471,67 @@ async fn team_sees_new_messages_on_the_event_stream() {
     let app = App::spawn().await;
     let guide = app.login("guide.north1").await;
     let south = app.login("guide.south1").await;
-    let mut north_stream = Conn::connect(app.addr).await.unwrap().open_stream("/api/v1/events", &guide).await.unwrap();
-    let mut south_stream = Conn::connect(app.addr).await.unwrap().open_stream("/api/v1/events", &south).await.unwrap();
+    let mut north_stream = Conn::connect(app.addr)
+        .await
+        .unwrap()
+        .open_stream("/api/v1/events", &guide)
+        .await
+        .unwrap();
+    let mut south_stream = Conn::connect(app.addr)
+        .await
+        .unwrap()
+        .open_stream("/api/v1/events", &south)
+        .await
+        .unwrap();
     assert_eq!(north_stream.status, 200);
-    assert!(north_stream.wait_for("event: ready", Duration::from_secs(5)).await);
-    assert!(south_stream.wait_for("event: ready", Duration::from_secs(5)).await);
+    assert!(
+        north_stream
+            .wait_for("event: ready", Duration::from_secs(5))
+            .await
+    );
+    assert!(
+        south_stream
+            .wait_for("event: ready", Duration::from_secs(5))
+            .await
+    );
     let member = app.login("member01").await;
     let out = app.send(&member, ROUTINE).await;
     let ticket = out["ticket"]["id"].as_str().unwrap();
-    assert!(north_stream.wait_for("event: message.created", Duration::from_secs(5)).await, "{}", north_stream.seen);
+    assert!(
+        north_stream
+            .wait_for("event: message.created", Duration::from_secs(5))
+            .await,
+        "{}",
+        north_stream.seen
+    );
     assert!(north_stream.wait_for(ticket, Duration::from_secs(5)).await);
-    assert!(!north_stream.seen.contains("refill"), "events carry no message text");
-    assert!(!south_stream.wait_for("message.created", Duration::from_millis(500)).await, "South is not alerted for North's members");
+    assert!(
+        !north_stream.seen.contains("refill"),
+        "events carry no message text"
+    );
+    assert!(
+        !south_stream
+            .wait_for("message.created", Duration::from_millis(500))
+            .await,
+        "South is not alerted for North's members"
+    );
 }
 
 #[tokio::test]
 async fn openapi_health_readiness_and_metrics_are_served() {
     let app = App::spawn().await;
-    let doc = app.call("GET", "/api/v1/openapi.json", None, None).await.json();
+    let doc = app
+        .call("GET", "/api/v1/openapi.json", None, None)
+        .await
+        .json();
     assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
-    for p in ["/api/v1/sessions", "/api/v1/messages", "/api/v1/tickets/{id}/transitions", "/api/v1/calls", "/api/v1/events"] {
+    for p in [
+        "/api/v1/sessions",
+        "/api/v1/messages",
+        "/api/v1/tickets/{id}/transitions",
+        "/api/v1/calls",
+        "/api/v1/events",
+    ] {
         assert!(doc["paths"][p].is_object(), "{p} documented");
     }
     assert_eq!(app.call("GET", "/healthz", None, None).await.status, 200);
@@ -246,7 +539,10 @@ async fn openapi_health_readiness_and_metrics_are_served() {
     let member = app.login("member01").await;
     app.send(&member, EMERGENCY).await;
     let m = app.call("GET", "/metrics", None, None).await.text();
-    assert!(m.contains("careline_contacts_total{disposition=\"emergency\"} 1"), "{m}");
+    assert!(
+        m.contains("careline_contacts_total{disposition=\"emergency\"} 1"),
+        "{m}"
+    );
     let r = app.get("/api/v1/me", &member).await;
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));

@@ -4,8 +4,19 @@ use crate::support::*;
 use std::process::Command;
 
 fn verify(dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(bin()).args(["audit", "verify", "--data-dir"]).arg(dir).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Command::new(bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn db(dir: &std::path::Path) -> rusqlite::Connection {
@@ -16,7 +27,11 @@ async fn app_with_traffic() -> tempfile::TempDir {
     let app = App::spawn().await;
     let m = app.login("member01").await;
     app.send(&m, "Need a refill of my metformin please").await;
-    app.send(&m, "Also my chest feels tight when I climb stairs since yesterday").await;
+    app.send(
+        &m,
+        "Also my chest feels tight when I climb stairs since yesterday",
+    )
+    .await;
     app.stop().await
 }
 
@@ -25,35 +40,59 @@ async fn invariant_1_no_contact_is_stored_without_a_triage_result() {
     let dir = app_with_traffic().await;
     let c = db(dir.path());
     let untriaged: i64 = c
-        .query_row("SELECT COUNT(*) FROM messages WHERE kind IN ('member','call_note') AND triage IS NULL", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM messages WHERE kind IN ('member','call_note') AND triage IS NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(untriaged, 0);
-    let judged: i64 = c.query_row("SELECT COUNT(*) FROM events WHERE kind = 'triage.judged'", [], |r| r.get(0)).unwrap();
+    let judged: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE kind = 'triage.judged'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(judged, 2, "each contact's triage is an event");
     // The schema itself refuses an untriaged contact.
-    let (org, thread): (String, String) = c.query_row("SELECT org_id, id FROM threads LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (org, thread): (String, String) = c
+        .query_row("SELECT org_id, id FROM threads LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
     let err = c
         .execute(
             "INSERT INTO messages (id, org_id, thread_id, kind, author_name, body, created_at) VALUES ('x', ?1, ?2, 'member', 'x', 'x', 0)",
             [org, thread],
         )
         .unwrap_err();
-    assert!(err.to_string().contains("messages_contact_triaged"), "{err}");
+    assert!(
+        err.to_string().contains("messages_contact_triaged"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn invariant_5_nothing_is_deleted_events_refuse_update_and_delete() {
     let dir = app_with_traffic().await;
     let c = db(dir.path());
-    let e = c.execute("UPDATE events SET payload = '{}' WHERE seq = 3", []).unwrap_err();
+    let e = c
+        .execute("UPDATE events SET payload = '{}' WHERE seq = 3", [])
+        .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
-    let e = c.execute("DELETE FROM events WHERE seq = 3", []).unwrap_err();
+    let e = c
+        .execute("DELETE FROM events WHERE seq = 3", [])
+        .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
     let e = c.execute("DELETE FROM messages", []).unwrap_err();
     assert!(e.to_string().contains("never deleted"), "{e}");
     let (ok, out) = verify(dir.path());
     assert!(ok, "{out}");
-    assert!(out.contains("OK") && out.contains("every chain verifies"), "{out}");
+    assert!(
+        out.contains("OK") && out.contains("every chain verifies"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -61,32 +100,53 @@ async fn invariant_5_verify_detects_an_edited_event_and_names_it() {
     let dir = app_with_traffic().await;
     let c = db(dir.path());
     let (seq, id): (i64, String) = c
-        .query_row("SELECT seq, id FROM events WHERE kind = 'triage.judged' ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT seq, id FROM events WHERE kind = 'triage.judged' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     // Someone with the database file drops the guard and rewrites history.
-    c.execute_batch("DROP TRIGGER events_append_only_update").unwrap();
-    c.execute("UPDATE events SET payload = replace(payload, '"disposition":"', '"disposition":"not-') WHERE id = ?1", [&id]).unwrap();
+    c.execute_batch("DROP TRIGGER events_append_only_update")
+        .unwrap();
+    c.execute(r#"UPDATE events SET payload = replace(payload, '"disposition":"', '"disposition":"not-') WHERE id = ?1"#, [&id]).unwrap();
     drop(c);
     let (ok, out) = verify(dir.path());
     assert!(!ok, "tampering must fail verification: {out}");
-    assert!(out.contains(&format!("seq {seq}")) && out.contains(&id) && out.contains("edited"), "{out}");
+    assert!(
+        out.contains(&format!("seq {seq}")) && out.contains(&id) && out.contains("edited"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn invariant_5_verify_detects_a_removed_event_and_a_truncated_tail() {
     let dir = app_with_traffic().await;
     let c = db(dir.path());
-    c.execute_batch("DROP TRIGGER events_append_only_delete").unwrap();
-    let max: i64 = c.query_row("SELECT MAX(seq) FROM events e JOIN organizations o ON o.id = e.org_id", [], |r| r.get(0)).unwrap();
-    c.execute("DELETE FROM events WHERE seq = ?1", [max - 2]).unwrap();
+    c.execute_batch("DROP TRIGGER events_append_only_delete")
+        .unwrap();
+    let max: i64 = c
+        .query_row(
+            "SELECT MAX(seq) FROM events e JOIN organizations o ON o.id = e.org_id",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    c.execute("DELETE FROM events WHERE seq = ?1", [max - 2])
+        .unwrap();
     drop(c);
     let (ok, out) = verify(dir.path());
     assert!(!ok && out.contains("missing or out of order"), "{out}");
 
     let dir = app_with_traffic().await;
     let c = db(dir.path());
-    c.execute_batch("DROP TRIGGER events_append_only_delete").unwrap();
-    c.execute("DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)", []).unwrap();
+    c.execute_batch("DROP TRIGGER events_append_only_delete")
+        .unwrap();
+    c.execute(
+        "DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)",
+        [],
+    )
+    .unwrap();
     drop(c);
     let (ok, out) = verify(dir.path());
     assert!(!ok && out.contains("removed from the end"), "{out}");

@@ -31,7 +31,10 @@ fn start(dir: &std::path::Path) -> Server {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "server exited before listening");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "server exited before listening"
+        );
         if let Some(rest) = line.split("listening on http://").nth(1) {
             let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
             // Keep draining stdout so the child never blocks on a full pipe.
@@ -56,7 +59,11 @@ impl Rng {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_sigkill_loses_no_acknowledged_message_and_chain_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let seeded = Command::new(bin()).args(["demo", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let seeded = Command::new(bin())
+        .args(["demo", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(seeded.status.success());
     let members = 8;
     let server = start(dir.path());
@@ -75,7 +82,11 @@ async fn crash_sigkill_loses_no_acknowledged_message_and_chain_verifies() {
     }
     let mut server = Some(server);
     let acked: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     let mut rng = Rng(seed);
     let rounds = 20;
     for round in 0..rounds {
@@ -86,10 +97,22 @@ async fn crash_sigkill_loses_no_acknowledged_message_and_chain_verifies() {
             let token = token.clone();
             let acked = acked.clone();
             workers.push(tokio::spawn(async move {
-                let Ok(mut c) = Conn::connect(addr).await else { return };
+                let Ok(mut c) = Conn::connect(addr).await else {
+                    return;
+                };
                 for k in 0.. {
-                    let text = format!("crash-test round {round} member {w} message {k}: need a refill please");
-                    match c.request("POST", "/api/v1/messages", Some(&token), Some(&json!({"text": text}))).await {
+                    let text = format!(
+                        "crash-test round {round} member {w} message {k}: need a refill please"
+                    );
+                    match c
+                        .request(
+                            "POST",
+                            "/api/v1/messages",
+                            Some(&token),
+                            Some(&json!({"text": text})),
+                        )
+                        .await
+                    {
                         Ok(r) if r.status == 201 => {
                             acked.lock().unwrap().insert(text, w);
                         }
@@ -108,28 +131,64 @@ async fn crash_sigkill_loses_no_acknowledged_message_and_chain_verifies() {
         }
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > rounds * 10, "the load actually ran (acked {})", acked.len());
+    assert!(
+        acked.len() > rounds * 10,
+        "the load actually ran (acked {})",
+        acked.len()
+    );
 
     // Every acknowledged message is there exactly once; nothing is there twice.
     let mut s = start(dir.path());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for token in &tokens {
-        let list = httpc::call(s.addr, "GET", "/api/v1/tickets", Some(token), None).await.unwrap().json();
+        let list = httpc::call(s.addr, "GET", "/api/v1/tickets", Some(token), None)
+            .await
+            .unwrap()
+            .json();
         let thread = list["items"][0]["thread_id"].as_str().unwrap().to_owned();
-        let t = httpc::call(s.addr, "GET", &format!("/api/v1/threads/{thread}"), Some(token), None).await.unwrap().json();
+        let t = httpc::call(
+            s.addr,
+            "GET",
+            &format!("/api/v1/threads/{thread}"),
+            Some(token),
+            None,
+        )
+        .await
+        .unwrap()
+        .json();
         for m in t["messages"].as_array().unwrap() {
-            *seen.entry(m["text"].as_str().unwrap().to_owned()).or_default() += 1;
+            *seen
+                .entry(m["text"].as_str().unwrap().to_owned())
+                .or_default() += 1;
         }
     }
     for text in acked.keys() {
-        assert_eq!(seen.get(text), Some(&1), "acknowledged message lost or duplicated (seed {seed}): {text}");
+        assert_eq!(
+            seen.get(text),
+            Some(&1),
+            "acknowledged message lost or duplicated (seed {seed}): {text}"
+        );
     }
-    assert!(seen.values().all(|n| *n == 1), "a message was stored twice (seed {seed})");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a message was stored twice (seed {seed})"
+    );
     s.child.kill().unwrap();
     s.child.wait().unwrap();
-    let v = Command::new(bin()).args(["audit", "verify", "--data-dir"]).arg(dir.path()).output().unwrap();
-    assert!(v.status.success(), "chain after {rounds} SIGKILLs: {}", String::from_utf8_lossy(&v.stdout));
-    eprintln!("crash test: {rounds} SIGKILLs, {} acknowledged messages all present once (seed {seed})", acked.len());
+    let v = Command::new(bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "chain after {rounds} SIGKILLs: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    eprintln!(
+        "crash test: {rounds} SIGKILLs, {} acknowledged messages all present once (seed {seed})",
+        acked.len()
+    );
 }
 
 #[test]
@@ -137,7 +196,10 @@ fn graceful_shutdown_on_sigterm_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = start(dir.path());
     let pid = s.child.id();
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -145,7 +207,10 @@ fn graceful_shutdown_on_sigterm_exits_cleanly() {
             assert!(st.success(), "exit status after SIGTERM: {st}");
             break;
         }
-        assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "server did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -2,11 +2,17 @@
 //! data directory, and the real binary for the crash, tamper and CLI tests.
 //! One test binary, so it links once.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::disallowed_methods)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)]
 
 mod support;
 
+mod admin;
 mod api;
 mod audit;
 mod crash;
-mod admin;
+mod escalation;

@@ -22,20 +22,117 @@ impl App {
     pub async fn spawn() -> App {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FakeClock::new("2026-05-04T09:00:00Z".parse().unwrap()));
-        let settings = Settings::resolve(None, Some("127.0.0.1:0".into()), Some(dir.path().to_path_buf()), None).unwrap();
+        let settings = Settings::resolve(
+            None,
+            Some("127.0.0.1:0".into()),
+            Some(dir.path().to_path_buf()),
+            None,
+        )
+        .unwrap();
         let (state, shutdown) = build_state(&settings, clock.clone() as Arc<dyn Clock>).unwrap();
-        careline::demo::seed(state.store.as_ref(), PASSWORD, clock.now()).await.unwrap();
+        careline::demo::seed(state.store.as_ref(), PASSWORD, clock.now())
+            .await
+            .unwrap();
         let running = start_with(settings.listen, state, shutdown).await.unwrap();
-        App { addr: running.addr, clock, dir, running: Some(running) }
+        App {
+            addr: running.addr,
+            clock,
+            dir,
+            running: Some(running),
+        }
     }
 
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
-        httpc::call(self.addr, method, path, token, body.as_ref()).await.unwrap()
+    /// Start again on an existing data directory.
+    pub async fn restart(dir: tempfile::TempDir, clock: Arc<FakeClock>) -> App {
+        let running = Self::node(
+            dir.path(),
+            clock.clone(),
+            careline::workers::WorkerConfig::default(),
+        )
+        .await;
+        App {
+            addr: running.addr,
+            clock,
+            dir,
+            running: Some(running),
+        }
+    }
+
+    /// A second node on the same data directory and clock (as a second process would be).
+    pub async fn restart_shared(other: &App) -> App {
+        let running = Self::node(
+            other.dir.path(),
+            other.clock.clone(),
+            careline::workers::WorkerConfig::default(),
+        )
+        .await;
+        App {
+            addr: running.addr,
+            clock: other.clock.clone(),
+            dir: tempfile::tempdir().unwrap(),
+            running: Some(running),
+        }
+    }
+
+    /// An app whose webhook retries come fast, for delivery tests.
+    pub async fn spawn_with_fast_retries() -> App {
+        let app = App::spawn().await;
+        let clock = app.clock.clone();
+        let dir = app.stop().await;
+        let cfg = careline::workers::WorkerConfig {
+            tick: std::time::Duration::from_millis(50),
+            retry_base: jiff::SignedDuration::from_millis(1),
+            retry_cap: jiff::SignedDuration::from_millis(5),
+            max_attempts: 3,
+            send_timeout: std::time::Duration::from_secs(2),
+        };
+        let running = Self::node(dir.path(), clock.clone(), cfg).await;
+        App {
+            addr: running.addr,
+            clock,
+            dir,
+            running: Some(running),
+        }
+    }
+
+    async fn node(
+        dir: &std::path::Path,
+        clock: Arc<FakeClock>,
+        cfg: careline::workers::WorkerConfig,
+    ) -> Running {
+        let settings = Settings::resolve(
+            None,
+            Some("127.0.0.1:0".into()),
+            Some(dir.to_path_buf()),
+            None,
+        )
+        .unwrap();
+        let (state, shutdown) = build_state(&settings, clock as Arc<dyn Clock>).unwrap();
+        careline::server::start_full(settings.listen, state, shutdown, cfg)
+            .await
+            .unwrap()
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        httpc::call(self.addr, method, path, token, body.as_ref())
+            .await
+            .unwrap()
     }
 
     pub async fn login(&self, name: &str) -> String {
         let r = self
-            .call("POST", "/api/v1/sessions", None, Some(json!({"username": format!("{name}@demo.careline"), "password": PASSWORD})))
+            .call(
+                "POST",
+                "/api/v1/sessions",
+                None,
+                Some(json!({"username": format!("{name}@demo.careline"), "password": PASSWORD})),
+            )
             .await;
         assert_eq!(r.status, 201, "login {name}: {}", r.text());
         r.json()["token"].as_str().unwrap().to_owned()
@@ -51,7 +148,9 @@ impl App {
 
     /// Send a message as `member` and return the response JSON (asserting 201).
     pub async fn send(&self, token: &str, text: &str) -> Value {
-        let r = self.post("/api/v1/messages", token, json!({"text": text})).await;
+        let r = self
+            .post("/api/v1/messages", token, json!({"text": text}))
+            .await;
         assert_eq!(r.status, 201, "send: {}", r.text());
         r.json()
     }
@@ -71,10 +170,18 @@ impl App {
 /// Assert a problem+json response with this status and type suffix.
 pub fn assert_problem(r: &Response, status: u16, type_suffix: &str) {
     assert_eq!(r.status, status, "{}", r.text());
-    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        r.text()
+    );
     let j = r.json();
     let t = j["type"].as_str().unwrap_or_default();
-    assert!(t.ends_with(type_suffix), "problem type {t} should end with {type_suffix}");
+    assert!(
+        t.ends_with(type_suffix),
+        "problem type {t} should end with {type_suffix}"
+    );
     assert!(j["detail"].as_str().is_some_and(|d| !d.is_empty()));
     assert_eq!(j["status"], status);
 }

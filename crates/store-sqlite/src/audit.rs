@@ -1,0 +1,313 @@
+//! Reads and writes of the retrospective safety audit and the safety report.
+
+use crate::SqliteStore;
+use crate::rows::{self, db, us};
+use careline_core::authz::Principal;
+use careline_core::event::{EventKind, NewEvent};
+use careline_core::ids::*;
+use careline_core::model::Role;
+use careline_core::safety::TicketHistory;
+use careline_core::{Error, Result};
+use careline_store::{NewFinding, PastContact, SafetyReport, SafetyReview};
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, Row, params};
+use serde_json::json;
+use std::collections::HashMap;
+
+const REVIEWERS: &[Role] = &[Role::SafetyReviewer, Role::Supervisor];
+
+pub async fn contacts(
+    s: &SqliteStore,
+    since: Timestamp,
+    until: Timestamp,
+    after: Option<MessageId>,
+    limit: u32,
+) -> Result<Vec<PastContact>> {
+    s.read(move |c| {
+        let mut st = c
+            .prepare_cached(
+                "SELECT m.id, m.org_id, m.ticket_id, t.member_id, m.kind, m.body, m.created_at
+                 FROM messages m JOIN threads t ON t.id = m.thread_id
+                 WHERE m.id > $1 AND m.kind IN ('member', 'call_note') AND m.created_at >= $2 AND m.created_at < $3
+                 ORDER BY m.id LIMIT $4",
+            )
+            .map_err(db)?;
+        let after = after.map(|a| a.to_string()).unwrap_or_default();
+        st.query_map(params![after, us(since), us(until), i64::from(limit)], |r| {
+            Ok(PastContact {
+                message_id: rows::id(r, "id")?,
+                org_id: rows::id(r, "org_id")?,
+                ticket_id: rows::id(r, "ticket_id")?,
+                member_id: rows::id(r, "member_id")?,
+                kind: r.get::<_, String>("kind")?.parse().unwrap_or(careline_core::model::MessageKind::Member),
+                text: r.get("body")?,
+                created_at: rows::ts(r, "created_at")?,
+            })
+        })
+        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db)
+    })
+    .await
+}
+
+pub async fn contact_count(s: &SqliteStore, since: Timestamp, until: Timestamp) -> Result<i64> {
+    s.read(move |c| {
+        c.query_row(
+            "SELECT COUNT(*) FROM messages WHERE kind IN ('member', 'call_note') AND created_at >= $1 AND created_at < $2",
+            params![us(since), us(until)],
+            |r| r.get(0),
+        )
+        .map_err(db)
+    })
+    .await
+}
+
+pub async fn histories(
+    s: &SqliteStore,
+    tickets: Vec<TicketId>,
+) -> Result<HashMap<TicketId, TicketHistory>> {
+    s.read(move |c| {
+        let mut out: HashMap<TicketId, TicketHistory> = HashMap::new();
+        let mut pages = c
+            .prepare_cached("SELECT created_at, acked_at FROM pages WHERE ticket_id = $1")
+            .map_err(db)?;
+        let mut cleared = c
+            .prepare_cached(
+                "SELECT at FROM events WHERE ticket_id = $1 AND kind = 'ticket.cleared'",
+            )
+            .map_err(db)?;
+        for t in tickets {
+            if out.contains_key(&t) {
+                continue;
+            }
+            let mut h = TicketHistory::default();
+            let rows_ = pages
+                .query_map([t.to_string()], |r| {
+                    Ok((rows::ts(r, "created_at")?, rows::opt_ts(r, "acked_at")?))
+                })
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?;
+            for (created, acked) in rows_ {
+                h.paged.push(created);
+                h.acked.extend(acked);
+            }
+            h.cleared = cleared
+                .query_map([t.to_string()], |r| rows::ts(r, "at"))
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?;
+            out.insert(t, h);
+        }
+        Ok(out)
+    })
+    .await
+}
+
+pub async fn file(s: &SqliteStore, findings: Vec<NewFinding>, now: Timestamp) -> Result<usize> {
+    s.write(move |tx| {
+        let mut new = 0;
+        for f in findings {
+            let id = ReviewId::new();
+            let n = tx
+                .conn
+                .prepare_cached(
+                    "INSERT INTO safety_reviews (id, org_id, message_id, ticket_id, member_id, disposition, finding, protocol_version, status, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9) ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        id.to_string(),
+                        f.org_id.to_string(),
+                        f.message_id.to_string(),
+                        f.ticket_id.to_string(),
+                        f.member_id.to_string(),
+                        f.disposition,
+                        f.finding.to_string(),
+                        f.protocol_version,
+                        us(now)
+                    ])
+                })
+                .map_err(db)?;
+            if n > 0 {
+                new += 1;
+                tx.append(
+                    f.org_id,
+                    now,
+                    vec![NewEvent::new(EventKind::SafetyFinding, json!({"review_id": id, "message_id": f.message_id, "disposition": f.disposition, "protocol_version": f.protocol_version}))
+                        .member(f.member_id)
+                        .ticket(f.ticket_id)],
+                )?;
+            }
+        }
+        Ok(new)
+    })
+    .await
+}
+
+fn review(r: &Row<'_>) -> rusqlite::Result<SafetyReview> {
+    let f: String = r.get("finding")?;
+    Ok(SafetyReview {
+        id: rows::id(r, "id")?,
+        org_id: rows::id(r, "org_id")?,
+        message_id: rows::id(r, "message_id")?,
+        ticket_id: rows::id(r, "ticket_id")?,
+        member_id: rows::id(r, "member_id")?,
+        disposition: r.get("disposition")?,
+        finding: serde_json::from_str(&f).unwrap_or_default(),
+        protocol_version: r.get("protocol_version")?,
+        status: r.get("status")?,
+        resolved_by: rows::opt_id(r, "resolved_by")?,
+        resolution: r.get("resolution")?,
+        created_at: rows::ts(r, "created_at")?,
+        resolved_at: rows::opt_ts(r, "resolved_at")?,
+    })
+}
+
+pub async fn reviews(
+    s: &SqliteStore,
+    p: &Principal,
+    status: Option<String>,
+) -> Result<Vec<SafetyReview>> {
+    p.require(
+        REVIEWERS,
+        "safety-reviewers",
+        "only safety reviewers and supervisors see the safety-review queue",
+    )?;
+    if let Some(st) = &status {
+        if !matches!(st.as_str(), "open" | "resolved") {
+            return Err(Error::invalid("status must be open or resolved"));
+        }
+    }
+    let org = p.org_id;
+    s.read(move |c| {
+        let mut st = c
+            .prepare_cached("SELECT * FROM safety_reviews WHERE org_id = $1 AND ($2 = '' OR status = $2) ORDER BY created_at DESC LIMIT 1000")
+            .map_err(db)?;
+        st.query_map(params![org.to_string(), status.unwrap_or_default()], review)
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)
+    })
+    .await
+}
+
+pub async fn resolve(
+    s: &SqliteStore,
+    p: &Principal,
+    id: ReviewId,
+    note: String,
+    now: Timestamp,
+) -> Result<SafetyReview> {
+    p.require(
+        REVIEWERS,
+        "safety-reviewers",
+        "only safety reviewers and supervisors resolve safety reviews",
+    )?;
+    let note = note.trim().to_owned();
+    if note.is_empty() || note.chars().count() > 4000 {
+        return Err(Error::invalid(
+            "a resolution needs a note of 1–4000 characters",
+        ));
+    }
+    let p = p.clone();
+    s.write(move |tx| {
+        let r = tx
+            .conn
+            .prepare_cached("SELECT * FROM safety_reviews WHERE id = $1")
+            .and_then(|mut st| st.query_row([id.to_string()], review).optional())
+            .map_err(db)?
+            .filter(|r| r.org_id == p.org_id)
+            .ok_or(Error::NotFound("safety review"))?;
+        if r.status == "resolved" {
+            return Err(Error::conflict("already-resolved", "this safety review is already resolved"));
+        }
+        tx.conn
+            .prepare_cached("UPDATE safety_reviews SET status = 'resolved', resolved_by = $1, resolution = $2, resolved_at = $3 WHERE id = $4")
+            .and_then(|mut st| st.execute(params![p.user_id.to_string(), note, us(now), id.to_string()]))
+            .map_err(db)?;
+        tx.append(
+            p.org_id,
+            now,
+            vec![NewEvent::new(EventKind::SafetyReviewResolved, json!({"review_id": id, "note_sha256": careline_core::ingest::text_digest(&note)}))
+                .actor(Some(p.user_id))
+                .member(r.member_id)
+                .ticket(r.ticket_id)],
+        )?;
+        Ok(SafetyReview { status: "resolved".into(), resolved_by: Some(p.user_id), resolution: Some(note), resolved_at: Some(now), ..r })
+    })
+    .await
+}
+
+pub async fn report(
+    s: &SqliteStore,
+    p: &Principal,
+    since: Timestamp,
+    until: Timestamp,
+) -> Result<SafetyReport> {
+    p.require(
+        &[Role::SafetyReviewer, Role::Supervisor, Role::Admin],
+        "safety-report",
+        "only supervisors, safety reviewers and administrators see safety figures",
+    )?;
+    let org = p.org_id.to_string();
+    s.read(move |c| {
+        let (a, b) = (us(since), us(until));
+        let mut r = SafetyReport::default();
+        c.query_row(
+            "SELECT COUNT(*),
+                    COUNT(*) FILTER (WHERE json_extract(payload, '$.disposition') = 'emergency'),
+                    COUNT(*) FILTER (WHERE json_extract(payload, '$.disposition') = 'urgent')
+             FROM events WHERE org_id = $1 AND kind = 'triage.judged' AND at >= $2 AND at < $3",
+            params![org, a, b],
+            |row| {
+                r.contacts = row.get(0)?;
+                r.emergency = row.get(1)?;
+                r.urgent = row.get(2)?;
+                Ok(())
+            },
+        )
+        .map_err(db)?;
+        c.query_row(
+            "SELECT COUNT(*), COUNT(acked_at), COUNT(*) FILTER (WHERE level = 'org_alarm') FROM pages WHERE org_id = $1 AND created_at >= $2 AND created_at < $3",
+            params![org, a, b],
+            |row| {
+                r.pages = row.get(0)?;
+                r.pages_acknowledged = row.get(1)?;
+                r.alarms = row.get(2)?;
+                Ok(())
+            },
+        )
+        .map_err(db)?;
+        let mut st = c
+            .prepare("SELECT (acked_at - flagged_at) / 1000 FROM pages WHERE org_id = $1 AND acked_at IS NOT NULL AND flagged_at >= $2 AND flagged_at < $3 ORDER BY 1")
+            .map_err(db)?;
+        r.ack_ms = st.query_map(params![org, a, b], |row| row.get(0)).and_then(|it| it.collect::<rusqlite::Result<Vec<i64>>>()).map_err(db)?;
+        let mut st = c
+            .prepare(
+                "SELECT (SELECT MIN(m.created_at) FROM messages m JOIN users u ON u.id = m.author_id
+                          WHERE m.ticket_id = f.ticket_id AND m.kind = 'staff' AND u.role IN ('nurse', 'physician') AND m.created_at >= f.flagged_at) - f.flagged_at
+                 FROM (SELECT ticket_id, MIN(flagged_at) AS flagged_at FROM pages WHERE org_id = $1 AND flagged_at >= $2 AND flagged_at < $3 GROUP BY ticket_id, flagged_at) f",
+            )
+            .map_err(db)?;
+        let mut replies: Vec<i64> = st
+            .query_map(params![org, a, b], |row| row.get::<_, Option<i64>>(0))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)?
+            .into_iter()
+            .flatten()
+            .map(|us| us / 1000)
+            .collect();
+        replies.sort_unstable();
+        r.clinician_reply_ms = replies;
+        c.query_row(
+            "SELECT COUNT(*) FILTER (WHERE status = 'open'), COUNT(*) FROM safety_reviews WHERE org_id = $1 AND created_at >= $2 AND created_at < $3",
+            params![org, a, b],
+            |row| {
+                r.open_safety_reviews = row.get(0)?;
+                r.failures_to_escalate = row.get(1)?;
+                Ok(())
+            },
+        )
+        .map_err(db)?;
+        Ok(r)
+    })
+    .await
+}
