@@ -4,8 +4,11 @@
 
 use crate::cli::{DataDir, open_store};
 use anyhow::{Result, anyhow, bail};
+use careline_core::authz::Principal;
+use careline_core::escalation::Rota;
 use careline_core::ids::*;
 use careline_core::model::Organization;
+use careline_core::model::Role;
 use careline_store::Store;
 use careline_web::admin::{
     MemberSpec, ProxySpec, StaffSpec, create_member, create_staff, grant_proxy,
@@ -85,6 +88,29 @@ pub enum AdminCmd {
         /// RFC 3339 expiry; omitted means until revoked.
         #[arg(long)]
         expires_at: Option<String>,
+    },
+    /// Set a care team's on-call rota (who is paged, in order). Users by username.
+    RotaSet {
+        #[command(flatten)]
+        org: OrgArg,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        primary: Option<String>,
+        #[arg(long)]
+        backup: Option<String>,
+        #[arg(long)]
+        physician: Option<String>,
+        /// Repeatable.
+        #[arg(long = "supervisor")]
+        supervisors: Vec<String>,
+    },
+    /// Show a care team's on-call rota.
+    RotaShow {
+        #[command(flatten)]
+        org: OrgArg,
+        #[arg(long)]
+        team: String,
     },
     /// Import members from a CSV file (header: name,team,language,date_of_birth,sex,phone,email,plan,conditions,medications,allergies,external_ref,username,password; lists separated by ';').
     ImportMembers {
@@ -265,6 +291,46 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
                 .map_err(err)?;
             println!("proxy {username} ({id}) may now act for member {member_id}");
         }
+        AdminCmd::RotaSet {
+            org: o,
+            team,
+            primary,
+            backup,
+            physician,
+            supervisors,
+        } => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            let team_id = team_id(&store, org.id, &team).await?;
+            let users = store.users(org.id).await.map_err(err)?;
+            let find = |name: &str| -> Result<UserId> {
+                let n = name.trim().to_lowercase();
+                users
+                    .iter()
+                    .find(|u| u.username == n || u.username.split('@').next() == Some(n.as_str()))
+                    .map(|u| u.id)
+                    .ok_or_else(|| anyhow!("no user named '{name}' in {}", org.name))
+            };
+            let rota = Rota {
+                primary: primary.as_deref().map(find).transpose()?,
+                backup: backup.as_deref().map(find).transpose()?,
+                physician: physician.as_deref().map(find).transpose()?,
+                supervisors: supervisors.iter().map(|s| find(s)).collect::<Result<_>>()?,
+            };
+            let r = store
+                .set_rota(&operator(org.id), team_id, rota, now())
+                .await
+                .map_err(err)?;
+            print_rota(&users, &team, &r);
+        }
+        AdminCmd::RotaShow { org: o, team } => {
+            let store = open_store(&o.data.data_dir)?;
+            let org = org(&store, &o.org).await?;
+            let team_id = team_id(&store, org.id, &team).await?;
+            let users = store.users(org.id).await.map_err(err)?;
+            let r = store.rota(&operator(org.id), team_id).await.map_err(err)?;
+            print_rota(&users, &team, &r);
+        }
         AdminCmd::ImportMembers { org: o, file } => {
             let store = open_store(&o.data.data_dir)?;
             let org = org(&store, &o.org).await?;
@@ -272,6 +338,42 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The operator at the command line acts with administrator authority over
+/// the data directory they can open; events name no user.
+fn operator(org: OrgId) -> Principal {
+    Principal {
+        user_id: UserId(uuid::Uuid::nil()),
+        org_id: org,
+        role: Role::Admin,
+        name: "careline CLI operator".into(),
+        member_id: None,
+        proxy_for: vec![],
+        team_ids: vec![],
+    }
+}
+
+fn print_rota(users: &[careline_core::model::User], team: &str, r: &Rota) {
+    let name = |u: Option<UserId>| {
+        u.and_then(|u| users.iter().find(|x| x.id == u))
+            .map(|u| u.username.clone())
+            .unwrap_or_else(|| "(nobody)".into())
+    };
+    println!("on-call rota of {team}:");
+    println!("  1 primary    {}", name(r.primary));
+    println!("  2 backup     {}", name(r.backup));
+    println!("  3 physician  {}", name(r.physician));
+    let sups: Vec<String> = r.supervisors.iter().map(|s| name(Some(*s))).collect();
+    println!(
+        "  4 supervisors {}",
+        if sups.is_empty() {
+            "(nobody)".into()
+        } else {
+            sups.join(", ")
+        }
+    );
+    println!("  5 organization-wide alarm");
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -16,6 +16,108 @@ use std::time::{Duration, Instant};
 pub enum BenchCmd {
     /// Post messages and report throughput and latency.
     Ingest(IngestArgs),
+    /// Fill a data directory with synthetic contacts (through the real store: triaged, ticketed, chained), for audit benchmarks.
+    Contacts(ContactsArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ContactsArgs {
+    /// How many contacts to write.
+    #[arg(long, default_value_t = 100_000)]
+    pub count: usize,
+    /// Contacts written concurrently (they commit in groups).
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub data: crate::cli::DataDir,
+}
+
+/// Write `count` contacts from the demo members, spread over the past 30 days.
+pub async fn contacts(a: ContactsArgs) -> Result<()> {
+    use careline_core::ingest::{ContactIn, ContactKind};
+    use careline_core::validate::MessageText;
+    use careline_store::{ContactRequest, Store};
+    let store = std::sync::Arc::new(crate::cli::open_store(&a.data.data_dir)?);
+    let now = jiff::Timestamp::now();
+    crate::demo::seed(store.as_ref(), &crate::demo::password(), now).await?;
+    let org = store
+        .org_by_name(crate::demo::ORG)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .ok_or_else(|| anyhow!("no demo org"))?;
+    let members: Vec<careline_core::authz::Principal> = store
+        .users(org.id)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .into_iter()
+        .filter(|u| u.role == careline_core::model::Role::Member)
+        .map(|u| careline_core::authz::Principal {
+            user_id: u.id,
+            org_id: u.org_id,
+            role: u.role,
+            name: u.name,
+            member_id: u.member_id,
+            proxy_for: vec![],
+            team_ids: vec![],
+        })
+        .collect();
+    let engine = std::sync::Arc::new(crate::server::load_engine(None)?);
+    let started = Instant::now();
+    let span = 30.0 * 86_400.0;
+    let mut handles = Vec::new();
+    let per = a.count.div_ceil(a.concurrency.max(1));
+    for w in 0..a.concurrency.max(1) {
+        let (store, engine, members) = (store.clone(), engine.clone(), members.clone());
+        let n0 = w * per;
+        let n1 = ((w + 1) * per).min(a.count);
+        handles.push(spawn_named("bench-contacts", async move {
+            for n in n0..n1 {
+                let m = &members[n % members.len()];
+                let text = padded(TEXTS[n % TEXTS.len()], 0, n as u64);
+                let judgement = engine.judge(&text, &careline_triage::Context::default());
+                let Ok(text) = MessageText::parse(&text) else {
+                    continue;
+                };
+                let at = now
+                    - jiff::SignedDuration::from_secs_f64(
+                        span * (1.0 - n as f64 / a.count.max(1) as f64),
+                    );
+                let contact = ContactIn {
+                    kind: ContactKind::Message,
+                    author_id: m.user_id,
+                    author_name: m.name.clone(),
+                    text,
+                    judgement,
+                };
+                let member_id = m.member_id.unwrap_or_default();
+                if let Err(e) = store
+                    .record_contact(
+                        ContactRequest {
+                            principal: m.clone(),
+                            member_id,
+                            contact,
+                        },
+                        at,
+                    )
+                    .await
+                {
+                    return Err(anyhow!("{e}"));
+                }
+            }
+            Ok(())
+        }));
+    }
+    for h in handles {
+        h.await.map_err(|e| anyhow!("{e}"))??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "wrote {} contacts in {secs:.1}s ({:.0}/s) to {}",
+        a.count,
+        a.count as f64 / secs,
+        a.data.data_dir.display()
+    );
+    Ok(())
 }
 
 #[derive(Args, Clone)]
@@ -198,7 +300,10 @@ pub async fn ingest(args: IngestArgs, addr: SocketAddr) -> Result<Report> {
 }
 
 pub async fn run(cmd: BenchCmd) -> Result<()> {
-    let BenchCmd::Ingest(args) = cmd;
+    let args = match cmd {
+        BenchCmd::Ingest(a) => a,
+        BenchCmd::Contacts(a) => return contacts(a).await,
+    };
     let (addr, running, _dir) = match args.target {
         Some(a) => (a, None, None),
         None => {

@@ -16,3 +16,4 @@ mod api;
 mod audit;
 mod crash;
 mod escalation;
+mod simulation;
