@@ -351,6 +351,7 @@ fn operator(org: OrgId) -> Principal {
         member_id: None,
         proxy_for: vec![],
         team_ids: vec![],
+        grants: vec![],
     }
 }
 
@@ -476,6 +477,8 @@ pub async fn import_members(store: &dyn Store, org: OrgId, file: &std::path::Pat
                 external_ref: none_if_empty(r.external_ref),
                 username: none_if_empty(r.username),
                 password: none_if_empty(r.password),
+                sensitive: vec![],
+                consented_categories: vec![],
             },
         ));
     }

@@ -59,6 +59,7 @@ pub async fn contacts(a: ContactsArgs) -> Result<()> {
             member_id: u.member_id,
             proxy_for: vec![],
             team_ids: vec![],
+            grants: vec![],
         })
         .collect();
     let engine = std::sync::Arc::new(crate::server::load_engine(None)?);

@@ -45,6 +45,9 @@ enum Command {
     Admin(crate::admin_cmd::AdminCmd),
     /// Re-triage past contacts and list every failure to clinically escalate.
     SafetyAudit(crate::safety_cmd::SafetyAuditArgs),
+    /// Encryption keys.
+    #[command(subcommand)]
+    Keys(crate::keys_cmd::KeysCmd),
     /// Load generators.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
@@ -136,6 +139,7 @@ pub fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(crate::admin_cmd::run(cmd)))
         }
         Command::SafetyAudit(a) => runtime().and_then(|rt| rt.block_on(crate::safety_cmd::run(a))),
+        Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(crate::keys_cmd::run(cmd))),
         Command::Bench(cmd) => runtime().and_then(|rt| rt.block_on(crate::bench::run(cmd))),
     };
     match result {

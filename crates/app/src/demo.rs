@@ -181,8 +181,8 @@ const MEMBERS: [DemoMember; 20] = [
         dob: "1971-01-19",
         sex: "F",
         plan: "Medicaid Managed Care",
-        conditions: &["major depressive disorder", "migraine"],
-        medications: &["sertraline 100 mg", "sumatriptan"],
+        conditions: &["migraine"],
+        medications: &["sumatriptan"],
         allergies: &[],
     },
     DemoMember {
@@ -217,8 +217,8 @@ const MEMBERS: [DemoMember; 20] = [
         dob: "1987-02-03",
         sex: "F",
         plan: "Employer HMO",
-        conditions: &["generalized anxiety"],
-        medications: &["escitalopram 10 mg"],
+        conditions: &[],
+        medications: &[],
         allergies: &[],
     },
     DemoMember {
@@ -231,6 +231,19 @@ const MEMBERS: [DemoMember; 20] = [
         allergies: &["shellfish"],
     },
 ];
+
+/// Sensitive-category items of the demo members who have them.
+fn sensitive_of(n: usize) -> Vec<SensitiveItem> {
+    let bh = |item: &str| SensitiveItem {
+        category: SensitiveCategory::BehavioralHealth,
+        item: item.into(),
+    };
+    match n {
+        15 => vec![bh("major depressive disorder"), bh("sertraline 100 mg")],
+        19 => vec![bh("generalized anxiety disorder"), bh("escitalopram 10 mg")],
+        _ => vec![],
+    }
+}
 
 fn username(login: &str) -> String {
     format!("{login}@{DOMAIN}")
@@ -306,6 +319,8 @@ pub async fn seed(store: &dyn Store, password: &str, now: Timestamp) -> Result<S
                         conditions: strings(m.conditions),
                         medications: strings(m.medications),
                         allergies: strings(m.allergies),
+                        sensitive: sensitive_of(n),
+                        consented_categories: vec![],
                     },
                     external_ref: Some(format!("DEMO-{n:04}")),
                 },
@@ -382,6 +397,7 @@ async fn ensure_rotas(store: &dyn Store, org: OrgId, now: Timestamp) -> Result<(
         member_id: None,
         proxy_for: vec![],
         team_ids: vec![],
+        grants: vec![],
     };
     for team in store.teams(org).await.map_err(e)? {
         if store.rota(&principal, team.id).await.map_err(e)? != Rota::default() {

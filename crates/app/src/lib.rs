@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod httpc;
+pub mod keys_cmd;
 pub mod safety_cmd;
 pub mod server;
 pub mod triage_cmd;

@@ -66,8 +66,10 @@ pub fn build_state(
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(WebConfig {
             session_ttl: settings.session_ttl,
+            ..WebConfig::default()
         }),
         shutdown: rx,
+        login_limiter: Arc::default(),
     };
     Ok((state, tx))
 }
@@ -106,11 +108,14 @@ pub async fn start_full(
     let app = careline_web::router(state.clone());
     let mut stop = shutdown.subscribe();
     let task = spawn_named("http-server", async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
     });
     let workers = crate::workers::start(&state, cfg, shutdown.subscribe());
     Ok(Running {

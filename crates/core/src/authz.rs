@@ -22,6 +22,10 @@ pub struct Principal {
     pub proxy_for: Vec<MemberId>,
     /// Care teams this staff user belongs to.
     pub team_ids: Vec<TeamId>,
+    /// Access to members outside the care team, each with the relationship
+    /// that grants it (tagged in, paged, break-glass); expired ones are
+    /// already left out by whoever loaded the principal.
+    pub grants: Vec<(MemberId, Grant)>,
 }
 
 /// Why access was allowed; recorded with reads of PHI.
@@ -34,6 +38,25 @@ pub enum Grant {
     Proxy,
     /// Staff on the member's care team.
     CareTeam,
+    /// Tagged into the member's thread by a colleague with access, until it expires or is revoked.
+    Tagged,
+    /// Paged for an escalation about this member, while the ticket is unresolved.
+    Paged,
+    /// Broke the glass with a reason, for a limited time; privacy officers were alerted.
+    BreakGlass,
+}
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Own => "own",
+            Grant::Proxy => "proxy",
+            Grant::CareTeam => "care_team",
+            Grant::Tagged => "tagged",
+            Grant::Paged => "paged",
+            Grant::BreakGlass => "break_glass",
+        }
+    }
 }
 
 impl Principal {
@@ -61,10 +84,22 @@ impl Principal {
             Role::Proxy if self.proxy_for.contains(&member) => Ok(Grant::Proxy),
             Role::Member | Role::Proxy => Err(Error::NotFound("member")),
             r if r.works_queues() && self.team_ids.contains(&team) => Ok(Grant::CareTeam),
-            _ => Err(Error::forbidden(
-                "not-on-care-team",
-                "you are not on this member's care team",
+            // Administrators, privacy officers and service accounts read no PHI through relationships.
+            Role::Admin | Role::Service | Role::PrivacyOfficer => Err(Error::forbidden(
+                "no-phi-for-role",
+                format!("a {} does not read member health information", self.role),
             )),
+            _ => self
+                .grants
+                .iter()
+                .find(|(m, _)| *m == member)
+                .map(|(_, g)| *g)
+                .ok_or_else(|| {
+                    Error::forbidden(
+                        "not-on-care-team",
+                        "you are not on this member's care team and hold no other grant (tag, page or break-glass) for them",
+                    )
+                }),
         }
     }
 
@@ -145,6 +180,7 @@ mod tests {
             member_id: None,
             proxy_for: vec![],
             team_ids: vec![],
+            grants: vec![],
         }
     }
 

@@ -22,6 +22,13 @@ pub enum Error {
     /// Storage or another internal failure. The text is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many attempts; try again after the given number of seconds.
+    #[error("{detail}")]
+    RateLimited {
+        rule: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// The service is shutting down or overloaded; try again.
     #[error("{0}")]
     Unavailable(String),

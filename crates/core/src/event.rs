@@ -85,7 +85,17 @@ pub enum EventKind {
     SafetyFinding,
     #[serde(rename = "safety.review_resolved")]
     SafetyReviewResolved,
-    /// Reserved for the access-control work: a read of PHI.
+    #[serde(rename = "session.revoked")]
+    SessionRevoked,
+    #[serde(rename = "thread.collaborator_added")]
+    CollaboratorAdded,
+    #[serde(rename = "thread.collaborator_removed")]
+    CollaboratorRemoved,
+    #[serde(rename = "privacy.break_glass")]
+    BreakGlass,
+    #[serde(rename = "privacy.break_glass_reviewed")]
+    BreakGlassReviewed,
+    /// A read of PHI by anyone but the member themself.
     #[serde(rename = "phi.read")]
     PhiRead,
 }
@@ -127,6 +137,11 @@ impl EventKind {
             EventKind::DeliveryReplayed => "webhook.replayed",
             EventKind::SafetyFinding => "safety.finding",
             EventKind::SafetyReviewResolved => "safety.review_resolved",
+            EventKind::SessionRevoked => "session.revoked",
+            EventKind::CollaboratorAdded => "thread.collaborator_added",
+            EventKind::CollaboratorRemoved => "thread.collaborator_removed",
+            EventKind::BreakGlass => "privacy.break_glass",
+            EventKind::BreakGlassReviewed => "privacy.break_glass_reviewed",
             EventKind::PhiRead => "phi.read",
         }
     }

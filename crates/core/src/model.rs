@@ -131,6 +131,44 @@ pub struct HealthMarkers {
     pub medications: Vec<String>,
     #[serde(default)]
     pub allergies: Vec<String>,
+    /// Items in sensitive categories: seen only by clinicians on the care
+    /// team, or by any clinician with access where the member consented.
+    #[serde(default)]
+    pub sensitive: Vec<SensitiveItem>,
+    /// Sensitive categories the member agreed to share with every clinician who has access.
+    #[serde(default)]
+    pub consented_categories: Vec<SensitiveCategory>,
+}
+
+/// Categories of data that law and decency protect beyond ordinary PHI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensitiveCategory {
+    BehavioralHealth,
+    SubstanceUse,
+    SexualReproductiveHealth,
+    Hiv,
+}
+
+/// One sensitive item (a condition or medication) with its category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensitiveItem {
+    pub category: SensitiveCategory,
+    pub item: String,
+}
+
+impl HealthMarkers {
+    /// The sensitive items a clinician may see given how they reach the member.
+    pub fn visible_sensitive(&self, grant: crate::authz::Grant) -> Vec<SensitiveItem> {
+        self.sensitive
+            .iter()
+            .filter(|s| {
+                grant == crate::authz::Grant::CareTeam
+                    || self.consented_categories.contains(&s.category)
+            })
+            .cloned()
+            .collect()
+    }
 }
 
 /// A patient.

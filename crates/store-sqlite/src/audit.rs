@@ -1,6 +1,7 @@
 //! Reads and writes of the retrospective safety audit and the safety report.
 
 use crate::SqliteStore;
+use crate::crypt::Crypto;
 use crate::rows::{self, db, us};
 use careline_core::authz::Principal;
 use careline_core::event::{EventKind, NewEvent};
@@ -23,7 +24,7 @@ pub async fn contacts(
     after: Option<MessageId>,
     limit: u32,
 ) -> Result<Vec<PastContact>> {
-    s.read(move |c| {
+    s.read(move |c, k| {
         let mut st = c
             .prepare_cached(
                 "SELECT m.id, m.org_id, m.ticket_id, t.member_id, m.kind, m.body, m.created_at
@@ -40,7 +41,13 @@ pub async fn contacts(
                 ticket_id: rows::id(r, "ticket_id")?,
                 member_id: rows::id(r, "member_id")?,
                 kind: r.get::<_, String>("kind")?.parse().unwrap_or(careline_core::model::MessageKind::Member),
-                text: r.get("body")?,
+                text: {
+                    let body: String = r.get("body")?;
+                    let id: MessageId = rows::id(r, "id")?;
+                    let org: OrgId = rows::id(r, "org_id")?;
+                    k.open(org, &body, &rows::aad("message", &id, "body"))
+                        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(std::io::Error::other(e.to_string()))))?
+                },
                 created_at: rows::ts(r, "created_at")?,
             })
         })
@@ -51,7 +58,7 @@ pub async fn contacts(
 }
 
 pub async fn contact_count(s: &SqliteStore, since: Timestamp, until: Timestamp) -> Result<i64> {
-    s.read(move |c| {
+    s.read(move |c, _| {
         c.query_row(
             "SELECT COUNT(*) FROM messages WHERE kind IN ('member', 'call_note') AND created_at >= $1 AND created_at < $2",
             params![us(since), us(until)],
@@ -66,7 +73,7 @@ pub async fn histories(
     s: &SqliteStore,
     tickets: Vec<TicketId>,
 ) -> Result<HashMap<TicketId, TicketHistory>> {
-    s.read(move |c| {
+    s.read(move |c, _| {
         let mut out: HashMap<TicketId, TicketHistory> = HashMap::new();
         let mut pages = c
             .prepare_cached("SELECT created_at, acked_at FROM pages WHERE ticket_id = $1")
@@ -107,6 +114,7 @@ pub async fn file(s: &SqliteStore, findings: Vec<NewFinding>, now: Timestamp) ->
         let mut new = 0;
         for f in findings {
             let id = ReviewId::new();
+            let finding = tx.crypto.seal(f.org_id, &f.finding.to_string(), &rows::aad("safety_review", &id, "finding"))?;
             let n = tx
                 .conn
                 .prepare_cached(
@@ -121,7 +129,7 @@ pub async fn file(s: &SqliteStore, findings: Vec<NewFinding>, now: Timestamp) ->
                         f.ticket_id.to_string(),
                         f.member_id.to_string(),
                         f.disposition,
-                        f.finding.to_string(),
+                        finding,
                         f.protocol_version,
                         us(now)
                     ])
@@ -143,8 +151,23 @@ pub async fn file(s: &SqliteStore, findings: Vec<NewFinding>, now: Timestamp) ->
     .await
 }
 
-fn review(r: &Row<'_>) -> rusqlite::Result<SafetyReview> {
+fn review(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<SafetyReview> + '_ {
+    move |r| review_row(k, r)
+}
+
+fn review_row(k: &Crypto, r: &Row<'_>) -> rusqlite::Result<SafetyReview> {
     let f: String = r.get("finding")?;
+    let rid: ReviewId = rows::id(r, "id")?;
+    let org: OrgId = rows::id(r, "org_id")?;
+    let f = k
+        .open(org, &f, &rows::aad("safety_review", &rid, "finding"))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                Box::new(std::io::Error::other(e.to_string())),
+            )
+        })?;
     Ok(SafetyReview {
         id: rows::id(r, "id")?,
         org_id: rows::id(r, "org_id")?,
@@ -178,11 +201,11 @@ pub async fn reviews(
         }
     }
     let org = p.org_id;
-    s.read(move |c| {
+    s.read(move |c, k| {
         let mut st = c
             .prepare_cached("SELECT * FROM safety_reviews WHERE org_id = $1 AND ($2 = '' OR status = $2) ORDER BY created_at DESC LIMIT 1000")
             .map_err(db)?;
-        st.query_map(params![org.to_string(), status.unwrap_or_default()], review)
+        st.query_map(params![org.to_string(), status.unwrap_or_default()], review(k))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(db)
     })
@@ -212,7 +235,7 @@ pub async fn resolve(
         let r = tx
             .conn
             .prepare_cached("SELECT * FROM safety_reviews WHERE id = $1")
-            .and_then(|mut st| st.query_row([id.to_string()], review).optional())
+            .and_then(|mut st| st.query_row([id.to_string()], review(tx.crypto)).optional())
             .map_err(db)?
             .filter(|r| r.org_id == p.org_id)
             .ok_or(Error::NotFound("safety review"))?;
@@ -248,7 +271,7 @@ pub async fn report(
         "only supervisors, safety reviewers and administrators see safety figures",
     )?;
     let org = p.org_id.to_string();
-    s.read(move |c| {
+    s.read(move |c, _| {
         let (a, b) = (us(since), us(until));
         let mut r = SafetyReport::default();
         c.query_row(

@@ -97,7 +97,7 @@ pub async fn create(
 pub async fn list(s: &SqliteStore, p: &Principal) -> Result<Vec<Webhook>> {
     admin(p)?;
     let org = p.org_id;
-    s.read(move |c| {
+    s.read(move |c, _| {
         let mut st = c
             .prepare_cached("SELECT * FROM webhooks WHERE org_id = $1 ORDER BY created_at")
             .map_err(db)?;
@@ -200,7 +200,7 @@ pub async fn deliveries(
         return Err(Error::invalid("status must be pending, delivered or dead"));
     }
     let (org, status) = (p.org_id, status.to_owned());
-    s.read(move |c| {
+    s.read(move |c, _| {
         let mut st = c
             .prepare_cached(&format!("{SELECT_DELIVERY} WHERE d.org_id = $1 AND d.status = $2 ORDER BY d.created_at DESC LIMIT $3"))
             .map_err(db)?;

@@ -2,14 +2,16 @@
 //! directory. One writer thread commits in groups (see [`writer`]); reads use
 //! a small pool of read-only connections on blocking threads.
 
+mod access;
 mod audit;
+mod crypt;
 mod hooks;
 mod rows;
 pub mod schema;
 mod writer;
 
 use async_trait::async_trait;
-use careline_core::authz::Principal;
+use careline_core::authz::{Grant, Principal};
 use careline_core::escalation::{self, Page, PageLevel, Rota};
 use careline_core::event::{ChainVerifier, Event, EventKind, NewEvent};
 use careline_core::ids::*;
@@ -19,7 +21,9 @@ use careline_core::safety::TicketHistory;
 use careline_core::settings::OrgSettings;
 use careline_core::validate::MessageText;
 use careline_core::{Error, Result};
+use careline_crypto::MasterKey;
 use careline_store::*;
+use crypt::Crypto;
 use jiff::Timestamp;
 use rows::{db, us};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -28,8 +32,42 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use writer::{Tx, Writer};
 
+/// Failed logins within the window that lock an account.
+const LOCKOUT_FAILURES: i64 = 5;
+/// The lockout window, and how long a lock lasts after the last failure.
+const LOCKOUT_WINDOW_US: i64 = 15 * 60 * 1_000_000;
+
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "careline.db";
+
+/// The master key file's name inside the data directory (when no other place is configured).
+pub const MASTER_KEY_FILE: &str = "master.key";
+
+/// Load the master key from `CARELINE_MASTER_KEY`, or from `key_file` (created
+/// if missing). A half-finished rotation leaves `<key_file>.next`: if the
+/// current key no longer opens the data keys, the caller tries that one.
+pub fn load_master(key_file: &Path) -> Result<MasterKey> {
+    let (master, source) = MasterKey::from_env_or_file("CARELINE_MASTER_KEY", key_file, true)
+        .map_err(|e| Error::internal(format!("master key: {e}")))?;
+    if let careline_crypto::KeySource::Created { path } = &source {
+        tracing::warn!(path = %path.display(), "created a new master key; keep it apart from backups of the database, or set CARELINE_MASTER_KEY");
+    }
+    Ok(master)
+}
+
+/// Where a rotation writes the new master key before installing it.
+pub fn next_key_file(key_file: &Path) -> PathBuf {
+    let mut p = key_file.as_os_str().to_owned();
+    p.push(".next");
+    PathBuf::from(p)
+}
+
+/// The key file in use: `CARELINE_MASTER_KEY_FILE`, or `<data_dir>/master.key`.
+pub fn key_file(data_dir: &Path) -> PathBuf {
+    std::env::var_os("CARELINE_MASTER_KEY_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir.join(MASTER_KEY_FILE))
+}
 
 /// Most read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
@@ -38,6 +76,7 @@ const MAX_IDLE_READERS: usize = 8;
 pub struct SqliteStore {
     path: PathBuf,
     writer: Writer,
+    crypto: Arc<Crypto>,
     readers: Arc<Mutex<Vec<Connection>>>,
     bus: Bus,
 }
@@ -60,8 +99,38 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 }
 
 impl SqliteStore {
-    /// Open (creating and migrating if needed) the store in `data_dir`.
+    /// Open (creating and migrating if needed) the store in `data_dir`, with
+    /// the master key from `CARELINE_MASTER_KEY` or the key file (created on
+    /// first start: `CARELINE_MASTER_KEY_FILE`, default `<data_dir>/master.key`).
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let key_file = key_file(data_dir);
+        let master = load_master(&key_file)?;
+        match Self::open_with_key(data_dir, master) {
+            Err(e)
+                if e.to_string().contains("cannot unwrap") && next_key_file(&key_file).exists() =>
+            {
+                // A rotation committed but did not get to install its new key: finish it.
+                let next = next_key_file(&key_file);
+                let (master, _) = MasterKey::read_file(&next)
+                    .map_err(|e| Error::internal(format!("master key: {e}")))?;
+                let store = Self::open_with_key(data_dir, master)?;
+                std::fs::rename(&next, &key_file)
+                    .map_err(|e| Error::internal(format!("installing {}: {e}", next.display())))?;
+                tracing::warn!(path = %key_file.display(), "finished an interrupted master-key rotation");
+                Ok(store)
+            }
+            other => other,
+        }
+    }
+
+    /// Open with a given master key.
+    pub fn open_with_key(data_dir: &Path, master: MasterKey) -> Result<SqliteStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::internal(format!(
                 "cannot create data directory {}: {e}",
@@ -80,14 +149,41 @@ impl SqliteStore {
             )));
         }
         schema::migrate(&mut conn).map_err(db)?;
+        let crypto = Arc::new(Crypto::new(master));
+        crypto.load(&conn)?;
+        // Organizations created before encryption get their data key now.
+        let orgs: Vec<String> = {
+            let mut s = conn
+                .prepare(
+                    "SELECT id FROM organizations WHERE id NOT IN (SELECT org_id FROM org_keys)",
+                )
+                .map_err(db)?;
+            s.query_map([], |r| r.get(0))
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?
+        };
+        for o in orgs {
+            let org: OrgId = o
+                .parse()
+                .map_err(|_| Error::internal("bad organization id"))?;
+            crypto.ensure_org_key(&conn, org, 0)?;
+        }
         let bus = Bus::default();
-        let writer = Writer::start(conn, bus.clone()).map_err(Error::internal)?;
+        let writer = Writer::start(conn, bus.clone(), crypto.clone()).map_err(Error::internal)?;
         Ok(SqliteStore {
             path,
             writer,
+            crypto,
             readers: Arc::new(Mutex::new(Vec::new())),
             bus,
         })
+    }
+
+    /// Re-wrap every organization's data key under `new` (in one transaction).
+    pub async fn rewrap_keys(&self, new: MasterKey) -> Result<usize> {
+        let old = self.crypto.master().clone();
+        self.write(move |tx| crypt::rewrap_all(tx.conn, &old, &new))
+            .await
     }
 
     /// The database file.
@@ -98,17 +194,18 @@ impl SqliteStore {
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection, &Crypto) -> Result<T> + Send + 'static,
     {
         let pool = self.readers.clone();
         let path = self.path.clone();
+        let crypto = self.crypto.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = pool.lock().ok().and_then(|mut p| p.pop());
             let conn = match pooled {
                 Some(c) => c,
                 None => open_conn(&path, true).map_err(db)?,
             };
-            let out = f(&conn);
+            let out = f(&conn, &crypto);
             if let Ok(mut p) = pool.lock() {
                 if p.len() < MAX_IDLE_READERS {
                     p.push(conn);
@@ -211,7 +308,7 @@ async fn refused<T: Send + 'static>(
         let actor = p.actor();
         let _ = store
             .write(move |tx| {
-                let t = rows::load_ticket(tx.conn, id)?;
+                let t = rows::load_ticket(tx.conn, tx.crypto, id)?;
                 tx.append(t.org_id, now, vec![t.override_refused(&actor, what)])
             })
             .await;
@@ -225,16 +322,24 @@ fn thread_of_member(c: &Connection, m: MemberId) -> Result<Option<Thread>> {
         .map_err(db)
 }
 
-fn latest_ticket(c: &Connection, thread: ThreadId) -> Result<Option<Ticket>> {
+fn latest_ticket(c: &Connection, k: &Crypto, thread: ThreadId) -> Result<Option<Ticket>> {
     c.prepare_cached(
         "SELECT * FROM tickets WHERE thread_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
     )
-    .and_then(|mut s| s.query_row([thread.to_string()], rows::ticket).optional())
+    .and_then(|mut s| {
+        s.query_row([thread.to_string()], rows::ticket(k))
+            .optional()
+    })
     .map_err(db)
 }
 
-fn ticket_with_queue(c: &Connection, p: &Principal, id: TicketId) -> Result<(Ticket, Queue)> {
-    let t = rows::load_ticket(c, id)?;
+fn ticket_with_queue(
+    c: &Connection,
+    k: &Crypto,
+    p: &Principal,
+    id: TicketId,
+) -> Result<(Ticket, Queue)> {
+    let t = rows::load_ticket(c, k, id)?;
     p.ticket_access(&t)?;
     let q = rows::load_queue(c, t.queue_id)?;
     Ok((t, q))
@@ -258,14 +363,14 @@ impl Store for SqliteStore {
     }
 
     async fn ready(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
+        self.read(|c, _| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db))
             .await?;
         self.write(|_| Ok(())).await
     }
 
     async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
         let username = username.to_lowercase();
-        self.read(move |c| {
+        self.read(move |c, _| {
             c.prepare_cached("SELECT *, password_hash FROM users WHERE username = $1")
                 .and_then(|mut s| {
                     s.query_row([&username], |r| {
@@ -307,6 +412,12 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let username = username.to_owned();
         self.write(move |tx| {
+            if let Some(u) = user {
+                tx.conn
+                    .prepare_cached("INSERT INTO login_failures (user_id, at) VALUES ($1, $2)")
+                    .and_then(|mut s| s.execute(params![u.to_string(), us(now)]))
+                    .map_err(db)?;
+            }
             tx.append(
                 org,
                 now,
@@ -319,37 +430,153 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn principal(&self, token_hash: &str, now: Timestamp) -> Result<Option<Principal>> {
+    async fn principal(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        idle: jiff::SignedDuration,
+    ) -> Result<Option<Principal>> {
         let token_hash = token_hash.to_owned();
-        self.read(move |c| {
-            let user = c
-                .prepare_cached(
-                    "SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id
-                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
-                )
-                .and_then(|mut s| s.query_row(params![token_hash, us(now)], rows::user).optional())
-                .map_err(db)?;
-            let Some(user) = user else { return Ok(None) };
-            let team_ids = team_ids(c, user.id)?;
-            let proxy_for = if user.role == Role::Proxy {
-                let mut s = c
-                    .prepare_cached("SELECT member_id FROM proxies WHERE proxy_user_id = $1 AND (expires_at IS NULL OR expires_at > $2)")
+        let th = token_hash.clone();
+        let found = self
+            .read(move |c, _| {
+                let row = c
+                    .prepare_cached(
+                        "SELECT u.*, COALESCE(s.last_seen_at, s.created_at) AS seen FROM sessions s JOIN users u ON u.id = s.user_id
+                         WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.revoked_at IS NULL AND u.disabled = 0",
+                    )
+                    .and_then(|mut s| s.query_row(params![th, us(now)], |r| Ok((rows::user(r)?, rows::ts(r, "seen")?))).optional())
                     .map_err(db)?;
-                s.query_map(params![user.id.to_string(), us(now)], |r| rows::id::<MemberId>(r, "member_id"))
-                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(db)?
-            } else {
-                Vec::new()
-            };
-            Ok(Some(Principal {
-                user_id: user.id,
-                org_id: user.org_id,
-                role: user.role,
-                name: user.name,
-                member_id: user.member_id,
-                proxy_for,
-                team_ids,
-            }))
+                let Some((user, seen)) = row else { return Ok(None) };
+                if now.as_microsecond() - seen.as_microsecond() > idle.as_micros() as i64 {
+                    return Ok(None);
+                }
+                let team_ids = team_ids(c, user.id)?;
+                let ids = |sql: &str, a: String, b: i64| -> Result<Vec<MemberId>> {
+                    let mut s = c.prepare_cached(sql).map_err(db)?;
+                    s.query_map(params![a, b], |r| rows::id::<MemberId>(r, "member_id"))
+                        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                        .map_err(db)
+                };
+                let uid = user.id.to_string();
+                let proxy_for = if user.role == Role::Proxy {
+                    ids("SELECT member_id FROM proxies WHERE proxy_user_id = $1 AND (expires_at IS NULL OR expires_at > $2)", uid.clone(), us(now))?
+                } else {
+                    Vec::new()
+                };
+                let mut grants = Vec::new();
+                if user.role.is_staff() {
+                    for m in ids("SELECT member_id FROM collaborators WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2", uid.clone(), us(now))? {
+                        grants.push((m, Grant::Tagged));
+                    }
+                    let alarm_ok = user.role.is_clinical() || user.role == Role::Supervisor;
+                    let mut s = c
+                        .prepare_cached(
+                            "SELECT DISTINCT p.member_id, p.level, p.targets FROM pages p JOIN tickets t ON t.id = p.ticket_id
+                             WHERE p.org_id = $1 AND t.status NOT IN ('solved', 'closed')",
+                        )
+                        .map_err(db)?;
+                    let paged = s
+                        .query_map([user.org_id.to_string()], |r| Ok((rows::id::<MemberId>(r, "member_id")?, r.get::<_, String>("level")?, r.get::<_, String>("targets")?)))
+                        .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                        .map_err(db)?;
+                    for (m, level, targets) in paged {
+                        if targets.contains(&uid) || (level == "org_alarm" && alarm_ok) {
+                            grants.push((m, Grant::Paged));
+                        }
+                    }
+                    for m in ids("SELECT member_id FROM break_glass WHERE user_id = $1 AND expires_at > $2", uid, us(now))? {
+                        grants.push((m, Grant::BreakGlass));
+                    }
+                }
+                let stale = now.as_microsecond() - seen.as_microsecond() > 60_000_000;
+                Ok(Some((
+                    Principal { user_id: user.id, org_id: user.org_id, role: user.role, name: user.name, member_id: user.member_id, proxy_for, team_ids, grants },
+                    stale,
+                )))
+            })
+            .await?;
+        let Some((p, stale)) = found else {
+            return Ok(None);
+        };
+        if stale {
+            self.write(move |tx| {
+                tx.conn
+                    .prepare_cached("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                    .and_then(|mut s| s.execute(params![us(now), token_hash]))
+                    .map_err(db)?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(Some(p))
+    }
+
+    async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
+        let th = token_hash.to_owned();
+        self.write(move |tx| {
+            let row: Option<(String, String)> = tx
+                .conn
+                .prepare_cached("SELECT user_id, org_id FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL")
+                .and_then(|mut s| s.query_row([&th], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .map_err(db)?;
+            let Some((user, org)) = row else { return Ok(()) };
+            tx.conn
+                .prepare_cached("UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2")
+                .and_then(|mut s| s.execute(params![us(now), th]))
+                .map_err(db)?;
+            let (user, org): (UserId, OrgId) = (user.parse().map_err(|_| Error::internal("bad id"))?, org.parse().map_err(|_| Error::internal("bad id"))?);
+            tx.append(org, now, vec![NewEvent::new(EventKind::SessionRevoked, json!({"scope": "current"})).actor(Some(user))])
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        p: &Principal,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<u64> {
+        p.require(
+            &[Role::Admin],
+            "admin-only",
+            "only administrators revoke other users' sessions",
+        )?;
+        let p = p.clone();
+        self.write(move |tx| {
+            let u = tx
+                .conn
+                .prepare_cached("SELECT * FROM users WHERE id = $1")
+                .and_then(|mut s| s.query_row([user.to_string()], rows::user).optional())
+                .map_err(db)?
+                .filter(|u| u.org_id == p.org_id)
+                .ok_or(Error::NotFound("user"))?;
+            let n = tx
+                .conn
+                .prepare_cached("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1")
+                .and_then(|mut s| s.execute(params![us(now), u.id.to_string()]))
+                .map_err(db)?;
+            tx.append(p.org_id, now, vec![NewEvent::new(EventKind::SessionRevoked, json!({"scope": "all", "user_id": u.id, "sessions": n})).actor(Some(p.user_id))])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>> {
+        self.read(move |c, _| {
+            let window = us(now) - LOCKOUT_WINDOW_US;
+            let mut s = c
+                .prepare_cached("SELECT at FROM login_failures WHERE user_id = $1 AND at > $2 ORDER BY at DESC LIMIT $3")
+                .map_err(db)?;
+            let recent = s
+                .query_map(params![user.to_string(), window, LOCKOUT_FAILURES], |r| r.get::<_, i64>(0))
+                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(db)?;
+            if recent.len() < LOCKOUT_FAILURES as usize {
+                return Ok(None);
+            }
+            let until = recent.first().copied().unwrap_or(0) + LOCKOUT_WINDOW_US;
+            Ok(Timestamp::from_microsecond(until).ok().filter(|u| *u > now))
         })
         .await
     }
@@ -381,7 +608,7 @@ impl Store for SqliteStore {
             let settings = settings(c, member.org_id)?;
             let thread = thread_of_member(c, member.id)?;
             let ticket = match &thread {
-                Some(t) => latest_ticket(c, t.id)?,
+                Some(t) => latest_ticket(c, tx.crypto, t.id)?,
                 None => None,
             };
             let kind = req.contact.kind;
@@ -389,8 +616,8 @@ impl Store for SqliteStore {
             if plan.new_thread {
                 rows::insert_thread(c, &plan.thread)?;
             }
-            rows::upsert_ticket(c, &plan.ticket)?;
-            rows::insert_message(c, &plan.message)?;
+            rows::upsert_ticket(c, tx.crypto, &plan.ticket)?;
+            rows::insert_message(c, tx.crypto, &plan.message)?;
             let call_id = if kind == ContactKind::CallNote {
                 let id = CallId::new();
                 c.prepare_cached(
@@ -413,7 +640,7 @@ impl Store for SqliteStore {
                 None
             };
             if let Some(m) = &plan.auto_reply {
-                rows::insert_message(c, m)?;
+                rows::insert_message(c, tx.crypto, m)?;
             }
             tx.append(member.org_id, now, plan.events)?;
             let page = if plan.page_needed { Some(page_ticket(tx, &plan.ticket, now, &settings, now)?) } else { None };
@@ -437,45 +664,194 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn thread(&self, p: &Principal, id: ThreadId) -> Result<(Thread, Vec<Message>)> {
-        let p = p.clone();
-        self.read(move |c| {
-            let thread = c
-                .prepare_cached("SELECT * FROM threads WHERE id = $1")
-                .and_then(|mut s| s.query_row([id.to_string()], rows::thread).optional())
-                .map_err(db)?
-                .ok_or(Error::NotFound("thread"))?;
-            let member = rows::load_member(c, thread.member_id)?;
-            p.member_access(member.org_id, member.id, member.team_id)
-                .map_err(|e| match e {
-                    Error::NotFound(_) => Error::NotFound("thread"),
-                    o => o,
-                })?;
-            let mut s = c
-                .prepare_cached(
-                    "SELECT * FROM messages WHERE thread_id = $1 ORDER BY created_at, id",
+    async fn thread(
+        &self,
+        p: &Principal,
+        id: ThreadId,
+        now: Timestamp,
+    ) -> Result<(Thread, Vec<Message>)> {
+        let pc = p.clone();
+        let (thread, msgs, read) = self
+            .read(move |c, k| {
+                let p = pc;
+                let thread = c
+                    .prepare_cached("SELECT * FROM threads WHERE id = $1")
+                    .and_then(|mut s| s.query_row([id.to_string()], rows::thread).optional())
+                    .map_err(db)?
+                    .ok_or(Error::NotFound("thread"))?;
+                let member = rows::load_member(c, thread.member_id)?;
+                let grant = p
+                    .member_access(member.org_id, member.id, member.team_id)
+                    .map_err(|e| match e {
+                        Error::NotFound(_) => Error::NotFound("thread"),
+                        o => o,
+                    })?;
+                let mut s = c
+                    .prepare_cached(
+                        "SELECT * FROM messages WHERE thread_id = $1 ORDER BY created_at, id",
+                    )
+                    .map_err(db)?;
+                let mut msgs = s
+                    .query_map([id.to_string()], rows::message(k))
+                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    .map_err(db)?;
+                if !p.role.is_staff() {
+                    msgs.retain(|m| m.kind.member_visible());
+                }
+                let read = PhiRead {
+                    org: thread.org_id,
+                    member: thread.member_id,
+                    what: "thread",
+                    id: id.to_string(),
+                    grant,
+                };
+                Ok((thread, msgs, read))
+            })
+            .await?;
+        self.log_reads(p, vec![read], now).await?;
+        Ok((thread, msgs))
+    }
+
+    async fn ticket(&self, p: &Principal, id: TicketId, now: Timestamp) -> Result<(Ticket, Queue)> {
+        let pc = p.clone();
+        let (t, q) = self
+            .read(move |c, k| ticket_with_queue(c, k, &pc, id))
+            .await?;
+        let grant = p.ticket_access(&t)?;
+        self.log_reads(
+            p,
+            vec![PhiRead {
+                org: t.org_id,
+                member: t.member_id,
+                what: "ticket",
+                id: t.id.to_string(),
+                grant,
+            }],
+            now,
+        )
+        .await?;
+        Ok((t, q))
+    }
+
+    async fn queue(&self, p: &Principal, id: QueueId) -> Result<Queue> {
+        let org = p.org_id;
+        self.read(move |c, _| {
+            let q = rows::load_queue(c, id)?;
+            let o: String = c
+                .query_row(
+                    "SELECT org_id FROM queues WHERE id = $1",
+                    [id.to_string()],
+                    |r| r.get(0),
                 )
                 .map_err(db)?;
-            let mut msgs = s
-                .query_map([id.to_string()], rows::message)
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(db)?;
-            if !p.role.is_staff() {
-                msgs.retain(|m| m.kind.member_visible());
+            if o != org.to_string() {
+                return Err(Error::NotFound("queue"));
             }
-            Ok((thread, msgs))
+            Ok(q)
         })
         .await
     }
 
-    async fn ticket(&self, p: &Principal, id: TicketId) -> Result<(Ticket, Queue)> {
+    async fn access_log(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        limit: u32,
+    ) -> Result<Vec<AccessEntry>> {
         let p = p.clone();
-        self.read(move |c| ticket_with_queue(c, &p, id)).await
+        self.read(move |c, _| {
+            let m = rows::load_member(c, member)?;
+            if m.org_id != p.org_id {
+                return Err(Error::NotFound("member"));
+            }
+            let own = matches!(p.role, Role::Member | Role::Proxy) && p.member_access(m.org_id, m.id, m.team_id).is_ok();
+            if !own && p.role != Role::PrivacyOfficer {
+                return Err(Error::forbidden("privacy-officers", "only the member, their proxy and privacy officers see who read a member's data"));
+            }
+            let mut s = c
+                .prepare_cached(
+                    "SELECT e.at, e.actor_id, e.payload, u.name, u.role FROM events e LEFT JOIN users u ON u.id = e.actor_id
+                     WHERE e.member_id = $1 AND e.kind = 'phi.read' ORDER BY e.at DESC, e.seq DESC LIMIT $2",
+                )
+                .map_err(db)?;
+            s.query_map(params![member.to_string(), i64::from(limit.clamp(1, 5000))], |r| {
+                let payload: String = r.get("payload")?;
+                let v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+                Ok(AccessEntry {
+                    at: rows::ts(r, "at")?,
+                    user_id: rows::opt_id(r, "actor_id")?,
+                    name: r.get::<_, Option<String>>("name")?.unwrap_or_else(|| "(unknown)".into()),
+                    role: r.get::<_, Option<String>>("role")?.unwrap_or_default(),
+                    what: v["resource"].as_str().unwrap_or_default().to_owned(),
+                    why: v["grant"].as_str().unwrap_or_default().to_owned(),
+                })
+            })
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)
+        })
+        .await
     }
 
-    async fn tickets(&self, p: &Principal, f: TicketFilter) -> Result<Vec<(Ticket, Queue)>> {
-        let p = p.clone();
-        self.read(move |c| {
+    async fn add_collaborator(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+        user: UserId,
+        reason: String,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Collaborator> {
+        access::add_collaborator(self, p, thread, user, reason, expires_at, now).await
+    }
+
+    async fn remove_collaborator(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<()> {
+        access::remove_collaborator(self, p, thread, user, now).await
+    }
+
+    async fn collaborators(&self, p: &Principal, thread: ThreadId) -> Result<Vec<Collaborator>> {
+        access::collaborators(self, p, thread).await
+    }
+
+    async fn break_glass(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        reason: String,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<BreakGlass> {
+        access::break_glass(self, p, member, reason, until, now).await
+    }
+
+    async fn break_glass_reviews(&self, p: &Principal, open_only: bool) -> Result<Vec<BreakGlass>> {
+        access::break_glass_reviews(self, p, open_only).await
+    }
+
+    async fn review_break_glass(
+        &self,
+        p: &Principal,
+        id: uuid::Uuid,
+        note: String,
+        now: Timestamp,
+    ) -> Result<BreakGlass> {
+        access::review_break_glass(self, p, id, note, now).await
+    }
+
+    async fn tickets(
+        &self,
+        p: &Principal,
+        f: TicketFilter,
+        now: Timestamp,
+    ) -> Result<Vec<(Ticket, Queue)>> {
+        let pc = p.clone();
+        let out = self.read(move |c, k| {
+            let p = pc;
             let limit = i64::from(if f.limit == 0 { 200 } else { f.limit.min(1000) });
             let mut sql = String::from(
                 "SELECT t.*, q.id AS q_id, q.team_id AS q_team_id, q.name AS q_name, q.kind AS q_kind
@@ -487,11 +863,16 @@ impl Store for SqliteStore {
                 sql.push_str(&format!(" AND {cond} ${}", args.len()));
             };
             if p.role.is_staff() {
-                if !p.role.works_queues() || p.team_ids.is_empty() {
+                let teams: Vec<String> = if p.role.works_queues() { p.team_ids.iter().map(|t| format!("'{t}'")).collect() } else { Vec::new() };
+                let granted: Vec<String> = p.grants.iter().map(|(m, _)| format!("'{m}'")).collect();
+                if teams.is_empty() && granted.is_empty() {
                     return Ok(Vec::new());
                 }
-                let teams: Vec<String> = p.team_ids.iter().map(|t| format!("'{t}'")).collect();
-                sql.push_str(&format!(" AND t.team_id IN ({})", teams.join(",")));
+                sql.push_str(&format!(
+                    " AND (t.team_id IN ({}) OR t.member_id IN ({}))",
+                    if teams.is_empty() { "''".into() } else { teams.join(",") },
+                    if granted.is_empty() { "''".into() } else { granted.join(",") }
+                ));
             } else {
                 let mut ms: Vec<MemberId> = p.proxy_for.clone();
                 ms.extend(p.member_id);
@@ -525,18 +906,35 @@ impl Store for SqliteStore {
                         name: r.get("q_name")?,
                         kind: r.get::<_, String>("q_kind")?.parse().unwrap_or(QueueKind::Team),
                     };
-                    Ok((rows::ticket(r)?, q))
+                    Ok((rows::ticket(k)(r)?, q))
                 })
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db)?;
             Ok(out)
         })
-        .await
+        .await?;
+        // A list shows triage evidence: one read per member listed.
+        let mut reads: Vec<PhiRead> = Vec::new();
+        for (t, _) in &out {
+            if !reads.iter().any(|r| r.member == t.member_id) {
+                if let Ok(grant) = p.ticket_access(t) {
+                    reads.push(PhiRead {
+                        org: t.org_id,
+                        member: t.member_id,
+                        what: "ticket_list",
+                        id: t.id.to_string(),
+                        grant,
+                    });
+                }
+            }
+        }
+        self.log_reads(p, reads, now).await?;
+        Ok(out)
     }
 
     async fn queues(&self, p: &Principal) -> Result<Vec<QueueSummary>> {
         let p = p.clone();
-        self.read(move |c| {
+        self.read(move |c, _| {
             let mut s = c
                 .prepare_cached(
                     "SELECT q.*, tm.name AS team_name,
@@ -568,14 +966,28 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn member(&self, p: &Principal, id: MemberId) -> Result<Member> {
-        let p = p.clone();
-        self.read(move |c| {
-            let m = rows::load_member(c, id)?;
-            p.member_access(m.org_id, m.id, m.team_id)?;
-            Ok(m)
-        })
-        .await
+    async fn member(&self, p: &Principal, id: MemberId, now: Timestamp) -> Result<(Member, Grant)> {
+        let pc = p.clone();
+        let (m, grant) = self
+            .read(move |c, _| {
+                let m = rows::load_member(c, id)?;
+                let g = pc.member_access(m.org_id, m.id, m.team_id)?;
+                Ok((m, g))
+            })
+            .await?;
+        self.log_reads(
+            p,
+            vec![PhiRead {
+                org: m.org_id,
+                member: m.id,
+                what: "member",
+                id: m.id.to_string(),
+                grant,
+            }],
+            now,
+        )
+        .await?;
+        Ok((m, grant))
     }
 
     async fn reply(
@@ -589,7 +1001,7 @@ impl Store for SqliteStore {
         let p = p.clone();
         self.write(move |tx| {
             let c = tx.conn;
-            let mut t = rows::load_ticket(c, id)?;
+            let mut t = rows::load_ticket(c, tx.crypto, id)?;
             p.work_ticket(&t)?;
             let mut events = t.on_staff_reply(&p.actor(), internal, now)?;
             let m = Message {
@@ -604,8 +1016,8 @@ impl Store for SqliteStore {
                 triage: None,
                 created_at: now,
             };
-            rows::insert_message(c, &m)?;
-            rows::upsert_ticket(c, &t)?;
+            rows::insert_message(c, tx.crypto, &m)?;
+            rows::upsert_ticket(c, tx.crypto, &t)?;
             events.insert(
                 0,
                 NewEvent::new(
@@ -634,7 +1046,7 @@ impl Store for SqliteStore {
         let p = p.clone();
         self.write(move |tx| {
             let c = tx.conn;
-            let mut t = rows::load_ticket(c, id)?;
+            let mut t = rows::load_ticket(c, tx.crypto, id)?;
             p.work_ticket(&t)?;
             if let Some(to) = to {
                 let assignee = c
@@ -654,7 +1066,7 @@ impl Store for SqliteStore {
                 }
             }
             let events = t.assign(&p.actor(), to, now);
-            rows::upsert_ticket(c, &t)?;
+            rows::upsert_ticket(c, tx.crypto, &t)?;
             tx.append(t.org_id, now, events)?;
             Ok(t)
         })
@@ -681,7 +1093,7 @@ impl Store for SqliteStore {
 
     async fn rota(&self, p: &Principal, team: TeamId) -> Result<Rota> {
         let p = p.clone();
-        self.read(move |c| {
+        self.read(move |c, _| {
             let t = rows::load_team(c, team)?;
             if t.org_id != p.org_id || !p.role.is_staff() {
                 return Err(Error::NotFound("team"));
@@ -749,26 +1161,29 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn ticket_pages(&self, p: &Principal, ticket: TicketId) -> Result<Vec<Page>> {
-        let p = p.clone();
-        self.read(move |c| {
-            let t = rows::load_ticket(c, ticket)?;
-            p.ticket_access(&t)?;
-            let mut s = c
-                .prepare_cached(
-                    "SELECT * FROM pages WHERE ticket_id = $1 ORDER BY created_at DESC, id DESC",
-                )
-                .map_err(db)?;
-            s.query_map([ticket.to_string()], rows::page)
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(db)
-        })
-        .await
+    async fn ticket_pages(
+        &self,
+        p: &Principal,
+        ticket: TicketId,
+        now: Timestamp,
+    ) -> Result<Vec<Page>> {
+        let pc = p.clone();
+        let (pages, read) = self
+            .read(move |c, k| {
+                let t = rows::load_ticket(c, k, ticket)?;
+                let grant = pc.ticket_access(&t)?;
+                let mut s = c.prepare_cached("SELECT * FROM pages WHERE ticket_id = $1 ORDER BY created_at DESC, id DESC").map_err(db)?;
+                let pages = s.query_map([ticket.to_string()], rows::page).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)?;
+                Ok((pages, PhiRead { org: t.org_id, member: t.member_id, what: "pages", id: t.id.to_string(), grant }))
+            })
+            .await?;
+        self.log_reads(p, vec![read], now).await?;
+        Ok(pages)
     }
 
     async fn my_pages(&self, p: &Principal) -> Result<Vec<Page>> {
         let p = p.clone();
-        self.read(move |c| {
+        self.read(move |c, _| {
             let mut s = c
                 .prepare_cached(
                     "SELECT * FROM pages WHERE org_id = $1 AND status = 'open' ORDER BY created_at",
@@ -817,7 +1232,7 @@ impl Store for SqliteStore {
             for mut pg in due {
                 // Inside this write transaction the page is still open: no
                 // other process can have escalated it (exactly once).
-                let t = rows::load_ticket(tx.conn, pg.ticket_id)?;
+                let t = rows::load_ticket(tx.conn, tx.crypto, pg.ticket_id)?;
                 let s = settings(tx.conn, pg.org_id)?;
                 let r = rota(tx.conn, pg.team_id)?;
                 let (next, events) = pg.escalate(&t, &r, &s.ack, now)?;
@@ -832,7 +1247,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_page_deadline(&self) -> Result<Option<Timestamp>> {
-        self.read(|c| {
+        self.read(|c, _| {
             let v: Option<i64> = c
                 .query_row("SELECT MIN(deadline) FROM pages WHERE status = 'open' AND deadline IS NOT NULL", [], |r| r.get(0))
                 .map_err(db)?;
@@ -851,7 +1266,7 @@ impl Store for SqliteStore {
     ) -> Result<Ticket> {
         let p = p.clone();
         self.write(move |tx| {
-            let mut t = rows::load_ticket(tx.conn, id)?;
+            let mut t = rows::load_ticket(tx.conn, tx.crypto, id)?;
             p.ticket_access(&t).or_else(|e| {
                 if p.role.is_clinical() && paged_on(tx.conn, &p, id)? {
                     Ok(careline_core::authz::Grant::CareTeam)
@@ -865,7 +1280,7 @@ impl Store for SqliteStore {
                 events.extend(pg.supersede("clinical clearance recorded"));
                 rows::upsert_page(tx.conn, &pg)?;
             }
-            rows::upsert_ticket(tx.conn, &t)?;
+            rows::upsert_ticket(tx.conn, tx.crypto, &t)?;
             tx.append(t.org_id, now, events)?;
             Ok(t)
         })
@@ -884,7 +1299,7 @@ impl Store for SqliteStore {
         let r = self
             .write(move |tx| {
                 let p = pc;
-                let mut t = rows::load_ticket(tx.conn, id)?;
+                let mut t = rows::load_ticket(tx.conn, tx.crypto, id)?;
                 p.work_ticket(&t)?;
                 let before = t.clone();
                 let team = rows::load_team(tx.conn, t.team_id)?;
@@ -896,7 +1311,7 @@ impl Store for SqliteStore {
                         rows::upsert_page(tx.conn, &pg)?;
                     }
                 }
-                rows::upsert_ticket(tx.conn, &t)?;
+                rows::upsert_ticket(tx.conn, tx.crypto, &t)?;
                 tx.append(t.org_id, now, events)?;
                 if Ticket::needs_page(Some(&before), &t) {
                     page_ticket(tx, &t, now, &s, now)?;
@@ -919,7 +1334,7 @@ impl Store for SqliteStore {
         let r = self
             .write(move |tx| {
                 let p = pc;
-                let t = rows::load_ticket(tx.conn, id)?;
+                let t = rows::load_ticket(tx.conn, tx.crypto, id)?;
                 p.work_ticket(&t)?;
                 let v = Visit { id: VisitId::new(), org_id: t.org_id, ticket_id: t.id, member_id: t.member_id, kind, at, booked_by: p.user_id, created_at: now };
                 let events = t.book_visit(&p.actor(), kind, at, v.id)?;
@@ -937,7 +1352,7 @@ impl Store for SqliteStore {
     }
 
     async fn settings(&self, org: OrgId) -> Result<OrgSettings> {
-        self.read(move |c| settings(c, org)).await
+        self.read(move |c, _| settings(c, org)).await
     }
 
     async fn set_settings(&self, p: &Principal, new: OrgSettings, now: Timestamp) -> Result<()> {
@@ -1068,6 +1483,7 @@ impl Store for SqliteStore {
         let name = careline_core::validate::display_name(name, "organization name")?;
         self.write(move |tx| {
             let o = Organization { id: OrgId::new(), name, created_at: now };
+            tx.crypto.ensure_org_key(tx.conn, o.id, us(now))?;
             tx.conn
                 .prepare_cached("INSERT INTO organizations (id, name, settings, created_at) VALUES ($1, $2, $3, $4)")
                 .and_then(|mut s| {
@@ -1082,7 +1498,7 @@ impl Store for SqliteStore {
 
     async fn org_by_name(&self, name: &str) -> Result<Option<Organization>> {
         let name = name.to_owned();
-        self.read(move |c| {
+        self.read(move |c, _| {
             c.prepare_cached("SELECT * FROM organizations WHERE name = $1")
                 .and_then(|mut s| s.query_row([name], rows::org).optional())
                 .map_err(db)
@@ -1091,7 +1507,7 @@ impl Store for SqliteStore {
     }
 
     async fn orgs(&self) -> Result<Vec<Organization>> {
-        self.read(|c| {
+        self.read(|c, _| {
             let mut s = c
                 .prepare_cached("SELECT * FROM organizations ORDER BY name")
                 .map_err(db)?;
@@ -1139,7 +1555,7 @@ impl Store for SqliteStore {
     }
 
     async fn teams(&self, org: OrgId) -> Result<Vec<CareTeam>> {
-        self.read(move |c| {
+        self.read(move |c, _| {
             let mut s = c
                 .prepare_cached("SELECT * FROM teams WHERE org_id = $1 ORDER BY name")
                 .map_err(db)?;
@@ -1201,7 +1617,7 @@ impl Store for SqliteStore {
     }
 
     async fn users(&self, org: OrgId) -> Result<Vec<User>> {
-        self.read(move |c| {
+        self.read(move |c, _| {
             let mut s = c
                 .prepare_cached("SELECT * FROM users WHERE org_id = $1 ORDER BY username")
                 .map_err(db)?;
@@ -1316,7 +1732,7 @@ impl Store for SqliteStore {
     }
 
     async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
-        self.read(move |c| {
+        self.read(move |c, _| {
             let mut s = c
                 .prepare_cached("SELECT * FROM members WHERE org_id = $1 ORDER BY name")
                 .map_err(db)?;
@@ -1369,7 +1785,7 @@ impl Store for SqliteStore {
     }
 
     async fn verify_chains(&self) -> Result<Vec<ChainReport>> {
-        self.read(|c| {
+        self.read(|c, _| {
             let orgs: Vec<(String, String)> = {
                 let mut s = c
                     .prepare("SELECT o.id, o.name FROM organizations o UNION SELECT DISTINCT e.org_id, '(unknown organization)' FROM events e WHERE e.org_id NOT IN (SELECT id FROM organizations) ORDER BY 2")
@@ -1420,7 +1836,7 @@ impl Store for SqliteStore {
     }
 
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
-        self.read(move |c| {
+        self.read(move |c, _| {
             let mut s = c
                 .prepare_cached(
                     "SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
@@ -1465,13 +1881,45 @@ impl SqliteStore {
     ) -> Result<Ticket> {
         self.write(move |tx| {
             let c = tx.conn;
-            let mut t = rows::load_ticket(c, id)?;
+            let mut t = rows::load_ticket(c, tx.crypto, id)?;
             p.work_ticket(&t)?;
             let events = t.transition(&p.actor(), to, reason.as_deref(), now)?;
-            rows::upsert_ticket(c, &t)?;
+            rows::upsert_ticket(c, tx.crypto, &t)?;
             tx.append(t.org_id, now, events)?;
             Ok(t)
         })
         .await
     }
+
+    /// Record reads of PHI as events: who, with which role, what, and the
+    /// grant that allowed it. A member reading their own data is not logged.
+    async fn log_reads(&self, p: &Principal, reads: Vec<PhiRead>, now: Timestamp) -> Result<()> {
+        let reads: Vec<PhiRead> = reads
+            .into_iter()
+            .filter(|r| r.grant != Grant::Own)
+            .collect();
+        if reads.is_empty() {
+            return Ok(());
+        }
+        let p = p.clone();
+        self.write(move |tx| {
+            for r in reads {
+                let ev = NewEvent::new(EventKind::PhiRead, json!({"resource": r.what, "id": r.id, "grant": r.grant.as_str(), "role": p.role}))
+                    .actor(Some(p.user_id))
+                    .member(r.member);
+                tx.append(r.org, now, vec![ev])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// One read of a member's data, to be logged.
+struct PhiRead {
+    org: OrgId,
+    member: MemberId,
+    what: &'static str,
+    id: String,
+    grant: Grant,
 }

@@ -1,6 +1,7 @@
 //! Reading and writing rows: the one place that knows how each domain record
 //! is laid out in SQLite.
 
+use crate::crypt::Crypto;
 use careline_core::event::Event;
 use careline_core::ids::*;
 use careline_core::model::*;
@@ -179,42 +180,99 @@ pub fn thread(row: &Row<'_>) -> rusqlite::Result<Thread> {
     })
 }
 
-pub fn message(row: &Row<'_>) -> rusqlite::Result<Message> {
-    let triage: Option<String> = row.get("triage")?;
-    Ok(Message {
-        id: id(row, "id")?,
-        org_id: id(row, "org_id")?,
-        thread_id: id(row, "thread_id")?,
-        ticket_id: opt_id(row, "ticket_id")?,
-        kind: parsed(row, "kind")?,
-        author_id: opt_id(row, "author_id")?,
-        author_name: row.get("author_name")?,
-        text: row.get("body")?,
-        triage: triage.and_then(|t| serde_json::from_str::<Judgement>(&t).ok()),
-        created_at: ts(row, "created_at")?,
-    })
+fn sealed_err(e: careline_core::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::new(std::io::Error::other(e.to_string())),
+    )
 }
 
-pub fn ticket(row: &Row<'_>) -> rusqlite::Result<Ticket> {
-    Ok(Ticket {
-        id: id(row, "id")?,
-        org_id: id(row, "org_id")?,
-        thread_id: id(row, "thread_id")?,
-        member_id: id(row, "member_id")?,
-        team_id: id(row, "team_id")?,
-        queue_id: id(row, "queue_id")?,
-        queue_kind: parsed(row, "queue_kind")?,
-        status: parsed(row, "status")?,
-        priority: parsed(row, "priority")?,
-        assignee_id: opt_id(row, "assignee_id")?,
-        triage: json(row, "triage")?,
-        sla: json(row, "sla")?,
-        clearance: row
-            .get::<_, Option<String>>("clearance")?
-            .and_then(|c| serde_json::from_str(&c).ok()),
-        created_at: ts(row, "created_at")?,
-        updated_at: ts(row, "updated_at")?,
-    })
+/// Associated data binding a sealed field to its row.
+pub fn aad(table: &str, id: &impl std::fmt::Display, field: &str) -> String {
+    format!("{table}:{id}:{field}")
+}
+
+/// Read a message, opening its sealed body and triage.
+pub fn message(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<Message> + '_ {
+    move |row| {
+        let id: MessageId = id(row, "id")?;
+        let org: OrgId = id_col(row, "org_id")?;
+        let body: String = row.get("body")?;
+        let text = k
+            .open(org, &body, &aad("message", &id, "body"))
+            .map_err(sealed_err)?;
+        let triage: Option<String> = row.get("triage")?;
+        let triage = match triage {
+            Some(t) => {
+                let t = k
+                    .open(org, &t, &aad("message", &id, "triage"))
+                    .map_err(sealed_err)?;
+                serde_json::from_str::<Judgement>(&t).ok()
+            }
+            None => None,
+        };
+        Ok(Message {
+            id,
+            org_id: org,
+            thread_id: crate::rows::id(row, "thread_id")?,
+            ticket_id: opt_id(row, "ticket_id")?,
+            kind: parsed(row, "kind")?,
+            author_id: opt_id(row, "author_id")?,
+            author_name: row.get("author_name")?,
+            text,
+            triage,
+            created_at: ts(row, "created_at")?,
+        })
+    }
+}
+
+fn id_col<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+    id(row, idx)
+}
+
+/// Read a ticket, opening its sealed triage and clearance.
+pub fn ticket(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<Ticket> + '_ {
+    move |row| {
+        let tid: TicketId = id(row, "id")?;
+        let org: OrgId = id(row, "org_id")?;
+        let triage: String = row.get("triage")?;
+        let triage = k
+            .open(org, &triage, &aad("ticket", &tid, "triage"))
+            .map_err(sealed_err)?;
+        let clearance: Option<String> = row.get("clearance")?;
+        let clearance = match clearance {
+            Some(c) => serde_json::from_str(
+                &k.open(org, &c, &aad("ticket", &tid, "clearance"))
+                    .map_err(sealed_err)?,
+            )
+            .ok(),
+            None => None,
+        };
+        Ok(Ticket {
+            id: tid,
+            org_id: org,
+            thread_id: id(row, "thread_id")?,
+            member_id: id(row, "member_id")?,
+            team_id: id(row, "team_id")?,
+            queue_id: id(row, "queue_id")?,
+            queue_kind: parsed(row, "queue_kind")?,
+            status: parsed(row, "status")?,
+            priority: parsed(row, "priority")?,
+            assignee_id: opt_id(row, "assignee_id")?,
+            triage: serde_json::from_str(&triage).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+            sla: json(row, "sla")?,
+            clearance,
+            created_at: ts(row, "created_at")?,
+            updated_at: ts(row, "updated_at")?,
+        })
+    }
 }
 
 pub fn opt_ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Option<Timestamp>> {
@@ -272,9 +330,9 @@ pub fn upsert_page(c: &Connection, p: &careline_core::escalation::Page) -> Resul
     Ok(())
 }
 
-pub fn load_ticket(c: &Connection, t: TicketId) -> Result<Ticket> {
+pub fn load_ticket(c: &Connection, k: &Crypto, t: TicketId) -> Result<Ticket> {
     c.prepare_cached("SELECT * FROM tickets WHERE id = $1")
-        .and_then(|mut s| s.query_row([t.to_string()], ticket).optional())
+        .and_then(|mut s| s.query_row([t.to_string()], ticket(k)).optional())
         .map_err(db)?
         .ok_or(Error::NotFound("ticket"))
 }
@@ -295,8 +353,12 @@ pub fn insert_thread(c: &Connection, t: &Thread) -> Result<()> {
     Ok(())
 }
 
-pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
+pub fn insert_message(c: &Connection, k: &Crypto, m: &Message) -> Result<()> {
     let triage = m.triage.as_ref().map(to_json).transpose()?;
+    let triage = triage
+        .map(|t| k.seal(m.org_id, &t, &aad("message", &m.id, "triage")))
+        .transpose()?;
+    let body = k.seal(m.org_id, &m.text, &aad("message", &m.id, "body"))?;
     c.prepare_cached(
         "INSERT INTO messages (id, org_id, thread_id, ticket_id, kind, author_id, author_name, body, triage, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -310,7 +372,7 @@ pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
             m.kind.as_str(),
             m.author_id.map(|x| x.to_string()),
             m.author_name,
-            m.text,
+            body,
             triage,
             us(m.created_at),
         ])
@@ -319,10 +381,14 @@ pub fn insert_message(c: &Connection, m: &Message) -> Result<()> {
     Ok(())
 }
 
-pub fn upsert_ticket(c: &Connection, t: &Ticket) -> Result<()> {
+pub fn upsert_ticket(c: &Connection, k: &Crypto, t: &Ticket) -> Result<()> {
     let next_due = careline_core::sla::next_due(&t.sla).map(us);
     let (triage, sla) = (to_json(&t.triage)?, to_json(&t.sla)?);
+    let triage = k.seal(t.org_id, &triage, &aad("ticket", &t.id, "triage"))?;
     let clearance = t.clearance.as_ref().map(to_json).transpose()?;
+    let clearance = clearance
+        .map(|c| k.seal(t.org_id, &c, &aad("ticket", &t.id, "clearance")))
+        .transpose()?;
     c.prepare_cached(
         "INSERT INTO tickets (id, org_id, thread_id, member_id, team_id, queue_id, queue_kind, status, priority, priority_rank,
                               assignee_id, triage, sla, next_due, created_at, updated_at, clearance)

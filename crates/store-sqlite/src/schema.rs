@@ -249,6 +249,51 @@ CREATE TABLE safety_reviews (
     CONSTRAINT safety_reviews_message_unique UNIQUE (message_id, protocol_version)
 );
 "#,
+    r#"
+ALTER TABLE sessions ADD COLUMN last_seen_at INTEGER;
+ALTER TABLE sessions ADD COLUMN revoked_at INTEGER;
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE TABLE collaborators (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    thread_id   TEXT NOT NULL REFERENCES threads(id),
+    member_id   TEXT NOT NULL REFERENCES members(id),
+    user_id     TEXT NOT NULL REFERENCES users(id),
+    granted_by  TEXT NOT NULL REFERENCES users(id),
+    reason      TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    revoked_at  INTEGER,
+    revoked_by  TEXT REFERENCES users(id),
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX collaborators_user ON collaborators(user_id, expires_at);
+CREATE TABLE break_glass (
+    id           TEXT PRIMARY KEY,
+    org_id       TEXT NOT NULL REFERENCES organizations(id),
+    member_id    TEXT NOT NULL REFERENCES members(id),
+    user_id      TEXT NOT NULL REFERENCES users(id),
+    reason       TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    reviewed_by  TEXT REFERENCES users(id),
+    reviewed_at  INTEGER,
+    review_note  TEXT
+);
+CREATE INDEX break_glass_user ON break_glass(user_id, expires_at);
+CREATE TABLE login_failures (
+    user_id  TEXT NOT NULL REFERENCES users(id),
+    at       INTEGER NOT NULL
+);
+CREATE INDEX login_failures_user ON login_failures(user_id, at);
+-- Per-organization data keys, wrapped by the master key (which is never stored here).
+CREATE TABLE org_keys (
+    org_id      TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    wrapped     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (org_id, version)
+);
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

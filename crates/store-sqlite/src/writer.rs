@@ -4,6 +4,7 @@
 //! answers every caller and publishes their events. One fsync serves many
 //! messages; a failing job rolls back alone.
 
+use crate::crypt::Crypto;
 use careline_core::event::{Event, NewEvent};
 use careline_core::ids::OrgId;
 use careline_core::{Error, Result};
@@ -12,7 +13,7 @@ use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 /// Most jobs committed together.
@@ -22,6 +23,8 @@ const MAX_BATCH: usize = 512;
 /// appended (published only after commit).
 pub struct Tx<'c> {
     pub conn: &'c Connection,
+    /// Seals and opens PHI for this transaction's rows.
+    pub crypto: &'c Crypto,
     events: RefCell<Vec<Event>>,
 }
 
@@ -130,7 +133,7 @@ struct Finished {
     answer: Box<dyn FnOnce(Result<()>) + Send>,
 }
 
-type Job = Box<dyn FnOnce(&Connection) -> Finished + Send>;
+type Job = Box<dyn FnOnce(&Connection, &Crypto) -> Finished + Send>;
 
 /// Handle to the writer thread.
 #[derive(Clone)]
@@ -140,11 +143,11 @@ pub struct Writer {
 
 impl Writer {
     /// Start the writer thread on `conn`.
-    pub fn start(conn: Connection, bus: Bus) -> std::io::Result<Writer> {
+    pub fn start(conn: Connection, bus: Bus, crypto: Arc<Crypto>) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("careline-sqlite-writer".into())
-            .spawn(move || run(conn, rx, bus))?;
+            .spawn(move || run(conn, rx, bus, crypto))?;
         Ok(Writer { jobs: tx })
     }
 
@@ -155,9 +158,10 @@ impl Writer {
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| {
+        let job: Job = Box::new(move |conn, crypto| {
             let t = Tx {
                 conn,
+                crypto,
                 events: RefCell::new(Vec::new()),
             };
             let result = catch_unwind(AssertUnwindSafe(|| f(&t)))
@@ -184,7 +188,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus, crypto: Arc<Crypto>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -212,7 +216,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus) {
                 });
                 continue;
             }
-            let fin = job(&conn);
+            let fin = job(&conn, &crypto);
             let end = if fin.ok {
                 "RELEASE job"
             } else {

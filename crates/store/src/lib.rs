@@ -51,6 +51,49 @@ pub struct ContactOutcome {
     pub page: Option<Page>,
 }
 
+/// One read of a member's data, as the member sees it in their access history.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessEntry {
+    pub at: Timestamp,
+    pub user_id: Option<UserId>,
+    pub name: String,
+    pub role: String,
+    /// What was read: thread, ticket, ticket_list, member, pages.
+    pub what: String,
+    /// Why it was allowed: care_team, tagged, paged, break_glass, proxy.
+    pub why: String,
+}
+
+/// A colleague tagged into a thread.
+#[derive(Debug, Clone, Serialize)]
+pub struct Collaborator {
+    pub id: uuid::Uuid,
+    pub thread_id: ThreadId,
+    pub member_id: MemberId,
+    pub user_id: UserId,
+    pub name: String,
+    pub granted_by: UserId,
+    pub reason: String,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// A break-glass grant and its privacy review.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakGlass {
+    pub id: uuid::Uuid,
+    pub member_id: MemberId,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub reason: String,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub reviewed_by: Option<UserId>,
+    pub reviewed_at: Option<Timestamp>,
+    pub review_note: Option<String>,
+}
+
 /// An outbound webhook endpoint (its secret is shown only when created).
 #[derive(Debug, Clone, Serialize)]
 pub struct Webhook {
@@ -237,20 +280,96 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         now: Timestamp,
     ) -> Result<()>;
-    /// The caller behind a session token hash, if the session is live.
-    async fn principal(&self, token_hash: &str, now: Timestamp) -> Result<Option<Principal>>;
+    /// The caller behind a session token hash, if the session is live (not
+    /// expired, not revoked, used within `idle`), with every grant they hold.
+    async fn principal(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        idle: jiff::SignedDuration,
+    ) -> Result<Option<Principal>>;
+    async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()>;
+    /// An administrator ends every session of a user; returns how many.
+    async fn revoke_user_sessions(
+        &self,
+        p: &Principal,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// Until when an account is locked after repeated failures, if it is.
+    async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>>;
 
     // ---- contacts ----
     /// Record a triaged contact: message, ticket, routing, SLA clocks and
     /// events in one transaction. Returns only after commit.
     async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome>;
 
-    // ---- reads (authorized inside) ----
-    async fn thread(&self, p: &Principal, id: ThreadId) -> Result<(Thread, Vec<Message>)>;
-    async fn ticket(&self, p: &Principal, id: TicketId) -> Result<(Ticket, Queue)>;
-    async fn tickets(&self, p: &Principal, filter: TicketFilter) -> Result<Vec<(Ticket, Queue)>>;
+    // ---- reads (authorized inside; every read of PHI by anyone but the member is an event) ----
+    async fn thread(
+        &self,
+        p: &Principal,
+        id: ThreadId,
+        now: Timestamp,
+    ) -> Result<(Thread, Vec<Message>)>;
+    async fn ticket(&self, p: &Principal, id: TicketId, now: Timestamp) -> Result<(Ticket, Queue)>;
+    async fn tickets(
+        &self,
+        p: &Principal,
+        filter: TicketFilter,
+        now: Timestamp,
+    ) -> Result<Vec<(Ticket, Queue)>>;
     async fn queues(&self, p: &Principal) -> Result<Vec<QueueSummary>>;
-    async fn member(&self, p: &Principal, id: MemberId) -> Result<Member>;
+    /// A queue's name and kind (no PHI).
+    async fn queue(&self, p: &Principal, id: QueueId) -> Result<Queue>;
+    /// A member's record and the grant that allowed reading it.
+    async fn member(
+        &self,
+        p: &Principal,
+        id: MemberId,
+        now: Timestamp,
+    ) -> Result<(Member, careline_core::authz::Grant)>;
+    /// Who read a member's data: the member (or their proxy) for themselves, privacy officers for anyone.
+    async fn access_log(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        limit: u32,
+    ) -> Result<Vec<AccessEntry>>;
+
+    // ---- relationships that grant access ----
+    async fn add_collaborator(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+        user: UserId,
+        reason: String,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Collaborator>;
+    async fn remove_collaborator(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn collaborators(&self, p: &Principal, thread: ThreadId) -> Result<Vec<Collaborator>>;
+    async fn break_glass(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        reason: String,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<BreakGlass>;
+    async fn break_glass_reviews(&self, p: &Principal, open_only: bool) -> Result<Vec<BreakGlass>>;
+    async fn review_break_glass(
+        &self,
+        p: &Principal,
+        id: uuid::Uuid,
+        note: String,
+        now: Timestamp,
+    ) -> Result<BreakGlass>;
 
     // ---- ticket work ----
     async fn reply(
@@ -287,7 +406,12 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Rota>;
     /// Pages on a ticket, newest first.
-    async fn ticket_pages(&self, p: &Principal, ticket: TicketId) -> Result<Vec<Page>>;
+    async fn ticket_pages(
+        &self,
+        p: &Principal,
+        ticket: TicketId,
+        now: Timestamp,
+    ) -> Result<Vec<Page>>;
     /// Open pages the caller must answer (targets, or alarms for clinicians and supervisors).
     async fn my_pages(&self, p: &Principal) -> Result<Vec<Page>>;
     async fn ack_page(&self, p: &Principal, page: PageId, now: Timestamp) -> Result<Page>;

@@ -53,6 +53,14 @@ pub struct MemberSpec {
     pub medications: Vec<String>,
     #[serde(default)]
     pub allergies: Vec<String>,
+    /// Sensitive-category items (behavioral_health, substance_use, sexual_reproductive_health, hiv).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub sensitive: Vec<careline_core::model::SensitiveItem>,
+    /// Sensitive categories the member consented to share with every clinician with access.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub consented_categories: Vec<careline_core::model::SensitiveCategory>,
     /// The organization's own identifier (MRN).
     pub external_ref: Option<String>,
     /// With `password`: a portal login for the member.
@@ -218,6 +226,8 @@ pub async fn create_member(
                     conditions: clean(spec.conditions),
                     medications: clean(spec.medications),
                     allergies: clean(spec.allergies),
+                    sensitive: spec.sensitive,
+                    consented_categories: spec.consented_categories,
                 },
                 external_ref: spec.external_ref.filter(|s| !s.trim().is_empty()),
             },

@@ -24,9 +24,29 @@ use uuid::Uuid;
     responses((status = 201, body = SessionCreated), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_session(
     State(s): State<AppState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
+    let now = s.clock.now();
+    throttle_address(&s, peer.ip(), now)?;
     let creds = s.store.credentials(req.username.trim()).await?;
+    if let Some(c) = &creds {
+        if let Some(until) = s.store.login_locked_until(c.user.id, now).await? {
+            s.store
+                .record_login_failure(c.user.org_id, Some(c.user.id), &c.user.username, now)
+                .await?;
+            return Err(Error::RateLimited {
+                rule: "account-locked",
+                detail: format!(
+                    "too many failed logins for this account; it is locked until {until}"
+                ),
+                retry_after_secs: u64::try_from(until.as_second() - now.as_second())
+                    .unwrap_or(60)
+                    .max(1),
+            }
+            .into());
+        }
+    }
     let (hash, user) = match &creds {
         Some(c) if !c.user.disabled => (c.password_hash.clone(), Some(c.user.clone())),
         _ => (auth::decoy_hash().to_owned(), None),
@@ -34,8 +54,7 @@ pub async fn create_session(
     let password = req.password;
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
-        .map_err(|e| Error::internal(e))?;
-    let now = s.clock.now();
+        .map_err(Error::internal)?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
         (_, u) => {
@@ -75,6 +94,36 @@ pub async fn create_session(
             },
         }),
     ))
+}
+
+/// Login attempts allowed per client address per minute.
+const LOGINS_PER_ADDRESS_PER_MINUTE: u32 = 30;
+
+fn throttle_address(s: &AppState, ip: std::net::IpAddr, now: jiff::Timestamp) -> Result<(), Error> {
+    let minute = now.as_second() / 60;
+    let Ok(mut map) = s.login_limiter.lock() else {
+        return Ok(());
+    };
+    if map.len() > 100_000 {
+        map.retain(|_, (m, _)| *m == minute);
+    }
+    let e = map.entry(ip).or_insert((minute, 0));
+    if e.0 != minute {
+        *e = (minute, 0);
+    }
+    e.1 += 1;
+    if e.1 > LOGINS_PER_ADDRESS_PER_MINUTE {
+        return Err(Error::RateLimited {
+            rule: "too-many-attempts",
+            detail: format!(
+                "more than {LOGINS_PER_ADDRESS_PER_MINUTE} login attempts from your address this minute"
+            ),
+            retry_after_secs: u64::try_from(60 - now.as_second() % 60)
+                .unwrap_or(60)
+                .max(1),
+        });
+    }
+    Ok(())
 }
 
 /// Who the caller is.
@@ -220,7 +269,7 @@ pub async fn get_thread(
     Auth(p): Auth,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<ThreadView>> {
-    let (thread, messages) = s.store.thread(&p, ThreadId(id)).await?;
+    let (thread, messages) = s.store.thread(&p, ThreadId(id), s.clock.now()).await?;
     let staff = p.role.is_staff();
     Ok(Json(ThreadView {
         id: thread.id.0,
@@ -284,7 +333,7 @@ pub async fn list_tickets(
     let now = s.clock.now();
     let items = s
         .store
-        .tickets(&p, filter)
+        .tickets(&p, filter, now)
         .await?
         .iter()
         .map(|(t, q)| TicketView::new(t, q, now))
@@ -300,8 +349,9 @@ pub async fn get_ticket(
     Auth(p): Auth,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<TicketView>> {
-    let (t, q) = s.store.ticket(&p, TicketId(id)).await?;
-    Ok(Json(TicketView::new(&t, &q, s.clock.now())))
+    let now = s.clock.now();
+    let (t, q) = s.store.ticket(&p, TicketId(id), now).await?;
+    Ok(Json(TicketView::new(&t, &q, now)))
 }
 
 /// A staff reply (the member sees it, and the ticket waits for them) or an internal note.
@@ -320,7 +370,7 @@ pub async fn reply(
         .store
         .reply(&p, TicketId(id), text, req.internal, now)
         .await?;
-    let (t, q) = (t.clone(), s.store.ticket(&p, t.id).await?.1);
+    let q = s.store.queue(&p, t.queue_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(ReplyCreated {
@@ -345,7 +395,7 @@ pub async fn assign(
         .store
         .assign(&p, TicketId(id), req.staff_id.map(UserId), now)
         .await?;
-    let (t, q) = s.store.ticket(&p, t.id).await?;
+    let q = s.store.queue(&p, t.queue_id).await?;
     Ok(Json(TicketView::new(&t, &q, now)))
 }
 
@@ -370,6 +420,6 @@ pub async fn transition(
         .store
         .transition(&p, TicketId(id), to, reason, now)
         .await?;
-    let (t, q) = s.store.ticket(&p, t.id).await?;
+    let q = s.store.queue(&p, t.queue_id).await?;
     Ok(Json(TicketView::new(&t, &q, now)))
 }

@@ -58,6 +58,28 @@ pub fn token_hash(token: &str) -> String {
 /// The authenticated caller. Handlers that take `Auth` cannot run without one.
 pub struct Auth(pub Principal);
 
+/// The caller and the hash of the token they used (to end that session).
+pub struct Session(pub Principal, pub String);
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Auth(p) = Auth::from_request_parts(parts, state).await?;
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.get(7..))
+            .map(str::trim)
+            .unwrap_or_default();
+        Ok(Session(p, token_hash(token)))
+    }
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
@@ -83,7 +105,11 @@ impl FromRequestParts<AppState> for Auth {
                 Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
             })?;
         let now = state.clock.now();
-        match state.store.principal(&token_hash(token), now).await? {
+        match state
+            .store
+            .principal(&token_hash(token), now, state.config.idle_timeout)
+            .await?
+        {
             Some(p) => Ok(Auth(p)),
             None => Err(Error::Unauthenticated(
                 "the session token is unknown or expired; log in again".into(),

@@ -83,6 +83,22 @@ impl IntoResponse for ApiError {
             Error::Conflict { rule, detail } => {
                 problem(StatusCode::CONFLICT, rule, "Conflict", detail)
             }
+            Error::RateLimited {
+                rule,
+                detail,
+                retry_after_secs,
+            } => {
+                let mut r = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    rule,
+                    "Too many attempts",
+                    detail,
+                );
+                if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                r
+            }
             Error::Unavailable(d) => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

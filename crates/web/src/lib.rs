@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod privacy;
 pub mod safety;
 pub mod sse;
 pub mod views;
@@ -35,12 +36,18 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 pub struct WebConfig {
     /// How long a login session lasts.
     pub session_ttl: jiff::SignedDuration,
+    /// A session unused for this long ends.
+    pub idle_timeout: jiff::SignedDuration,
+    /// Break-glass access lasts this long.
+    pub break_glass: jiff::SignedDuration,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             session_ttl: jiff::SignedDuration::from_hours(12),
+            idle_timeout: jiff::SignedDuration::from_mins(30),
+            break_glass: jiff::SignedDuration::from_hours(1),
         }
     }
 }
@@ -55,6 +62,9 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Flips to `true` when the server is shutting down; long-lived streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// Login attempts per client address in the current minute.
+    pub login_limiter:
+        Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>>,
 }
 
 #[derive(OpenApi)]
@@ -69,9 +79,12 @@ pub struct AppState {
         safety::get_rota, safety::put_rota, safety::safety_reviews, safety::resolve_review, safety::safety_report,
         safety::get_settings, safety::put_settings, safety::post_webhook, safety::list_webhooks, safety::list_deliveries,
         safety::replay_delivery,
+        privacy::get_member, privacy::my_access_log, privacy::member_access_log, privacy::add_collaborator,
+        privacy::list_collaborators, privacy::remove_collaborator, privacy::break_glass, privacy::break_glass_queue,
+        privacy::review_break_glass, privacy::logout, privacy::revoke_sessions,
     ),
     modifiers(&BearerAuth),
-    tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "admin"))
+    tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "privacy"), (name = "admin"))
 )]
 pub struct ApiDoc;
 
@@ -177,59 +190,140 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     resp
 }
 
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/sessions", post(api::create_session))
-        .route("/me", get(api::me))
-        .route("/messages", post(api::create_message))
-        .route("/calls", post(api::create_call))
-        .route("/threads/{id}", get(api::get_thread))
-        .route("/queues", get(api::list_queues))
-        .route("/tickets", get(api::list_tickets))
-        .route("/tickets/{id}", get(api::get_ticket))
-        .route("/tickets/{id}/replies", post(api::reply))
-        .route("/tickets/{id}/assign", post(api::assign))
-        .route("/tickets/{id}/transitions", post(api::transition))
-        .route("/events", get(sse::events))
-        .route("/pages", get(safety::my_pages))
-        .route("/pages/{id}/ack", post(safety::ack_page))
-        .route("/tickets/{id}/pages", get(safety::ticket_pages))
-        .route("/tickets/{id}/clearance", post(safety::clearance))
-        .route("/tickets/{id}/priority", post(safety::priority))
-        .route("/tickets/{id}/visits", post(safety::book_visit))
-        .route(
+type Handler = axum::routing::MethodRouter<AppState>;
+
+/// Every route of the API: method, path under `/api/v1`, handler. The
+/// router is built from this table, and the authorization matrix test walks
+/// it, so no endpoint can be added without being tested for access.
+fn api_routes() -> Vec<(&'static str, &'static str, Handler)> {
+    vec![
+        ("POST", "/sessions", post(api::create_session)),
+        (
+            "DELETE",
+            "/sessions/current",
+            axum::routing::delete(privacy::logout),
+        ),
+        ("GET", "/me", get(api::me)),
+        ("GET", "/me/access-log", get(privacy::my_access_log)),
+        ("POST", "/messages", post(api::create_message)),
+        ("POST", "/calls", post(api::create_call)),
+        ("GET", "/threads/{id}", get(api::get_thread)),
+        (
+            "GET",
+            "/threads/{id}/collaborators",
+            get(privacy::list_collaborators),
+        ),
+        (
+            "POST",
+            "/threads/{id}/collaborators",
+            post(privacy::add_collaborator),
+        ),
+        (
+            "DELETE",
+            "/threads/{id}/collaborators/{user_id}",
+            axum::routing::delete(privacy::remove_collaborator),
+        ),
+        ("GET", "/members/{id}", get(privacy::get_member)),
+        (
+            "GET",
+            "/members/{id}/access-log",
+            get(privacy::member_access_log),
+        ),
+        (
+            "POST",
+            "/members/{id}/break-glass",
+            post(privacy::break_glass),
+        ),
+        ("GET", "/queues", get(api::list_queues)),
+        ("GET", "/tickets", get(api::list_tickets)),
+        ("GET", "/tickets/{id}", get(api::get_ticket)),
+        ("POST", "/tickets/{id}/replies", post(api::reply)),
+        ("POST", "/tickets/{id}/assign", post(api::assign)),
+        ("POST", "/tickets/{id}/transitions", post(api::transition)),
+        ("GET", "/tickets/{id}/pages", get(safety::ticket_pages)),
+        ("POST", "/tickets/{id}/clearance", post(safety::clearance)),
+        ("POST", "/tickets/{id}/priority", post(safety::priority)),
+        ("POST", "/tickets/{id}/visits", post(safety::book_visit)),
+        ("GET", "/events", get(sse::events)),
+        ("GET", "/pages", get(safety::my_pages)),
+        ("POST", "/pages/{id}/ack", post(safety::ack_page)),
+        ("GET", "/teams/{id}/rota", get(safety::get_rota)),
+        (
+            "PUT",
             "/teams/{id}/rota",
-            get(safety::get_rota).put(safety::put_rota),
-        )
-        .route("/safety-reviews", get(safety::safety_reviews))
-        .route("/safety-reviews/{id}/resolve", post(safety::resolve_review))
-        .route("/reports/safety", get(safety::safety_report))
-        .route(
+            axum::routing::put(safety::put_rota),
+        ),
+        ("GET", "/safety-reviews", get(safety::safety_reviews)),
+        (
+            "POST",
+            "/safety-reviews/{id}/resolve",
+            post(safety::resolve_review),
+        ),
+        ("GET", "/reports/safety", get(safety::safety_report)),
+        (
+            "GET",
+            "/privacy/break-glass",
+            get(privacy::break_glass_queue),
+        ),
+        (
+            "POST",
+            "/privacy/break-glass/{id}/review",
+            post(privacy::review_break_glass),
+        ),
+        ("GET", "/admin/teams", get(admin::list_teams)),
+        ("POST", "/admin/teams", post(admin::post_team)),
+        ("GET", "/admin/users", get(admin::list_users)),
+        (
+            "POST",
+            "/admin/users/{id}/revoke-sessions",
+            post(privacy::revoke_sessions),
+        ),
+        ("POST", "/admin/staff", post(admin::post_staff)),
+        ("GET", "/admin/members", get(admin::list_members)),
+        ("POST", "/admin/members", post(admin::post_member)),
+        ("POST", "/admin/proxies", post(admin::post_proxy)),
+        ("GET", "/admin/settings", get(safety::get_settings)),
+        (
+            "PUT",
             "/admin/settings",
-            get(safety::get_settings).put(safety::put_settings),
-        )
-        .route(
-            "/admin/webhooks",
-            get(safety::list_webhooks).post(safety::post_webhook),
-        )
-        .route("/admin/webhooks/deliveries", get(safety::list_deliveries))
-        .route(
+            axum::routing::put(safety::put_settings),
+        ),
+        ("GET", "/admin/webhooks", get(safety::list_webhooks)),
+        ("POST", "/admin/webhooks", post(safety::post_webhook)),
+        (
+            "GET",
+            "/admin/webhooks/deliveries",
+            get(safety::list_deliveries),
+        ),
+        (
+            "POST",
             "/admin/webhooks/deliveries/{id}/replay",
             post(safety::replay_delivery),
-        )
-        .route(
-            "/admin/teams",
-            get(admin::list_teams).post(admin::post_team),
-        )
-        .route("/admin/users", get(admin::list_users))
-        .route("/admin/staff", post(admin::post_staff))
-        .route(
-            "/admin/members",
-            get(admin::list_members).post(admin::post_member),
-        )
-        .route("/admin/proxies", post(admin::post_proxy))
-        .route("/openapi.json", get(openapi));
+        ),
+        ("GET", "/openapi.json", get(openapi)),
+    ]
+}
+
+/// The API's routes as (method, full path), for tests and tools.
+pub fn route_table() -> Vec<(&'static str, String)> {
+    api_routes()
+        .into_iter()
+        .map(|(m, p, _)| (m, format!("/api/v1{p}")))
+        .collect()
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let mut by_path: Vec<(&'static str, Handler)> = Vec::new();
+    for (_, path, h) in api_routes() {
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(h),
+            None => by_path.push((path, h)),
+        }
+    }
+    let api = by_path
+        .into_iter()
+        .fold(Router::new(), |r, (path, h)| r.route(path, h));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))

@@ -103,7 +103,7 @@ pub async fn ticket_pages(
     Ok(Json(PageList {
         items: s
             .store
-            .ticket_pages(&p, TicketId(id))
+            .ticket_pages(&p, TicketId(id), s.clock.now())
             .await?
             .iter()
             .map(Into::into)
@@ -132,11 +132,7 @@ pub async fn clearance(
     let d = parse_disposition(&req.disposition)?;
     let now = s.clock.now();
     let t = s.store.clear(&p, TicketId(id), d, req.note, now).await?;
-    let (t, q) = s
-        .store
-        .ticket(&p, t.id)
-        .await
-        .or_else(|_| Err(Error::NotFound("ticket")))?;
+    let q = s.store.queue(&p, t.queue_id).await?;
     Ok(Json(TicketView::new(&t, &q, now)))
 }
 
@@ -165,7 +161,7 @@ pub async fn priority(
         .store
         .set_priority(&p, TicketId(id), d, req.reason, now)
         .await?;
-    let (t, q) = s.store.ticket(&p, t.id).await?;
+    let q = s.store.queue(&p, t.queue_id).await?;
     Ok(Json(TicketView::new(&t, &q, now)))
 }
 

@@ -22,6 +22,15 @@ pub fn visible(p: &Principal, e: &Event) -> bool {
         return false;
     }
     if p.role.is_staff() {
+        if e.kind.starts_with("privacy.") {
+            return p.role == careline_core::model::Role::PrivacyOfficer;
+        }
+        if e.kind.starts_with("thread.collaborator") && e.payload.contains(&p.user_id.to_string()) {
+            return true;
+        }
+        if e.kind == "phi.read" {
+            return false;
+        }
         if e.kind == "escalation.alarm" {
             return p.role.is_clinical() || p.role == careline_core::model::Role::Supervisor;
         }

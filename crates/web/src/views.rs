@@ -355,43 +355,6 @@ pub struct CallCreated {
     pub page: Option<crate::safety::PageView>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberView {
-    pub id: Uuid,
-    pub name: String,
-    pub date_of_birth: Option<String>,
-    pub sex: Option<String>,
-    pub language: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub plan: Option<String>,
-    pub team_id: Uuid,
-    /// Shown to clinical roles only.
-    #[schema(value_type = Option<Object>)]
-    pub health_markers: Option<serde_json::Value>,
-}
-
-impl MemberView {
-    pub fn new(m: &Member, clinical: bool) -> Self {
-        MemberView {
-            id: m.id.0,
-            name: m.name.clone(),
-            date_of_birth: m.date_of_birth.map(|d| d.to_string()),
-            sex: m.sex.clone(),
-            language: m.language.clone(),
-            phone: m.phone.clone(),
-            email: m.email.clone(),
-            plan: m.plan.clone(),
-            team_id: m.team_id.0,
-            health_markers: if clinical {
-                serde_json::to_value(&m.markers).ok()
-            } else {
-                None
-            },
-        }
-    }
-}
-
 pub fn parse_disposition(s: &str) -> Result<Disposition, careline_core::Error> {
     s.parse::<Disposition>()
         .map_err(careline_core::Error::Invalid)

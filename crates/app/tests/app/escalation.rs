@@ -151,6 +151,9 @@ async fn invariant_2_unacknowledged_page_climbs_the_chain_and_alarms_the_supervi
     // The alarm never escalates further and any clinician or supervisor can take it.
     app.clock.advance(jiff::SignedDuration::from_hours(1));
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // An hour idle ends sessions: the next shift logs in.
+    let nurse = app.login("nurse.north").await;
+    let supervisor = app.login("supervisor").await;
     let pages = app
         .get(&format!("/api/v1/tickets/{ticket}/pages"), &nurse)
         .await

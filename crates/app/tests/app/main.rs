@@ -16,4 +16,5 @@ mod api;
 mod audit;
 mod crash;
 mod escalation;
+mod privacy;
 mod simulation;

@@ -144,6 +144,7 @@ async fn simulation_month_of_contacts_every_red_flag_reaches_a_clinician_or_the_
             member_id: u.member_id,
             proxy_for: vec![],
             team_ids: vec![],
+            grants: vec![],
         };
         match u.role {
             Role::Member => members.push(p),

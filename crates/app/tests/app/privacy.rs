@@ -1,0 +1,523 @@
+//! Minimum-necessary access: default deny, grants that explain themselves,
+//! every PHI read recorded and visible to the member, sessions that end.
+
+use crate::support::*;
+use serde_json::json;
+
+const TEXT: &str = "Refill please: my sertraline and lisinopril, same pharmacy as last time";
+
+async fn id_of(app: &App, token: &str, field: &str) -> String {
+    app.me(token).await[field].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn invariant_6_every_phi_read_by_staff_is_an_event_and_the_member_sees_who_read() {
+    let app = App::spawn().await;
+    let member = app.login("member01").await;
+    let out = app.send(&member, TEXT).await;
+    let (thread, ticket) = (
+        out["message"]["thread_id"].as_str().unwrap(),
+        out["ticket"]["id"].as_str().unwrap(),
+    );
+    let member_id = id_of(&app, &member, "member_id").await;
+    // The member reading their own thread is not an access by someone else.
+    app.get(&format!("/api/v1/threads/{thread}"), &member).await;
+    assert_eq!(
+        app.get("/api/v1/me/access-log", &member).await.json()["items"],
+        json!([])
+    );
+
+    let guide = app.login("guide.north1").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/threads/{thread}"), &guide)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/tickets/{ticket}"), &guide)
+            .await
+            .status,
+        200
+    );
+    let nurse = app.login("nurse.north").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/members/{member_id}"), &nurse)
+            .await
+            .status,
+        200
+    );
+    let log = app.get("/api/v1/me/access-log", &member).await.json();
+    let items = log["items"].as_array().unwrap();
+    let seen: Vec<(String, String, String, String)> = items
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().into(),
+                e["role"].as_str().unwrap().into(),
+                e["what"].as_str().unwrap().into(),
+                e["why"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        seen.contains(&(
+            "Grace North".into(),
+            "care_guide".into(),
+            "thread".into(),
+            "care_team".into()
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(
+            "Grace North".into(),
+            "care_guide".into(),
+            "ticket".into(),
+            "care_team".into()
+        )),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(
+            "Nadia Nurse (North)".into(),
+            "nurse".into(),
+            "member".into(),
+            "care_team".into()
+        )),
+        "{seen:?}"
+    );
+    assert!(items.iter().all(|e| e["at"].is_string()));
+    // Privacy officers may look at anyone's history; a care guide may not.
+    let privacy = app.login("privacy").await;
+    assert_eq!(
+        app.get(&format!("/api/v1/members/{member_id}/access-log"), &privacy)
+            .await
+            .json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        items.len()
+    );
+    assert_problem(
+        &app.get(&format!("/api/v1/members/{member_id}/access-log"), &guide)
+            .await,
+        403,
+        "privacy-officers",
+    );
+    // Listing tickets shows triage evidence: that is a read too.
+    app.get("/api/v1/tickets", &guide).await;
+    let log = app.get("/api/v1/me/access-log", &member).await.json();
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["what"] == "ticket_list")
+    );
+}
+
+#[tokio::test]
+async fn invariant_8_default_deny_staff_reach_a_member_only_through_team_tag_page_or_break_glass() {
+    let app = App::spawn().await;
+    let member = app.login("member01").await;
+    let out = app.send(&member, TEXT).await;
+    let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
+    let member_id = id_of(&app, &member, "member_id").await;
+    let outsider = app.login("nurse.south").await;
+    let outsider_id = id_of(&app, &outsider, "id").await;
+    let path = format!("/api/v1/threads/{thread}");
+    let denied = app.get(&path, &outsider).await;
+    assert_problem(&denied, 403, "not-on-care-team");
+    assert!(
+        !denied.text().contains("sertraline"),
+        "no leak in the denial"
+    );
+    let admin = app.login("admin").await;
+    assert_problem(&app.get(&path, &admin).await, 403, "no-phi-for-role");
+
+    // Tagged in by a colleague with access: in, with a reason; revoked: out again.
+    let guide = app.login("guide.north1").await;
+    let r = app
+        .post(
+            &format!("{path}/collaborators"),
+            &guide,
+            json!({"user_id": outsider_id, "reason": "second opinion on the refill interaction"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(app.get(&path, &outsider).await.status, 200);
+    let log = app.get("/api/v1/me/access-log", &member).await.json();
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["why"] == "tagged" && e["name"] == "Nicolás Nurse (South)")
+    );
+    let r = app
+        .call(
+            "DELETE",
+            &format!("{path}/collaborators/{outsider_id}"),
+            Some(&guide),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_problem(&app.get(&path, &outsider).await, 403, "not-on-care-team");
+    // Someone without access cannot tag themselves in.
+    let r = app
+        .post(
+            &format!("{path}/collaborators"),
+            &outsider,
+            json!({"user_id": outsider_id, "reason": "curious"}),
+        )
+        .await;
+    assert_problem(&r, 403, "not-on-care-team");
+
+    // Break-glass: clinicians only, with a reason, alerting privacy officers, for one hour.
+    let guide_south = app.login("guide.south1").await;
+    assert_problem(
+        &app.post(
+            &format!("/api/v1/members/{member_id}/break-glass"),
+            &guide_south,
+            json!({"reason": "member called the South line, urgent"}),
+        )
+        .await,
+        403,
+        "clinician-only",
+    );
+    assert_problem(
+        &app.post(
+            &format!("/api/v1/members/{member_id}/break-glass"),
+            &outsider,
+            json!({"reason": "x"}),
+        )
+        .await,
+        422,
+        "invalid-input",
+    );
+    let r = app
+        .post(
+            &format!("/api/v1/members/{member_id}/break-glass"),
+            &outsider,
+            json!({"reason": "member collapsed at the South clinic, need allergies now"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(app.get(&path, &outsider).await.status, 200);
+    let privacy = app.login("privacy").await;
+    let q = app
+        .get("/api/v1/privacy/break-glass?status=open", &privacy)
+        .await
+        .json();
+    assert_eq!(q["items"].as_array().unwrap().len(), 1);
+    let bg = q["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &format!("/api/v1/privacy/break-glass/{bg}/review"),
+            &privacy,
+            json!({"note": "appropriate: emergency at South clinic"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // An hour later the grant is gone (the session stayed alive by use).
+    for _ in 0..4 {
+        app.clock.advance(jiff::SignedDuration::from_mins(16));
+        app.get("/api/v1/me", &outsider).await;
+    }
+    assert_problem(&app.get(&path, &outsider).await, 403, "not-on-care-team");
+}
+
+#[tokio::test]
+async fn invariant_8_a_paged_clinician_reaches_the_member_for_the_life_of_the_escalation() {
+    let app = App::spawn().await;
+    let member = app.login("member02").await;
+    let out = app
+        .send(
+            &member,
+            "crushing chest pain and sweating, it started 10 minutes ago",
+        )
+        .await;
+    let ticket = out["ticket"]["id"].as_str().unwrap().to_owned();
+    let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
+    let backup = app.login("nurse.south").await;
+    assert_problem(
+        &app.get(&format!("/api/v1/threads/{thread}"), &backup).await,
+        403,
+        "not-on-care-team",
+    );
+    // The North nurse does not answer in two minutes: the South nurse is paged as backup.
+    app.clock.advance(jiff::SignedDuration::from_secs(125));
+    let mut reached = false;
+    for _ in 0..40 {
+        if app
+            .get(&format!("/api/v1/threads/{thread}"), &backup)
+            .await
+            .status
+            == 200
+        {
+            reached = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reached, "the paged backup can open the thread");
+    let log = app.get("/api/v1/me/access-log", &member).await.json();
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["why"] == "paged")
+    );
+    // Once a clinician has cleared and solved it, the page no longer grants access.
+    let nurse = app.login("nurse.north").await;
+    app.post(
+        &format!("/api/v1/tickets/{ticket}/clearance"),
+        &nurse,
+        json!({"disposition": "emergency", "note": "EMS dispatched"}),
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{ticket}/transitions"),
+            &nurse,
+            json!({"to": "solved"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_problem(
+        &app.get(&format!("/api/v1/threads/{thread}"), &backup).await,
+        403,
+        "not-on-care-team",
+    );
+}
+
+#[tokio::test]
+async fn minimum_necessary_member_view_is_shaped_by_role_and_sensitive_categories_stay_with_the_care_team()
+ {
+    let app = App::spawn().await;
+    let m15 = app.login("member15").await;
+    let id = id_of(&app, &m15, "member_id").await;
+    let path = format!("/api/v1/members/{id}");
+    let guide = app
+        .get(&path, &app.login("guide.south1").await)
+        .await
+        .json();
+    assert!(guide["phone"].is_string());
+    assert!(
+        guide["health_markers"].is_null() && guide["sensitive"].is_null(),
+        "care guides see no clinical data: {guide}"
+    );
+    let nurse = app.get(&path, &app.login("nurse.south").await).await.json();
+    assert_eq!(nurse["health_markers"]["conditions"], json!(["migraine"]));
+    assert!(
+        nurse["sensitive"]
+            .to_string()
+            .contains("major depressive disorder"),
+        "care-team clinician sees sensitive items: {nurse}"
+    );
+    // A clinician from another team who breaks the glass sees health markers but not sensitive items.
+    let other = app.login("nurse.north").await;
+    app.post(
+        &format!("{path}/break-glass"),
+        &other,
+        json!({"reason": "member walked in to North clinic unwell"}),
+    )
+    .await;
+    let bg = app.get(&path, &other).await.json();
+    assert_eq!(bg["access"], "break_glass");
+    assert!(bg["health_markers"].is_object());
+    assert_eq!(bg["sensitive"], json!([]), "no consent on file: {bg}");
+    // The member sees everything of their own.
+    assert!(
+        app.get(&path, &m15).await.json()["sensitive"]
+            .to_string()
+            .contains("sertraline")
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_on_logout_on_admin_revocation_and_when_idle() {
+    let app = App::spawn().await;
+    let t = app.login("guide.north1").await;
+    assert_eq!(
+        app.call("DELETE", "/api/v1/sessions/current", Some(&t), None)
+            .await
+            .status,
+        204
+    );
+    assert_problem(&app.get("/api/v1/me", &t).await, 401, "unauthenticated");
+
+    let t1 = app.login("guide.north2").await;
+    let t2 = app.login("guide.north2").await;
+    let uid = id_of(&app, &t1, "id").await;
+    let admin = app.login("admin").await;
+    let r = app
+        .post(
+            &format!("/api/v1/admin/users/{uid}/revoke-sessions"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.json()["sessions"], 2);
+    assert_problem(&app.get("/api/v1/me", &t1).await, 401, "unauthenticated");
+    assert_problem(&app.get("/api/v1/me", &t2).await, 401, "unauthenticated");
+
+    let t = app.login("nurse.north").await;
+    app.clock.advance(jiff::SignedDuration::from_mins(29));
+    assert_eq!(app.get("/api/v1/me", &t).await.status, 200, "still active");
+    app.clock.advance(jiff::SignedDuration::from_mins(31));
+    assert_problem(&app.get("/api/v1/me", &t).await, 401, "unauthenticated");
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_lock_the_account_and_throttle_the_address() {
+    let app = App::spawn().await;
+    let bad = json!({"username": "guide.south1@demo.careline", "password": "not-the-password"});
+    for _ in 0..5 {
+        assert_problem(
+            &app.call("POST", "/api/v1/sessions", None, Some(bad.clone()))
+                .await,
+            401,
+            "unauthenticated",
+        );
+    }
+    let good = json!({"username": "guide.south1@demo.careline", "password": PASSWORD});
+    let r = app
+        .call("POST", "/api/v1/sessions", None, Some(good.clone()))
+        .await;
+    assert_problem(&r, 429, "account-locked");
+    assert!(r.header("retry-after").is_some());
+    // Fifteen minutes later the lock is gone.
+    app.clock.advance(jiff::SignedDuration::from_mins(16));
+    assert_eq!(
+        app.call("POST", "/api/v1/sessions", None, Some(good))
+            .await
+            .status,
+        201
+    );
+    // One address hammering many accounts is throttled.
+    let mut last = 0;
+    for i in 0..40 {
+        let r = app.call("POST", "/api/v1/sessions", None, Some(json!({"username": format!("nobody{i}@demo.careline"), "password": "whatever-password"}))).await;
+        last = r.status;
+    }
+    assert_eq!(last, 429);
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn encrypted_at_rest_no_file_under_the_data_dir_contains_a_message_text() {
+    let app = App::spawn().await;
+    let secret =
+        "zebra-quartz note 4471: my HIV meds are making me dizzy and I have chest pressure";
+    let member = app.login("member01").await;
+    let out = app.send(&member, secret).await;
+    let ticket = out["ticket"]["id"].as_str().unwrap();
+    let nurse = app.login("nurse.north").await;
+    app.post(
+        &format!("/api/v1/tickets/{ticket}/replies"),
+        &nurse,
+        json!({"text": "zebra-quartz internal: call back re 4471", "internal": true}),
+    )
+    .await;
+    // Readable through the API …
+    let thread = app
+        .get(
+            &format!(
+                "/api/v1/threads/{}",
+                out["message"]["thread_id"].as_str().unwrap()
+            ),
+            &member,
+        )
+        .await
+        .text();
+    assert!(thread.contains("zebra-quartz note 4471"));
+    // … and nowhere on disk: database, WAL, shared memory, key file.
+    let running = app.running.as_ref().unwrap();
+    let _ = running;
+    let dir = app.stop().await;
+    let files = files_under(dir.path());
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with("careline.db"))
+    );
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        for needle in ["zebra-quartz", "4471", "HIV meds"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} found in {}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
+    let app = App::spawn().await;
+    let member = app.login("member03").await;
+    let out = app
+        .send(&member, "please renew my albuterol inhaler prescription")
+        .await;
+    let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
+    let clock = app.clock.clone();
+    let dir = app.stop().await;
+    let before = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["keys", "rotate", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    assert_ne!(before, after, "a new master key is installed");
+    let app = App::restart(dir, clock).await;
+    let member = app.login("member03").await;
+    let t = app
+        .get(&format!("/api/v1/threads/{thread}"), &member)
+        .await
+        .json();
+    assert_eq!(
+        t["messages"][0]["text"],
+        "please renew my albuterol inhaler prescription"
+    );
+    // The old key alone no longer opens the store.
+    let dir = app.stop().await;
+    let retired = files_under(dir.path())
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("retired"))
+        .unwrap();
+    std::fs::copy(&retired, dir.path().join("master.key")).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("master key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,308 @@
+//! Relationships that grant access beyond the care team: colleagues tagged
+//! into a thread (time-limited, revocable, with a reason) and break-glass
+//! grants (clinicians only, time-limited, alerting privacy officers and
+//! queued for their review).
+
+use crate::SqliteStore;
+use crate::rows::{self, db, us};
+use careline_core::authz::Principal;
+use careline_core::event::{EventKind, NewEvent};
+use careline_core::ids::*;
+use careline_core::model::Role;
+use careline_core::{Error, Result};
+use careline_store::{BreakGlass, Collaborator};
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+fn thread_member(
+    c: &Connection,
+    p: &Principal,
+    thread: ThreadId,
+) -> Result<careline_core::model::Member> {
+    let member: Option<String> = c
+        .prepare_cached("SELECT member_id FROM threads WHERE id = $1")
+        .and_then(|mut s| s.query_row([thread.to_string()], |r| r.get(0)).optional())
+        .map_err(db)?;
+    let member: MemberId = member
+        .ok_or(Error::NotFound("thread"))?
+        .parse()
+        .map_err(|_| Error::internal("bad member id"))?;
+    let m = rows::load_member(c, member)?;
+    if m.org_id != p.org_id {
+        return Err(Error::NotFound("thread"));
+    }
+    Ok(m)
+}
+
+fn collaborator(r: &Row<'_>) -> rusqlite::Result<Collaborator> {
+    Ok(Collaborator {
+        id: r.get::<_, String>("id")?.parse().unwrap_or_default(),
+        thread_id: rows::id(r, "thread_id")?,
+        member_id: rows::id(r, "member_id")?,
+        user_id: rows::id(r, "user_id")?,
+        name: r.get("name")?,
+        granted_by: rows::id(r, "granted_by")?,
+        reason: r.get("reason")?,
+        expires_at: rows::ts(r, "expires_at")?,
+        revoked_at: rows::opt_ts(r, "revoked_at")?,
+        created_at: rows::ts(r, "created_at")?,
+    })
+}
+
+pub async fn add_collaborator(
+    s: &SqliteStore,
+    p: &Principal,
+    thread: ThreadId,
+    user: UserId,
+    reason: String,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<Collaborator> {
+    if !p.role.is_staff() {
+        return Err(Error::forbidden(
+            "staff-only",
+            "only staff tag colleagues into a thread",
+        ));
+    }
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(Error::invalid("a tag needs a reason of 1–1000 characters"));
+    }
+    if expires_at <= now || expires_at.as_second() - now.as_second() > 30 * 86_400 {
+        return Err(Error::invalid(
+            "a tag must expire in the future and within 30 days",
+        ));
+    }
+    let p = p.clone();
+    s.write(move |tx| {
+        let m = thread_member(tx.conn, &p, thread)?;
+        p.member_access(m.org_id, m.id, m.team_id)?;
+        let u = tx
+            .conn
+            .prepare_cached("SELECT * FROM users WHERE id = $1")
+            .and_then(|mut st| st.query_row([user.to_string()], rows::user).optional())
+            .map_err(db)?
+            .filter(|u| u.org_id == p.org_id)
+            .ok_or_else(|| Error::invalid("user_id does not name a colleague in this organization"))?;
+        if !u.role.works_queues() {
+            return Err(Error::invalid(format!("a {} cannot be tagged into a member's thread", u.role)));
+        }
+        let id = uuid::Uuid::now_v7();
+        tx.conn
+            .prepare_cached(
+                "INSERT INTO collaborators (id, org_id, thread_id, member_id, user_id, granted_by, reason, expires_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![id.to_string(), p.org_id.to_string(), thread.to_string(), m.id.to_string(), u.id.to_string(), p.user_id.to_string(), reason, us(expires_at), us(now)])
+            })
+            .map_err(db)?;
+        tx.append(
+            p.org_id,
+            now,
+            vec![NewEvent::new(EventKind::CollaboratorAdded, json!({"collaborator_id": id, "user_id": u.id, "expires_at": expires_at}))
+                .actor(Some(p.user_id))
+                .member(m.id)
+                .thread(thread)
+                .team(m.team_id)],
+        )?;
+        Ok(Collaborator {
+            id,
+            thread_id: thread,
+            member_id: m.id,
+            user_id: u.id,
+            name: u.name,
+            granted_by: p.user_id,
+            reason,
+            expires_at,
+            revoked_at: None,
+            created_at: now,
+        })
+    })
+    .await
+}
+
+pub async fn remove_collaborator(
+    s: &SqliteStore,
+    p: &Principal,
+    thread: ThreadId,
+    user: UserId,
+    now: Timestamp,
+) -> Result<()> {
+    let p = p.clone();
+    s.write(move |tx| {
+        let m = thread_member(tx.conn, &p, thread)?;
+        // Whoever has access may revoke a tag; so may the tagged colleague themself.
+        if p.user_id != user {
+            p.member_access(m.org_id, m.id, m.team_id)?;
+        }
+        let n = tx
+            .conn
+            .prepare_cached("UPDATE collaborators SET revoked_at = $1, revoked_by = $2 WHERE thread_id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1")
+            .and_then(|mut st| st.execute(params![us(now), p.user_id.to_string(), thread.to_string(), user.to_string()]))
+            .map_err(db)?;
+        if n == 0 {
+            return Err(Error::NotFound("collaborator"));
+        }
+        tx.append(
+            p.org_id,
+            now,
+            vec![NewEvent::new(EventKind::CollaboratorRemoved, json!({"user_id": user})).actor(Some(p.user_id)).member(m.id).thread(thread).team(m.team_id)],
+        )
+    })
+    .await
+}
+
+pub async fn collaborators(
+    s: &SqliteStore,
+    p: &Principal,
+    thread: ThreadId,
+) -> Result<Vec<Collaborator>> {
+    let p = p.clone();
+    s.read(move |c, _| {
+        let m = thread_member(c, &p, thread)?;
+        p.member_access(m.org_id, m.id, m.team_id)?;
+        let mut st = c
+            .prepare_cached("SELECT c.*, u.name AS name FROM collaborators c JOIN users u ON u.id = c.user_id WHERE c.thread_id = $1 ORDER BY c.created_at")
+            .map_err(db)?;
+        st.query_map([thread.to_string()], collaborator).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)
+    })
+    .await
+}
+
+fn break_glass_row(r: &Row<'_>) -> rusqlite::Result<BreakGlass> {
+    Ok(BreakGlass {
+        id: r.get::<_, String>("id")?.parse().unwrap_or_default(),
+        member_id: rows::id(r, "member_id")?,
+        user_id: rows::id(r, "user_id")?,
+        user_name: r.get("user_name")?,
+        reason: r.get("reason")?,
+        expires_at: rows::ts(r, "expires_at")?,
+        created_at: rows::ts(r, "created_at")?,
+        reviewed_by: rows::opt_id(r, "reviewed_by")?,
+        reviewed_at: rows::opt_ts(r, "reviewed_at")?,
+        review_note: r.get("review_note")?,
+    })
+}
+
+const SELECT_BG: &str =
+    "SELECT b.*, u.name AS user_name FROM break_glass b JOIN users u ON u.id = b.user_id";
+
+pub async fn break_glass(
+    s: &SqliteStore,
+    p: &Principal,
+    member: MemberId,
+    reason: String,
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<BreakGlass> {
+    if !p.role.is_clinical() {
+        return Err(Error::forbidden(
+            "clinician-only",
+            "only nurses and physicians may break the glass",
+        ));
+    }
+    let reason = reason.trim().to_owned();
+    if reason.chars().count() < 10 || reason.chars().count() > 1000 {
+        return Err(Error::invalid(
+            "breaking the glass needs a reason of 10–1000 characters: privacy officers will review it",
+        ));
+    }
+    if until <= now || until.as_second() - now.as_second() > 8 * 3600 {
+        return Err(Error::invalid(
+            "a break-glass grant lasts between a minute and 8 hours",
+        ));
+    }
+    let p = p.clone();
+    s.write(move |tx| {
+        let m = rows::load_member(tx.conn, member)?;
+        if m.org_id != p.org_id {
+            return Err(Error::NotFound("member"));
+        }
+        let id = uuid::Uuid::now_v7();
+        tx.conn
+            .prepare_cached("INSERT INTO break_glass (id, org_id, member_id, user_id, reason, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .and_then(|mut st| st.execute(params![id.to_string(), p.org_id.to_string(), member.to_string(), p.user_id.to_string(), reason, us(until), us(now)]))
+            .map_err(db)?;
+        tx.append(
+            p.org_id,
+            now,
+            vec![NewEvent::new(EventKind::BreakGlass, json!({"break_glass_id": id, "user_id": p.user_id, "role": p.role, "expires_at": until}))
+                .actor(Some(p.user_id))
+                .member(member)],
+        )?;
+        Ok(BreakGlass {
+            id,
+            member_id: member,
+            user_id: p.user_id,
+            user_name: p.name.clone(),
+            reason,
+            expires_at: until,
+            created_at: now,
+            reviewed_by: None,
+            reviewed_at: None,
+            review_note: None,
+        })
+    })
+    .await
+}
+
+pub async fn break_glass_reviews(
+    s: &SqliteStore,
+    p: &Principal,
+    open_only: bool,
+) -> Result<Vec<BreakGlass>> {
+    p.require(
+        &[Role::PrivacyOfficer],
+        "privacy-officers",
+        "only privacy officers review break-glass access",
+    )?;
+    let org = p.org_id;
+    s.read(move |c, _| {
+        let mut st = c
+            .prepare_cached(&format!("{SELECT_BG} WHERE b.org_id = $1 AND ($2 = 0 OR b.reviewed_at IS NULL) ORDER BY b.created_at DESC LIMIT 1000"))
+            .map_err(db)?;
+        st.query_map(params![org.to_string(), i64::from(open_only)], break_glass_row)
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)
+    })
+    .await
+}
+
+pub async fn review_break_glass(
+    s: &SqliteStore,
+    p: &Principal,
+    id: uuid::Uuid,
+    note: String,
+    now: Timestamp,
+) -> Result<BreakGlass> {
+    p.require(
+        &[Role::PrivacyOfficer],
+        "privacy-officers",
+        "only privacy officers review break-glass access",
+    )?;
+    let note = note.trim().to_owned();
+    if note.is_empty() || note.chars().count() > 4000 {
+        return Err(Error::invalid("a review needs a note of 1–4000 characters"));
+    }
+    let p = p.clone();
+    s.write(move |tx| {
+        let b = tx
+            .conn
+            .prepare_cached(&format!("{SELECT_BG} WHERE b.id = $1 AND b.org_id = $2"))
+            .and_then(|mut st| st.query_row([id.to_string(), p.org_id.to_string()], break_glass_row).optional())
+            .map_err(db)?
+            .ok_or(Error::NotFound("break-glass grant"))?;
+        if b.reviewed_at.is_some() {
+            return Err(Error::conflict("already-reviewed", "this break-glass access was already reviewed"));
+        }
+        tx.conn
+            .prepare_cached("UPDATE break_glass SET reviewed_by = $1, reviewed_at = $2, review_note = $3 WHERE id = $4")
+            .and_then(|mut st| st.execute(params![p.user_id.to_string(), us(now), note, id.to_string()]))
+            .map_err(db)?;
+        tx.append(p.org_id, now, vec![NewEvent::new(EventKind::BreakGlassReviewed, json!({"break_glass_id": id})).actor(Some(p.user_id)).member(b.member_id)])?;
+        Ok(BreakGlass { reviewed_by: Some(p.user_id), reviewed_at: Some(now), review_note: Some(note), ..b })
+    })
+    .await
+}
