@@ -130,6 +130,12 @@ pub async fn remove_collaborator(
     user: UserId,
     now: Timestamp,
 ) -> Result<()> {
+    if !p.role.is_staff() {
+        return Err(Error::forbidden(
+            "staff-only",
+            "only staff manage who is tagged into a thread",
+        ));
+    }
     let p = p.clone();
     s.write(move |tx| {
         let m = thread_member(tx.conn, &p, thread)?;

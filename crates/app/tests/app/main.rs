@@ -16,5 +16,6 @@ mod api;
 mod audit;
 mod crash;
 mod escalation;
+mod matrix;
 mod privacy;
 mod simulation;

@@ -9,6 +9,16 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+pub trait ClockExt {
+    fn now_ts(&self) -> jiff::Timestamp;
+}
+
+impl ClockExt for Arc<FakeClock> {
+    fn now_ts(&self) -> jiff::Timestamp {
+        self.now()
+    }
+}
+
 pub struct App {
     pub addr: SocketAddr,
     pub clock: Arc<FakeClock>,
