@@ -26,7 +26,7 @@ pub async fn create_session(
     State(s): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Body(req): Body<LoginRequest>,
-) -> ApiResult<(StatusCode, Json<SessionCreated>)> {
+) -> ApiResult<(StatusCode, axum::http::HeaderMap, Json<SessionCreated>)> {
     let now = s.clock.now();
     throttle_address(&s, peer.ip(), now)?;
     let creds = s.store.credentials(req.username.trim()).await?;
@@ -51,7 +51,7 @@ pub async fn create_session(
         Some(c) if !c.user.disabled => (c.password_hash.clone(), Some(c.user.clone())),
         _ => (auth::decoy_hash().to_owned(), None),
     };
-    let password = req.password;
+    let password = req.password.clone();
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .map_err(Error::internal)?;
@@ -82,10 +82,24 @@ pub async fn create_session(
             now,
         )
         .await?;
+    let csrf = req.cookie.then(|| auth::csrf_token(&token));
+    let mut headers = axum::http::HeaderMap::new();
+    if req.cookie {
+        let max_age = s.config.session_ttl.as_secs();
+        let cookie = format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}",
+            auth::SESSION_COOKIE
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
+            headers.insert(axum::http::header::SET_COOKIE, v);
+        }
+    }
     Ok((
         StatusCode::CREATED,
+        headers,
         Json(SessionCreated {
             token,
+            csrf_token: csrf,
             expires_at: expires_at.to_string(),
             user: UserSummary {
                 id: user.id.0,

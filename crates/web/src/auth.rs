@@ -58,6 +58,94 @@ pub fn token_hash(token: &str) -> String {
 /// The authenticated caller. Handlers that take `Auth` cannot run without one.
 pub struct Auth(pub Principal);
 
+/// The session cookie the web pages use (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "careline_session";
+
+/// The anti-forgery token for a cookie session: derived from the session
+/// token, which page scripts cannot read, so another site cannot produce it.
+pub fn csrf_token(token: &str) -> String {
+    hex::encode(Sha256::digest(format!("careline-csrf:{token}").as_bytes()))
+}
+
+fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session token of a request: a bearer header (API clients) or the
+/// session cookie (web pages, which must also send `X-CSRF-Token` on any
+/// request that changes something).
+pub fn request_token(parts: &Parts) -> Result<String, Error> {
+    if let Some(header) = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .ok_or_else(|| {
+                Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
+            });
+    }
+    let Some(token) = cookie(parts, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
+        return Err(Error::Unauthenticated(
+            "send 'Authorization: Bearer <token>' from POST /api/v1/sessions".into(),
+        ));
+    };
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let sent = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if sent != csrf_token(token) {
+            return Err(Error::forbidden(
+                "csrf",
+                "a cookie session must send the X-CSRF-Token header from login with every change",
+            ));
+        }
+    }
+    Ok(token.to_owned())
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = request_token(parts)?;
+        let now = state.clock.now();
+        match state
+            .store
+            .principal(&token_hash(&token), now, state.config.idle_timeout)
+            .await?
+        {
+            Some(p) => Ok(Auth(p)),
+            None => Err(Error::Unauthenticated(
+                "the session token is unknown or expired; log in again".into(),
+            )
+            .into()),
+        }
+    }
+}
+
 /// The caller and the hash of the token they used (to end that session).
 pub struct Session(pub Principal, pub String);
 
@@ -69,52 +157,7 @@ impl FromRequestParts<AppState> for Session {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Auth(p) = Auth::from_request_parts(parts, state).await?;
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|h| h.get(7..))
-            .map(str::trim)
-            .unwrap_or_default();
-        Ok(Session(p, token_hash(token)))
-    }
-}
-
-impl FromRequestParts<AppState> for Auth {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Error::Unauthenticated(
-                    "send 'Authorization: Bearer <token>' from POST /api/v1/sessions".into(),
-                )
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Error::Unauthenticated("the Authorization header must be 'Bearer <token>'".into())
-            })?;
-        let now = state.clock.now();
-        match state
-            .store
-            .principal(&token_hash(token), now, state.config.idle_timeout)
-            .await?
-        {
-            Some(p) => Ok(Auth(p)),
-            None => Err(Error::Unauthenticated(
-                "the session token is unknown or expired; log in again".into(),
-            )
-            .into()),
-        }
+        let token = request_token(parts)?;
+        Ok(Session(p, token_hash(&token)))
     }
 }

@@ -252,9 +252,16 @@ pub async fn review_break_glass(
 pub async fn logout(
     State(s): State<AppState>,
     Session(_, token_hash): Session,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, [(axum::http::HeaderName, String); 1])> {
     s.store.revoke_session(&token_hash, s.clock.now()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let clear = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        crate::auth::SESSION_COOKIE
+    );
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(axum::http::header::SET_COOKIE, clear)],
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

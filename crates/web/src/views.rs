@@ -19,6 +19,10 @@ pub struct LoginRequest {
     /// E-mail style username, e.g. `member01@demo.careline`.
     pub username: String,
     pub password: String,
+    /// For the web pages: also set an HttpOnly session cookie, and return the
+    /// anti-forgery token every changing request must send as `X-CSRF-Token`.
+    #[serde(default)]
+    pub cookie: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,6 +88,9 @@ pub struct UserSummary {
 pub struct SessionCreated {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
+    /// With `cookie: true`: send as `X-CSRF-Token` on POST, PUT and DELETE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
     pub expires_at: String,
     pub user: UserSummary,
 }

@@ -521,3 +521,84 @@ async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn cookie_sessions_for_web_pages_require_the_csrf_token_to_change_anything() {
+    let app = App::spawn().await;
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(
+                json!({"username": "member01@demo.careline", "password": PASSWORD, "cookie": true}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let set = r.header("set-cookie").unwrap().to_owned();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let csrf = r.json()["csrf_token"].as_str().unwrap().to_owned();
+    let mut c = careline::httpc::Conn::connect(app.addr).await.unwrap();
+    let me = c
+        .send_with_headers(
+            "GET",
+            "/api/v1/me",
+            &[("Cookie", cookie.clone())],
+            "application/json",
+            b"",
+        )
+        .await
+        .unwrap();
+    assert_eq!(me.status, 200, "{}", me.text());
+    let body = json!({"text": "hello from the portal"}).to_string();
+    let forged = c
+        .send_with_headers(
+            "POST",
+            "/api/v1/messages",
+            &[("Cookie", cookie.clone())],
+            "application/json",
+            body.as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_problem(&forged, 403, "csrf");
+    let ok = c
+        .send_with_headers(
+            "POST",
+            "/api/v1/messages",
+            &[("Cookie", cookie.clone()), ("X-CSRF-Token", csrf.clone())],
+            "application/json",
+            body.as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    let out = c
+        .send_with_headers(
+            "DELETE",
+            "/api/v1/sessions/current",
+            &[("Cookie", cookie.clone()), ("X-CSRF-Token", csrf)],
+            "application/json",
+            b"",
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, 204);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let after = c
+        .send_with_headers(
+            "GET",
+            "/api/v1/me",
+            &[("Cookie", cookie)],
+            "application/json",
+            b"",
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.status, 401);
+}
