@@ -51,6 +51,7 @@ say() { printf '\n== %s\n' "$*"; }
 say "machine"
 echo "cpus: $(nproc)   model: $(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
 echo "python: $("$PYTHON" --version 2>&1)   rustc: $(rustc --version 2>/dev/null || echo n/a)"
+echo "load average at start: $(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo n/a)  (other work on the machine skews the figures)"
 
 # 1. corpus -------------------------------------------------------------------
 say "1. generating corpus ($N messages, fixed seed)"
@@ -121,7 +122,7 @@ MS_RATE=$(jget "$MS" 'd["msgs_per_s"]')
 MS_FAST_RATE=$(jget "$MS_FAST" 'd["msgs_per_s"]')
 CL_FIRST=$(rate "$CORPUS_LINES" "$FIRST")
 CL_BEST=$(rate "$CORPUS_LINES" "$BEST")
-say "5. summary ($CORPUS_LINES messages, $(nproc) CPUs)"
+say "5. summary ($CORPUS_LINES messages, $(nproc) CPUs, load average now $(cut -d" " -f1-3 /proc/loadavg 2>/dev/null || echo n/a))"
 printf '%-52s %12s\n' "engine" "msgs/s"
 printf '%-52s %12s   (load %ss, run %ss)\n' "medspaCy default (PyRuSH+TargetMatcher+ConText)" "$MS_RATE" \
     "$(jget "$MS" 'd["load_s"]')" "$(jget "$MS" 'd["run_s"]')"

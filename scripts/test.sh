@@ -23,3 +23,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== simulation: a month of contact-centre load on a virtual clock"
+cargo test -p careline --test app --locked -- --ignored --nocapture simulation

@@ -13,16 +13,18 @@ fn collect(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             println!("cargo:rerun-if-changed={}", path.display());
             collect(&path, base, out);
-        } else if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-            if ext == "toml" || ext == "txt" {
-                let rel = path
-                    .strip_prefix(base)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                println!("cargo:rerun-if-changed={}", path.display());
-                out.push((rel, path));
-            }
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|ext| ext == "toml" || ext == "txt")
+        {
+            let rel = path
+                .strip_prefix(base)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            println!("cargo:rerun-if-changed={}", path.display());
+            out.push((rel, path));
         }
     }
 }

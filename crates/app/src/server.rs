@@ -138,26 +138,18 @@ where
     tokio::spawn(fut)
 }
 
-/// Resolves when SIGINT or SIGTERM arrives.
-pub async fn signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Register for SIGINT and SIGTERM now (so a signal that arrives before the
+/// first poll is not lost) and resolve when either arrives.
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
 }
 
 /// `careline serve`.
@@ -178,6 +170,7 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "careline is listening"
     );
+    let signals = shutdown_signal()?;
     println!(
         "careline listening on http://{} (data in {})",
         running.addr,
@@ -185,7 +178,7 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
     );
     let tx = running.shutdown_handle();
     spawn_named("signal-watch", async move {
-        signal().await;
+        signals.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = tx.send(true);
     });

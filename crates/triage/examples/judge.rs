@@ -1,6 +1,6 @@
 //! Developer tool: `cargo run -p careline-triage --example judge -- "text"`
 //! prints a judgement; `--eval FILE` prints the evaluation report with misses.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use careline_triage::{Context, Engine, eval};
 

@@ -9,7 +9,7 @@
 
 use crate::lexicon::Lexicon;
 use crate::normalize::{Mode, Normalized, normalize};
-use crate::pattern::{expand_groups, expand_macros, segments};
+use crate::pattern::{expand_groups_with, expand_macros};
 use crate::protocol::{FileDoc, invalid, parse_disposition, parse_file, parse_words};
 use crate::{Disposition, Guidance, LoadError};
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -43,6 +43,8 @@ pub(crate) struct Rule {
     pub disposition: Disposition,
     pub all: Vec<u16>,
     pub any: Vec<u16>,
+    /// Concepts whose presence stops the rule.
+    pub unless: Vec<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,8 @@ pub(crate) enum TrigKind {
     Pseudo,
     /// Ends the scope of other triggers ("but", "pero", "however").
     Terminator,
+    /// Ends only negation scope ("denies CP, c/o SOB").
+    NegationEnd,
 }
 
 impl TrigKind {
@@ -85,6 +89,7 @@ impl TrigKind {
             TrigKind::Benign => "benign cause",
             TrigKind::Pseudo => "pseudo-trigger",
             TrigKind::Terminator => "scope end",
+            TrigKind::NegationEnd => "negation scope end",
         }
     }
 }
@@ -139,6 +144,8 @@ pub(crate) const BUILTINS: &[(&str, &str)] = &[
         "very high fever (105 °F / 40.5 °C or more)",
     ),
     ("temp_low", "low temperature (under 96 °F / 35.5 °C)"),
+    ("temp_39", "fever of 102.2 °F / 39 °C or more"),
+    ("age_under_18", "a child (under 18)"),
     ("age_under_3mo", "infant under 3 months"),
     ("age_under_2y", "child under 2 years"),
     ("age_65_plus", "age 65 or older"),
@@ -177,6 +184,8 @@ const PHRASE_MODE: Mode = Mode {
 
 struct Builder {
     lex: Lexicon,
+    /// Normalized form of each literal chunk already seen (vocab, known).
+    leaf_cache: [HashMap<String, String>; 2],
     patterns: Vec<String>,
     pat_index: HashMap<String, usize>,
     targets: Vec<Vec<Target>>,
@@ -188,10 +197,13 @@ impl Builder {
     fn norm_segment(&mut self, text: &str, vocab: bool) -> String {
         normalize(text, &self.lex, PHRASE_MODE, &mut self.scratch);
         let s = self.scratch.norm.clone();
-        if vocab {
-            for w in s.split(' ') {
-                if w.chars().all(char::is_alphabetic) && !w.is_empty() {
+        for w in s.split(' ') {
+            if w.chars().all(char::is_alphabetic) && !w.is_empty() {
+                if vocab {
                     self.lex.add_vocab(w);
+                } else {
+                    // Trigger and exclusion words are real words: never "correct" them.
+                    self.lex.add_known(w);
                 }
             }
         }
@@ -215,7 +227,35 @@ impl Builder {
     }
 }
 
-/// Expand one written phrase into normalized variants (lists of segments).
+/// One `~`-separated part of a phrase: its normalized alternatives.
+type Segment = Vec<(String, bool)>;
+
+/// Split on `~` outside parentheses.
+fn split_gaps(s: &str) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0usize;
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '~' if depth == 0 => {
+                out.push(s.get(start..i).unwrap_or(""));
+                start = i + 1;
+            }
+            '~' => return Err(format!("'~' inside a group is not supported in '{s}'")),
+            _ => {}
+        }
+    }
+    out.push(s.get(start..).unwrap_or(""));
+    Ok(out)
+}
+
+/// Expand one written phrase into its phrases: each a list of segments, each
+/// segment a list of normalized alternatives. Alternatives stay grouped per
+/// segment (no cartesian product across gaps), which keeps the automaton
+/// small; a segment that may be empty yields variants with and without it.
+#[allow(clippy::too_many_arguments)] // one call site per phrase kind; a struct would only rename them
 fn expand_phrase(
     b: &mut Builder,
     macros: &BTreeMap<String, String>,
@@ -225,42 +265,107 @@ fn expand_phrase(
     field: &str,
     allow_gaps: bool,
     vocab: bool,
-) -> Result<Vec<Vec<(String, bool)>>, LoadError> {
+) -> Result<Vec<Vec<Segment>>, LoadError> {
     let err = |m: String| invalid(file, src, sp.span(), field, m);
     let expanded = expand_macros(sp.get_ref(), macros).map_err(err)?;
-    let variants = expand_groups(&expanded).map_err(err)?;
-    let mut out = Vec::with_capacity(variants.len());
-    for v in variants {
-        let segs = segments(&v).map_err(err)?;
-        if segs.len() > 1 && !allow_gaps {
-            return Err(err(format!(
-                "'~' gaps are only allowed in concept phrases ('{v}')"
-            )));
+    let parts = split_gaps(&expanded).map_err(err)?;
+    if parts.len() > 1 && !allow_gaps {
+        return Err(err(format!(
+            "'~' gaps are only allowed in concept phrases ('{expanded}')"
+        )));
+    }
+    if parts.len() > 8 {
+        return Err(err(format!("too many '~' gaps in '{expanded}'")));
+    }
+    let literal = !sp.get_ref().contains(['(', '{']);
+    // (alternatives, may be empty)
+    let mut segs: Vec<(Segment, bool)> = Vec::with_capacity(parts.len());
+    for part in parts {
+        if let Some(i) = part.find('*') {
+            let rest = part.get(i + 1..).unwrap_or("").trim_start();
+            if !(rest.is_empty() || rest.starts_with([')', '|'])) {
+                return Err(err(format!(
+                    "'*' may only end the last word before a '~' or the end in '{part}'"
+                )));
+            }
         }
-        if segs.len() > 8 {
-            return Err(err(format!("too many '~' gaps in '{v}'")));
-        }
-        let mut nsegs = Vec::with_capacity(segs.len());
-        for s in segs {
-            let n = b.norm_segment(&s.text, vocab);
-            if !allow_gaps
-                && s.text.split_whitespace().count() > 1
-                && !n.contains(' ')
-                && !n.is_empty()
-            {
+        let mut leaf = |chunk: &str| -> String {
+            let slot = usize::from(vocab);
+            if let Some(n) = b.leaf_cache.get(slot).and_then(|c| c.get(chunk)) {
+                return n.clone();
+            }
+            let star = chunk.trim_end().ends_with('*');
+            let mut n = b.norm_segment(chunk.trim().trim_end_matches('*'), vocab);
+            if star && !n.is_empty() {
+                n.push('*');
+            }
+            if let Some(c) = b.leaf_cache.get_mut(slot) {
+                c.insert(chunk.to_string(), n.clone());
+            }
+            n
+        };
+        let variants = expand_groups_with(part, &mut leaf).map_err(err)?;
+        let mut alts: Segment = Vec::new();
+        let mut optional = variants.is_empty();
+        for v in variants {
+            let prefix = v.ends_with('*');
+            let n = v.trim_end_matches('*').trim().to_string();
+            if literal && part.split_whitespace().count() > 1 && !n.contains(' ') && !n.is_empty() {
                 return Err(err(format!(
                     "'{}' shrinks to the single word '{n}' once filler words are dropped, so it would match far more than intended",
-                    s.text
+                    part.trim()
                 )));
             }
             if n.is_empty() {
-                nsegs.clear();
-                break;
+                optional = true;
+                continue;
             }
-            nsegs.push((n, s.prefix));
+            if n.contains('*') {
+                return Err(err(format!(
+                    "'*' may only end the last word before a '~' or the end in '{part}'"
+                )));
+            }
+            alts.push((n, prefix));
         }
-        if !nsegs.is_empty() {
-            out.push(nsegs);
+        alts.sort_unstable();
+        alts.dedup();
+        if part.trim().is_empty() {
+            optional = true;
+        }
+        segs.push((alts, optional));
+    }
+    // Variants over optional segments (few: at most 2^k with small k).
+    let opt_idx: Vec<usize> = segs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, o))| *o)
+        .map(|(i, _)| i)
+        .collect();
+    if opt_idx.len() > 4 {
+        return Err(err(format!(
+            "too many optional gap segments in '{expanded}'"
+        )));
+    }
+    let mut out = Vec::new();
+    for mask in 0u32..(1u32 << opt_idx.len()) {
+        let mut phrase: Vec<Segment> = Vec::new();
+        for (i, (alts, optional)) in segs.iter().enumerate() {
+            let include = if *optional {
+                let bit = opt_idx.iter().position(|&x| x == i).unwrap_or(0);
+                mask & (1 << bit) != 0
+            } else {
+                true
+            };
+            if include {
+                if alts.is_empty() {
+                    phrase.clear();
+                    break;
+                }
+                phrase.push(alts.clone());
+            }
+        }
+        if !phrase.is_empty() && !out.contains(&phrase) {
+            out.push(phrase);
         }
     }
     if out.is_empty() {
@@ -288,6 +393,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     let mut docs: Vec<(&str, &str, FileDoc)> = Vec::new();
     let mut b = Builder {
         lex: Lexicon::default(),
+        leaf_cache: [HashMap::new(), HashMap::new()],
         patterns: Vec::new(),
         pat_index: HashMap::new(),
         targets: Vec::new(),
@@ -298,9 +404,10 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
             docs.push((name.as_str(), content.as_str(), parse_file(name, content)?));
         } else if name.ends_with(".txt") {
             for w in parse_words(content) {
-                let f = crate::normalize::fold_word(w);
-                if f.chars().count() >= 3 {
-                    b.lex.add_known(&f);
+                if w.bytes().all(|c| c.is_ascii_lowercase()) {
+                    b.lex.add_dictionary_word(w);
+                } else {
+                    b.lex.add_dictionary_word(&crate::normalize::fold_word(w));
                 }
             }
         }
@@ -483,15 +590,17 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                         let pi = u32::try_from(phrases.len()).unwrap_or(u32::MAX);
                         let nsegs = u8::try_from(segs.len()).unwrap_or(u8::MAX);
                         phrases.push(Phrase { concept: ci, nsegs });
-                        for (k, (s, prefix)) in segs.into_iter().enumerate() {
-                            b.add_pattern(
-                                s,
-                                Target::Seg {
-                                    phrase: pi,
-                                    seg: u8::try_from(k).unwrap_or(u8::MAX),
-                                    prefix,
-                                },
-                            );
+                        for (k, alts) in segs.into_iter().enumerate() {
+                            for (s, prefix) in alts {
+                                b.add_pattern(
+                                    s,
+                                    Target::Seg {
+                                        phrase: pi,
+                                        seg: u8::try_from(k).unwrap_or(u8::MAX),
+                                        prefix,
+                                    },
+                                );
+                            }
                         }
                     }
                 }
@@ -519,7 +628,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                     false,
                     false,
                 )? {
-                    for (s, prefix) in segs {
+                    for (s, prefix) in segs.into_iter().flatten() {
                         b.add_pattern(
                             s,
                             Target::Excl {
@@ -546,7 +655,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                     false,
                     false,
                 )? {
-                    for (s, prefix) in segs {
+                    for (s, prefix) in segs.into_iter().flatten() {
                         b.add_pattern(
                             s,
                             Target::Excl {
@@ -574,6 +683,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 "resolved" => TrigKind::Resolved,
                 "pseudo" => TrigKind::Pseudo,
                 "terminator" => TrigKind::Terminator,
+                "negation_end" => TrigKind::NegationEnd,
                 "benign" => TrigKind::Benign,
                 other => {
                     return Err(invalid(
@@ -649,7 +759,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                     false,
                     false,
                 )? {
-                    for (s, prefix) in segs {
+                    for (s, prefix) in segs.into_iter().flatten() {
                         b.add_pattern(s, Target::Trig { trig: ti, prefix });
                     }
                 }
@@ -732,12 +842,14 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 ));
             }
             let esc = resolve(&r.escalate_with, "protocol.rule.escalate_with")?;
+            let unless = resolve(&r.unless, "protocol.rule.unless")?;
             if !esc.is_empty() {
                 if any.is_empty() {
                     rules.push(Rule {
                         disposition: Disposition::Emergency,
                         all: all.clone(),
                         any: esc,
+                        unless: unless.clone(),
                     });
                 } else {
                     // (all ∧ any ∧ any-of-escalate): encode as one rule per `any` member.
@@ -748,6 +860,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                             disposition: Disposition::Emergency,
                             all: all3,
                             any: esc.clone(),
+                            unless: unless.clone(),
                         });
                     }
                 }
@@ -756,6 +869,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 disposition,
                 all,
                 any,
+                unless,
             });
         }
         let guidance = p.guidance.as_ref().map(|g| Guidance {
@@ -783,10 +897,10 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     for (pi, p) in protocols.iter().enumerate() {
         for r in &p.rules {
             for &c in r.all.iter().chain(&r.any) {
-                if let Some(slot) = concept_protocol.get_mut(c as usize) {
-                    if slot.is_none() {
-                        *slot = u16::try_from(pi).ok();
-                    }
+                if let Some(slot) = concept_protocol.get_mut(c as usize)
+                    && slot.is_none()
+                {
+                    *slot = u16::try_from(pi).ok();
                 }
             }
         }

@@ -19,6 +19,17 @@ use crate::compile::{Model, Resolved, TrigKind};
 use crate::matcher::{ExclHit, Finding, Hits, TrigHit};
 use crate::normalize::{Kind, Normalized};
 
+/// Reused per-text buffers: prefix counts of scope breakers.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeBufs {
+    sent: Vec<u32>,
+    comma: Vec<u32>,
+    conj: Vec<u32>,
+    negend: Vec<u32>,
+    is_term: Vec<bool>,
+    is_negend: Vec<bool>,
+}
+
 /// What context decided about one finding.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Status {
@@ -73,10 +84,11 @@ fn mask_triggers(model: &Model, hits: &mut Hits) {
     let mut kept: Vec<TrigHit> = Vec::with_capacity(trig.len());
     let mut best: Option<(u32, u32)> = None;
     for t in trig.iter() {
-        if let Some((bs, be)) = best {
-            if be >= t.te && (bs, be) != (t.ts, t.te) {
-                continue;
-            }
+        if let Some((bs, be)) = best
+            && be >= t.te
+            && (bs, be) != (t.ts, t.te)
+        {
+            continue;
         }
         if best.is_none_or(|(_, be)| t.te > be) {
             best = Some((t.ts, t.te));
@@ -114,6 +126,7 @@ fn mask_triggers(model: &Model, hits: &mut Hits) {
         .iter()
         .filter(|f| {
             f.te > f.ts
+                && f.concept as usize >= crate::compile::BUILTINS.len()
                 && model
                     .concept_protocol
                     .get(f.concept as usize)
@@ -126,7 +139,7 @@ fn mask_triggers(model: &Model, hits: &mut Hits) {
         let is_term = model
             .triggers
             .get(t.trig as usize)
-            .is_some_and(|d| d.kind == TrigKind::Terminator);
+            .is_some_and(|d| matches!(d.kind, TrigKind::Terminator | TrigKind::NegationEnd));
         let i = spans.partition_point(|s| s.0 <= t.te);
         // Candidates start at or before t.te; spans are short, look back a little.
         is_term
@@ -141,6 +154,9 @@ fn mask_triggers(model: &Model, hits: &mut Hits) {
 
 /// Judge every finding in context.
 pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) -> Vec<Judged> {
+    if hits.findings.is_empty() {
+        return Vec::new();
+    }
     dedupe(&mut hits.findings);
     year_triggers(model, n, hits);
     mask_triggers(model, hits);
@@ -148,23 +164,45 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
 
     // Prefix counts of scope breakers.
     let len = n.toks.len();
-    let mut sent = Vec::with_capacity(len + 1);
-    let mut comma = Vec::with_capacity(len + 1);
-    let mut conj = vec![0u32; len + 1];
+    let mut bufs = std::mem::take(&mut hits.scope);
+    let ScopeBufs {
+        sent,
+        comma,
+        conj,
+        negend,
+        is_term,
+        is_negend,
+    } = &mut bufs;
+    sent.clear();
+    comma.clear();
+    conj.clear();
+    conj.resize(len + 1, 0);
+    negend.clear();
+    is_term.clear();
+    is_term.resize(len, false);
+    is_negend.clear();
+    is_negend.resize(len, false);
     let (mut s, mut c) = (0u32, 0u32);
     sent.push(0);
     comma.push(0);
-    let mut is_term = vec![false; len];
     for t in &hits.triggers {
-        if model
-            .triggers
-            .get(t.trig as usize)
-            .is_some_and(|d| d.kind == TrigKind::Terminator)
-        {
-            if let Some(slot) = is_term.get_mut(t.ts as usize) {
-                *slot = true;
-            }
+        let kind = model.triggers.get(t.trig as usize).map(|d| d.kind);
+        let target = match kind {
+            Some(TrigKind::Terminator) => &mut *is_term,
+            Some(TrigKind::NegationEnd) => &mut *is_negend,
+            _ => continue,
+        };
+        if let Some(slot) = target.get_mut(t.ts as usize) {
+            *slot = true;
         }
+    }
+    negend.push(0u32);
+    let mut ne = 0u32;
+    for flag in is_negend.iter() {
+        if *flag {
+            ne += 1;
+        }
+        negend.push(ne);
     }
     let mut k = 0u32;
     for (i, t) in n.toks.iter().enumerate() {
@@ -205,7 +243,9 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
             .unwrap_or(&[])
             .iter()
             .take_while(|e| e.ts <= f.te)
-            .find(|e| e.te >= f.ts && (e.concept == f.concept || e.concept == u16::MAX));
+            .find(|e| {
+                e.ts <= f.ts && e.te >= f.te && (e.concept == f.concept || e.concept == u16::MAX)
+            });
         if let Some(e) = excl {
             let why = model
                 .reasons
@@ -232,7 +272,10 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
             let Some(def) = model.triggers.get(t.trig as usize) else {
                 continue;
             };
-            if matches!(def.kind, TrigKind::Pseudo | TrigKind::Terminator) {
+            if matches!(
+                def.kind,
+                TrigKind::Pseudo | TrigKind::Terminator | TrigKind::NegationEnd
+            ) {
                 continue;
             }
             if !def.only.is_empty() && !def.only.contains(&f.concept) {
@@ -244,15 +287,20 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
             let in_scope = if t.te < f.ts {
                 def.forward
                     && f.ts - t.te - 1 <= def.window
-                    && between(&sent, t.te, f.ts) == 0
-                    && between(&conj, t.te, f.ts) == 0
-                    && (!def.comma_ends || between(&comma, t.te, f.ts) == 0)
+                    && between(sent, t.te, f.ts) == 0
+                    && between(conj, t.te, f.ts) == 0
+                    && (!matches!(def.kind, TrigKind::Negation | TrigKind::History)
+                        || between(negend, t.te, f.ts) == 0)
+                    && (!def.comma_ends || between(comma, t.te, f.ts) == 0)
             } else {
                 def.backward
                     && t.ts - f.te - 1 <= def.window
-                    && between(&sent, f.te, t.ts) == 0
-                    && between(&conj, f.te, t.ts) == 0
-                    && (!def.comma_ends || between(&comma, f.te, t.ts) == 0)
+                    && between(sent, f.te, t.ts) == 0
+                    // "chest pain but it went away": "but" does not cut a resolution.
+                    && (def.kind == TrigKind::Resolved || between(conj, f.te, t.ts) == 0)
+                    && (!matches!(def.kind, TrigKind::Negation | TrigKind::History)
+                        || between(negend, f.te, t.ts) == 0)
+                    && (!def.comma_ends || between(comma, f.te, t.ts) == 0)
             };
             if !in_scope {
                 continue;
@@ -264,7 +312,7 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                 TrigKind::Resolved => res = res.or(Some(t)),
                 TrigKind::Recurrence => rec = true,
                 TrigKind::Benign => benign = benign.or(Some(t)),
-                TrigKind::Pseudo | TrigKind::Terminator => {}
+                TrigKind::Pseudo | TrigKind::Terminator | TrigKind::NegationEnd => {}
             }
         }
         if rec {
@@ -282,6 +330,10 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                     _ => {}
                 }
             }
+        }
+        // "I don't have chest pain anymore": negated *and* resolved is resolved.
+        if neg.is_some() && res.is_some() {
+            neg = None;
         }
         let status = if let Some(t) = neg {
             Status::Suppressed {
@@ -319,6 +371,7 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
         };
         out.push(Judged { f: *f, status });
     }
+    hits.scope = bufs;
     out
 }
 
@@ -337,7 +390,47 @@ fn year_triggers(model: &Model, n: &Normalized, hits: &mut Hits) {
     };
     for (i, t) in n.toks.iter().enumerate() {
         let Kind::Num(v) = t.kind else { continue };
-        if !(1940.0..=2025.0).contains(&v) || v.fract() != 0.0 {
+        if v.fract() != 0.0 {
+            continue;
+        }
+        // "had a heart attack at 50": an age in the past dates what is near it.
+        let prev = i.checked_sub(1).map_or("", |p| n.word(p));
+        let after = n.word(i + 1);
+        if (20.0..=110.0).contains(&v)
+            && matches!(prev, "at" | "aged")
+            && !matches!(
+                after,
+                "am" | "pm"
+                    | "p"
+                    | "a"
+                    | "oclock"
+                    | "o"
+                    | "hours"
+                    | "minutes"
+                    | "min"
+                    | "percent"
+                    | "deg"
+                    | "f"
+                    | "c"
+                    | "/"
+                    | "mg"
+                    | "ml"
+                    | "units"
+                    | "lbs"
+                    | "pounds"
+                    | "kg"
+                    | "degrees"
+            )
+        {
+            let ts = u32::try_from(i.saturating_sub(1)).unwrap_or(0);
+            hits.triggers.push(TrigHit {
+                trig,
+                ts,
+                te: i as u32,
+            });
+            continue;
+        }
+        if !(1940.0..=2025.0).contains(&v) {
             continue;
         }
         // Four-digit years only (not "2000 mg"), and not part of a date like 12/25/2019 BP.

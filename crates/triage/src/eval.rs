@@ -90,10 +90,10 @@ pub fn evaluate(engine: &Engine, examples: &[Example]) -> Report {
             language: e.language.clone(),
         };
         let j = engine.judge(&e.text, &ctx);
-        if let Some(row) = r.confusion.get_mut(idx(e.expected)) {
-            if let Some(cell) = row.get_mut(idx(j.disposition)) {
-                *cell += 1;
-            }
+        if let Some(row) = r.confusion.get_mut(idx(e.expected))
+            && let Some(cell) = row.get_mut(idx(j.disposition))
+        {
+            *cell += 1;
         }
         r.total += 1;
         if j.disposition != e.expected {

@@ -22,6 +22,19 @@ enum Presence {
 }
 
 pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]) -> Judgement {
+    if judged.is_empty() {
+        // Nothing matched: the common case for administrative messages.
+        return Judgement {
+            disposition: Disposition::Routine,
+            protocols: Vec::new(),
+            evidence: Vec::new(),
+            suppressed: Vec::new(),
+            protocol_version: model.version.clone(),
+            protocol_hash: model.hash.clone(),
+            explanation: "ROUTINE — no red flags found.".to_string(),
+            guidance: None,
+        };
+    }
     let mut presence = vec![Presence::Absent; model.concepts.len()];
     for j in judged {
         let Some(p) = presence.get_mut(j.f.concept as usize) else {
@@ -48,7 +61,9 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
     for (pi, p) in model.protocols.iter().enumerate() {
         let mut best: Option<(Disposition, Vec<u16>)> = None;
         for r in &p.rules {
-            if r.all.iter().any(|&c| get(c) == Presence::Absent) {
+            if r.all.iter().any(|&c| get(c) == Presence::Absent)
+                || r.unless.iter().any(|&c| get(c) != Presence::Absent)
+            {
                 continue;
             }
             let any_hit: Vec<u16> = r
@@ -91,7 +106,11 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
     let mut protocols = Vec::with_capacity(fired.len());
     let mut evidence = Vec::new();
     let mut explanation = String::with_capacity(128);
-    let _ = write!(explanation, "{}", disposition.as_str().to_uppercase());
+    explanation.push_str(match disposition {
+        Disposition::Routine => "ROUTINE",
+        Disposition::Urgent => "URGENT",
+        Disposition::Emergency => "EMERGENCY",
+    });
     if fired.is_empty() {
         explanation.push_str(" — no red flags found.");
     }
@@ -151,21 +170,24 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
         explanation.push('.');
     }
     // Drop evidence spans contained in another span of the same protocol.
-    let snapshot: Vec<(String, usize, usize)> = evidence
-        .iter()
-        .map(|e| (e.protocol.clone(), e.start, e.end))
+    let keep: Vec<bool> = (0..evidence.len())
+        .map(|me| {
+            let Some(e) = evidence.get(me) else {
+                return true;
+            };
+            !evidence.iter().enumerate().any(|(k, o)| {
+                k != me
+                    && o.protocol == e.protocol
+                    && o.start <= e.start
+                    && o.end >= e.end
+                    && ((o.start, o.end) != (e.start, e.end) || k < me)
+            })
+        })
         .collect();
     let mut idx = 0usize;
-    evidence.retain(|e| {
-        let me = idx;
+    evidence.retain(|_| {
         idx += 1;
-        !snapshot.iter().enumerate().any(|(k, (p, s, en))| {
-            k != me
-                && *p == e.protocol
-                && *s <= e.start
-                && *en >= e.end
-                && ((*s, *en) != (e.start, e.end) || k < me)
-        })
+        keep.get(idx - 1).copied().unwrap_or(true)
     });
 
     let mut suppressed = Vec::new();

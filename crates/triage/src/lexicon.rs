@@ -48,6 +48,33 @@ impl Hasher for FxHasher {
 
 pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// Hasher for keys that are already hashes.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = i;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn word_hash(w: &str) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = FxHasher::default();
+    h.write(w.as_bytes());
+    // Mix the length in so prefixes of one another differ more.
+    h.write_usize(w.len());
+    h.finish()
+}
+
 /// What happens to a folded word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -69,22 +96,43 @@ pub(crate) struct WordInfo {
 /// Word map plus fuzzy vocabulary.
 #[derive(Default)]
 pub(crate) struct Lexicon {
-    pub words: FxMap<Box<str>, WordInfo>,
+    /// Keyed by [`word_hash`] (64-bit; collisions among a few thousand words
+    /// are negligible), so a lookup hashes the word once.
+    words: HashMap<u64, WordInfo, BuildHasherDefault<IdHasher>>,
+    /// Hashes of real dictionary words (tens of thousands): membership only,
+    /// no per-word allocation, so the set loads in milliseconds.
+    known: std::collections::HashSet<u64, BuildHasherDefault<IdHasher>>,
     pub replacements: Vec<Vec<Box<str>>>,
     /// Phrase vocabulary bucketed by (first char, length in chars).
     buckets: FxMap<(char, u8), Vec<u32>>,
     vocab: Vec<Box<str>>,
+    /// Per vocabulary word: its characters and a letter-set mask, so most
+    /// candidates are rejected by a popcount before any DP.
+    vocab_chars: Vec<(Box<[char]>, u32)>,
 }
 
 impl Lexicon {
-    pub fn get(&self, w: &str) -> Option<&WordInfo> {
-        self.words.get(w)
+    pub fn get(&self, w: &str) -> Option<WordInfo> {
+        let h = word_hash(w);
+        match self.words.get(&h) {
+            Some(i) => Some(*i),
+            None if self.known.contains(&h) => Some(WordInfo {
+                action: Action::Keep,
+                upper: None,
+            }),
+            None => None,
+        }
+    }
+
+    /// A dictionary word (never corrected).
+    pub fn add_dictionary_word(&mut self, w: &str) {
+        self.known.insert(word_hash(w));
     }
 
     pub fn add_replacement(&mut self, key: &str, words: Vec<Box<str>>, upper_only: bool) {
         let idx = u32::try_from(self.replacements.len()).unwrap_or(u32::MAX);
         self.replacements.push(words);
-        let e = self.words.entry(key.into()).or_insert(WordInfo {
+        let e = self.words.entry(word_hash(key)).or_insert(WordInfo {
             action: Action::Keep,
             upper: None,
         });
@@ -96,7 +144,7 @@ impl Lexicon {
     }
 
     pub fn add_drop(&mut self, key: &str) {
-        let e = self.words.entry(key.into()).or_insert(WordInfo {
+        let e = self.words.entry(word_hash(key)).or_insert(WordInfo {
             action: Action::Drop,
             upper: None,
         });
@@ -107,7 +155,7 @@ impl Lexicon {
 
     /// A real word: never corrected (does not override drop/replace).
     pub fn add_known(&mut self, key: &str) {
-        self.words.entry(key.into()).or_insert(WordInfo {
+        self.words.entry(word_hash(key)).or_insert(WordInfo {
             action: Action::Keep,
             upper: None,
         });
@@ -129,6 +177,9 @@ impl Lexicon {
         }
         let idx = u32::try_from(self.vocab.len()).unwrap_or(u32::MAX);
         self.vocab.push(w.into());
+        let chars: Box<[char]> = w.chars().collect();
+        let mask = letter_mask(&chars);
+        self.vocab_chars.push((chars, mask));
         self.buckets.entry((first, len)).or_default().push(idx);
     }
 
@@ -151,6 +202,7 @@ impl Lexicon {
         let a = chars.get(..n)?;
         let first = *a.first()?;
         let max_d = if n >= 8 { 2 } else { 1 };
+        let amask = letter_mask(a);
         let mut best: Option<(usize, &str)> = None;
         let lo = n.saturating_sub(max_d).max(4);
         for len in lo..=(n + max_d) {
@@ -159,34 +211,36 @@ impl Lexicon {
                 continue;
             };
             for &i in list {
-                let Some(cand) = self.vocab.get(i as usize) else {
+                let (Some(cand), Some((bs, bmask))) =
+                    (self.vocab.get(i as usize), self.vocab_chars.get(i as usize))
+                else {
                     continue;
                 };
-                let mut b = [' '; 34];
-                let mut m = 0usize;
-                for c in cand.chars() {
-                    if let Some(slot) = b.get_mut(m) {
-                        *slot = c;
-                    }
-                    m += 1;
+                // Each edit changes the letter set by at most two letters.
+                if (amask ^ bmask).count_ones() as usize > 2 * max_d {
+                    continue;
                 }
-                let Some(bs) = b.get(..m.min(34)) else {
-                    continue;
-                };
                 let d = if n == 4 {
                     transposition_only(a, bs)
                 } else {
                     osa_bounded(a, bs, max_d)
                 };
-                if let Some(d) = d {
-                    if best.is_none_or(|(bd, _)| d < bd) {
-                        best = Some((d, cand));
-                    }
+                if let Some(d) = d
+                    && best.is_none_or(|(bd, _)| d < bd)
+                {
+                    best = Some((d, cand));
                 }
             }
         }
         best.map(|(_, s)| s)
     }
+}
+
+/// A 32-bit set of the letters in a word (non a–z letters share bits).
+fn letter_mask(chars: &[char]) -> u32 {
+    chars
+        .iter()
+        .fold(0u32, |m, &c| m | (1u32 << (u32::from(c) % 32)))
 }
 
 /// Distance 1 if `b` is `a` with two adjacent letters swapped.

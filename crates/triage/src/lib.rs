@@ -229,18 +229,49 @@ impl Engine {
 
     /// Judge one text. Pure: no I/O, never panics.
     pub fn judge(&self, text: &str, ctx: &Context) -> Judgement {
-        let mut n = normalize::Normalized::default();
+        // Working buffers are reused per thread (no state crosses calls:
+        // everything is cleared first); a re-entrant call gets fresh ones.
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<(normalize::Normalized, matcher::Hits)> =
+                std::cell::RefCell::new(Default::default());
+        }
+        let _ = ctx.channel;
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut guard) => {
+                let (n, hits) = &mut *guard;
+                self.judge_with(text, n, hits)
+            }
+            Err(_) => self.judge_with(text, &mut Default::default(), &mut Default::default()),
+        })
+    }
+
+    fn judge_with(
+        &self,
+        text: &str,
+        n: &mut normalize::Normalized,
+        hits: &mut matcher::Hits,
+    ) -> Judgement {
         let mode = normalize::Mode {
             fuzzy: true,
             upper: true,
         };
-        normalize::normalize(text, &self.model.lex, mode, &mut n);
-        let _ = ctx.channel;
-        let mut hits = matcher::Hits::default();
-        matcher::find(&self.model, &n, &mut hits);
-        numbers::scan(&n, &self.model.builtin_ids, &mut hits.findings);
-        let judged = context::judge(&self.model, text, &n, &mut hits);
-        judge::build(&self.model, text, &n, &judged)
+        normalize::normalize(text, &self.model.lex, mode, n);
+        hits.clear();
+        matcher::find(&self.model, n, hits);
+        if n.toks
+            .iter()
+            .any(|t| matches!(t.kind, normalize::Kind::Num(_)))
+        {
+            numbers::scan(n, &self.model.builtin_ids, &mut hits.findings);
+        }
+        let judged = context::judge(&self.model, text, n, hits);
+        let j = judge::build(&self.model, text, n, &judged);
+        // Do not keep huge buffers alive after a huge input.
+        if n.norm.capacity() > 1 << 20 {
+            *n = normalize::Normalized::default();
+            *hits = matcher::Hits::default();
+        }
+        j
     }
 }
 
@@ -274,41 +305,5 @@ mod send_sync {
     #[test]
     fn engine_is_send_and_sync() {
         assert_send_sync::<super::Engine>();
-    }
-}
-
-#[cfg(test)]
-mod debug_dump {
-    #![allow(clippy::unwrap_used)]
-    #[test]
-    #[ignore]
-    fn dump() {
-        let e = super::Engine::embedded().unwrap();
-        let text = std::env::var("T").unwrap_or_default();
-        let mut n = super::normalize::Normalized::default();
-        super::normalize::normalize(
-            &text,
-            &e.model.lex,
-            super::normalize::Mode {
-                fuzzy: true,
-                upper: true,
-            },
-            &mut n,
-        );
-        println!("norm: {}", n.norm);
-        let mut hits = super::matcher::Hits::default();
-        super::matcher::find(&e.model, &n, &mut hits);
-        for t in &hits.triggers {
-            println!(
-                "trig {:?} {}..{}",
-                e.model.triggers[t.trig as usize].kind, t.ts, t.te
-            );
-        }
-        for f in &hits.findings {
-            println!(
-                "find {} {}..{}",
-                e.model.concepts[f.concept as usize].id, f.ts, f.te
-            );
-        }
     }
 }

@@ -48,6 +48,18 @@ pub(crate) struct Hits {
     pub findings: Vec<Finding>,
     pub triggers: Vec<TrigHit>,
     pub excls: Vec<ExclHit>,
+    /// Reused working buffers.
+    segs: Vec<SegHit>,
+    punct: Vec<u32>,
+    pub(crate) scope: crate::context::ScopeBufs,
+}
+
+impl Hits {
+    pub fn clear(&mut self) {
+        self.findings.clear();
+        self.triggers.clear();
+        self.excls.clear();
+    }
 }
 
 fn tok_at_start(n: &Normalized, pos: usize) -> Option<usize> {
@@ -64,7 +76,8 @@ fn tok_containing_end(n: &Normalized, end: usize) -> Option<usize> {
 pub(crate) fn find(model: &Model, n: &Normalized, hits: &mut Hits) {
     let Some(ac) = &model.ac else { return };
     let bytes = n.norm.as_bytes();
-    let mut segs: Vec<SegHit> = Vec::new();
+    let mut segs = std::mem::take(&mut hits.segs);
+    segs.clear();
     for m in ac.find_overlapping_iter(&n.norm) {
         let (s, e) = (m.start(), m.end());
         if s > 0 && bytes.get(s - 1) != Some(&b' ') {
@@ -116,16 +129,29 @@ pub(crate) fn find(model: &Model, n: &Normalized, hits: &mut Hits) {
             }
         }
     }
-    chain(model, n, &mut segs, &mut hits.findings);
+    let mut punct = std::mem::take(&mut hits.punct);
+    chain(model, n, &mut segs, &mut punct, &mut hits.findings);
+    hits.segs = segs;
+    hits.punct = punct;
 }
 
 /// Combine segment hits into phrase findings.
-fn chain(model: &Model, n: &Normalized, segs: &mut [SegHit], out: &mut Vec<Finding>) {
+fn chain(
+    model: &Model,
+    n: &Normalized,
+    segs: &mut [SegHit],
+    punct: &mut Vec<u32>,
+    out: &mut Vec<Finding>,
+) {
     // Prefix count of punctuation tokens, to keep gaps inside one clause.
-    let mut punct = Vec::with_capacity(n.toks.len() + 1);
+    punct.clear();
+    if segs.is_empty() {
+        return;
+    }
     let mut acc = 0u32;
     punct.push(0);
     for t in &n.toks {
+        // Gaps stay inside one clause: no punctuation in between.
         if !matches!(t.kind, Kind::Word | Kind::Num(_)) {
             acc += 1;
         }

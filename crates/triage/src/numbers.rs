@@ -23,6 +23,8 @@ const BP_KW: &[&str] = &[
     "readings",
 ];
 const TEMP_KW: &[&str] = &[
+    "thermometer",
+    "termometro",
     "temp",
     "temperature",
     "fever",
@@ -145,6 +147,9 @@ const AGE_BEFORE: &[&str] = &[
     "just",
 ];
 const RELATIONS: &[&str] = &[
+    "am",
+    "turned",
+    "turning",
     "father",
     "mother",
     "husband",
@@ -173,6 +178,15 @@ const RELATIONS: &[&str] = &[
     "aged",
     "age",
     "edad",
+];
+const TEMP_AFTER: &[&str] = &[
+    "temperatura",
+    "temperature",
+    "temp",
+    "fever",
+    "fiebre",
+    "calentura",
+    "febrile",
 ];
 const TEMP_F: &[&str] = &["f", "fahrenheit", "farenheit"];
 const TEMP_C: &[&str] = &["c", "celsius", "centigrade", "centigrados", "centigrado"];
@@ -238,48 +252,56 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
             i += 1;
             continue;
         };
-        // Blood pressure "188/108", "190 over 110".
-        let slash = n.toks.get(i + 1).is_some_and(|t| t.kind == Kind::Slash);
-        let over = word_is(n, i + 1, &["over", "sobre"]);
-        if let (true, Some(d)) = (slash || over, num(n, i + 2)) {
+        // Blood pressure "188/108", "190 over 110", "180s over 110s".
+        let plural =
+            usize::from(word_is(n, i + 1, &["s"]) && n.toks.get(i + 1).is_some_and(|t| t.glued));
+        let sep = i + 1 + plural;
+        let slash = n.toks.get(sep).is_some_and(|t| t.kind == Kind::Slash);
+        let over = word_is(n, sep, &["over", "sobre"]);
+        if let (true, Some(d)) = (slash || over, num(n, sep + 1)) {
+            let end = sep + 1 + usize::from(word_is(n, sep + 2, &["s"]));
             let bp_kw = kw_before(n, i, BP_KW, 4);
-            let date_like = n.toks.get(i + 3).is_some_and(|t| t.kind == Kind::Slash);
+            let date_like = n.toks.get(sep + 2).is_some_and(|t| t.kind == Kind::Slash);
             let plausible = (60.0..=300.0).contains(&v) && (30.0..=200.0).contains(&d) && v > d;
-            if plausible && !date_like && (bp_kw.is_some() || (slash && v >= 70.0)) {
+            if plausible
+                && !date_like
+                && (bp_kw.is_some() || (slash && v >= 70.0) || (over && v >= 90.0 && d >= 50.0))
+            {
                 let ts = bp_kw.unwrap_or(i);
                 if v >= 180.0 || d >= 120.0 {
-                    e.emit("bp_crisis", ts, i + 2);
+                    e.emit("bp_crisis", ts, end);
                 }
                 if v >= 160.0 || d >= 100.0 {
-                    e.emit("bp_high", ts, i + 2);
+                    e.emit("bp_high", ts, end);
                 }
                 if v < 90.0 {
-                    e.emit("bp_low", ts, i + 2);
+                    e.emit("bp_low", ts, end);
                 }
-                i += 3;
+                i = end + 1;
                 continue;
             }
             if date_like {
-                i += 3;
+                i = sep + 3;
                 continue;
             }
         }
         // Systolic alone after a BP keyword: "bp 190", "bp in the 190s".
-        if let Some(k) = kw_before(n, i, BP_KW, 3) {
-            if (60.0..=300.0).contains(&v) && !slash {
-                let te = if word_is(n, i + 1, &["s"]) { i + 1 } else { i };
-                if v >= 180.0 {
-                    e.emit("bp_crisis", k, te);
-                }
-                if v >= 160.0 {
-                    e.emit("bp_high", k, te);
-                }
-                if v < 90.0 {
-                    e.emit("bp_low", k, te);
-                }
-                i = te + 1;
-                continue;
+        if let Some(k) = kw_before(n, i, BP_KW, 3)
+            && (60.0..=300.0).contains(&v)
+            && !slash
+        {
+            let te = if word_is(n, i + 1, &["s"]) { i + 1 } else { i };
+            if v >= 180.0 {
+                e.emit("bp_crisis", k, te);
             }
+            if v >= 160.0 {
+                e.emit("bp_high", k, te);
+            }
+            if v < 90.0 {
+                e.emit("bp_low", k, te);
+            }
+            i = te + 1;
+            continue;
         }
         // Temperature.
         let mut j = i + 1;
@@ -289,7 +311,9 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
         }
         let unit_f = word_is(n, j, TEMP_F);
         let unit_c = word_is(n, j, TEMP_C);
-        let temp_kw = kw_before(n, i, TEMP_KW, 4);
+        let temp_after = word_is(n, i + 1, TEMP_AFTER)
+            || (word_is(n, i + 1, &["de", "of"]) && word_is(n, i + 2, TEMP_AFTER));
+        let temp_kw = kw_before(n, i, TEMP_KW, 4).or(temp_after.then_some(i));
         let decimal = v.fract() != 0.0;
         let f_glued_age = unit_f && !has_deg && v < 94.0 && !decimal;
         let scale_f = unit_f || (!unit_c && (94.0..=110.0).contains(&v));
@@ -323,6 +347,9 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
                 if f >= 104.9 {
                     e.emit("temp_very_high", ts, te);
                 }
+                if f >= 102.15 {
+                    e.emit("temp_39", ts, te);
+                }
                 if f < 96.0 {
                     e.emit("temp_low", ts, te);
                 }
@@ -355,6 +382,9 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
                 if v < 2.0 && yrs {
                     e.emit("age_under_2y", i, i + 1);
                 }
+                if v < 18.0 {
+                    e.emit("age_under_18", i, i + 1);
+                }
                 i += 2;
                 continue;
             }
@@ -373,17 +403,41 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
         };
         if let Some(days) = unit_days {
             let is_hours = word_is(n, i + 1, HOUR_UNITS);
+            let is_day_unit = word_is(n, i + 1, DAY_UNITS);
             let dur_marker = word_is(
                 n,
                 i.wrapping_sub(1),
                 &[
                     "x", "for", "since", "hace", "durante", "past", "last", "over", "about",
-                    "around", "almost", "nearly",
+                    "been", "around", "almost", "nearly",
                 ],
             );
+            let gestational = word_is(
+                n,
+                i + 2,
+                &[
+                    "pregnant",
+                    "gestation",
+                    "along",
+                    "embarazada",
+                    "pp",
+                    "postpartum",
+                    "post",
+                    "postop",
+                    "po",
+                    "after",
+                    "ago",
+                    "since",
+                    "out",
+                ],
+            ) || (word_is(n, i + 2, &["de"])
+                && word_is(n, i + 3, &["embarazo", "gestacion", "embarazada"]));
             let age = !is_hours
                 && !dur_marker
-                && (word_is(n, i + 2, AGE_AFTER)
+                && !gestational
+                && ((word_is(n, i + 2, AGE_AFTER)
+                    && (!is_day_unit
+                        || word_is(n, i + 2, &["old", "o", "de", "newborn", "nacido", "nacida"])))
                     || word_is(n, i.wrapping_sub(1), AGE_BEFORE)
                     || (i == 0 && !word_is(n, i + 1, DAY_UNITS))
                     || n.toks
@@ -392,7 +446,8 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
                         && !word_is(n, i + 1, DAY_UNITS)
                     || (glued1 && word_is(n, i + 2, SEX_UNITS)));
             if age {
-                if days <= 91.0 {
+                e.emit("age_under_18", i, i + 1);
+                if days < 90.0 {
                     e.emit("age_under_3mo", i, i + 1);
                 }
                 if days <= 730.0 {
@@ -410,17 +465,17 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
             continue;
         }
         // Oxygen saturation, heart rate, blood sugar.
-        if let Some(k) = kw_before(n, i, SPO2_KW, 4) {
-            if (50.0..=100.0).contains(&v) {
-                if v <= 92.0 {
-                    e.emit("spo2_low", k, i);
-                }
-                i += 1;
-                continue;
+        if let Some(k) = kw_before(n, i, SPO2_KW, 4)
+            && (50.0..=100.0).contains(&v)
+        {
+            if v <= 92.0 {
+                e.emit("spo2_low", k, i);
             }
+            i += 1;
+            continue;
         }
         if let Some(k) = kw_before(n, i, HR_KW, 3) {
-            if v >= 130.0 && v <= 250.0 {
+            if (130.0..=250.0).contains(&v) {
                 e.emit("hr_high", k, i);
             } else if (15.0..40.0).contains(&v) {
                 e.emit("hr_low", k, i);

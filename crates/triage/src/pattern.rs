@@ -45,10 +45,20 @@ pub(crate) fn expand_macros(s: &str, macros: &BTreeMap<String, String>) -> Resul
 }
 
 /// Expand alternations and optional groups (which may nest) into plain variants.
+#[cfg(test)]
 pub(crate) fn expand_groups(s: &str) -> Result<Vec<String>, String> {
+    expand_groups_with(s, &mut |chunk: &str| chunk.to_string())
+}
+
+/// Like [`expand_groups`], but every literal chunk goes through `leaf` once
+/// (normalization), so shared words are not normalized per variant.
+pub(crate) fn expand_groups_with(
+    s: &str,
+    leaf: &mut dyn FnMut(&str) -> String,
+) -> Result<Vec<String>, String> {
     let chars: Vec<char> = s.chars().collect();
     let mut pos = 0usize;
-    let out = parse_seq(&chars, &mut pos, s, 0)?;
+    let out = parse_seq(&chars, &mut pos, s, 0, leaf)?;
     if pos < chars.len() {
         return Err(format!("unbalanced ')' in '{s}'"));
     }
@@ -60,7 +70,13 @@ pub(crate) fn expand_groups(s: &str) -> Result<Vec<String>, String> {
 }
 
 /// sequence := (literal | group)* — stops at ')' or '|' (left for the caller).
-fn parse_seq(c: &[char], pos: &mut usize, src: &str, depth: usize) -> Result<Vec<String>, String> {
+fn parse_seq(
+    c: &[char],
+    pos: &mut usize,
+    src: &str,
+    depth: usize,
+    leaf: &mut dyn FnMut(&str) -> String,
+) -> Result<Vec<String>, String> {
     if depth > 8 {
         return Err(format!("groups nested too deeply in '{src}'"));
     }
@@ -72,7 +88,7 @@ fn parse_seq(c: &[char], pos: &mut usize, src: &str, depth: usize) -> Result<Vec
                 *pos += 1;
                 let mut alts: Vec<String> = Vec::new();
                 loop {
-                    let a = parse_seq(c, pos, src, depth + 1)?;
+                    let a = parse_seq(c, pos, src, depth + 1, leaf)?;
                     alts.extend(a);
                     match c.get(*pos) {
                         Some('|') => *pos += 1,
@@ -106,46 +122,21 @@ fn parse_seq(c: &[char], pos: &mut usize, src: &str, depth: usize) -> Result<Vec
                 variants = next;
             }
             _ => {
-                for v in &mut variants {
-                    v.push(ch);
+                let start = *pos;
+                while c.get(*pos).is_some_and(|ch| !matches!(ch, '(' | ')' | '|')) {
+                    *pos += 1;
                 }
-                *pos += 1;
+                let chunk: String = c.get(start..*pos).unwrap_or(&[]).iter().collect();
+                let norm = leaf(&chunk);
+                for v in &mut variants {
+                    v.push(' ');
+                    v.push_str(&norm);
+                    v.push(' ');
+                }
             }
         }
     }
     Ok(variants)
-}
-
-/// One segment of a variant: its words, and whether the last word is a prefix.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Segment {
-    pub text: String,
-    pub prefix: bool,
-}
-
-/// Split a variant on `~` into segments and strip the `*` prefix marks.
-pub(crate) fn segments(v: &str) -> Result<Vec<Segment>, String> {
-    let mut out = Vec::new();
-    // An optional group at either end may leave a dangling '~': ignore it.
-    let v = v.trim().trim_start_matches('~').trim_end_matches('~');
-    for seg in v.split('~') {
-        let seg = seg.trim();
-        if seg.is_empty() {
-            return Err(format!("empty segment around '~' in '{v}'"));
-        }
-        let stars = seg.matches('*').count();
-        let prefix = seg.ends_with('*');
-        if stars > usize::from(prefix) {
-            return Err(format!(
-                "'*' may only end the last word before a '~' or the end in '{v}'"
-            ));
-        }
-        out.push(Segment {
-            text: seg.trim_end_matches('*').to_string(),
-            prefix,
-        });
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -169,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn macros_and_segments() {
+    fn macros_and_leaf_normalization() {
         let mut m = BTreeMap::new();
         m.insert("cant".to_string(), "(cant|cannot)".to_string());
         assert_eq!(
@@ -177,9 +168,11 @@ mod tests {
             "(cant|cannot) breathe"
         );
         assert!(expand_macros("{nope} x", &m).is_err());
-        let s = segments("chest ~ tight*").unwrap();
-        assert_eq!(s.len(), 2);
-        assert!(s[1].prefix);
-        assert!(segments("vom*it").is_err());
+        let v = expand_groups_with("(vomit*|throw up) (blood)?", &mut |c: &str| {
+            c.to_uppercase()
+        })
+        .unwrap();
+        assert!(v.contains(&"VOMIT* BLOOD".to_string()));
+        assert!(v.contains(&"THROW UP".to_string()));
     }
 }

@@ -85,6 +85,10 @@ pub(crate) struct RuleDoc {
     /// rule with `any = escalate_with`).
     #[serde(default)]
     pub escalate_with: Vec<Spanned<String>>,
+    /// The rule does not fire when any of these concepts is present
+    /// (e.g. chest pain reproduced by pressing on the ribs).
+    #[serde(default)]
+    pub unless: Vec<Spanned<String>>,
 }
 
 /// `[[concept]]`: a symptom or modifier with its phrases.

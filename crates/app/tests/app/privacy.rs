@@ -458,7 +458,8 @@ async fn encrypted_at_rest_no_file_under_the_data_dir_contains_a_message_text() 
             .any(|f| f.to_string_lossy().ends_with("careline.db"))
     );
     for f in &files {
-        let bytes = std::fs::read(f).unwrap();
+        // SQLite may remove its -wal/-shm files as the last connection closes.
+        let Ok(bytes) = std::fs::read(f) else { continue };
         for needle in ["zebra-quartz", "4471", "HIV meds"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),

@@ -1,0 +1,614 @@
+//! Integration tests for the triage engine: the safety floor on the labelled
+//! development set, behaviour a nurse would notice on hand-written messages,
+//! protocol loading and validation, JSONL processing, and robustness over
+//! arbitrary input (proptest).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use careline_triage::{Channel, Context, Disposition, Engine, LoadError, eval, jsonl};
+use proptest::prelude::*;
+use std::sync::{Arc, OnceLock};
+
+fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| Engine::embedded().expect("embedded protocol set loads"))
+}
+
+fn judge(text: &str) -> Disposition {
+    engine().judge(text, &Context::default()).disposition
+}
+
+fn call_note(text: &str) -> Disposition {
+    engine()
+        .judge(
+            text,
+            &Context {
+                channel: Channel::CallNote,
+                language: None,
+            },
+        )
+        .disposition
+}
+
+fn assert_all(cases: &[&str], expected: Disposition) {
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|t| {
+            let j = engine().judge(t, &Context::default());
+            (j.disposition != expected)
+                .then(|| format!("  {t:?} -> {} ({})", j.disposition.as_str(), j.explanation))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "expected {}:\n{}",
+        expected.as_str(),
+        wrong.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------- safety floor
+
+/// Every emergency and urgent message of the labelled development set is
+/// escalated (judged at least urgent). Fails listing each missed message.
+#[test]
+fn safety_floor_every_red_flag_in_dev_set_is_escalated() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/dev.jsonl");
+    let Ok(file) = std::fs::File::open(path) else {
+        panic!("{path} is missing: the safety floor cannot be checked");
+    };
+    let (examples, errors) = eval::read_examples(std::io::BufReader::new(file));
+    assert!(
+        errors.is_empty(),
+        "unreadable lines in dev.jsonl: {errors:?}"
+    );
+    assert!(
+        examples.len() >= 100,
+        "dev set unexpectedly small: {}",
+        examples.len()
+    );
+    let report = eval::evaluate(engine(), &examples);
+    let missed: Vec<String> = report
+        .unescalated()
+        .map(|m| {
+            format!(
+                "  [{}] expected {}, judged {}: {}\n      {}",
+                m.id,
+                m.expected.as_str(),
+                m.got.as_str(),
+                m.text,
+                m.explanation
+            )
+        })
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "{} red-flag message(s) not escalated:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
+}
+
+/// The engineers' own hand-labelled regression set (written independently of
+/// dev.jsonl): every message keeps its exact disposition.
+#[test]
+fn regression_set_keeps_its_dispositions() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/regression.jsonl");
+    let file = std::fs::File::open(path).expect("regression.jsonl exists");
+    let (examples, errors) = eval::read_examples(std::io::BufReader::new(file));
+    assert!(errors.is_empty(), "{errors:?}");
+    let report = eval::evaluate(engine(), &examples);
+    let wrong: Vec<String> = report
+        .misses
+        .iter()
+        .map(|m| {
+            format!(
+                "  [{}] expected {}, judged {}: {}\n      {}",
+                m.id,
+                m.expected.as_str(),
+                m.got.as_str(),
+                m.text,
+                m.explanation
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} disagreement(s):\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// False alarms matter too: routine specificity on the dev set stays ≥ 0.9.
+#[test]
+fn routine_specificity_on_dev_set_is_at_least_0_9() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/dev.jsonl");
+    let Ok(file) = std::fs::File::open(path) else {
+        return;
+    };
+    let (examples, _) = eval::read_examples(std::io::BufReader::new(file));
+    let report = eval::evaluate(engine(), &examples);
+    let spec = report.sensitivity(Disposition::Routine);
+    assert!(
+        spec >= 0.9,
+        "routine messages kept routine: {spec:.3}\n{}",
+        report.render(true)
+    );
+}
+
+// ------------------------------------------------------------ red flags (EN/ES)
+
+#[test]
+fn chest_pain_in_lay_words_shorthand_typos_and_spanish_is_an_emergency() {
+    assert_all(
+        &[
+            "I have crushing chest pain and I'm sweating",
+            "my chest feels so tight, like an elephant is sitting on it",
+            "chest pian since this morning",
+            "78F c/o CP x2h radiating to L arm",
+            "dolor de pecho desde anoche",
+            "me aprieta el pecho y me falta el aire",
+            "PRESSURE IN MY CHEST!!!",
+            "no fever but crushing chest pain",
+        ],
+        Disposition::Emergency,
+    );
+}
+
+#[test]
+fn stroke_signs_including_resolved_ones_and_caregiver_reports_are_emergencies() {
+    assert_all(
+        &[
+            "my mom is slurring her words",
+            "his face is drooping on one side and he can't lift his left arm",
+            "my face was drooping for 10 minutes yesterday but it went away",
+            "mi papá de repente no puede mover el brazo derecho y habla raro",
+            "sudden loss of vision in my right eye",
+            "strok symptoms, her face is droopy",
+        ],
+        Disposition::Emergency,
+    );
+}
+
+#[test]
+fn other_emergencies_are_emergencies() {
+    assert_all(
+        &[
+            "worst headache of my life, came on suddenly",
+            "headache and a stiff neck and fever",
+            "I can't breathe",
+            "my throat is closing up after a bee sting",
+            "I want to kill myself tonight, I have the pills",
+            "my toddler swallowed some of grandma's pills",
+            "he is having a seizure right now",
+            "I'm vomiting blood",
+            "black tarry stool and feeling faint",
+            "calf pain and swelling, now short of breath",
+            "bp 190/110 with chest pain",
+            "my 7wk old has a fever of 100.8",
+            "2 mo with temp 38.2C",
+            "I'm 30 weeks pregnant and the baby has not moved since yesterday",
+            "bleeding won't stop even with pressure",
+            "fell and hit his head, he's on eliquis and now confused",
+            "sudden severe pain in my testicle and I threw up",
+            "new rash with blisters and sores in my mouth after starting lamotrigine",
+            "my husband collapsed and won't wake up",
+        ],
+        Disposition::Emergency,
+    );
+}
+
+#[test]
+fn urgent_findings_are_urgent() {
+    assert_all(
+        &[
+            "BP 188/108 this morning",
+            "my calf is swollen and painful",
+            "sometimes I wish I wasn't here",
+            "blood in my stool this morning",
+            "throwing up since last night and can't keep down my keppra",
+            "burning when I pee and fever with back pain on one side",
+            "rib pain after a fall",
+            "fever of 103.5 since yesterday",
+            "fever for 4 days now",
+            "grandma has been more confused than usual the past couple days",
+            "I fainted this morning but feel ok now",
+        ],
+        Disposition::Urgent,
+    );
+}
+
+// ------------------------------------------------------------------- context
+
+#[test]
+fn negation_is_scoped_per_finding() {
+    assert_eq!(
+        judge("no chest pain, just need a refill"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        call_note("pt denies CP, SOB, N/V. requests refill"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("niega dolor de pecho, pide cita"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("no fever but crushing chest pain"),
+        Disposition::Emergency
+    );
+    assert_eq!(
+        call_note("denies SOB, c/o CP since 10am"),
+        Disposition::Emergency
+    );
+}
+
+#[test]
+fn hypothetical_and_educational_questions_do_not_escalate_unless_symptoms_are_current() {
+    assert_eq!(
+        judge("what are the signs of a stroke?"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("if my chest hurts should I call?"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("how do I use an epipen? my son was just diagnosed with a peanut allergy"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("what are the signs of a stroke? my dad's face is drooping right now"),
+        Disposition::Emergency
+    );
+}
+
+#[test]
+fn past_history_is_not_current_but_recurrence_is() {
+    assert_eq!(
+        judge("had a clot in 2019, need an eliquis refill"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        call_note("hx CVA 2017, no new sx, req neuro f/u"),
+        Disposition::Routine
+    );
+    assert!(judge("my old clot leg is swollen again").is_red_flag());
+}
+
+#[test]
+fn figurative_and_non_clinical_senses_are_ignored() {
+    for t in [
+        "the billing department gave me a headache",
+        "can I get a copy of my chest x-ray",
+        "when will my blood test results be ready?",
+        "this insurance is bleeding money out of me",
+        "my computer had a seizure and I lost the form",
+    ] {
+        assert_eq!(judge(t), Disposition::Routine, "{t}");
+    }
+}
+
+#[test]
+fn resolved_symptoms_are_routine_except_red_flags_that_matter_when_gone() {
+    assert_eq!(
+        judge("had a bad headache Saturday, fine now"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("chest pain yesterday that went away"),
+        Disposition::Urgent
+    );
+    assert_eq!(
+        judge("her speech was slurred for a few minutes but it's gone now"),
+        Disposition::Emergency
+    );
+}
+
+#[test]
+fn suppressed_findings_are_reported_with_the_reason() {
+    let j = engine().judge("no chest pain, just a refill please", &Context::default());
+    assert_eq!(j.disposition, Disposition::Routine);
+    let s = j
+        .suppressed
+        .iter()
+        .find(|s| s.concept == "chest_pain")
+        .expect("chest pain listed as suppressed");
+    assert!(s.reason.contains("negated"), "{}", s.reason);
+    assert_eq!(s.text, "chest pain");
+    assert!(j.explanation.contains("Ignored"), "{}", j.explanation);
+}
+
+// ------------------------------------------------------------------- numbers
+
+#[test]
+fn blood_pressure_readings_are_parsed() {
+    assert_eq!(judge("bp 150/90 today"), Disposition::Routine);
+    assert_eq!(
+        judge("my blood pressure was 182 over 100"),
+        Disposition::Urgent
+    );
+    assert_eq!(judge("BP 170/125"), Disposition::Urgent);
+    assert_eq!(judge("188/108 and blurry vision"), Disposition::Emergency);
+    assert_eq!(judge("appointment on 10/12 please"), Disposition::Routine);
+}
+
+#[test]
+fn infant_ages_and_temperatures_are_parsed() {
+    assert_eq!(
+        judge("my 3 week old has a temp of 38.1 C"),
+        Disposition::Emergency
+    );
+    assert_eq!(
+        judge("bebé de 2 meses con fiebre de 38.5"),
+        Disposition::Emergency
+    );
+    assert_eq!(
+        judge("my 8 month old is teething, temp 99.1"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("fever for 7 weeks"),
+        Disposition::Routine.max(judge("fever for 7 weeks"))
+    );
+}
+
+// ------------------------------------------------------------ output contract
+
+#[test]
+fn evidence_offsets_point_into_the_original_text() {
+    let text = "Hola 👋🏽, tengo DOLOR DE PECHO y sudoración desde las 8am";
+    let j = engine().judge(text, &Context::default());
+    assert_eq!(j.disposition, Disposition::Emergency);
+    assert!(!j.evidence.is_empty());
+    for e in &j.evidence {
+        assert_eq!(&text[e.start..e.end], e.text);
+    }
+    assert!(j.evidence.iter().any(|e| e.text == "DOLOR DE PECHO"));
+    assert_eq!(j.protocol_version, engine().version());
+    assert_eq!(j.protocol_hash, engine().hash());
+    assert!(j.guidance.is_some());
+    assert!(j.explanation.starts_with("EMERGENCY"), "{}", j.explanation);
+}
+
+#[test]
+fn judgement_round_trips_through_json() {
+    let j = engine().judge("crushing chest pain", &Context::default());
+    let s = serde_json::to_string(&j).unwrap();
+    assert!(s.contains("\"disposition\":\"emergency\""));
+    let back: careline_triage::Judgement = serde_json::from_str(&s).unwrap();
+    assert_eq!(back, j);
+}
+
+#[test]
+fn engine_is_shared_across_threads() {
+    let e = Arc::new(Engine::embedded().unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let e = Arc::clone(&e);
+            std::thread::spawn(move || {
+                let t = if i % 2 == 0 {
+                    "crushing chest pain"
+                } else {
+                    "refill please"
+                };
+                e.judge(t, &Context::default()).disposition
+            })
+        })
+        .collect();
+    let got: Vec<Disposition> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        got,
+        vec![
+            Disposition::Emergency,
+            Disposition::Routine,
+            Disposition::Emergency,
+            Disposition::Routine
+        ]
+    );
+}
+
+// ------------------------------------------------------------------- loading
+
+fn embedded_with(name: &str, content: &str) -> Vec<(String, String)> {
+    let mut files = Engine::embedded_sources();
+    files.retain(|(n, _)| n != name);
+    files.push((name.to_string(), content.to_string()));
+    files
+}
+
+#[test]
+fn malformed_protocol_file_is_rejected_with_file_line_and_field() {
+    let bad = "[protocol]\nid = \"x\"\ntitle = \"X\"\nrationale = \"r\"\nsource = \"s\"\n\n[[protocol.rule]]\ndisposition = \"urgentish\"\nall = [\"chest_pain\"]\n";
+    match Engine::from_sources(&embedded_with("adult/bad.toml", bad)) {
+        Err(LoadError::Invalid {
+            file,
+            line,
+            field,
+            message,
+        }) => {
+            assert_eq!(file, "adult/bad.toml");
+            assert_eq!(line, 8);
+            assert_eq!(field, "protocol.rule.disposition");
+            assert!(message.contains("urgentish"), "{message}");
+        }
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+    let unknown = "[protocol]\nid = \"x\"\ntitle = \"X\"\nrationale = \"r\"\nsource = \"s\"\n[[protocol.rule]]\ndisposition = \"urgent\"\nall = [\"no_such_concept\"]\n";
+    let err = Engine::from_sources(&embedded_with("adult/bad.toml", unknown))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("adult/bad.toml:8: protocol.rule.all:"),
+        "{err}"
+    );
+    let typo = "[protocol]\nid = \"x\"\ntitel = \"X\"\n";
+    let err = Engine::from_sources(&embedded_with("adult/bad.toml", typo))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("adult/bad.toml:3") && err.contains("titel"),
+        "{err}"
+    );
+    let syntax = "[[concept]\nid = \"x\"\n";
+    let err = Engine::from_sources(&embedded_with("adult/bad.toml", syntax))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("adult/bad.toml:1"), "{err}");
+}
+
+#[test]
+fn protocol_set_has_version_and_content_hash() {
+    let e = engine();
+    assert!(!e.version().is_empty());
+    assert_eq!(e.hash().len(), 64);
+    let changed = embedded_with("zz_extra.toml", "# a comment only\n");
+    let e2 = Engine::from_sources(&changed).unwrap();
+    assert_ne!(
+        e2.hash(),
+        e.hash(),
+        "any change to the files changes the hash"
+    );
+    assert_eq!(e2.version(), e.version());
+}
+
+#[test]
+fn load_dir_reads_a_protocol_directory() {
+    let dir = std::env::temp_dir().join(format!("careline-triage-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (name, content) in Engine::embedded_sources() {
+        let p = dir.join(&name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    let e = Engine::load_dir(&dir).unwrap();
+    assert_eq!(e.hash(), engine().hash());
+    assert!(matches!(
+        Engine::load_dir(&dir.join("nope")),
+        Err(LoadError::Io { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_protocol_records_rationale_and_source() {
+    let files = Engine::embedded_sources();
+    let protocols = files
+        .iter()
+        .filter(|(_, c)| c.contains("[protocol]"))
+        .count();
+    assert!(protocols >= 25, "only {protocols} protocols");
+    for (name, c) in files.iter().filter(|(_, c)| c.contains("[protocol]")) {
+        assert!(c.contains("rationale") && c.contains("source"), "{name}");
+    }
+}
+
+// --------------------------------------------------------------------- JSONL
+
+#[test]
+fn jsonl_judges_each_line_and_reports_malformed_lines() {
+    let input = concat!(
+        r#"{"id":"a","text":"crushing chest pain","channel":"portal","language":"en","extra":1}"#,
+        "\n",
+        "not json\n",
+        "\n",
+        r#"{"id":7,"text":"pt denies CP","channel":"call_note"}"#,
+        "\n",
+        r#"{"text":"no id here"}"#,
+        "\n",
+        r#"{"id":"b"}"#,
+        "\n",
+    );
+    let mut out = Vec::new();
+    let stats = jsonl::process(engine(), input.as_bytes(), &mut out).unwrap();
+    assert_eq!(stats.errors, 2);
+    assert_eq!(stats.judged, 3);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["id"], "a");
+    assert_eq!(lines[0]["disposition"], "emergency");
+    assert!(
+        lines[0]["evidence"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert_eq!(lines[0]["protocol_version"], engine().version());
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].is_string());
+    assert_eq!(lines[2]["id"], 7);
+    assert_eq!(lines[2]["disposition"], "routine");
+    assert!(
+        lines[2]["suppressed"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert_eq!(lines[4]["line"], 6);
+}
+
+// ---------------------------------------------------------------- robustness
+
+fn check_offsets(text: &str) {
+    let j = engine().judge(text, &Context::default());
+    for e in &j.evidence {
+        assert!(text.is_char_boundary(e.start) && text.is_char_boundary(e.end));
+        assert_eq!(&text[e.start..e.end], e.text);
+    }
+    for s in &j.suppressed {
+        assert!(text.is_char_boundary(s.start) && text.is_char_boundary(s.end));
+        assert_eq!(&text[s.start..s.end], s.text);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn never_panics_and_offsets_are_exact_on_arbitrary_text(text in "\\PC{0,300}") {
+        check_offsets(&text);
+    }
+
+    #[test]
+    fn never_panics_on_mixed_clinical_words_controls_and_scripts(
+        parts in proptest::collection::vec(
+            prop_oneof![
+                Just("chest pain".to_string()), Just("no".to_string()), Just("denies".to_string()),
+                Just("188/108".to_string()), Just("7wk".to_string()), Just("101.5F".to_string()),
+                Just("dolor de pecho".to_string()), Just("\u{0}".to_string()), Just("\u{301}".to_string()),
+                Just("e\u{301}".to_string()), Just("😭".to_string()), Just("ǅ".to_string()), Just("İ".to_string()),
+                Just("ﬁ".to_string()), Just("Ⅻ".to_string()), Just("，".to_string()), Just("?".to_string()),
+                Just("n/v".to_string()), Just("c/o".to_string()), Just("soooo".to_string()), Just("x2h".to_string()),
+                "[a-zA-Z0-9 ,./]{0,12}", "\\PC{0,6}",
+            ],
+            0..40,
+        )
+    ) {
+        check_offsets(&parts.join(" "));
+        check_offsets(&parts.concat());
+    }
+}
+
+#[test]
+fn huge_inputs_are_judged_in_bounded_linear_time() {
+    let unit = "no chest pain but my calf is swollen and painful, denies SOB, bp 190/110, 7wk old fever 100.8 ";
+    let small: String = unit.repeat(100);
+    let big: String = unit.repeat(1600);
+    let t = std::time::Instant::now();
+    check_offsets(&small);
+    let ts = t.elapsed();
+    let t = std::time::Instant::now();
+    check_offsets(&big);
+    let tb = t.elapsed();
+    // 16x the input must not cost anything like 256x (quadratic).
+    assert!(
+        tb < ts * 64 + std::time::Duration::from_millis(50),
+        "small {ts:?} big {tb:?}"
+    );
+    let junk: String = "a".repeat(200_000) + &"é".repeat(10_000) + &"\u{0}".repeat(1000);
+    check_offsets(&junk);
+    check_offsets("");
+}
