@@ -70,6 +70,7 @@ pub fn build_state(
         }),
         shutdown: rx,
         login_limiter: Arc::default(),
+        principals: Arc::default(),
     };
     Ok((state, tx))
 }

@@ -70,7 +70,7 @@ pub fn key_file(data_dir: &Path) -> PathBuf {
 }
 
 /// Most read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+const MAX_IDLE_READERS: usize = 64;
 
 /// The embedded store.
 pub struct SqliteStore {

@@ -188,6 +188,11 @@ impl Writer {
     }
 }
 
+/// Run a statement through the statement cache (savepoints run for every job).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus, crypto: Arc<Crypto>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -208,7 +213,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus, crypto: Arc<Crypto>)
         }
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
-            if conn.execute_batch("SAVEPOINT job").is_err() {
+            if exec(&conn, "SAVEPOINT job").is_err() {
                 done.push(Finished {
                     ok: false,
                     events: vec![],
@@ -218,11 +223,11 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus, crypto: Arc<Crypto>)
             }
             let fin = job(&conn, &crypto);
             let end = if fin.ok {
-                "RELEASE job"
+                exec(&conn, "RELEASE job")
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                exec(&conn, "ROLLBACK TO job").and_then(|()| exec(&conn, "RELEASE job"))
             };
-            if let Err(e) = conn.execute_batch(end) {
+            if let Err(e) = end {
                 tracing::error!(error = %e, "savepoint end failed");
             }
             done.push(fin);

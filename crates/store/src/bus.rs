@@ -4,6 +4,7 @@
 
 use careline_core::event::Event;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::broadcast;
 
 /// Fan-out of committed events. Slow subscribers lose the oldest events
@@ -11,6 +12,22 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Arc<Event>>,
+    /// Bumped, before the writer answers, by every committed event that can
+    /// change who may see what; caches of callers' grants compare it.
+    access_epoch: Arc<AtomicU64>,
+}
+
+/// Event kinds after which a cached caller (session, roles, teams, grants) may be stale.
+pub fn changes_access(kind: &str) -> bool {
+    kind.starts_with("session.")
+        || kind.starts_with("user.")
+        || kind.starts_with("proxy.")
+        || kind.starts_with("thread.collaborator")
+        || kind.starts_with("privacy.break_glass")
+        || kind.starts_with("page.")
+        || kind.starts_with("escalation.")
+        || kind == "ticket.status_changed"
+        || kind == "member.created"
 }
 
 impl Default for Bus {
@@ -22,15 +39,25 @@ impl Default for Bus {
 impl Bus {
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
-        Bus { tx }
+        Bus {
+            tx,
+            access_epoch: Arc::new(AtomicU64::new(0)),
+        }
     }
     pub fn publish(&self, events: impl IntoIterator<Item = Event>) {
         for e in events {
+            if changes_access(&e.kind) {
+                self.access_epoch.fetch_add(1, Ordering::SeqCst);
+            }
             // No subscribers is fine: the event is already durable.
             let _ = self.tx.send(Arc::new(e));
         }
     }
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+    /// The current access epoch (see `changes_access`).
+    pub fn access_epoch(&self) -> u64 {
+        self.access_epoch.load(Ordering::SeqCst)
     }
 }

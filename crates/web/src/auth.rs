@@ -55,6 +55,37 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Callers recently loaded from the store, by token hash. An entry serves
+/// for a few seconds of the app's clock and only while no event that changes
+/// access (a revoked session, a new tag, a page, a break-glass…) has
+/// committed since it was loaded; the idle clock is refreshed on each reload.
+#[derive(Debug, Default)]
+pub struct PrincipalCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, (Principal, jiff::Timestamp, u64)>>,
+}
+
+/// How long a cached caller serves.
+const PRINCIPAL_TTL_US: i64 = 5_000_000;
+
+impl PrincipalCache {
+    pub fn get(&self, hash: &str, now: jiff::Timestamp, epoch: u64) -> Option<Principal> {
+        let map = self.map.lock().ok()?;
+        let (p, at, e) = map.get(hash)?;
+        let fresh = *e == epoch
+            && (0..PRINCIPAL_TTL_US).contains(&(now.as_microsecond() - at.as_microsecond()));
+        fresh.then(|| p.clone())
+    }
+
+    pub fn put(&self, hash: String, p: Principal, now: jiff::Timestamp, epoch: u64) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() > 50_000 {
+                map.clear();
+            }
+            map.insert(hash, (p, now, epoch));
+        }
+    }
+}
+
 /// The authenticated caller. Handlers that take `Auth` cannot run without one.
 pub struct Auth(pub Principal);
 
@@ -132,12 +163,20 @@ impl FromRequestParts<AppState> for Auth {
     ) -> Result<Self, Self::Rejection> {
         let token = request_token(parts)?;
         let now = state.clock.now();
+        let hash = token_hash(&token);
+        let epoch = state.store.bus().access_epoch();
+        if let Some(p) = state.principals.get(&hash, now, epoch) {
+            return Ok(Auth(p));
+        }
         match state
             .store
-            .principal(&token_hash(&token), now, state.config.idle_timeout)
+            .principal(&hash, now, state.config.idle_timeout)
             .await?
         {
-            Some(p) => Ok(Auth(p)),
+            Some(p) => {
+                state.principals.put(hash, p.clone(), now, epoch);
+                Ok(Auth(p))
+            }
             None => Err(Error::Unauthenticated(
                 "the session token is unknown or expired; log in again".into(),
             )

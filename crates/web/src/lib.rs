@@ -62,6 +62,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Flips to `true` when the server is shutting down; long-lived streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// Recently authenticated callers.
+    pub principals: Arc<auth::PrincipalCache>,
     /// Login attempts per client address in the current minute.
     pub login_limiter:
         Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>>,

@@ -64,7 +64,9 @@ async fn invariant_2_red_flag_pages_the_on_call_clinician_within_one_second_of_c
     // Pushed to the nurse's live stream straight after commit (the bound here
     // only keeps a stalled test from hanging; latency is measured in bench/).
     assert!(
-        stream.wait_for("event: page.created", Duration::from_secs(10)).await,
+        stream
+            .wait_for("event: page.created", Duration::from_secs(10))
+            .await,
         "page reached the nurse's stream: {}",
         stream.seen
     );

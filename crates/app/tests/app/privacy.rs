@@ -459,7 +459,9 @@ async fn encrypted_at_rest_no_file_under_the_data_dir_contains_a_message_text() 
     );
     for f in &files {
         // SQLite may remove its -wal/-shm files as the last connection closes.
-        let Ok(bytes) = std::fs::read(f) else { continue };
+        let Ok(bytes) = std::fs::read(f) else {
+            continue;
+        };
         for needle in ["zebra-quartz", "4471", "HIV meds"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
