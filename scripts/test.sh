@@ -14,6 +14,8 @@ apt_install() {
 
 # The crash and shutdown tests signal the real binary with kill(1).
 command -v kill >/dev/null || apt_install procps
+# The TLS test talks to the server with curl.
+command -v curl >/dev/null || apt_install curl ca-certificates
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 

@@ -70,6 +70,12 @@ struct ServeArgs {
     /// Seed the demo organization first (idempotent).
     #[arg(long)]
     demo: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, env = "CARELINE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "CARELINE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -110,6 +116,12 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => (|| {
             let settings =
                 Settings::resolve(a.config.as_deref(), a.listen, a.data_dir, a.protocols)?;
+            let mut settings = settings;
+            match (a.tls_cert, a.tls_key) {
+                (Some(c), Some(k)) => settings.tls = Some((c, k)),
+                (None, None) => {}
+                _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+            }
             init_logging(settings.log_json);
             runtime()?.block_on(crate::server::serve(settings, a.demo))
         })(),

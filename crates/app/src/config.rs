@@ -17,6 +17,9 @@ pub struct FileConfig {
     pub session_ttl_hours: Option<i64>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -37,6 +40,8 @@ pub struct Settings {
     pub protocols: Option<PathBuf>,
     pub session_ttl: jiff::SignedDuration,
     pub log_json: bool,
+    /// Certificate chain and key (PEM) when careline terminates TLS itself.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -79,6 +84,14 @@ impl Settings {
             "text" => false,
             o => anyhow::bail!("log format '{o}' is not text or json"),
         };
+        let env_path = |k: &str| std::env::var_os(k).map(PathBuf::from);
+        let cert = env_path("CARELINE_TLS_CERT").or(f.tls_cert);
+        let key = env_path("CARELINE_TLS_KEY").or(f.tls_key);
+        let tls = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both a certificate and a key (tls_cert and tls_key)"),
+        };
         Ok(Settings {
             listen,
             data_dir: data_dir
@@ -87,6 +100,7 @@ impl Settings {
             protocols: protocols.or(f.protocols),
             session_ttl: jiff::SignedDuration::from_hours(hours),
             log_json,
+            tls,
         })
     }
 }

@@ -66,6 +66,7 @@ pub fn build_state(
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(WebConfig {
             session_ttl: settings.session_ttl,
+            tls: settings.tls.is_some(),
             ..WebConfig::default()
         }),
         shutdown: rx,
@@ -102,22 +103,57 @@ pub async fn start_full(
     shutdown: watch::Sender<bool>,
     cfg: crate::workers::WorkerConfig,
 ) -> Result<Running> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    start_serving(listen, state, shutdown, cfg, None).await
+}
+
+/// Bind and serve, over TLS when a certificate and key are given.
+pub async fn start_serving(
+    listen: SocketAddr,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    cfg: crate::workers::WorkerConfig,
+    tls: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> Result<Running> {
+    let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen}"))?;
+    listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let app = careline_web::router(state.clone());
+    let app =
+        careline_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let mut stop = shutdown.subscribe();
-    let task = spawn_named("http-server", async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let task = match tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            spawn_named("http-server", async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        }
+        Some((cert, key)) => {
+            // One process-wide provider; a second install is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot load TLS certificate {} and key {}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            let handle = axum_server::Handle::new();
+            let h = handle.clone();
+            spawn_named("https-shutdown", async move {
+                let _ = stop.wait_for(|s| *s).await;
+                h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle);
+            spawn_named("https-server", async move { server.serve(app).await })
+        }
+    };
     let workers = crate::workers::start(&state, cfg, shutdown.subscribe());
     Ok(Running {
         addr,
@@ -163,7 +199,14 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
         let report = crate::demo::seed(state.store.as_ref(), &password, clock.now()).await?;
         println!("{report}");
     }
-    let running = start_with(settings.listen, state, shutdown).await?;
+    let running = start_serving(
+        settings.listen,
+        state,
+        shutdown,
+        crate::workers::WorkerConfig::default(),
+        settings.tls.as_ref(),
+    )
+    .await?;
     tracing::info!(
         addr = %running.addr,
         data_dir = %settings.data_dir.display(),
@@ -173,7 +216,12 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
     );
     let signals = shutdown_signal()?;
     println!(
-        "careline listening on http://{} (data in {})",
+        "careline listening on {}://{} (data in {})",
+        if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         running.addr,
         settings.data_dir.display()
     );

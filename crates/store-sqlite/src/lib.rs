@@ -79,6 +79,37 @@ pub struct SqliteStore {
     crypto: Arc<Crypto>,
     readers: Arc<Mutex<Vec<Connection>>>,
     bus: Bus,
+    /// Tells the checkpointer thread to stop when the store goes away.
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// WAL checkpoints run here, off the commit path: the writer never stalls
+/// copying pages back into the database file. PASSIVE never blocks writers
+/// or readers; the WAL is reused once every reader has moved past it.
+fn start_checkpointer(
+    path: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("careline-sqlite-checkpointer".into())
+        .spawn(move || {
+            let Ok(conn) = open_conn(&path, false) else {
+                return;
+            };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
@@ -169,10 +200,16 @@ impl SqliteStore {
             crypto.ensure_org_key(&conn, org, 0)?;
         }
         let bus = Bus::default();
+        // The writer leaves checkpoints to the checkpointer thread.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(db)?;
         let writer = Writer::start(conn, bus.clone(), crypto.clone()).map_err(Error::internal)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        start_checkpointer(path.clone(), stop.clone()).map_err(Error::internal)?;
         Ok(SqliteStore {
             path,
             writer,
+            stop,
             crypto,
             readers: Arc::new(Mutex::new(Vec::new())),
             bus,

@@ -87,8 +87,9 @@ pub async fn create_session(
     if req.cookie {
         let max_age = s.config.session_ttl.as_secs();
         let cookie = format!(
-            "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}",
-            auth::SESSION_COOKIE
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+            auth::SESSION_COOKIE,
+            if s.config.tls { "; Secure" } else { "" }
         );
         if let Ok(v) = axum::http::HeaderValue::from_str(&cookie) {
             headers.insert(axum::http::header::SET_COOKIE, v);

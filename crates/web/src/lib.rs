@@ -40,6 +40,8 @@ pub struct WebConfig {
     pub idle_timeout: jiff::SignedDuration,
     /// Break-glass access lasts this long.
     pub break_glass: jiff::SignedDuration,
+    /// Served over TLS: send HSTS, mark cookies Secure.
+    pub tls: bool,
 }
 
 impl Default for WebConfig {
@@ -48,6 +50,7 @@ impl Default for WebConfig {
             session_ttl: jiff::SignedDuration::from_hours(12),
             idle_timeout: jiff::SignedDuration::from_mins(30),
             break_glass: jiff::SignedDuration::from_hours(1),
+            tls: false,
         }
     }
 }
@@ -172,6 +175,12 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     s.metrics
         .request(resp.status().as_u16(), started.elapsed().as_secs_f64());
     let h = resp.headers_mut();
+    if s.config.tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -35,7 +35,11 @@ fn start(dir: &std::path::Path) -> Server {
             out.read_line(&mut line).unwrap() > 0,
             "server exited before listening"
         );
-        if let Some(rest) = line.split("listening on http://").nth(1) {
+        if let Some(rest) = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split("://").nth(1))
+        {
             let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
             // Keep draining stdout so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in out.lines() {});
@@ -213,4 +217,73 @@ fn graceful_shutdown_on_sigterm_exits_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn serve_terminates_tls_and_sends_hsts() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("CARELINE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "server exited");
+    }
+    let url = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with("https://"), "{line}");
+    let r = Command::new("curl")
+        .args(["-s", "-i", "--cacert"])
+        .arg(&cert)
+        .arg(format!("{url}/healthz"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&r.stdout).to_lowercase();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        text.starts_with("http/1.1 200") || text.starts_with("http/2 200"),
+        "{text}"
+    );
+    assert!(
+        text.contains("strict-transport-security: max-age=31536000"),
+        "{text}"
+    );
+    // Plain HTTP to the TLS port gets nothing useful.
+    let plain = url.replacen("https://", "http://", 1);
+    let r = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{plain}/healthz"),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&r.stdout), "200");
 }
