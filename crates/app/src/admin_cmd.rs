@@ -352,6 +352,7 @@ fn operator(org: OrgId) -> Principal {
         proxy_for: vec![],
         team_ids: vec![],
         grants: vec![],
+        enrolment_only: false,
     }
 }
 

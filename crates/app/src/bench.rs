@@ -60,6 +60,7 @@ pub async fn contacts(a: ContactsArgs) -> Result<()> {
             proxy_for: vec![],
             team_ids: vec![],
             grants: vec![],
+            enrolment_only: false,
         })
         .collect();
     let engine = std::sync::Arc::new(crate::server::load_engine(None)?);

@@ -26,6 +26,9 @@ pub struct Principal {
     /// that grants it (tagged in, paged, break-glass); expired ones are
     /// already left out by whoever loaded the principal.
     pub grants: Vec<(MemberId, Grant)>,
+    /// A session that must enrol a second factor before it may do anything
+    /// else (the organization requires MFA for this role).
+    pub enrolment_only: bool,
 }
 
 /// Why access was allowed; recorded with reads of PHI.
@@ -181,6 +184,7 @@ mod tests {
             proxy_for: vec![],
             team_ids: vec![],
             grants: vec![],
+            enrolment_only: false,
         }
     }
 

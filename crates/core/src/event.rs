@@ -95,6 +95,10 @@ pub enum EventKind {
     BreakGlass,
     #[serde(rename = "privacy.break_glass_reviewed")]
     BreakGlassReviewed,
+    #[serde(rename = "mfa.enrolled")]
+    MfaEnrolled,
+    #[serde(rename = "mfa.recovery_code_used")]
+    MfaRecoveryUsed,
     /// A read of PHI by anyone but the member themself.
     #[serde(rename = "phi.read")]
     PhiRead,
@@ -142,6 +146,8 @@ impl EventKind {
             EventKind::CollaboratorRemoved => "thread.collaborator_removed",
             EventKind::BreakGlass => "privacy.break_glass",
             EventKind::BreakGlassReviewed => "privacy.break_glass_reviewed",
+            EventKind::MfaEnrolled => "mfa.enrolled",
+            EventKind::MfaRecoveryUsed => "mfa.recovery_code_used",
             EventKind::PhiRead => "phi.read",
         }
     }

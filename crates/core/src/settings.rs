@@ -7,7 +7,7 @@ use careline_triage::{Disposition, Judgement};
 use serde::{Deserialize, Serialize};
 
 /// Everything an organization can tune.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrgSettings {
     #[serde(default)]
     pub sla: SlaPolicies,
@@ -15,6 +15,31 @@ pub struct OrgSettings {
     pub ack: AckPolicy,
     #[serde(default)]
     pub emergency: EmergencyText,
+    /// Roles that must log in with a second factor (TOTP).
+    #[serde(default = "default_mfa_roles")]
+    pub mfa_required_roles: Vec<crate::model::Role>,
+}
+
+/// Clinical, privacy and administrative roles hold the keys to PHI.
+pub fn default_mfa_roles() -> Vec<crate::model::Role> {
+    use crate::model::Role;
+    vec![
+        Role::Nurse,
+        Role::Physician,
+        Role::PrivacyOfficer,
+        Role::Admin,
+    ]
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        OrgSettings {
+            sla: Default::default(),
+            ack: Default::default(),
+            emergency: Default::default(),
+            mfa_required_roles: default_mfa_roles(),
+        }
+    }
 }
 
 /// The words of the automatic emergency reply. `{symptom}` is replaced by

@@ -426,9 +426,9 @@ impl Store for SqliteStore {
     async fn create_session(&self, s: NewSession, now: Timestamp) -> Result<()> {
         self.write(move |tx| {
             tx.conn
-                .prepare_cached("INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .prepare_cached("INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at, mfa_pending) VALUES ($1, $2, $3, $4, $5, $6)")
                 .and_then(|mut st| {
-                    st.execute(params![s.token_hash, s.user_id.to_string(), s.org_id.to_string(), us(now), us(s.expires_at)])
+                    st.execute(params![s.token_hash, s.user_id.to_string(), s.org_id.to_string(), us(now), us(s.expires_at), i64::from(s.mfa_pending)])
                 })
                 .map_err(db)?;
             tx.append(
@@ -479,12 +479,14 @@ impl Store for SqliteStore {
             .read(move |c, _| {
                 let row = c
                     .prepare_cached(
-                        "SELECT u.*, COALESCE(s.last_seen_at, s.created_at) AS seen FROM sessions s JOIN users u ON u.id = s.user_id
+                        "SELECT u.*, COALESCE(s.last_seen_at, s.created_at) AS seen, s.mfa_pending AS mfa_pending FROM sessions s JOIN users u ON u.id = s.user_id
                          WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.revoked_at IS NULL AND u.disabled = 0",
                     )
-                    .and_then(|mut s| s.query_row(params![th, us(now)], |r| Ok((rows::user(r)?, rows::ts(r, "seen")?))).optional())
+                    .and_then(|mut s| {
+                        s.query_row(params![th, us(now)], |r| Ok((rows::user(r)?, rows::ts(r, "seen")?, r.get::<_, i64>("mfa_pending")? != 0))).optional()
+                    })
                     .map_err(db)?;
-                let Some((user, seen)) = row else { return Ok(None) };
+                let Some((user, seen, enrolment_only)) = row else { return Ok(None) };
                 if now.as_microsecond() - seen.as_microsecond() > idle.as_micros() as i64 {
                     return Ok(None);
                 }
@@ -528,7 +530,7 @@ impl Store for SqliteStore {
                 }
                 let stale = now.as_microsecond() - seen.as_microsecond() > 60_000_000;
                 Ok(Some((
-                    Principal { user_id: user.id, org_id: user.org_id, role: user.role, name: user.name, member_id: user.member_id, proxy_for, team_ids, grants },
+                    Principal { user_id: user.id, org_id: user.org_id, role: user.role, name: user.name, member_id: user.member_id, proxy_for, team_ids, grants, enrolment_only },
                     stale,
                 )))
             })
@@ -595,6 +597,112 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             tx.append(p.org_id, now, vec![NewEvent::new(EventKind::SessionRevoked, json!({"scope": "all", "user_id": u.id, "sessions": n})).actor(Some(p.user_id))])?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn mfa_state(&self, user: UserId) -> Result<MfaState> {
+        self.read(move |c, k| {
+            let row: Option<(String, Option<String>, i64, Option<i64>)> = c
+                .prepare_cached("SELECT org_id, totp_secret, totp_enabled, totp_last_step FROM users WHERE id = $1")
+                .and_then(|mut s| s.query_row([user.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+                .map_err(db)?;
+            let Some((org, secret, enabled, last_step)) = row else { return Err(Error::NotFound("user")) };
+            let org: OrgId = org.parse().map_err(|_| Error::internal("bad org id"))?;
+            let secret = secret.map(|s| k.open(org, &s, &rows::aad("user", &user, "totp"))).transpose()?;
+            Ok(MfaState { enabled: enabled != 0, secret, last_step })
+        })
+        .await
+    }
+
+    async fn set_totp_secret(&self, p: &Principal, secret: String, now: Timestamp) -> Result<()> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let sealed =
+                tx.crypto
+                    .seal(p.org_id, &secret, &rows::aad("user", &p.user_id, "totp"))?;
+            let n = tx
+                .conn
+                .prepare_cached(
+                    "UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_enabled = 0",
+                )
+                .and_then(|mut s| s.execute(params![sealed, p.user_id.to_string()]))
+                .map_err(db)?;
+            if n == 0 {
+                return Err(Error::conflict(
+                    "mfa-enrolled",
+                    "a second factor is already enrolled for this account",
+                ));
+            }
+            let _ = now;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enable_totp(
+        &self,
+        p: &Principal,
+        step: i64,
+        recovery_hashes: Vec<String>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let n = tx
+                .conn
+                .prepare_cached("UPDATE users SET totp_enabled = 1, totp_last_step = $1 WHERE id = $2 AND totp_enabled = 0 AND totp_secret IS NOT NULL")
+                .and_then(|mut s| s.execute(params![step, p.user_id.to_string()]))
+                .map_err(db)?;
+            if n == 0 {
+                return Err(Error::conflict("mfa-not-pending", "start enrolment first (POST /api/v1/me/mfa/totp), or it is already enabled"));
+            }
+            for h in &recovery_hashes {
+                tx.conn
+                    .prepare_cached("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                    .and_then(|mut s| s.execute(params![p.user_id.to_string(), h]))
+                    .map_err(db)?;
+            }
+            tx.conn
+                .prepare_cached("UPDATE sessions SET mfa_pending = 0 WHERE user_id = $1")
+                .and_then(|mut s| s.execute([p.user_id.to_string()]))
+                .map_err(db)?;
+            tx.append(p.org_id, now, vec![NewEvent::new(EventKind::MfaEnrolled, json!({"method": "totp", "recovery_codes": recovery_hashes.len()})).actor(Some(p.user_id))])
+        })
+        .await
+    }
+
+    async fn record_totp_step(&self, user: UserId, step: i64) -> Result<bool> {
+        self.write(move |tx| {
+            let n = tx
+                .conn
+                .prepare_cached("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)")
+                .and_then(|mut s| s.execute(params![step, user.to_string()]))
+                .map_err(db)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let code_hash = code_hash.to_owned();
+        self.write(move |tx| {
+            let n = tx
+                .conn
+                .prepare_cached("UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL")
+                .and_then(|mut s| s.execute(params![us(now), user.to_string(), code_hash]))
+                .map_err(db)?;
+            if n > 0 {
+                let org: String = tx.conn.query_row("SELECT org_id FROM users WHERE id = $1", [user.to_string()], |r| r.get(0)).map_err(db)?;
+                let org: OrgId = org.parse().map_err(|_| Error::internal("bad org id"))?;
+                tx.append(org, now, vec![NewEvent::new(EventKind::MfaRecoveryUsed, json!({})).actor(Some(user))])?;
+            }
+            Ok(n > 0)
         })
         .await
     }

@@ -294,6 +294,18 @@ CREATE TABLE org_keys (
     PRIMARY KEY (org_id, version)
 );
 "#,
+    r#"
+ALTER TABLE users ADD COLUMN totp_secret TEXT;
+ALTER TABLE users ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+ALTER TABLE sessions ADD COLUMN mfa_pending INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE recovery_codes (
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    code_hash  TEXT NOT NULL,
+    used_at    INTEGER,
+    PRIMARY KEY (user_id, code_hash)
+);
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

@@ -20,6 +20,7 @@ pub struct Bus {
 /// Event kinds after which a cached caller (session, roles, teams, grants) may be stale.
 pub fn changes_access(kind: &str) -> bool {
     kind.starts_with("session.")
+        || kind.starts_with("mfa.")
         || kind.starts_with("user.")
         || kind.starts_with("proxy.")
         || kind.starts_with("thread.collaborator")

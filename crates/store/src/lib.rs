@@ -51,6 +51,15 @@ pub struct ContactOutcome {
     pub page: Option<Page>,
 }
 
+/// A user's second factor.
+#[derive(Debug, Clone, Default)]
+pub struct MfaState {
+    pub enabled: bool,
+    /// Base32 TOTP secret (pending or enabled).
+    pub secret: Option<String>,
+    pub last_step: Option<i64>,
+}
+
 /// One read of a member's data, as the member sees it in their access history.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessEntry {
@@ -238,6 +247,8 @@ pub struct NewMember {
 /// A login session, stored by the hash of its token only.
 #[derive(Debug, Clone)]
 pub struct NewSession {
+    /// The session may only enrol a second factor until it does.
+    pub mfa_pending: bool,
     pub token_hash: String,
     pub user_id: UserId,
     pub org_id: OrgId,
@@ -296,6 +307,27 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         now: Timestamp,
     ) -> Result<u64>;
+    /// A user's second-factor state (the TOTP secret, opened).
+    async fn mfa_state(&self, user: UserId) -> Result<MfaState>;
+    /// Start TOTP enrolment: store a new secret, not yet enabled.
+    async fn set_totp_secret(&self, p: &Principal, secret: String, now: Timestamp) -> Result<()>;
+    /// Finish enrolment: enable TOTP, store the recovery codes' hashes, lift enrolment-only sessions.
+    async fn enable_totp(
+        &self,
+        p: &Principal,
+        step: i64,
+        recovery_hashes: Vec<String>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Record a used TOTP time step; false if it (or a later one) was used already (replay).
+    async fn record_totp_step(&self, user: UserId, step: i64) -> Result<bool>;
+    /// Spend a recovery code; false if unknown or used.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Until when an account is locked after repeated failures, if it is.
     async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>>;
 

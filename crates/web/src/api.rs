@@ -67,6 +67,30 @@ pub async fn create_session(
             return Err(Error::Unauthenticated("unknown username or wrong password".into()).into());
         }
     };
+    if let Err(e) = crate::mfa::check_login(
+        &s,
+        user.id,
+        req.totp.as_deref(),
+        req.recovery_code.as_deref(),
+        now,
+    )
+    .await
+    {
+        if matches!(e, Error::Unauthenticated(_)) {
+            s.store
+                .record_login_failure(user.org_id, Some(user.id), &user.username, now)
+                .await?;
+            s.metrics.login_failures.inc();
+        }
+        return Err(e.into());
+    }
+    let enrolled = s.store.mfa_state(user.id).await?.enabled;
+    let mfa_pending = !enrolled
+        && s.store
+            .settings(user.org_id)
+            .await?
+            .mfa_required_roles
+            .contains(&user.role);
     let (token, token_hash) = auth::new_token()?;
     let expires_at = now
         .checked_add(s.config.session_ttl)
@@ -74,6 +98,7 @@ pub async fn create_session(
     s.store
         .create_session(
             careline_store::NewSession {
+                mfa_pending,
                 token_hash,
                 user_id: user.id,
                 org_id: user.org_id,
@@ -100,6 +125,7 @@ pub async fn create_session(
         headers,
         Json(SessionCreated {
             token,
+            mfa_enrolment_required: mfa_pending,
             csrf_token: csrf,
             expires_at: expires_at.to_string(),
             user: UserSummary {

@@ -64,6 +64,14 @@ pub struct PrincipalCache {
     map: std::sync::Mutex<std::collections::HashMap<String, (Principal, jiff::Timestamp, u64)>>,
 }
 
+/// What a session that must enrol a second factor may still call.
+const ENROLMENT_PATHS: &[&str] = &[
+    "/me",
+    "/me/mfa/totp",
+    "/me/mfa/totp/verify",
+    "/sessions/current",
+];
+
 /// How long a cached caller serves.
 const PRINCIPAL_TTL_US: i64 = 5_000_000;
 
@@ -165,22 +173,27 @@ impl FromRequestParts<AppState> for Auth {
         let now = state.clock.now();
         let hash = token_hash(&token);
         let epoch = state.store.bus().access_epoch();
-        if let Some(p) = state.principals.get(&hash, now, epoch) {
-            return Ok(Auth(p));
-        }
-        match state
-            .store
-            .principal(&hash, now, state.config.idle_timeout)
-            .await?
-        {
-            Some(p) => {
-                state.principals.put(hash, p.clone(), now, epoch);
-                Ok(Auth(p))
+        let p = match state.principals.get(&hash, now, epoch) {
+            Some(p) => Some(p),
+            None => {
+                let p = state
+                    .store
+                    .principal(&hash, now, state.config.idle_timeout)
+                    .await?;
+                if let Some(p) = &p {
+                    state.principals.put(hash, p.clone(), now, epoch);
+                }
+                p
             }
-            None => Err(Error::Unauthenticated(
-                "the session token is unknown or expired; log in again".into(),
+        };
+        match p {
+            Some(p) if p.enrolment_only && !ENROLMENT_PATHS.contains(&parts.uri.path().trim_start_matches("/api/v1")) => Err(Error::forbidden(
+                "mfa-enrolment-required",
+                "your organization requires a second factor for your role: enrol with POST /api/v1/me/mfa/totp, then POST /api/v1/me/mfa/totp/verify",
             )
             .into()),
+            Some(p) => Ok(Auth(p)),
+            None => Err(Error::Unauthenticated("the session token is unknown or expired; log in again".into()).into()),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod mfa;
 pub mod privacy;
 pub mod safety;
 pub mod sse;
@@ -86,7 +87,7 @@ pub struct AppState {
         safety::replay_delivery,
         privacy::get_member, privacy::my_access_log, privacy::member_access_log, privacy::add_collaborator,
         privacy::list_collaborators, privacy::remove_collaborator, privacy::break_glass, privacy::break_glass_queue,
-        privacy::review_break_glass, privacy::logout, privacy::revoke_sessions,
+        privacy::review_break_glass, privacy::logout, privacy::revoke_sessions, mfa::start, mfa::finish,
     ),
     modifiers(&BearerAuth),
     tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "privacy"), (name = "admin"))
@@ -216,6 +217,8 @@ fn api_routes() -> Vec<(&'static str, &'static str, Handler)> {
         ),
         ("GET", "/me", get(api::me)),
         ("GET", "/me/access-log", get(privacy::my_access_log)),
+        ("POST", "/me/mfa/totp", post(mfa::start)),
+        ("POST", "/me/mfa/totp/verify", post(mfa::finish)),
         ("POST", "/messages", post(api::create_message)),
         ("POST", "/calls", post(api::create_call)),
         ("GET", "/threads/{id}", get(api::get_thread)),

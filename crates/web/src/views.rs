@@ -19,6 +19,10 @@ pub struct LoginRequest {
     /// E-mail style username, e.g. `member01@demo.careline`.
     pub username: String,
     pub password: String,
+    /// The current 6-digit code, for accounts with a second factor.
+    pub totp: Option<String>,
+    /// Or one of the one-time recovery codes.
+    pub recovery_code: Option<String>,
     /// For the web pages: also set an HttpOnly session cookie, and return the
     /// anti-forgery token every changing request must send as `X-CSRF-Token`.
     #[serde(default)]
@@ -88,6 +92,9 @@ pub struct UserSummary {
 pub struct SessionCreated {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
+    /// True when the organization requires a second factor for this role and
+    /// none is enrolled: the session may only enrol (POST /api/v1/me/mfa/totp).
+    pub mfa_enrolment_required: bool,
     /// With `cookie: true`: send as `X-CSRF-Token` on POST, PUT and DELETE.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,

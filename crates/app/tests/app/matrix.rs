@@ -4,7 +4,6 @@
 //! to the router without a policy fails the test.
 
 use crate::support::*;
-use careline_core::ids::*;
 use careline_core::model::Role;
 use careline_store::NewUser;
 use serde_json::{Value, json};
@@ -86,6 +85,7 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
         ("GET", "/privacy/break-glass") | ("POST", "/privacy/break-glass/{id}/review") => {
             allow(is(&[Role::PrivacyOfficer]))
         }
+        ("POST", "/me/mfa/totp" | "/me/mfa/totp/verify") => allow(staff && authed),
         (_, a) if a.starts_with("/admin/") => allow(is(&[Role::Admin])),
         // Exercised by their own tests: logging in, logging out, the live stream.
         ("POST", "/sessions") | ("DELETE", "/sessions/current") | ("GET", "/events") => {
@@ -127,6 +127,20 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         .add_to_team(other.id, team.id, nurse_b.id, None, now)
         .await
         .unwrap();
+    let op = careline_core::authz::Principal {
+        user_id: nurse_b.id,
+        org_id: other.id,
+        role: Role::Admin,
+        name: "setup".into(),
+        member_id: None,
+        proxy_for: vec![],
+        team_ids: vec![],
+        grants: vec![],
+        enrolment_only: false,
+    };
+    let mut st = store.settings(other.id).await.unwrap();
+    st.mfa_required_roles.clear();
+    store.set_settings(&op, st, now).await.unwrap();
     // A South nurse who will break the glass for member01.
     let org = store.org_by_name("Demo Clinic").await.unwrap().unwrap();
     store
@@ -145,6 +159,22 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         .await
         .unwrap();
 
+    // A nurse whose break-glass for member01 expired an hour ago.
+    let expired = store
+        .create_user(
+            NewUser {
+                org_id: org.id,
+                username: "nurse.expired@demo.careline".into(),
+                name: "Ed Expired".into(),
+                role: Role::Nurse,
+                member_id: None,
+                password_hash: careline_web::auth::hash_password(PASSWORD).unwrap(),
+            },
+            None,
+            now,
+        )
+        .await
+        .unwrap();
     // member01 writes an emergency: thread, ticket, page to nurse.north.
     let member = app.login("member01").await;
     let secret = "crushing chest pain radiating to my jaw, matrix-secret-8812";
@@ -160,6 +190,7 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
 
     let mut tokens: HashMap<&str, String> = HashMap::new();
     for n in [
+        "nurse.expired",
         "member02",
         "proxy07",
         "guide.north1",
@@ -203,6 +234,15 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         )
         .await;
     assert_eq!(r.status, 201);
+    {
+        let c = rusqlite::Connection::open(app.dir.path().join("careline.db")).unwrap();
+        let hour_ago = (now.as_microsecond()) - 3_600_000_000;
+        c.execute(
+            "INSERT INTO break_glass (id, org_id, member_id, user_id, reason, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, 'earlier emergency', ?5, ?6)",
+            rusqlite::params![uuid::Uuid::now_v7().to_string(), org.id.to_string(), member_id, expired.id.to_string(), hour_ago, hour_ago - 3_600_000_000],
+        )
+        .unwrap();
+    }
     let r = app
         .post(
             &format!("/api/v1/members/{member_id}/break-glass"),
@@ -290,6 +330,12 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             true,
         ),
         sub(
+            "nurse.expired (break-glass expired)",
+            t("nurse.expired"),
+            Some(Role::Nurse),
+            false,
+        ),
+        sub(
             "doctor (both teams)",
             t("doctor"),
             Some(Role::Physician),
@@ -371,6 +417,7 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
                 json!({"disposition": "emergency", "note": "matrix: confirmed, EMS called"})
             }
             "/pages/{id}/ack" => json!({}),
+            "/me/mfa/totp/verify" => json!({"code": "000000"}),
             "/teams/{id}/rota" => json!({"supervisors": []}),
             "/safety-reviews/{id}/resolve" | "/privacy/break-glass/{id}/review" => {
                 json!({"note": "matrix"})
@@ -389,7 +436,10 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         })
     };
 
-    let routes = careline_web::route_table();
+    let mut routes = careline_web::route_table();
+    // Breaking the glass grants access: do it after every other route, so
+    // each caller's relationship to member01 holds for the whole walk.
+    routes.sort_by_key(|(m, p)| *m == "POST" && p.ends_with("/break-glass"));
     let mut cases = 0;
     let mut failures = Vec::new();
     for (method, path) in &routes {

@@ -605,3 +605,144 @@ async fn cookie_sessions_for_web_pages_require_the_csrf_token_to_change_anything
         .unwrap();
     assert_eq!(after.status, 401);
 }
+
+#[tokio::test]
+async fn organization_policy_requires_totp_enrolment_then_every_login_needs_the_second_factor() {
+    let app = App::spawn().await;
+    let admin = app.login("admin").await;
+    let mut settings = app.get("/api/v1/admin/settings", &admin).await.json();
+    settings["mfa_required_roles"] = json!(["nurse"]);
+    assert_eq!(
+        app.call(
+            "PUT",
+            "/api/v1/admin/settings",
+            Some(&admin),
+            Some(settings)
+        )
+        .await
+        .status,
+        200
+    );
+
+    // A nurse without a second factor gets a session that can only enrol.
+    let r = app
+        .call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(json!({"username": "nurse.north@demo.careline", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.json()["mfa_enrolment_required"], true);
+    let t = r.json()["token"].as_str().unwrap().to_owned();
+    assert_problem(
+        &app.get("/api/v1/queues", &t).await,
+        403,
+        "mfa-enrolment-required",
+    );
+    let e = app.post("/api/v1/me/mfa/totp", &t, json!({})).await.json();
+    let secret = careline_web::mfa::unbase32(e["secret"].as_str().unwrap()).unwrap();
+    assert!(
+        e["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    let step = app.clock.now_ts().as_second() / 30;
+    let code = |s: i64| format!("{:06}", careline_web::mfa::code_at(&secret, s));
+    assert_problem(
+        &app.post("/api/v1/me/mfa/totp/verify", &t, json!({"code": "000000"}))
+            .await,
+        422,
+        "invalid-input",
+    );
+    let done = app
+        .post(
+            "/api/v1/me/mfa/totp/verify",
+            &t,
+            json!({"code": code(step)}),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    let recovery: Vec<String> = done.json()["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    assert_eq!(
+        app.get("/api/v1/queues", &t).await.status,
+        200,
+        "enrolled: the session is whole"
+    );
+
+    // From now on the password alone is not enough.
+    let login = |extra: serde_json::Value| {
+        let mut b = json!({"username": "nurse.north@demo.careline", "password": PASSWORD});
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
+    assert_problem(
+        &app.call("POST", "/api/v1/sessions", None, Some(login(json!({}))))
+            .await,
+        403,
+        "mfa-required",
+    );
+    assert_problem(
+        &app.call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(login(json!({"totp": "123456"}))),
+        )
+        .await,
+        401,
+        "unauthenticated",
+    );
+    app.clock.advance(jiff::SignedDuration::from_secs(30));
+    let ok = app
+        .call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(login(json!({"totp": code(step + 1)}))),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    assert_eq!(ok.json()["mfa_enrolment_required"], false);
+    assert_problem(
+        &app.call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(login(json!({"totp": code(step + 1)}))),
+        )
+        .await,
+        401,
+        "unauthenticated",
+    );
+    let rc = app
+        .call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(login(json!({"recovery_code": recovery[0]}))),
+        )
+        .await;
+    assert_eq!(rc.status, 201, "{}", rc.text());
+    assert_problem(
+        &app.call(
+            "POST",
+            "/api/v1/sessions",
+            None,
+            Some(login(json!({"recovery_code": recovery[0]}))),
+        )
+        .await,
+        401,
+        "unauthenticated",
+    );
+}

@@ -146,6 +146,7 @@ async fn simulation_month_of_contacts_every_red_flag_reaches_a_clinician_or_the_
             proxy_for: vec![],
             team_ids: vec![],
             grants: vec![],
+            enrolment_only: false,
         };
         match u.role {
             Role::Member => members.push(p),
