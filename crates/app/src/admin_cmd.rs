@@ -446,11 +446,11 @@ pub async fn import_members(store: &dyn Store, org: OrgId, file: &std::path::Pat
             errors.push(format!("row {row}: name: must not be empty"));
             continue;
         }
-        if let Some(d) = r.date_of_birth.as_deref().filter(|d| !d.is_empty()) {
-            if d.parse::<jiff::civil::Date>().is_err() {
-                errors.push(format!("row {row}: date_of_birth: '{d}' is not YYYY-MM-DD"));
-                continue;
-            }
+        if let Some(d) = r.date_of_birth.as_deref().filter(|d| !d.is_empty())
+            && d.parse::<jiff::civil::Date>().is_err()
+        {
+            errors.push(format!("row {row}: date_of_birth: '{d}' is not YYYY-MM-DD"));
+            continue;
         }
         let language = r
             .language

@@ -74,8 +74,11 @@ pub async fn contacts(a: ContactsArgs) -> Result<()> {
         let n1 = ((w + 1) * per).min(a.count);
         handles.push(spawn_named("bench-contacts", async move {
             for n in n0..n1 {
-                let m = &members[n % members.len()];
-                let text = padded(TEXTS[n % TEXTS.len()], 0, n as u64);
+                let Some(m) = members.get(n % members.len().max(1)) else {
+                    return Err(anyhow!("no demo members"));
+                };
+                let base = TEXTS.get(n % TEXTS.len()).copied().unwrap_or("hello");
+                let text = padded(base, 0, n as u64);
                 let judgement = engine.judge(&text, &careline_triage::Context::default());
                 let Ok(text) = MessageText::parse(&text) else {
                     continue;
@@ -199,8 +202,9 @@ async fn login(addr: SocketAddr, n: usize) -> Result<String> {
     if r.status != 201 {
         bail!("login as {user} failed: {} {}", r.status, r.text());
     }
-    r.json()["token"]
-        .as_str()
+    r.json()
+        .get("token")
+        .and_then(|t| t.as_str())
         .map(String::from)
         .ok_or_else(|| anyhow!("no token in login response"))
 }

@@ -365,16 +365,14 @@ mod tests {
             explanation: String::new(),
             guidance: None,
         };
-        let (t, _) = Ticket::open_for_contact(
-            team.org_id,
-            ThreadId::new(),
-            MemberId::new(),
-            &team,
-            &j,
-            &SlaPolicies::default(),
-            None,
-            now(),
-        );
+        let thread = crate::model::Thread {
+            id: ThreadId::new(),
+            org_id: team.org_id,
+            member_id: MemberId::new(),
+            created_at: now(),
+        };
+        let (t, _) =
+            Ticket::open_for_contact(&thread, &team, &j, &SlaPolicies::default(), None, now());
         assert_eq!(t.queue_kind, QueueKind::for_priority(d));
         t
     }

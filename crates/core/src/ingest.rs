@@ -114,16 +114,8 @@ pub fn plan_contact(
             (t, false, ev)
         }
         _ => {
-            let (t, ev) = Ticket::open_for_contact(
-                member.org_id,
-                thread.id,
-                member.id,
-                team,
-                &input.judgement,
-                policies,
-                actor,
-                now,
-            );
+            let (t, ev) =
+                Ticket::open_for_contact(&thread, team, &input.judgement, policies, actor, now);
             (t, true, ev)
         }
     };

@@ -146,20 +146,20 @@ pub fn resolved(clocks: &mut SlaClocks, now: Timestamp) {
 /// Targets missed as of `now`. A target met late stays breached.
 pub fn breaches(clocks: &SlaClocks, now: Timestamp) -> Vec<SlaBreach> {
     let mut out = Vec::new();
-    if let Some(due) = clocks.first_response_due {
-        if clocks.first_response_at.map_or(now, |t| t) > due {
-            out.push(SlaBreach::FirstResponse);
-        }
+    if let Some(due) = clocks.first_response_due
+        && clocks.first_response_at.map_or(now, |t| t) > due
+    {
+        out.push(SlaBreach::FirstResponse);
     }
-    if let Some(due) = clocks.next_response_due {
-        if now > due {
-            out.push(SlaBreach::NextResponse);
-        }
+    if let Some(due) = clocks.next_response_due
+        && now > due
+    {
+        out.push(SlaBreach::NextResponse);
     }
-    if let Some(due) = clocks.resolution_due {
-        if clocks.resolved_at.map_or(now, |t| t) > due {
-            out.push(SlaBreach::Resolution);
-        }
+    if let Some(due) = clocks.resolution_due
+        && clocks.resolved_at.map_or(now, |t| t) > due
+    {
+        out.push(SlaBreach::Resolution);
     }
     out
 }

@@ -41,9 +41,7 @@ pub fn can_transition(from: TicketStatus, to: TicketStatus) -> bool {
 impl Ticket {
     /// A new ticket for a contact on a thread that has no open ticket.
     pub fn open_for_contact(
-        org_id: OrgId,
-        thread_id: ThreadId,
-        member_id: MemberId,
+        thread: &crate::model::Thread,
         team: &CareTeam,
         judgement: &Judgement,
         policies: &SlaPolicies,
@@ -54,9 +52,9 @@ impl Ticket {
         let queue_kind = QueueKind::for_priority(priority);
         let ticket = Ticket {
             id: TicketId::new(),
-            org_id,
-            thread_id,
-            member_id,
+            org_id: thread.org_id,
+            thread_id: thread.id,
+            member_id: thread.member_id,
             team_id: team.id,
             queue_id: team.queue_for(queue_kind),
             queue_kind,
@@ -125,21 +123,21 @@ impl Ticket {
         ) {
             events.push(self.set_status(TicketStatus::Open, actor, Some("member wrote"), now));
         }
-        if judgement.disposition.is_red_flag() {
-            if let Some(c) = self.clearance.take() {
-                // A new red flag after a clinician's decision is a new red flag.
-                if judgement.disposition <= self.priority {
-                    self.triage = judgement.clone();
-                    events.push(
-                        self.event(EventKind::TicketPriorityRaised, actor)
-                            .payload_with(json!({
-                                "from": self.priority,
-                                "to": self.priority,
-                                "protocols": judgement.protocols,
-                                "reopens_clearance_by": c.by,
-                            })),
-                    );
-                }
+        if judgement.disposition.is_red_flag()
+            && let Some(c) = self.clearance.take()
+        {
+            // A new red flag after a clinician's decision is a new red flag.
+            if judgement.disposition <= self.priority {
+                self.triage = judgement.clone();
+                events.push(
+                    self.event(EventKind::TicketPriorityRaised, actor)
+                        .payload_with(json!({
+                            "from": self.priority,
+                            "to": self.priority,
+                            "protocols": judgement.protocols,
+                            "reopens_clearance_by": c.by,
+                        })),
+                );
             }
         }
         if judgement.disposition > self.priority {
@@ -525,10 +523,14 @@ mod tests {
 
     fn ticket(d: Disposition) -> (Ticket, CareTeam) {
         let t = team();
+        let thread = crate::model::Thread {
+            id: ThreadId::new(),
+            org_id: t.org_id,
+            member_id: MemberId::new(),
+            created_at: now(),
+        };
         let (tk, _) = Ticket::open_for_contact(
-            t.org_id,
-            ThreadId::new(),
-            MemberId::new(),
+            &thread,
             &t,
             &judgement(d),
             &SlaPolicies::default(),

@@ -195,10 +195,10 @@ pub async fn reviews(
         "safety-reviewers",
         "only safety reviewers and supervisors see the safety-review queue",
     )?;
-    if let Some(st) = &status {
-        if !matches!(st.as_str(), "open" | "resolved") {
-            return Err(Error::invalid("status must be open or resolved"));
-        }
+    if let Some(st) = &status
+        && !matches!(st.as_str(), "open" | "resolved")
+    {
+        return Err(Error::invalid("status must be open or resolved"));
     }
     let org = p.org_id;
     s.read(move |c, k| {

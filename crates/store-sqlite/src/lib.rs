@@ -243,10 +243,10 @@ impl SqliteStore {
                 None => open_conn(&path, true).map_err(db)?,
             };
             let out = f(&conn, &crypto);
-            if let Ok(mut p) = pool.lock() {
-                if p.len() < MAX_IDLE_READERS {
-                    p.push(conn);
-                }
+            if let Ok(mut p) = pool.lock()
+                && p.len() < MAX_IDLE_READERS
+            {
+                p.push(conn);
             }
             out
         })
@@ -927,8 +927,8 @@ impl Store for SqliteStore {
                     user_id: rows::opt_id(r, "actor_id")?,
                     name: r.get::<_, Option<String>>("name")?.unwrap_or_else(|| "(unknown)".into()),
                     role: r.get::<_, Option<String>>("role")?.unwrap_or_default(),
-                    what: v["resource"].as_str().unwrap_or_default().to_owned(),
-                    why: v["grant"].as_str().unwrap_or_default().to_owned(),
+                    what: v.get("resource").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
+                    why: v.get("grant").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
                 })
             })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
@@ -1061,8 +1061,10 @@ impl Store for SqliteStore {
         // A list shows triage evidence: one read per member listed.
         let mut reads: Vec<PhiRead> = Vec::new();
         for (t, _) in &out {
-            if !reads.iter().any(|r| r.member == t.member_id) {
-                if let Ok(grant) = p.ticket_access(t) {
+            if !reads.iter().any(|r| r.member == t.member_id)
+                && let Ok(grant) = p.ticket_access(t)
+            {
+                {
                     reads.push(PhiRead {
                         org: t.org_id,
                         member: t.member_id,

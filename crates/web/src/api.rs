@@ -30,8 +30,10 @@ pub async fn create_session(
     let now = s.clock.now();
     throttle_address(&s, peer.ip(), now)?;
     let creds = s.store.credentials(req.username.trim()).await?;
-    if let Some(c) = &creds {
-        if let Some(until) = s.store.login_locked_until(c.user.id, now).await? {
+    if let Some(c) = &creds
+        && let Some(until) = s.store.login_locked_until(c.user.id, now).await?
+    {
+        {
             s.store
                 .record_login_failure(c.user.org_id, Some(c.user.id), &c.user.username, now)
                 .await?;

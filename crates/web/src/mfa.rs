@@ -28,11 +28,21 @@ pub fn base32(bytes: &[u8]) -> String {
         bits += 8;
         while bits >= 5 {
             bits -= 5;
-            out.push(char::from(ALPHABET[((buf >> bits) & 31) as usize]));
+            out.push(char::from(
+                ALPHABET
+                    .get(((buf >> bits) & 31) as usize)
+                    .copied()
+                    .unwrap_or(b'A'),
+            ));
         }
     }
     if bits > 0 {
-        out.push(char::from(ALPHABET[((buf << (5 - bits)) & 31) as usize]));
+        out.push(char::from(
+            ALPHABET
+                .get(((buf << (5 - bits)) & 31) as usize)
+                .copied()
+                .unwrap_or(b'A'),
+        ));
     }
     out
 }
@@ -62,7 +72,8 @@ pub fn code_at(secret: &[u8], step: i64) -> u32 {
     let off = usize::from(h.get(19).copied().unwrap_or(0) & 0x0f);
     let word = h
         .get(off..off + 4)
-        .map(|w| u32::from_be_bytes([w[0] & 0x7f, w[1], w[2], w[3]]))
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .map(|w| u32::from_be_bytes(w) & 0x7fff_ffff)
         .unwrap_or(0);
     word % 1_000_000
 }

@@ -17,6 +17,7 @@ struct Server {
     addr: SocketAddr,
 }
 
+#[allow(clippy::zombie_processes)] // the caller kills and waits on the child it gets back
 fn start(dir: &std::path::Path) -> Server {
     let mut child = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

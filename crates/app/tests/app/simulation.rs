@@ -320,7 +320,7 @@ async fn simulation_month_of_contacts_every_red_flag_reaches_a_clinician_or_the_
     // Let every chain finish: run the clock forward until nothing is open.
     let mut now = clock.now();
     while !w.open_deadlines.is_empty() || !w.agenda.is_empty() {
-        now = now + SignedDuration::from_secs(30);
+        now += SignedDuration::from_secs(30);
         clock.set(now);
         for p in w.store.escalate_due(now, 1000).await.unwrap() {
             w.page_opened(p);
