@@ -78,11 +78,7 @@ pub async fn add_collaborator(
     s.write(move |tx| {
         let m = thread_member(tx.conn, &p, thread)?;
         p.member_access(m.org_id, m.id, m.team_id)?;
-        let u = tx
-            .conn
-            .prepare_cached("SELECT * FROM users WHERE id = $1")
-            .and_then(|mut st| st.query_row([user.to_string()], rows::user).optional())
-            .map_err(db)?
+        let u = rows::load_user(tx.conn, user)?
             .filter(|u| u.org_id == p.org_id)
             .ok_or_else(|| Error::invalid("user_id does not name a colleague in this organization"))?;
         if !u.role.works_queues() {

@@ -583,11 +583,7 @@ impl Store for SqliteStore {
         )?;
         let p = p.clone();
         self.write(move |tx| {
-            let u = tx
-                .conn
-                .prepare_cached("SELECT * FROM users WHERE id = $1")
-                .and_then(|mut s| s.query_row([user.to_string()], rows::user).optional())
-                .map_err(db)?
+            let u = rows::load_user(tx.conn, user)?
                 .filter(|u| u.org_id == p.org_id)
                 .ok_or(Error::NotFound("user"))?;
             let n = tx
@@ -1196,10 +1192,7 @@ impl Store for SqliteStore {
             let mut t = rows::load_ticket(c, tx.crypto, id)?;
             p.work_ticket(&t)?;
             if let Some(to) = to {
-                let assignee = c
-                    .prepare_cached("SELECT * FROM users WHERE id = $1")
-                    .and_then(|mut s| s.query_row([to.to_string()], rows::user).optional())
-                    .map_err(db)?
+                let assignee = rows::load_user(c, to)?
                     .filter(|u| u.org_id == t.org_id)
                     .ok_or_else(|| {
                         Error::invalid("staff_id does not name a staff user of this organization")
@@ -1263,11 +1256,7 @@ impl Store for SqliteStore {
             }
             let check = |u: Option<UserId>, clinical: bool, what: &str| -> Result<()> {
                 let Some(u) = u else { return Ok(()) };
-                let user = tx
-                    .conn
-                    .prepare_cached("SELECT * FROM users WHERE id = $1")
-                    .and_then(|mut s| s.query_row([u.to_string()], rows::user).optional())
-                    .map_err(db)?
+                let user = rows::load_user(tx.conn, u)?
                     .filter(|x| x.org_id == p.org_id)
                     .ok_or_else(|| Error::invalid(format!("{what}: no such staff user in this organization")))?;
                 if clinical && !user.role.is_clinical() {
@@ -1785,11 +1774,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         self.write(move |tx| {
             let t = rows::load_team(tx.conn, team)?;
-            let u = tx
-                .conn
-                .prepare_cached("SELECT * FROM users WHERE id = $1")
-                .and_then(|mut s| s.query_row([user.to_string()], rows::user).optional())
-                .map_err(db)?
+            let u = rows::load_user(tx.conn, user)?
                 .ok_or(Error::NotFound("user"))?;
             if t.org_id != org || u.org_id != org {
                 return Err(Error::NotFound("team"));
@@ -1901,11 +1886,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         self.write(move |tx| {
             let m = rows::load_member(tx.conn, member)?;
-            let u = tx
-                .conn
-                .prepare_cached("SELECT * FROM users WHERE id = $1")
-                .and_then(|mut s| s.query_row([proxy.to_string()], rows::user).optional())
-                .map_err(db)?
+            let u = rows::load_user(tx.conn, proxy)?
                 .ok_or(Error::NotFound("user"))?;
             if m.org_id != org || u.org_id != org {
                 return Err(Error::NotFound("member"));

@@ -144,6 +144,13 @@ pub fn user(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// A user by id, if there is one.
+pub fn load_user(c: &Connection, u: UserId) -> Result<Option<User>> {
+    c.prepare_cached("SELECT * FROM users WHERE id = $1")
+        .and_then(|mut s| s.query_row([u.to_string()], user).optional())
+        .map_err(db)
+}
+
 pub fn member(row: &Row<'_>) -> rusqlite::Result<Member> {
     let dob: Option<String> = row.get("date_of_birth")?;
     Ok(Member {

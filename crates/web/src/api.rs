@@ -196,21 +196,24 @@ fn judge(
     j
 }
 
-/// A member (or their proxy) sends a message. It is triaged, stored with its
-/// ticket and events in one transaction, and acknowledged only after commit.
-#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", security(("bearer" = [])), request_body = NewMessage,
-    responses((status = 201, body = ContactCreated), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_message(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Body(req): Body<NewMessage>,
-) -> ApiResult<(StatusCode, Json<ContactCreated>)> {
-    let member_id = p.message_subject(req.member_id.map(MemberId))?;
-    let text = MessageText::parse(&req.text)?;
+/// Triage a contact and record it (message, ticket, routing, clocks, page,
+/// events) in one transaction; the one path for portal messages and call notes.
+async fn record(
+    s: &AppState,
+    p: &careline_core::authz::Principal,
+    member_id: MemberId,
+    kind: ContactKind,
+    text: MessageText,
+) -> Result<(careline_store::ContactOutcome, jiff::Timestamp), Error> {
     let started = Instant::now();
-    let judgement = judge(&s, &text, Channel::Portal, None);
+    let channel = if kind == ContactKind::CallNote {
+        Channel::CallNote
+    } else {
+        Channel::Portal
+    };
+    let judgement = judge(s, &text, channel, None);
     let contact = ContactIn {
-        kind: ContactKind::Message,
+        kind,
         author_id: p.user_id,
         author_name: p.name.clone(),
         text,
@@ -228,11 +231,26 @@ pub async fn create_message(
             now,
         )
         .await?;
-    s.metrics
-        .contact(out.ticket.priority, started.elapsed().as_secs_f64());
+    let secs = started.elapsed().as_secs_f64();
+    s.metrics.contact(out.ticket.priority, secs);
     if out.page.is_some() {
-        s.metrics.paged(started.elapsed().as_secs_f64());
+        s.metrics.paged(secs);
     }
+    Ok((out, now))
+}
+
+/// A member (or their proxy) sends a message. It is triaged, stored with its
+/// ticket and events in one transaction, and acknowledged only after commit.
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", security(("bearer" = [])), request_body = NewMessage,
+    responses((status = 201, body = ContactCreated), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_message(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Body(req): Body<NewMessage>,
+) -> ApiResult<(StatusCode, Json<ContactCreated>)> {
+    let member_id = p.message_subject(req.member_id.map(MemberId))?;
+    let text = MessageText::parse(&req.text)?;
+    let (out, now) = record(&s, &p, member_id, ContactKind::Message, text).await?;
     Ok((
         StatusCode::CREATED,
         Json(ContactCreated {
@@ -253,32 +271,7 @@ pub async fn create_call(
     Body(req): Body<NewCall>,
 ) -> ApiResult<(StatusCode, Json<CallCreated>)> {
     let text = MessageText::parse(&req.notes)?;
-    let started = Instant::now();
-    let judgement = judge(&s, &text, Channel::CallNote, None);
-    let contact = ContactIn {
-        kind: ContactKind::CallNote,
-        author_id: p.user_id,
-        author_name: p.name.clone(),
-        text,
-        judgement,
-    };
-    let now = s.clock.now();
-    let out = s
-        .store
-        .record_contact(
-            ContactRequest {
-                principal: p.clone(),
-                member_id: MemberId(req.member_id),
-                contact,
-            },
-            now,
-        )
-        .await?;
-    s.metrics
-        .contact(out.ticket.priority, started.elapsed().as_secs_f64());
-    if out.page.is_some() {
-        s.metrics.paged(started.elapsed().as_secs_f64());
-    }
+    let (out, now) = record(&s, &p, MemberId(req.member_id), ContactKind::CallNote, text).await?;
     let triage = out
         .message
         .triage
