@@ -69,6 +69,9 @@ pub fn key_file(data_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| data_dir.join(MASTER_KEY_FILE))
 }
 
+/// WAL size (in pages) past which the checkpointer truncates it.
+const WAL_LIMIT_FRAMES: i64 = 16_384;
+
 /// Most read connections kept open.
 const MAX_IDLE_READERS: usize = 64;
 
@@ -91,7 +94,9 @@ impl Drop for SqliteStore {
 
 /// WAL checkpoints run here, off the commit path: the writer never stalls
 /// copying pages back into the database file. PASSIVE never blocks writers
-/// or readers; the WAL is reused once every reader has moved past it.
+/// or readers; under sustained writes it may not catch up, so when the WAL
+/// passes `WAL_LIMIT_FRAMES` a TRUNCATE checkpoint briefly holds writers back
+/// and bounds the file.
 fn start_checkpointer(
     path: PathBuf,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -104,8 +109,18 @@ fn start_checkpointer(
             };
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(250));
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                }) {
+                    Ok((log, done)) if log > WAL_LIMIT_FRAMES && done < log => {
+                        if let Err(e) =
+                            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(error = %e, "WAL truncate checkpoint failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
             }
         })?;

@@ -7,7 +7,7 @@
 //! phrases that normalize to nothing, bad pattern syntax), so a protocol set
 //! that loads is internally consistent.
 
-use crate::lexicon::Lexicon;
+use crate::lexicon::{FxMap, Lexicon};
 use crate::normalize::{Mode, Normalized, normalize};
 use crate::pattern::{expand_groups_with, expand_macros};
 use crate::protocol::{FileDoc, invalid, parse_disposition, parse_file, parse_words};
@@ -75,6 +75,9 @@ pub(crate) enum TrigKind {
     Terminator,
     /// Ends only negation scope ("denies CP, c/o SOB").
     NegationEnd,
+    /// A later clause reporting the finding now ("never had one before but
+    /// I just had one"): cancels negation, history and resolution.
+    Current,
 }
 
 impl TrigKind {
@@ -90,6 +93,7 @@ impl TrigKind {
             TrigKind::Pseudo => "pseudo-trigger",
             TrigKind::Terminator => "scope end",
             TrigKind::NegationEnd => "negation scope end",
+            TrigKind::Current => "current",
         }
     }
 }
@@ -185,9 +189,9 @@ const PHRASE_MODE: Mode = Mode {
 struct Builder {
     lex: Lexicon,
     /// Normalized form of each literal chunk already seen (vocab, known).
-    leaf_cache: [HashMap<String, String>; 2],
+    leaf_cache: [FxMap<String, String>; 2],
     patterns: Vec<String>,
-    pat_index: HashMap<String, usize>,
+    pat_index: FxMap<String, usize>,
     targets: Vec<Vec<Target>>,
     scratch: Normalized,
 }
@@ -393,9 +397,9 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
     let mut docs: Vec<(&str, &str, FileDoc)> = Vec::new();
     let mut b = Builder {
         lex: Lexicon::default(),
-        leaf_cache: [HashMap::new(), HashMap::new()],
+        leaf_cache: [FxMap::default(), FxMap::default()],
         patterns: Vec::new(),
-        pat_index: HashMap::new(),
+        pat_index: FxMap::with_capacity_and_hasher(32_768, Default::default()),
         targets: Vec::new(),
         scratch: Normalized::default(),
     };
@@ -403,6 +407,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         if name.ends_with(".toml") {
             docs.push((name.as_str(), content.as_str(), parse_file(name, content)?));
         } else if name.ends_with(".txt") {
+            b.lex.reserve_dictionary(content.lines().count());
             for w in parse_words(content) {
                 if w.bytes().all(|c| c.is_ascii_lowercase()) {
                     b.lex.add_dictionary_word(w);
@@ -680,6 +685,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 "hypothetical" => TrigKind::Hypothetical,
                 "history" => TrigKind::History,
                 "recurrence" => TrigKind::Recurrence,
+                "current" => TrigKind::Current,
                 "resolved" => TrigKind::Resolved,
                 "pseudo" => TrigKind::Pseudo,
                 "terminator" => TrigKind::Terminator,
@@ -692,7 +698,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                         t.kind.span(),
                         "trigger.kind",
                         format!(
-                            "'{other}' (expected negation, hypothetical, history, recurrence, resolved, benign, pseudo or terminator)"
+                            "'{other}' (expected negation, hypothetical, history, recurrence, current, resolved, benign, pseudo or terminator)"
                         ),
                     ));
                 }

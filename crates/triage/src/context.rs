@@ -264,6 +264,7 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
         let mut res: Option<&TrigHit> = None;
         let mut benign: Option<&TrigHit> = None;
         let mut rec = false;
+        let mut cur = false;
         let lo = hits.triggers.partition_point(|t| t.ts + reach < f.ts);
         for t in hits.triggers.get(lo..).unwrap_or(&[]) {
             if t.ts > f.te + reach {
@@ -297,7 +298,9 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                     && t.ts - f.te - 1 <= def.window
                     && between(sent, f.te, t.ts) == 0
                     // "chest pain but it went away": "but" does not cut a resolution.
-                    && (def.kind == TrigKind::Resolved || between(conj, f.te, t.ts) == 0)
+                    // "… never had one before but I just had one": nor a current report.
+                    && (matches!(def.kind, TrigKind::Resolved | TrigKind::Current)
+                        || between(conj, f.te, t.ts) == 0)
                     && (!matches!(def.kind, TrigKind::Negation | TrigKind::History)
                         || between(negend, f.te, t.ts) == 0)
                     && (!def.comma_ends || between(comma, f.te, t.ts) == 0)
@@ -311,13 +314,17 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                 TrigKind::History => hist = hist.or(Some(t)),
                 TrigKind::Resolved => res = res.or(Some(t)),
                 TrigKind::Recurrence => rec = true,
+                TrigKind::Current => cur = true,
                 TrigKind::Benign => benign = benign.or(Some(t)),
                 TrigKind::Pseudo | TrigKind::Terminator | TrigKind::NegationEnd => {}
             }
         }
-        if rec {
+        if rec || cur {
             hist = None;
             res = None;
+        }
+        if cur {
+            neg = None;
         }
         if let Some(c) = model.concepts.get(f.concept as usize) {
             for k in &c.ignore {
@@ -330,6 +337,11 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                     _ => {}
                 }
             }
+        }
+        // "I've never had chest pain like this": the comparison makes it current
+        // ("like this" is filler in the match stream, so look at the original).
+        if neg.is_some() && compared_to_now(text, n, f) {
+            neg = None;
         }
         // "I don't have chest pain anymore": negated *and* resolved is resolved.
         if neg.is_some() && res.is_some() {
@@ -373,6 +385,38 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
     }
     hits.scope = bufs;
     out
+}
+
+/// The finding is followed, or itself ends, with "like this" / "like that"
+/// ("never had pain like this (in my chest)").
+fn compared_to_now(text: &str, n: &Normalized, f: &Finding) -> bool {
+    let (s, e, _) = span_text(text, n, f);
+    let end = (e + 16).min(text.len());
+    let Some(win) = (s..=end)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .and_then(|end| text.get(s..end))
+    else {
+        return false;
+    };
+    let win = win.to_lowercase();
+    // "nunca había sentido un dolor de pecho así": only right after the finding.
+    let next = win.get(e - s..).unwrap_or("");
+    let so = next.starts_with(" así que") || next.starts_with(" asi que");
+    if !so
+        && [" así", " asi", " como este", " como esta"]
+            .iter()
+            .any(|p| next.starts_with(p))
+    {
+        return true;
+    }
+    [" like this", " like that", " like it before"]
+        .iter()
+        .any(|p| {
+            win.find(p)
+                .and_then(|i| win.get(..i))
+                .is_some_and(|head| !head.contains(['.', ',', ';', '?', '!']))
+        })
 }
 
 pub(crate) fn span_text<'a>(text: &'a str, n: &Normalized, f: &Finding) -> (usize, usize, &'a str) {

@@ -109,6 +109,10 @@ pub(crate) struct Lexicon {
     /// Per vocabulary word: its characters and a letter-set mask, so most
     /// candidates are rejected by a popcount before any DP.
     vocab_chars: Vec<(Box<[char]>, u32)>,
+    /// Vocabulary words of 5+ letters keyed by the hash of all but their
+    /// first letter (`u32::MAX` when two words share it), so a wrong first
+    /// letter ("xhest", "zeizure") can still be corrected.
+    tails: HashMap<u64, u32, BuildHasherDefault<IdHasher>>,
 }
 
 impl Lexicon {
@@ -122,6 +126,11 @@ impl Lexicon {
             }),
             None => None,
         }
+    }
+
+    /// Room for `n` more dictionary words (one allocation, no rehashing).
+    pub fn reserve_dictionary(&mut self, n: usize) {
+        self.known.reserve(n);
     }
 
     /// A dictionary word (never corrected).
@@ -172,13 +181,25 @@ impl Lexicon {
             return;
         };
         let len = u8::try_from(n.min(255)).unwrap_or(255);
-        if self.vocab.iter().any(|v| &**v == w) {
+        // Equal words share (first letter, length): look only in that bucket,
+        // not the whole vocabulary (loading stays linear in phrase count).
+        if self.buckets.get(&(first, len)).is_some_and(|list| {
+            list.iter()
+                .any(|&i| self.vocab.get(i as usize).is_some_and(|v| &**v == w))
+        }) {
             return;
         }
         let idx = u32::try_from(self.vocab.len()).unwrap_or(u32::MAX);
         self.vocab.push(w.into());
         let chars: Box<[char]> = w.chars().collect();
         let mask = letter_mask(&chars);
+        if n >= 5 {
+            let tail: String = chars.iter().skip(1).collect();
+            self.tails
+                .entry(word_hash(&tail))
+                .and_modify(|v| *v = u32::MAX)
+                .or_insert(idx);
+        }
         self.vocab_chars.push((chars, mask));
         self.buckets.entry((first, len)).or_default().push(idx);
     }
@@ -232,7 +253,34 @@ impl Lexicon {
                 }
             }
         }
+        if best.is_none() && n >= 5 {
+            return self.correct_first_letter(a);
+        }
         best.map(|(_, s)| s)
+    }
+
+    /// A wrong first letter ("xhest") or swapped first two letters ("hcest")
+    /// in a word of 5+ letters, when exactly one phrase word fits.
+    fn correct_first_letter(&self, a: &[char]) -> Option<&str> {
+        let tail: String = a.iter().skip(1).collect();
+        if let Some(&i) = self.tails.get(&word_hash(&tail))
+            && i != u32::MAX
+            && let Some((bs, _)) = self.vocab_chars.get(i as usize)
+            && bs.get(1..) == a.get(1..)
+        {
+            return self.vocab.get(i as usize).map(|v| &**v);
+        }
+        let (&c0, &c1) = (a.first()?, a.get(1)?);
+        let len = u8::try_from(a.len()).ok()?;
+        let list = self.buckets.get(&(c1, len))?;
+        let mut found = list.iter().filter_map(|&i| {
+            let (bs, _) = self.vocab_chars.get(i as usize)?;
+            (bs.get(1) == Some(&c0) && bs.get(2..) == a.get(2..))
+                .then(|| self.vocab.get(i as usize).map(|v| &**v))
+                .flatten()
+        });
+        let first = found.next();
+        if found.next().is_some() { None } else { first }
     }
 }
 
@@ -329,5 +377,9 @@ mod tests {
         assert_eq!(lx.correct("pian"), Some("pain"));
         assert_eq!(lx.correct("brething"), Some("breathing"));
         assert_eq!(lx.correct("eizure"), None);
+        // A wrong or swapped first letter, in words of five letters or more.
+        assert_eq!(lx.correct("zeizure"), Some("seizure"));
+        assert_eq!(lx.correct("rbeathing"), Some("breathing"));
+        assert_eq!(lx.correct("xain"), None);
     }
 }

@@ -244,6 +244,29 @@ fn negation_is_scoped_per_finding() {
     );
 }
 
+/// A later clause that reports the finding now ("never had one before but I
+/// just had one") ends the negation: the event is current.
+#[test]
+fn a_later_clause_reporting_the_finding_now_cancels_its_negation() {
+    for t in [
+        "I've never had a seizure before but I just had one",
+        "he never had a convulsion before and then this morning he had one",
+        "nunca habia tenido una convulsion pero hoy tuve una",
+        "I've never had chest pain like this",
+        "nunca había sentido un dolor de pecho así",
+    ] {
+        assert_eq!(judge(t), Disposition::Emergency, "{t}");
+    }
+    assert_eq!(
+        judge("I've never had a seizure, is it safe to start bupropion?"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        judge("I don't have chest pain anymore but I had it all morning"),
+        Disposition::Urgent
+    );
+}
+
 #[test]
 fn hypothetical_and_educational_questions_do_not_escalate_unless_symptoms_are_current() {
     assert_eq!(
@@ -285,6 +308,8 @@ fn figurative_and_non_clinical_senses_are_ignored() {
         "when will my blood test results be ready?",
         "this insurance is bleeding money out of me",
         "my computer had a seizure and I lost the form",
+        "my landlord is giving me chest pains lol",
+        "these bills are giving me heart palpitations",
     ] {
         assert_eq!(judge(t), Disposition::Routine, "{t}");
     }
