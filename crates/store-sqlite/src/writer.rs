@@ -193,7 +193,21 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// Largest WAL file before the writer truncates it between two groups.
+const WAL_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Under sustained writes the background PASSIVE checkpoints may never catch
+/// up; the writer, which holds no transaction between groups, then truncates
+/// the WAL itself. Rare and bounded: most pages were already copied back.
+fn bound_wal(conn: &Connection, wal_path: &std::path::Path) {
+    let big = std::fs::metadata(wal_path).map(|m| m.len() > WAL_LIMIT_BYTES).unwrap_or(false);
+    if big && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "WAL truncate checkpoint failed");
+    }
+}
+
 fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus, crypto: Arc<Crypto>) {
+    let wal_path = std::path::PathBuf::from(format!("{}-wal", conn.path().unwrap_or_default()));
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -240,6 +254,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus, crypto: Arc<Crypto>)
                     }
                     (fin.answer)(Ok(()));
                 }
+                bound_wal(&conn, &wal_path);
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; every job in it is refused");
