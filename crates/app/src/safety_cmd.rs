@@ -127,7 +127,8 @@ pub async fn audit(
         seconds: 0.0,
     };
     let mut settings_cache = HashMap::new();
-    let mut histories: HashMap<careline_core::ids::TicketId, careline_core::safety::TicketHistory> = HashMap::new();
+    let mut histories: HashMap<careline_core::ids::TicketId, careline_core::safety::TicketHistory> =
+        HashMap::new();
     loop {
         let batch = store.contacts(since, until, after, 5000).await.map_err(e)?;
         let Some(last) = batch.last() else { break };
@@ -153,7 +154,11 @@ pub async fn audit(
         run.contacts += batch.len() as u64;
         run.red_flags += flagged.len() as u64;
         // A ticket's history does not change during the audit: fetch each once.
-        let unknown: Vec<_> = flagged.iter().map(|(c, _)| c.ticket_id).filter(|t| !histories.contains_key(t)).collect();
+        let unknown: Vec<_> = flagged
+            .iter()
+            .map(|(c, _)| c.ticket_id)
+            .filter(|t| !histories.contains_key(t))
+            .collect();
         if !unknown.is_empty() {
             histories.extend(store.ticket_histories(unknown).await.map_err(e)?);
         }

@@ -200,7 +200,9 @@ const WAL_LIMIT_BYTES: u64 = 256 * 1024 * 1024;
 /// up; the writer, which holds no transaction between groups, then truncates
 /// the WAL itself. Rare and bounded: most pages were already copied back.
 fn bound_wal(conn: &Connection, wal_path: &std::path::Path) {
-    let big = std::fs::metadata(wal_path).map(|m| m.len() > WAL_LIMIT_BYTES).unwrap_or(false);
+    let big = std::fs::metadata(wal_path)
+        .map(|m| m.len() > WAL_LIMIT_BYTES)
+        .unwrap_or(false);
     if big && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "WAL truncate checkpoint failed");
     }
