@@ -462,7 +462,7 @@ async fn encrypted_at_rest_no_file_under_the_data_dir_contains_a_message_text() 
         let Ok(bytes) = std::fs::read(f) else {
             continue;
         };
-        for needle in ["zebra-quartz", "4471", "HIV meds"] {
+        for needle in ["zebra-quartz", "note 4471", "HIV meds"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
                 "{needle} found in {}",
