@@ -471,29 +471,8 @@ async fn team_sees_new_messages_on_the_event_stream() {
     let app = App::spawn().await;
     let guide = app.login("guide.north1").await;
     let south = app.login("guide.south1").await;
-    let mut north_stream = Conn::connect(app.addr)
-        .await
-        .unwrap()
-        .open_stream("/api/v1/events", &guide)
-        .await
-        .unwrap();
-    let mut south_stream = Conn::connect(app.addr)
-        .await
-        .unwrap()
-        .open_stream("/api/v1/events", &south)
-        .await
-        .unwrap();
-    assert_eq!(north_stream.status, 200);
-    assert!(
-        north_stream
-            .wait_for("event: ready", Duration::from_secs(5))
-            .await
-    );
-    assert!(
-        south_stream
-            .wait_for("event: ready", Duration::from_secs(5))
-            .await
-    );
+    let mut north_stream = app.events(&guide).await;
+    let mut south_stream = app.events(&south).await;
     let member = app.login("member01").await;
     let out = app.send(&member, ROUTINE).await;
     let ticket = out["ticket"]["id"].as_str().unwrap();

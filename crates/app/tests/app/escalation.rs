@@ -2,7 +2,6 @@
 //! guidance, the red-flag interlock, clearance, webhooks and the safety audit.
 
 use crate::support::*;
-use careline::httpc::Conn;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -39,17 +38,7 @@ async fn invariant_2_red_flag_pages_the_on_call_clinician_within_one_second_of_c
     let app = App::spawn().await;
     let nurse = app.login("nurse.north").await;
     let nurse_id = user_id(&app, &nurse).await;
-    let mut stream = Conn::connect(app.addr)
-        .await
-        .unwrap()
-        .open_stream("/api/v1/events", &nurse)
-        .await
-        .unwrap();
-    assert!(
-        stream
-            .wait_for("event: ready", Duration::from_secs(5))
-            .await
-    );
+    let mut stream = app.events(&nurse).await;
     let member = app.login("member01").await;
     let out = app.send(&member, EMERGENCY).await;
     assert_eq!(out["ticket"]["queue"]["kind"], "clinical");
@@ -102,17 +91,7 @@ async fn invariant_2_red_flag_pages_the_on_call_clinician_within_one_second_of_c
 async fn invariant_2_unacknowledged_page_climbs_the_chain_and_alarms_the_supervisors() {
     let app = App::spawn().await;
     let supervisor = app.login("supervisor").await;
-    let mut sup_stream = Conn::connect(app.addr)
-        .await
-        .unwrap()
-        .open_stream("/api/v1/events", &supervisor)
-        .await
-        .unwrap();
-    assert!(
-        sup_stream
-            .wait_for("event: ready", Duration::from_secs(5))
-            .await
-    );
+    let mut sup_stream = app.events(&supervisor).await;
     let member = app.login("member02").await;
     let out = app.send(&member, URGENT_BP).await;
     assert_eq!(

@@ -165,6 +165,24 @@ impl App {
         r.json()
     }
 
+    /// Open the caller's event stream and wait until it says it is ready.
+    pub async fn events(&self, token: &str) -> httpc::EventStream {
+        let mut stream = httpc::Conn::connect(self.addr)
+            .await
+            .unwrap()
+            .open_stream("/api/v1/events", token)
+            .await
+            .unwrap();
+        assert_eq!(stream.status, 200);
+        assert!(
+            stream
+                .wait_for("event: ready", std::time::Duration::from_secs(5))
+                .await,
+            "stream never became ready"
+        );
+        stream
+    }
+
     pub async fn me(&self, token: &str) -> Value {
         self.get("/api/v1/me", token).await.json()
     }
