@@ -88,6 +88,9 @@ pub enum AdminCmd {
         /// RFC 3339 expiry; omitted means until revoked.
         #[arg(long)]
         expires_at: Option<String>,
+        /// What the proxy may do: messages, record or full.
+        #[arg(long, default_value = "full")]
+        scope: String,
     },
     /// Set a care team's on-call rota (who is paged, in order). Users by username.
     RotaSet {
@@ -275,6 +278,7 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             name,
             password,
             expires_at,
+            scope,
         } => {
             let store = open_store(&o.data.data_dir)?;
             let org = org(&store, &o.org).await?;
@@ -285,6 +289,7 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
                 name: Some(name),
                 password: Some(password),
                 expires_at,
+                scope: Some(scope),
             };
             let id = grant_proxy(&store, org.id, spec, None, now())
                 .await

@@ -365,7 +365,15 @@ pub async fn seed(store: &dyn Store, password: &str, now: Timestamp) -> Result<S
         .map_err(e)?;
     let m7 = member07.ok_or_else(|| anyhow!("demo seed: member07 missing"))?;
     store
-        .grant_proxy(org.id, proxy.id, m7, None, None, now)
+        .grant_proxy(
+            org.id,
+            proxy.id,
+            m7,
+            careline_core::authz::ProxyScope::Full,
+            None,
+            None,
+            now,
+        )
         .await
         .map_err(e)?;
     ensure_rotas(store, org.id, now).await?;

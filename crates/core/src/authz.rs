@@ -7,7 +7,7 @@ use crate::ids::*;
 use crate::model::{Role, Ticket};
 use crate::ticket::Actor;
 use crate::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An authenticated caller and the relationships that grant access.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,8 +18,9 @@ pub struct Principal {
     pub name: String,
     /// A member's own record.
     pub member_id: Option<MemberId>,
-    /// Members this proxy may act for (scope and expiry already applied).
-    pub proxy_for: Vec<MemberId>,
+    /// Members this proxy may act for, each with the scope the member or an
+    /// administrator granted (expired grants already left out).
+    pub proxy_for: Vec<(MemberId, ProxyScope)>,
     /// Care teams this staff user belongs to.
     pub team_ids: Vec<TeamId>,
     /// Access to members outside the care team, each with the relationship
@@ -29,6 +30,43 @@ pub struct Principal {
     /// A session that must enrol a second factor before it may do anything
     /// else (the organization requires MFA for this role).
     pub enrolment_only: bool,
+}
+
+/// What a proxy (caregiver) may do for a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyScope {
+    /// Read and write the member's messages, see their tickets and attachments.
+    Messages,
+    /// See the member's record (profile, health markers), who read it, and
+    /// record or withdraw consent for them.
+    Record,
+    /// Both.
+    Full,
+}
+
+impl ProxyScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyScope::Messages => "messages",
+            ProxyScope::Record => "record",
+            ProxyScope::Full => "full",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "messages" => Some(ProxyScope::Messages),
+            "record" => Some(ProxyScope::Record),
+            "full" => Some(ProxyScope::Full),
+            _ => None,
+        }
+    }
+
+    /// Whether this scope includes `need`.
+    pub fn covers(self, need: ProxyScope) -> bool {
+        self == ProxyScope::Full || self == need
+    }
 }
 
 /// Why access was allowed; recorded with reads of PHI.
@@ -79,13 +117,57 @@ impl Principal {
         }
     }
 
-    /// Access to a member's record, thread and tickets.
+    /// The scope of this proxy's grant for a member, if any.
+    pub fn proxy_scope(&self, member: MemberId) -> Option<ProxyScope> {
+        self.proxy_for
+            .iter()
+            .find(|(m, _)| *m == member)
+            .map(|(_, s)| *s)
+    }
+
+    /// Members this proxy may act for with at least `need`.
+    pub fn proxied(&self, need: ProxyScope) -> impl Iterator<Item = MemberId> + '_ {
+        self.proxy_for
+            .iter()
+            .filter(move |(_, s)| s.covers(need))
+            .map(|(m, _)| *m)
+    }
+
+    /// Access to a member's thread, messages, tickets and attachments.
     pub fn member_access(&self, org: OrgId, member: MemberId, team: TeamId) -> Result<Grant> {
+        self.access(org, member, team, ProxyScope::Messages)
+    }
+
+    /// Access to a member's record: profile and health markers, the history
+    /// of who read it, consent. Staff reach it as they reach the thread; a
+    /// proxy needs the record scope.
+    pub fn record_access(&self, org: OrgId, member: MemberId, team: TeamId) -> Result<Grant> {
+        self.access(org, member, team, ProxyScope::Record)
+    }
+
+    fn access(
+        &self,
+        org: OrgId,
+        member: MemberId,
+        team: TeamId,
+        need: ProxyScope,
+    ) -> Result<Grant> {
         self.same_org(org, "member")?;
         match self.role {
             Role::Member if self.member_id == Some(member) => Ok(Grant::Own),
-            Role::Proxy if self.proxy_for.contains(&member) => Ok(Grant::Proxy),
-            Role::Member | Role::Proxy => Err(Error::NotFound("member")),
+            Role::Proxy => match self.proxy_scope(member) {
+                Some(s) if s.covers(need) => Ok(Grant::Proxy),
+                Some(s) => Err(Error::forbidden(
+                    "outside-proxy-scope",
+                    format!(
+                        "your proxy access for this member covers their {}, not their {}",
+                        s.as_str(),
+                        need.as_str()
+                    ),
+                )),
+                None => Err(Error::NotFound("member")),
+            },
+            Role::Member => Err(Error::NotFound("member")),
             r if r.works_queues() && self.team_ids.contains(&team) => Ok(Grant::CareTeam),
             // Administrators, privacy officers and service accounts read no PHI through relationships.
             Role::Admin | Role::Service | Role::PrivacyOfficer => Err(Error::forbidden(
@@ -137,18 +219,29 @@ impl Principal {
                     _ => Ok(own),
                 }
             }
-            Role::Proxy => match named {
-                Some(m) if self.proxy_for.contains(&m) => Ok(m),
-                Some(_) => Err(Error::NotFound("member")),
-                None if self.proxy_for.len() == 1 => self
-                    .proxy_for
-                    .first()
-                    .copied()
-                    .ok_or(Error::NotFound("member")),
-                None => Err(Error::invalid(
-                    "member_id is required: you act for more than one member",
-                )),
-            },
+            Role::Proxy => {
+                let mut writable = self.proxied(ProxyScope::Messages);
+                match named {
+                    Some(m) => match self.proxy_scope(m) {
+                        Some(s) if s.covers(ProxyScope::Messages) => Ok(m),
+                        Some(_) => Err(Error::forbidden(
+                            "outside-proxy-scope",
+                            "your proxy access for this member does not include writing messages",
+                        )),
+                        None => Err(Error::NotFound("member")),
+                    },
+                    None => match (writable.next(), writable.next()) {
+                        (Some(m), None) => Ok(m),
+                        (None, _) => Err(Error::forbidden(
+                            "outside-proxy-scope",
+                            "none of your proxy grants includes writing messages",
+                        )),
+                        (Some(_), Some(_)) => Err(Error::invalid(
+                            "member_id is required: you act for more than one member",
+                        )),
+                    },
+                }
+            }
             _ => Err(Error::forbidden(
                 "members-only",
                 "staff write to members with replies (POST /api/v1/tickets/{id}/replies) or record calls (POST /api/v1/calls)",
@@ -224,9 +317,39 @@ mod tests {
         assert_eq!(member.message_subject(None).unwrap(), me);
         assert!(member.message_subject(Some(other)).is_err());
         let mut proxy = p(Role::Proxy, org);
-        proxy.proxy_for = vec![me];
+        proxy.proxy_for = vec![(me, ProxyScope::Full)];
         assert_eq!(proxy.member_access(org, me, team).unwrap(), Grant::Proxy);
         assert_eq!(proxy.message_subject(None).unwrap(), me);
         assert!(proxy.message_subject(Some(other)).is_err());
+    }
+
+    #[test]
+    fn a_proxy_acts_only_within_the_scope_granted() {
+        let org = OrgId::new();
+        let team = TeamId::new();
+        let (mum, dad) = (MemberId::new(), MemberId::new());
+        let mut carer = p(Role::Proxy, org);
+        carer.proxy_for = vec![(mum, ProxyScope::Messages), (dad, ProxyScope::Record)];
+        assert_eq!(carer.member_access(org, mum, team).unwrap(), Grant::Proxy);
+        assert!(matches!(
+            carer.record_access(org, mum, team),
+            Err(Error::Forbidden {
+                rule: "outside-proxy-scope",
+                ..
+            })
+        ));
+        assert_eq!(carer.record_access(org, dad, team).unwrap(), Grant::Proxy);
+        assert!(carer.member_access(org, dad, team).is_err());
+        // Only one member's messages are in scope, so it is the default subject.
+        assert_eq!(carer.message_subject(None).unwrap(), mum);
+        assert!(matches!(
+            carer.message_subject(Some(dad)),
+            Err(Error::Forbidden {
+                rule: "outside-proxy-scope",
+                ..
+            })
+        ));
+        assert!(ProxyScope::Full.covers(ProxyScope::Record));
+        assert!(!ProxyScope::Messages.covers(ProxyScope::Full));
     }
 }

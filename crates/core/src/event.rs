@@ -29,6 +29,14 @@ pub enum EventKind {
     MemberCreated,
     #[serde(rename = "proxy.granted")]
     ProxyGranted,
+    #[serde(rename = "proxy.revoked")]
+    ProxyRevoked,
+    #[serde(rename = "consent.recorded")]
+    ConsentRecorded,
+    #[serde(rename = "consent.withdrawn")]
+    ConsentWithdrawn,
+    #[serde(rename = "session.login_throttled")]
+    LoginThrottled,
     #[serde(rename = "session.created")]
     SessionCreated,
     #[serde(rename = "session.login_failed")]
@@ -113,6 +121,10 @@ impl EventKind {
             EventKind::UserTeamJoined => "user.team_joined",
             EventKind::MemberCreated => "member.created",
             EventKind::ProxyGranted => "proxy.granted",
+            EventKind::ProxyRevoked => "proxy.revoked",
+            EventKind::ConsentRecorded => "consent.recorded",
+            EventKind::ConsentWithdrawn => "consent.withdrawn",
+            EventKind::LoginThrottled => "session.login_throttled",
             EventKind::SessionCreated => "session.created",
             EventKind::LoginFailed => "session.login_failed",
             EventKind::ThreadCreated => "thread.created",

@@ -6,6 +6,7 @@ mod access;
 mod audit;
 mod crypt;
 mod hooks;
+mod proxies;
 mod rows;
 pub mod schema;
 mod writer;
@@ -460,6 +461,7 @@ impl Store for SqliteStore {
         org: OrgId,
         user: Option<UserId>,
         username: &str,
+        address: Option<std::net::IpAddr>,
         now: Timestamp,
     ) -> Result<()> {
         let username = username.to_owned();
@@ -474,8 +476,31 @@ impl Store for SqliteStore {
                 org,
                 now,
                 vec![
-                    NewEvent::new(EventKind::LoginFailed, json!({"username": username}))
-                        .actor(user),
+                    NewEvent::new(
+                        EventKind::LoginFailed,
+                        json!({"username": username, "address": address}),
+                    )
+                    .actor(user),
+                ],
+            )
+        })
+        .await
+    }
+
+    async fn record_login_throttled(
+        &self,
+        org: OrgId,
+        user: UserId,
+        address: std::net::IpAddr,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            tx.append(
+                org,
+                now,
+                vec![
+                    NewEvent::new(EventKind::LoginThrottled, json!({"address": address}))
+                        .actor(Some(user)),
                 ],
             )
         })
@@ -513,11 +538,7 @@ impl Store for SqliteStore {
                         .map_err(db)
                 };
                 let uid = user.id.to_string();
-                let proxy_for = if user.role == Role::Proxy {
-                    ids("SELECT member_id FROM proxies WHERE proxy_user_id = $1 AND (expires_at IS NULL OR expires_at > $2)", uid.clone(), us(now))?
-                } else {
-                    Vec::new()
-                };
+                let proxy_for = if user.role == Role::Proxy { proxies::scopes(c, user.id, now)? } else { Vec::new() };
                 let mut grants = Vec::new();
                 if user.role.is_staff() {
                     for m in ids("SELECT member_id FROM collaborators WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2", uid.clone(), us(now))? {
@@ -920,8 +941,9 @@ impl Store for SqliteStore {
             if m.org_id != p.org_id {
                 return Err(Error::NotFound("member"));
             }
-            let own = matches!(p.role, Role::Member | Role::Proxy) && p.member_access(m.org_id, m.id, m.team_id).is_ok();
-            if !own && p.role != Role::PrivacyOfficer {
+            if matches!(p.role, Role::Member | Role::Proxy) {
+                p.record_access(m.org_id, m.id, m.team_id)?;
+            } else if p.role != Role::PrivacyOfficer {
                 return Err(Error::forbidden("privacy-officers", "only the member, their proxy and privacy officers see who read a member's data"));
             }
             let mut s = c
@@ -1030,7 +1052,7 @@ impl Store for SqliteStore {
                     if granted.is_empty() { "''".into() } else { granted.join(",") }
                 ));
             } else {
-                let mut ms: Vec<MemberId> = p.proxy_for.clone();
+                let mut ms: Vec<MemberId> = p.proxied(careline_core::authz::ProxyScope::Messages).collect();
                 ms.extend(p.member_id);
                 if ms.is_empty() {
                     return Ok(Vec::new());
@@ -1129,7 +1151,7 @@ impl Store for SqliteStore {
         let (m, grant) = self
             .read(move |c, _| {
                 let m = rows::load_member(c, id)?;
-                let g = pc.member_access(m.org_id, m.id, m.team_id)?;
+                let g = pc.record_access(m.org_id, m.id, m.team_id)?;
                 Ok((m, g))
             })
             .await?;
@@ -1895,36 +1917,62 @@ impl Store for SqliteStore {
         org: OrgId,
         proxy: UserId,
         member: MemberId,
+        scope: careline_core::authz::ProxyScope,
         expires_at: Option<Timestamp>,
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<()> {
-        self.write(move |tx| {
-            let m = rows::load_member(tx.conn, member)?;
-            let u = rows::load_user(tx.conn, proxy)?
-                .ok_or(Error::NotFound("user"))?;
-            if m.org_id != org || u.org_id != org {
-                return Err(Error::NotFound("member"));
-            }
-            if u.role != Role::Proxy {
-                return Err(Error::invalid("proxy access is granted to users with the proxy role"));
-            }
-            tx.conn
-                .prepare_cached(
-                    "INSERT INTO proxies (proxy_user_id, member_id, expires_at, created_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (proxy_user_id, member_id) DO UPDATE SET expires_at = excluded.expires_at",
-                )
-                .and_then(|mut s| s.execute(params![proxy.to_string(), member.to_string(), expires_at.map(us), us(now)]))
-                .map_err(db)?;
-            tx.append(
-                org,
-                now,
-                vec![NewEvent::new(EventKind::ProxyGranted, json!({"proxy_user_id": proxy, "expires_at": expires_at}))
-                    .actor(actor)
-                    .member(member)],
-            )
-        })
-        .await
+        self.write(move |tx| proxies::grant(tx, org, proxy, member, scope, expires_at, actor, now))
+            .await
+    }
+
+    async fn grant_proxy_as_member(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        proxy_username: &str,
+        scope: careline_core::authz::ProxyScope,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<ProxyEntry> {
+        proxies::grant_as_member(self, p, member, proxy_username, scope, expires_at, now).await
+    }
+
+    async fn revoke_proxy(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        proxy: UserId,
+        now: Timestamp,
+    ) -> Result<()> {
+        proxies::revoke(self, p, member, proxy, now).await
+    }
+
+    async fn member_proxies(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<Vec<ProxyEntry>> {
+        proxies::member_proxies(self, p, member, now).await
+    }
+
+    async fn my_proxy_grants(&self, p: &Principal, now: Timestamp) -> Result<Vec<ProxyEntry>> {
+        proxies::my_grants(self, p, now).await
+    }
+
+    async fn set_consent(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        change: ConsentChange,
+        now: Timestamp,
+    ) -> Result<Vec<SensitiveCategory>> {
+        proxies::set_consent(self, p, member, change, now).await
+    }
+
+    async fn consents(&self, p: &Principal, member: MemberId) -> Result<Vec<SensitiveCategory>> {
+        proxies::consents(self, p, member).await
     }
 
     async fn verify_chains(&self) -> Result<Vec<ChainReport>> {

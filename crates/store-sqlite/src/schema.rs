@@ -306,6 +306,11 @@ CREATE TABLE recovery_codes (
     PRIMARY KEY (user_id, code_hash)
 );
 "#,
+    r#"
+ALTER TABLE proxies ADD COLUMN scope TEXT NOT NULL DEFAULT 'full';
+ALTER TABLE proxies ADD COLUMN granted_by TEXT;
+CREATE INDEX proxies_member ON proxies(member_id);
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

@@ -11,7 +11,7 @@
 pub mod bus;
 
 use async_trait::async_trait;
-use careline_core::authz::Principal;
+use careline_core::authz::{Principal, ProxyScope};
 use careline_core::escalation::{Page, Rota};
 use careline_core::event::Event;
 use careline_core::ids::*;
@@ -58,6 +58,27 @@ pub struct MfaState {
     /// Base32 TOTP secret (pending or enabled).
     pub secret: Option<String>,
     pub last_step: Option<i64>,
+}
+
+/// A caregiver's access to a member.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyEntry {
+    pub proxy_user_id: UserId,
+    pub proxy_name: String,
+    pub member_id: MemberId,
+    pub member_name: String,
+    pub scope: ProxyScope,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// Consent to share one sensitive category, recorded or withdrawn.
+#[derive(Debug, Clone)]
+pub struct ConsentChange {
+    pub category: SensitiveCategory,
+    pub granted: bool,
+    /// Required when someone records it on the member's behalf.
+    pub reason: Option<String>,
 }
 
 /// One read of a member's data, as the member sees it in their access history.
@@ -289,6 +310,16 @@ pub trait Store: Send + Sync + 'static {
         org_id: OrgId,
         user_id: Option<UserId>,
         username: &str,
+        address: Option<std::net::IpAddr>,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// A login refused by the per-address throttle before the password was
+    /// checked, recorded against the account it named.
+    async fn record_login_throttled(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        address: std::net::IpAddr,
         now: Timestamp,
     ) -> Result<()>;
     /// The caller behind a session token hash, if the session is live (not
@@ -586,15 +617,62 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Member>;
     async fn members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// Lets a proxy user act for a member within `scope` (replacing any
+    /// earlier grant between the two). Callers authorize: an administrator,
+    /// or the member themself through [`Store::grant_proxy_as_member`].
+    #[allow(clippy::too_many_arguments)]
     async fn grant_proxy(
         &self,
         org: OrgId,
         proxy: UserId,
         member: MemberId,
+        scope: ProxyScope,
         expires_at: Option<Timestamp>,
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<()>;
+    /// The member (or an administrator) grants a caregiver, named by their
+    /// username, access within `scope`.
+    async fn grant_proxy_as_member(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        proxy_username: &str,
+        scope: ProxyScope,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<ProxyEntry>;
+    /// Ends a proxy's access to a member: the member, the proxy themself,
+    /// an administrator or a privacy officer.
+    async fn revoke_proxy(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        proxy: UserId,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// Who acts for a member (the member, administrators, privacy officers).
+    async fn member_proxies(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<Vec<ProxyEntry>>;
+    /// The members a proxy acts for, with names and scopes.
+    async fn my_proxy_grants(&self, p: &Principal, now: Timestamp) -> Result<Vec<ProxyEntry>>;
+    /// Records or withdraws the member's consent to share a sensitive
+    /// category with every clinician who has access; returns the categories
+    /// consented to afterwards. The member, a proxy with the record scope, or
+    /// a privacy officer on the member's behalf (a reason is then required).
+    async fn set_consent(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        change: ConsentChange,
+        now: Timestamp,
+    ) -> Result<Vec<SensitiveCategory>>;
+    /// The member's consents (anyone who may read the record, and privacy officers).
+    async fn consents(&self, p: &Principal, member: MemberId) -> Result<Vec<SensitiveCategory>>;
 
     // ---- the record ----
     /// Recompute every organization's chain.

@@ -84,6 +84,9 @@ pub struct ProxySpec {
     pub password: Option<String>,
     /// RFC 3339; omitted means until revoked.
     pub expires_at: Option<String>,
+    /// `messages` (threads, messages, tickets), `record` (profile, health
+    /// markers, access history, consent) or `full` (the default).
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -273,6 +276,7 @@ pub async fn grant_proxy(
                 .map_err(|_| Error::invalid(format!("expires_at '{e}' is not an RFC 3339 time")))
         })
         .transpose()?;
+    let scope = parse_scope(spec.scope.as_deref())?;
     let proxy = match (spec.proxy_user_id, spec.username, spec.name, spec.password) {
         (Some(id), None, None, None) => UserId(id),
         (None, Some(username), Some(name), Some(password)) => {
@@ -300,9 +304,27 @@ pub async fn grant_proxy(
         }
     };
     store
-        .grant_proxy(org, proxy, MemberId(spec.member_id), expires_at, actor, now)
+        .grant_proxy(
+            org,
+            proxy,
+            MemberId(spec.member_id),
+            scope,
+            expires_at,
+            actor,
+            now,
+        )
         .await?;
     Ok(proxy)
+}
+
+/// A proxy scope from its name; omitted means `full`.
+pub fn parse_scope(s: Option<&str>) -> Result<careline_core::authz::ProxyScope> {
+    match s {
+        None => Ok(careline_core::authz::ProxyScope::Full),
+        Some(s) => careline_core::authz::ProxyScope::parse(s.trim()).ok_or_else(|| {
+            Error::invalid(format!("scope '{s}' is not one of messages, record, full"))
+        }),
+    }
 }
 
 fn require_admin(p: &Principal) -> Result<()> {

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use careline_core::Error;
 use careline_core::authz::Grant;
 use careline_core::ids::*;
-use careline_core::model::{Member, Role};
+use careline_core::model::{Member, Role, SensitiveCategory};
 use careline_store::{AccessEntry, BreakGlass, Collaborator};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -94,7 +94,7 @@ pub struct AccessLog {
 pub async fn my_access_log(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<AccessLog>> {
     let member = p
         .member_id
-        .or_else(|| p.proxy_for.first().copied())
+        .or_else(|| p.proxied(careline_core::authz::ProxyScope::Record).next())
         .ok_or_else(|| Error::forbidden("members-only", "the access history is for members and their proxies; privacy officers use /api/v1/members/{id}/access-log"))?;
     let items = s.store.access_log(&p, member, 1000).await?;
     Ok(Json(AccessLog {
@@ -282,5 +282,155 @@ pub async fn revoke_sessions(
             .store
             .revoke_user_sessions(&p, UserId(id), s.clock.now())
             .await?,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRequest {
+    /// The caregiver's username (a proxy account of this organization).
+    pub username: String,
+    /// `messages`, `record` or `full` (the default).
+    pub scope: Option<String>,
+    /// RFC 3339; omitted means until revoked.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyList {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<careline_store::ProxyEntry>,
+}
+
+/// Who may act for a member, and with what scope (the member, administrators, privacy officers).
+#[utoipa::path(get, path = "/api/v1/members/{id}/proxies", tag = "privacy", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = ProxyList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn member_proxies(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<ProxyList>> {
+    let items = s
+        .store
+        .member_proxies(&p, MemberId(id), s.clock.now())
+        .await?;
+    Ok(Json(ProxyList { items }))
+}
+
+/// The member (or an administrator) lets a caregiver act for them within a scope.
+#[utoipa::path(post, path = "/api/v1/members/{id}/proxies", tag = "privacy", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ProxyRequest, responses((status = 201, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn grant_proxy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<ProxyRequest>,
+) -> ApiResult<(StatusCode, Json<careline_store::ProxyEntry>)> {
+    let scope = crate::admin::parse_scope(req.scope.as_deref())?;
+    let expires_at = req
+        .expires_at
+        .as_deref()
+        .map(|e| {
+            e.parse::<Timestamp>()
+                .map_err(|_| Error::invalid(format!("expires_at '{e}' is not an RFC 3339 time")))
+        })
+        .transpose()?;
+    let entry = s
+        .store
+        .grant_proxy_as_member(
+            &p,
+            MemberId(id),
+            &req.username,
+            scope,
+            expires_at,
+            s.clock.now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+/// End a caregiver's access: the member, the caregiver themself, an administrator or a privacy officer.
+#[utoipa::path(delete, path = "/api/v1/members/{id}/proxies/{user_id}", tag = "privacy", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_proxy(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, user)): Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    s.store
+        .revoke_proxy(&p, MemberId(id), UserId(user), s.clock.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// For a member: who acts for them. For a caregiver: whom they act for.
+#[utoipa::path(get, path = "/api/v1/me/proxies", tag = "privacy", security(("bearer" = [])),
+    responses((status = 200, body = ProxyList), (status = 403, body = Problem)))]
+pub async fn my_proxies(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<ProxyList>> {
+    let items = s.store.my_proxy_grants(&p, s.clock.now()).await?;
+    Ok(Json(ProxyList { items }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Consents {
+    pub member_id: Uuid,
+    /// Sensitive categories the member agreed to share with every clinician who has access.
+    #[schema(value_type = Vec<String>)]
+    pub consented: Vec<SensitiveCategory>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// `behavioral_health`, `substance_use`, `sexual_reproductive_health` or `hiv`.
+    #[schema(value_type = String)]
+    pub category: SensitiveCategory,
+    /// true records consent, false withdraws it.
+    pub granted: bool,
+    /// Required when a privacy officer records it on the member's behalf.
+    pub reason: Option<String>,
+}
+
+/// The member's consents to share sensitive categories.
+#[utoipa::path(get, path = "/api/v1/members/{id}/consents", tag = "privacy", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = Consents), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn consents(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<Consents>> {
+    let consented = s.store.consents(&p, MemberId(id)).await?;
+    Ok(Json(Consents {
+        member_id: id,
+        consented,
+    }))
+}
+
+/// Record or withdraw consent to share a sensitive category (the member, a
+/// proxy with the record scope, or a privacy officer with a reason).
+#[utoipa::path(post, path = "/api/v1/members/{id}/consents", tag = "privacy", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ConsentRequest, responses((status = 200, body = Consents), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn set_consent(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<ConsentRequest>,
+) -> ApiResult<Json<Consents>> {
+    let consented = s
+        .store
+        .set_consent(
+            &p,
+            MemberId(id),
+            careline_store::ConsentChange {
+                category: req.category,
+                granted: req.granted,
+                reason: req.reason,
+            },
+            s.clock.now(),
+        )
+        .await?;
+    Ok(Json(Consents {
+        member_id: id,
+        consented,
     }))
 }

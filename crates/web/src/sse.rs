@@ -46,9 +46,11 @@ pub fn visible(p: &Principal, e: &Event) -> bool {
     {
         return false;
     }
-    let mine = e
-        .member_id
-        .is_some_and(|m| p.member_id == Some(m) || p.proxy_for.contains(&m));
+    let mine = e.member_id.is_some_and(|m| {
+        p.member_id == Some(m)
+            || p.proxied(careline_core::authz::ProxyScope::Messages)
+                .any(|x| x == m)
+    });
     if !mine || e.ticket_id.is_none() {
         return false;
     }

@@ -112,7 +112,16 @@ pub struct Me {
     pub member_id: Option<Uuid>,
     /// For proxies: every member they act for.
     pub acting_for: Vec<Uuid>,
+    /// For proxies: what they may do for each member.
+    pub proxy_scopes: Vec<ProxyScopeView>,
     pub team_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProxyScopeView {
+    pub member_id: Uuid,
+    /// `messages`, `record` or `full`.
+    pub scope: String,
 }
 
 impl From<&Principal> for Me {
@@ -125,8 +134,16 @@ impl From<&Principal> for Me {
             member_id: p
                 .member_id
                 .map(|m| m.0)
-                .or_else(|| p.proxy_for.first().map(|m| m.0)),
-            acting_for: p.proxy_for.iter().map(|m| m.0).collect(),
+                .or_else(|| p.proxy_for.first().map(|(m, _)| m.0)),
+            acting_for: p.proxy_for.iter().map(|(m, _)| m.0).collect(),
+            proxy_scopes: p
+                .proxy_for
+                .iter()
+                .map(|(m, s)| ProxyScopeView {
+                    member_id: m.0,
+                    scope: s.as_str().into(),
+                })
+                .collect(),
             team_ids: p.team_ids.iter().map(|t| t.0).collect(),
         }
     }

@@ -14,8 +14,14 @@ struct Subject {
     label: &'static str,
     token: Option<String>,
     role: Option<Role>,
-    /// Reaches member01 through a relationship (own, care team, tag, break-glass).
+    /// Reaches member01's thread and tickets through a relationship (own,
+    /// care team, tag, break-glass, a proxy with the messages scope).
     access: bool,
+    /// Reaches member01's record (profile, access history, consent): staff
+    /// as for the thread, a proxy only with the record scope.
+    record: bool,
+    /// A proxy for member01, with this scope.
+    proxy_scope: Option<&'static str>,
     own: bool,
     same_org: bool,
     /// On the North team (rota managers), for supervisors.
@@ -41,8 +47,11 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
     Some(match (method, p) {
         ("GET", "/openapi.json") => Allow,
         ("GET", "/me" | "/queues" | "/tickets" | "/pages") => allow(authed),
-        ("GET", "/me/access-log") => allow(is(&[Role::Member, Role::Proxy])),
-        ("POST", "/messages") => allow(s.own),
+        ("GET", "/me/access-log") => {
+            allow(is(&[Role::Member]) || (is(&[Role::Proxy]) && s.proxy_scope != Some("messages")))
+        }
+        ("GET", "/me/proxies") => allow(is(&[Role::Member, Role::Proxy])),
+        ("POST", "/messages") => allow(s.own || s.proxy_scope == Some("messages")),
         ("POST", "/calls") => allow(is(&[
             Role::Agent,
             Role::CareGuide,
@@ -53,12 +62,22 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
         (
             "GET",
             "/threads/{id}"
-            | "/members/{id}"
             | "/tickets/{id}"
             | "/tickets/{id}/pages"
             | "/threads/{id}/collaborators",
         ) => allow(s.access),
-        ("GET", "/members/{id}/access-log") => allow(s.own || is(&[Role::PrivacyOfficer])),
+        ("GET", "/members/{id}") => allow(s.record),
+        ("GET", "/members/{id}/access-log") => {
+            allow(s.own || s.proxy_scope == Some("record") || is(&[Role::PrivacyOfficer]))
+        }
+        ("GET", "/members/{id}/consents") => allow(s.record || is(&[Role::PrivacyOfficer])),
+        ("POST", "/members/{id}/consents") => {
+            allow(s.own || s.proxy_scope == Some("record") || is(&[Role::PrivacyOfficer]))
+        }
+        ("GET", "/members/{id}/proxies") | ("DELETE", "/members/{id}/proxies/{user_id}") => {
+            allow(s.own || is(&[Role::Admin, Role::PrivacyOfficer]))
+        }
+        ("POST", "/members/{id}/proxies") => allow(s.own || is(&[Role::Admin])),
         ("POST", "/members/{id}/break-glass") => allow(is(&[Role::Nurse, Role::Physician])),
         ("POST", "/threads/{id}/collaborators")
         | ("DELETE", "/threads/{id}/collaborators/{user_id}") => allow(s.access && staff),
@@ -175,6 +194,38 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         )
         .await
         .unwrap();
+    // Two caregivers of member01: one for messages, one for the record.
+    let m01 = store
+        .members(org.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "Margaret Ellis")
+        .unwrap();
+    for (name, scope) in [
+        ("proxy.msg", careline_core::authz::ProxyScope::Messages),
+        ("proxy.rec", careline_core::authz::ProxyScope::Record),
+    ] {
+        let u = store
+            .create_user(
+                NewUser {
+                    org_id: org.id,
+                    username: format!("{name}@demo.careline"),
+                    name: format!("Carer {name}"),
+                    role: Role::Proxy,
+                    member_id: None,
+                    password_hash: careline_web::auth::hash_password(PASSWORD).unwrap(),
+                },
+                None,
+                now,
+            )
+            .await
+            .unwrap();
+        store
+            .grant_proxy(org.id, u.id, m01.id, scope, None, None, now)
+            .await
+            .unwrap();
+    }
     // member01 writes an emergency: thread, ticket, page to nurse.north.
     let member = app.login("member01").await;
     let secret = "crushing chest pain radiating to my jaw, matrix-secret-8812";
@@ -193,6 +244,8 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         "nurse.expired",
         "member02",
         "proxy07",
+        "proxy.msg",
+        "proxy.rec",
         "guide.north1",
         "guide.north2",
         "guide.south1",
@@ -258,6 +311,8 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             token,
             role,
             access,
+            record: access,
+            proxy_scope: None,
             own: false,
             same_org: true,
             north_supervisor: false,
@@ -290,6 +345,26 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             Some(Role::Proxy),
             false,
         ),
+        Subject {
+            proxy_scope: Some("messages"),
+            record: false,
+            ..sub(
+                "proxy.msg (member01's proxy, messages scope)",
+                t("proxy.msg"),
+                Some(Role::Proxy),
+                true,
+            )
+        },
+        Subject {
+            proxy_scope: Some("record"),
+            record: true,
+            ..sub(
+                "proxy.rec (member01's proxy, record scope)",
+                t("proxy.rec"),
+                Some(Role::Proxy),
+                false,
+            )
+        },
         sub(
             "guide.north1 (care team)",
             t("guide.north1"),
@@ -428,6 +503,12 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             }
             "/admin/members" => json!({"name": "M", "team_id": team_north}),
             "/admin/proxies" => json!({"member_id": member_id}),
+            "/members/{id}/proxies" => {
+                json!({"username": "nobody@demo.careline", "scope": "messages"})
+            }
+            "/members/{id}/consents" => {
+                json!({"category": "hiv", "granted": false, "reason": "matrix"})
+            }
             "/admin/settings" => json!({}),
             "/admin/webhooks" => {
                 json!({"url": "ftp://nowhere", "secret": "0123456789abcdef", "events": ["page.*"]})
@@ -472,9 +553,8 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
                 }
             };
             // Lists never show member01's ticket to someone without access.
-            let leak = !s.access
-                && (text.contains(&ticket) || text.contains("matrix-secret"))
-                && !(s.paged);
+            let may_see = s.access || s.paged || (s.record && path.starts_with("/api/v1/members/"));
+            let leak = !may_see && (text.contains(&ticket) || text.contains("matrix-secret"));
             if !ok || (leak && method == &"GET") {
                 failures.push(format!(
                     "{method} {path} as {}: expected {expect:?}, got {} {}",

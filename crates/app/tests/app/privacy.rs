@@ -336,6 +336,68 @@ async fn minimum_necessary_member_view_is_shaped_by_role_and_sensitive_categorie
             .to_string()
             .contains("sertraline")
     );
+    // The member consents to share behavioural health: the break-glass
+    // clinician now sees it; withdrawn, it is hidden again.
+    let consents = format!("{path}/consents");
+    let r = app
+        .post(
+            &consents,
+            &m15,
+            json!({"category": "behavioral_health", "granted": true}),
+        )
+        .await;
+    assert_eq!(
+        r.json()["consented"],
+        json!(["behavioral_health"]),
+        "{}",
+        r.text()
+    );
+    assert!(
+        app.get(&path, &other).await.json()["sensitive"]
+            .to_string()
+            .contains("major depressive disorder")
+    );
+    app.post(
+        &consents,
+        &m15,
+        json!({"category": "behavioral_health", "granted": false}),
+    )
+    .await;
+    assert_eq!(app.get(&path, &other).await.json()["sensitive"], json!([]));
+    // A privacy officer may record it on the member's behalf, with a reason; a clinician may not.
+    let privacy = app.login("privacy").await;
+    assert_problem(
+        &app.post(
+            &consents,
+            &privacy,
+            json!({"category": "hiv", "granted": true}),
+        )
+        .await,
+        422,
+        "invalid-input",
+    );
+    let r = app
+        .post(&consents, &privacy, json!({"category": "hiv", "granted": true, "reason": "signed consent form received 2026-11-20"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_problem(
+        &app.post(
+            &consents,
+            &other,
+            json!({"category": "hiv", "granted": false}),
+        )
+        .await,
+        403,
+        "consent-by-member",
+    );
+    assert_eq!(
+        app.get(&consents, &m15).await.json()["consented"],
+        json!(["hiv"])
+    );
+    assert_eq!(app.recorded("consent.recorded").await.len(), 2);
+    let withdrawn = app.recorded("consent.withdrawn").await;
+    assert_eq!(withdrawn.len(), 1);
+    assert_eq!(withdrawn[0]["category"], "behavioral_health");
 }
 
 #[tokio::test]
@@ -405,6 +467,148 @@ async fn repeated_failed_logins_lock_the_account_and_throttle_the_address() {
         last = r.status;
     }
     assert_eq!(last, 429);
+    // A throttled attempt at a real account is recorded against that account,
+    // before any password is checked; failures carry the address too.
+    let south = json!({"username": "guide.south1@demo.careline", "password": PASSWORD});
+    assert_problem(
+        &app.call("POST", "/api/v1/sessions", None, Some(south))
+            .await,
+        429,
+        "too-many-attempts",
+    );
+    let throttled = app.recorded("session.login_throttled").await;
+    assert_eq!(throttled.len(), 1, "{throttled:?}");
+    assert_eq!(throttled[0]["address"], "127.0.0.1");
+    let failed = app.recorded("session.login_failed").await;
+    assert!(failed.len() >= 6 && failed.iter().all(|f| f["address"] == "127.0.0.1"));
+}
+
+#[tokio::test]
+async fn proxies_act_within_the_scope_the_member_granted_and_either_side_can_end_it() {
+    let app = App::spawn().await;
+    let m01 = app.login("member01").await;
+    let m01_id = id_of(&app, &m01, "member_id").await;
+    let carer = app.login("proxy07").await;
+    let carer_id = id_of(&app, &carer, "id").await;
+    let grant = |scope: &'static str| json!({"username": "proxy07@demo.careline", "scope": scope});
+    let proxies = format!("/api/v1/members/{m01_id}/proxies");
+    let profile = format!("/api/v1/members/{m01_id}");
+
+    // Nobody acts for member01 yet: the caregiver of member07 sees nothing of them.
+    assert_eq!(app.get(&profile, &carer).await.status, 404);
+    // member01 lets the caregiver handle messages only.
+    let r = app.post(&proxies, &m01, grant("messages")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["scope"], "messages");
+    let me = app.me(&carer).await;
+    assert!(me["proxy_scopes"].to_string().contains(&m01_id), "{me}");
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &carer,
+            json!({"text": "Mum needs her repeat prescription", "member_id": m01_id}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ticket = r.json()["ticket"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        app.get("/api/v1/tickets", &carer)
+            .await
+            .text()
+            .contains(&ticket)
+    );
+    assert_problem(&app.get(&profile, &carer).await, 403, "outside-proxy-scope");
+    assert_problem(
+        &app.get(&format!("{profile}/access-log"), &carer).await,
+        403,
+        "outside-proxy-scope",
+    );
+    // Changing the scope to the record swaps what the caregiver may do.
+    assert_eq!(app.post(&proxies, &m01, grant("record")).await.status, 201);
+    assert_eq!(app.get(&profile, &carer).await.json()["access"], "proxy");
+    assert_problem(
+        &app.post(
+            "/api/v1/messages",
+            &carer,
+            json!({"text": "one more thing", "member_id": m01_id}),
+        )
+        .await,
+        403,
+        "outside-proxy-scope",
+    );
+    assert!(
+        !app.get("/api/v1/tickets", &carer)
+            .await
+            .text()
+            .contains(&ticket)
+    );
+    // Both sides see the relationship.
+    let mine = app.get("/api/v1/me/proxies", &m01).await.json();
+    assert_eq!(mine["items"][0]["proxy_name"], app.me(&carer).await["name"]);
+    assert_eq!(mine["items"][0]["scope"], "record");
+    assert_eq!(
+        app.get("/api/v1/me/proxies", &carer).await.json()["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Staff cannot hand out access to a member's record; an unknown caregiver is a clear error.
+    assert_problem(
+        &app.post(&proxies, &app.login("guide.north1").await, grant("full"))
+            .await,
+        403,
+        "proxy-management",
+    );
+    assert_problem(
+        &app.post(
+            &proxies,
+            &m01,
+            json!({"username": "guide.north1@demo.careline"}),
+        )
+        .await,
+        422,
+        "invalid-input",
+    );
+    assert_problem(
+        &app.post(&proxies, &m01, grant("everything")).await,
+        422,
+        "invalid-input",
+    );
+    // The member revokes; the access ends at once.
+    let r = app
+        .call("DELETE", &format!("{proxies}/{carer_id}"), Some(&m01), None)
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(app.get(&profile, &carer).await.status, 404);
+    // The caregiver steps back from member07 on their own.
+    let m07 = app.me(&carer).await["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .call(
+            "DELETE",
+            &format!("/api/v1/members/{m07}/proxies/{carer_id}"),
+            Some(&carer),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(
+        app.me(&carer).await["acting_for"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // Every change is in the record.
+    let granted = app.recorded("proxy.granted").await;
+    assert!(
+        granted
+            .iter()
+            .any(|g| g["scope"] == "messages" && g["member_id"] == json!(m01_id))
+    );
+    assert_eq!(app.recorded("proxy.revoked").await.len(), 2);
 }
 
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -183,6 +183,25 @@ impl App {
         stream
     }
 
+    /// Payloads (with actor and member ids) of the Demo Clinic's recorded events of one kind.
+    pub async fn recorded(&self, kind: &str) -> Vec<Value> {
+        let store = &self.running.as_ref().unwrap().state.store;
+        let org = store.org_by_name("Demo Clinic").await.unwrap().unwrap();
+        store
+            .events(org.id, 0, 1_000_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| {
+                let mut v: Value = serde_json::from_str(&e.payload).unwrap();
+                v["actor_id"] = json!(e.actor_id);
+                v["member_id"] = json!(e.member_id);
+                v
+            })
+            .collect()
+    }
+
     pub async fn me(&self, token: &str) -> Value {
         self.get("/api/v1/me", token).await.json()
     }
