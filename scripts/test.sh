@@ -16,6 +16,16 @@ apt_install() {
 command -v kill >/dev/null || apt_install procps
 # The TLS test talks to the server with curl.
 command -v curl >/dev/null || apt_install curl ca-certificates
+# The attachment tests run a real clamd, with a signature database they write
+# themselves (no freshclam download).
+[ -x /usr/sbin/clamd ] || apt_install clamav-daemon clamav clamdscan
+# ... and an S3-compatible server (moto) for the blob store, in a private venv.
+MOTO=target/test-tools/moto
+if [ ! -x "$MOTO/bin/moto_server" ]; then
+  python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+  python3 -m venv "$MOTO"
+  "$MOTO/bin/pip" install -q 'moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5'
+fi
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 

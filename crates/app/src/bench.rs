@@ -101,6 +101,7 @@ pub async fn contacts(a: ContactsArgs) -> Result<()> {
                             principal: m.clone(),
                             member_id,
                             contact,
+                            attachments: Vec::new(),
                         },
                         at,
                     )

@@ -76,6 +76,13 @@ struct ServeArgs {
     /// The PEM private key for --tls-cert.
     #[arg(long, env = "CARELINE_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// The ClamAV daemon that scans attachments: unix:/path, /path or host:port.
+    /// Without one, attachments stay quarantined.
+    #[arg(long)]
+    clamd: Option<String>,
+    /// Where attachment blobs go: local (default), file:///dir or s3://bucket/prefix?endpoint=URL&region=R.
+    #[arg(long)]
+    blob_store: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -121,6 +128,12 @@ pub fn main() -> ExitCode {
                 (Some(c), Some(k)) => settings.tls = Some((c, k)),
                 (None, None) => {}
                 _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+            }
+            if a.clamd.is_some() {
+                settings.attachments.clamd = a.clamd;
+            }
+            if a.blob_store.is_some() {
+                settings.attachments.blob_store = a.blob_store;
             }
             init_logging(settings.log_json);
             runtime()?.block_on(crate::server::serve(settings, a.demo))

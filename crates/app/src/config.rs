@@ -20,6 +20,15 @@ pub struct FileConfig {
     /// PEM certificate chain and private key: serve HTTPS instead of HTTP.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The ClamAV daemon: `unix:/run/clamav/clamd.ctl`, `/path/to/socket` or `host:port`.
+    pub clamd: Option<String>,
+    /// Where attachment blobs go: `local` (default, under the data dir),
+    /// `file:///abs/dir` or `s3://bucket/prefix?endpoint=…&region=…`.
+    pub blob_store: Option<String>,
+    /// Largest attachment in megabytes (default 25).
+    pub attachment_max_mb: Option<u64>,
+    /// Most attachments per message (default 10).
+    pub attachment_max_files: Option<usize>,
 }
 
 impl FileConfig {
@@ -42,6 +51,18 @@ pub struct Settings {
     pub log_json: bool,
     /// Certificate chain and key (PEM) when careline terminates TLS itself.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub attachments: AttachmentSettings,
+}
+
+/// Where attachments are stored and scanned, and their limits.
+#[derive(Debug, Clone)]
+pub struct AttachmentSettings {
+    /// The ClamAV daemon's address; without one, files stay quarantined.
+    pub clamd: Option<String>,
+    /// The blob store (see [`FileConfig::blob_store`]); `None` is local.
+    pub blob_store: Option<String>,
+    pub max_bytes: u64,
+    pub max_files: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -92,7 +113,39 @@ impl Settings {
             (None, None) => None,
             _ => anyhow::bail!("TLS needs both a certificate and a key (tls_cert and tls_key)"),
         };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let number = |k: &str, v: Option<u64>| -> Result<Option<u64>> {
+            match env(k) {
+                Some(x) => x
+                    .trim()
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("{k} '{x}' is not a whole number")),
+                None => Ok(v),
+            }
+        };
+        let max_mb = number("CARELINE_ATTACHMENT_MAX_MB", f.attachment_max_mb)?.unwrap_or(25);
+        if !(1..=2048).contains(&max_mb) {
+            anyhow::bail!("the attachment size limit must be between 1 and 2048 MB (got {max_mb})");
+        }
+        let max_files = number(
+            "CARELINE_ATTACHMENT_MAX_FILES",
+            f.attachment_max_files.map(|n| n as u64),
+        )?
+        .unwrap_or(10);
+        if !(1..=100).contains(&max_files) {
+            anyhow::bail!(
+                "the attachments-per-message limit must be between 1 and 100 (got {max_files})"
+            );
+        }
+        let attachments = AttachmentSettings {
+            clamd: env("CARELINE_CLAMD").or(f.clamd),
+            blob_store: env("CARELINE_BLOB_STORE").or(f.blob_store),
+            max_bytes: max_mb * 1024 * 1024,
+            max_files: usize::try_from(max_files).unwrap_or(10),
+        };
         Ok(Settings {
+            attachments,
             listen,
             data_dir: data_dir
                 .or(f.data_dir)

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod httpc;
 pub mod keys_cmd;
 pub mod safety_cmd;
+pub mod scanning;
 pub mod server;
 pub mod triage_cmd;
 pub mod workers;

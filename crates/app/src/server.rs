@@ -59,6 +59,7 @@ pub fn build_state(
     let engine = load_engine(settings.protocols.as_deref())?;
     let store = SqliteStore::open(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (tx, rx) = watch::channel(false);
+    let attachments = attachment_config(settings)?;
     let state = AppState {
         store: Arc::new(store) as Arc<dyn Store>,
         engine: Arc::new(engine),
@@ -72,8 +73,59 @@ pub fn build_state(
         shutdown: rx,
         login_limiter: Arc::default(),
         principals: Arc::default(),
+        attachments: Arc::new(attachments),
     };
     Ok((state, tx))
+}
+
+/// The blob store, the spool directory for uploads in flight, the scanner.
+fn attachment_config(settings: &Settings) -> Result<careline_web::attachments::AttachmentConfig> {
+    let a = &settings.attachments;
+    let blobs = careline_blob::BlobStore::from_url(
+        a.blob_store.as_deref().unwrap_or("local"),
+        &settings.data_dir,
+    )
+    .map_err(|e| anyhow::anyhow!("blob store: {e}"))?;
+    // Uploads are spooled under the data directory while they are checked;
+    // whatever an interrupted upload left behind is removed at start.
+    let spool = settings.data_dir.join("spool");
+    if spool.exists() {
+        std::fs::remove_dir_all(&spool)
+            .with_context(|| format!("cannot clear {}", spool.display()))?;
+    }
+    std::fs::create_dir_all(&spool)
+        .with_context(|| format!("cannot create {}", spool.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict {}", spool.display()))?;
+    }
+    let scanner = a
+        .clamd
+        .as_deref()
+        .map(|addr| {
+            addr.parse::<careline_attach::ClamdAddr>()
+                .map_err(|e| anyhow::anyhow!("clamd address: {e}"))
+                .map(|addr| {
+                    careline_attach::Scanner::new(
+                        addr,
+                        careline_attach::ScanOptions {
+                            max_stream_len: a.max_bytes,
+                            ..careline_attach::ScanOptions::default()
+                        },
+                    )
+                })
+        })
+        .transpose()?;
+    Ok(careline_web::attachments::AttachmentConfig {
+        blobs,
+        spool,
+        max_bytes: a.max_bytes,
+        max_files: a.max_files,
+        scanner: scanner.map(Arc::new),
+        wake: Arc::default(),
+    })
 }
 
 /// Bind and serve in the background; returns once the socket is listening.
@@ -194,6 +246,27 @@ pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
     let started = std::time::Instant::now();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (state, shutdown) = build_state(&settings, clock.clone())?;
+    let files = &state.attachments;
+    files
+        .blobs
+        .check()
+        .await
+        .map_err(|e| anyhow::anyhow!("blob store {}: {e}", files.blobs.describe()))?;
+    match &files.scanner {
+        None => {
+            tracing::warn!(
+                "no virus scanner configured: attachments stay quarantined and are never served"
+            );
+            eprintln!(
+                "WARNING: no virus scanner is configured (--clamd or CARELINE_CLAMD).\n         Attachments will be accepted and kept quarantined; none will be served until a scanner is configured."
+            );
+        }
+        Some(sc) => {
+            if let Err(e) = sc.ping().await {
+                tracing::warn!(error = %e, "the virus scanner does not answer yet; attachments stay quarantined and are retried");
+            }
+        }
+    }
     if demo {
         let password = crate::demo::password();
         let report = crate::demo::seed(state.store.as_ref(), &password, clock.now()).await?;

@@ -47,16 +47,18 @@ pub fn start(
     cfg: WorkerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![
+    let mut workers = vec![
         spawn_named(
             "escalation-clock",
             escalation_clock(state.clone(), cfg.clone(), shutdown.clone()),
         ),
         spawn_named(
             "webhook-sender",
-            webhook_sender(state.clone(), cfg, shutdown),
+            webhook_sender(state.clone(), cfg, shutdown.clone()),
         ),
-    ]
+    ];
+    workers.extend(crate::scanning::start(state, shutdown));
+    workers
 }
 
 async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {

@@ -32,6 +32,12 @@ pub enum Error {
     /// The service is shutting down or overloaded; try again.
     #[error("{0}")]
     Unavailable(String),
+    /// An upload of a kind careline does not accept (HTTP 415).
+    #[error("{detail}")]
+    Unsupported { rule: &'static str, detail: String },
+    /// An upload past a size or count limit (HTTP 413).
+    #[error("{detail}")]
+    TooLarge { rule: &'static str, detail: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

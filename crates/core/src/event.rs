@@ -31,6 +31,20 @@ pub enum EventKind {
     ProxyGranted,
     #[serde(rename = "proxy.revoked")]
     ProxyRevoked,
+    #[serde(rename = "attachment.quarantined")]
+    AttachmentQuarantined,
+    #[serde(rename = "attachment.scanning")]
+    AttachmentScanning,
+    #[serde(rename = "attachment.clean")]
+    AttachmentClean,
+    #[serde(rename = "attachment.infected")]
+    AttachmentInfected,
+    #[serde(rename = "attachment.scan_failed")]
+    AttachmentScanFailed,
+    #[serde(rename = "attachment.attached")]
+    AttachmentAttached,
+    #[serde(rename = "attachment.exported")]
+    AttachmentExported,
     #[serde(rename = "consent.recorded")]
     ConsentRecorded,
     #[serde(rename = "consent.withdrawn")]
@@ -122,6 +136,13 @@ impl EventKind {
             EventKind::MemberCreated => "member.created",
             EventKind::ProxyGranted => "proxy.granted",
             EventKind::ProxyRevoked => "proxy.revoked",
+            EventKind::AttachmentQuarantined => "attachment.quarantined",
+            EventKind::AttachmentScanning => "attachment.scanning",
+            EventKind::AttachmentClean => "attachment.clean",
+            EventKind::AttachmentInfected => "attachment.infected",
+            EventKind::AttachmentScanFailed => "attachment.scan_failed",
+            EventKind::AttachmentAttached => "attachment.attached",
+            EventKind::AttachmentExported => "attachment.exported",
             EventKind::ConsentRecorded => "consent.recorded",
             EventKind::ConsentWithdrawn => "consent.withdrawn",
             EventKind::LoginThrottled => "session.login_throttled",

@@ -77,4 +77,6 @@ id_type!(
     DeliveryId,
     /// A finding of the retrospective safety audit.
     ReviewId,
+    /// An uploaded file.
+    AttachmentId,
 );

@@ -3,6 +3,7 @@
 //! hash-chained event record — lives here as plain Rust over plain data.
 //! Storage and HTTP sit outside and call in; nothing here does I/O.
 
+pub mod attachment;
 pub mod authz;
 pub mod clock;
 pub mod error;

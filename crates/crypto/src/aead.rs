@@ -1,10 +1,14 @@
 //! The one place AES-256-GCM is called.
 //!
-//! Every format in this crate is `nonce(12) || ciphertext || tag(16)` under a
-//! fresh random nonce, with the caller's associated data prefixed by a
-//! per-format domain tag. The prefix keeps a ciphertext of one format (say a
-//! blob) from being accepted as another (a field) even under the same key and
-//! caller AAD.
+//! The whole-value formats in this crate are `nonce(12) || ciphertext ||
+//! tag(16)` under a fresh random nonce, with the caller's associated data
+//! prefixed by a per-format domain tag. The prefix keeps a ciphertext of one
+//! format (say a blob) from being accepted as another (a field) even under the
+//! same key and caller AAD.
+//!
+//! The segmented format (`CLS1`, see `stream.rs`) instead computes each
+//! segment's nonce from its header and position, under a key derived for that
+//! one blob; [`SegmentCipher`] is its entry point.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -25,6 +29,7 @@ pub(crate) enum Domain {
     Field,
     Blob,
     WrappedKey,
+    Segmented,
 }
 
 impl Domain {
@@ -33,11 +38,12 @@ impl Domain {
             Domain::Field => b"careline clx1\0",
             Domain::Blob => b"careline CLB1\0",
             Domain::WrappedKey => b"careline clwk1\0",
+            Domain::Segmented => b"careline CLS1\0",
         }
     }
 }
 
-fn full_aad(domain: Domain, aad: &[u8]) -> Vec<u8> {
+pub(crate) fn full_aad(domain: Domain, aad: &[u8]) -> Vec<u8> {
     let tag = domain.tag();
     let mut full = Vec::with_capacity(tag.len() + aad.len());
     full.extend_from_slice(tag);
@@ -108,4 +114,56 @@ pub(crate) fn open(
             },
         )
         .map_err(|_| CryptoError::DecryptionFailed)
+}
+
+/// AES-256-GCM under one key with nonces chosen by the caller, for the
+/// segmented format. The caller must never use a nonce twice under one key:
+/// `stream.rs` derives a fresh key per blob and numbers its segments.
+pub(crate) struct SegmentCipher {
+    cipher: Aes256Gcm,
+}
+
+impl SegmentCipher {
+    pub(crate) fn new(key: &Zeroizing<[u8; KEY_LEN]>) -> Result<Self> {
+        Ok(Self {
+            cipher: cipher(key)?,
+        })
+    }
+
+    /// Returns `ciphertext || tag`.
+    pub(crate) fn seal(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        plaintext: &[u8],
+        full_aad: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: full_aad,
+                },
+            )
+            .map_err(|_| CryptoError::EncryptionFailed)
+    }
+
+    /// Reverses [`SegmentCipher::seal`]; the plaintext is returned only if
+    /// the tag verifies.
+    pub(crate) fn open(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        sealed: &[u8],
+        full_aad: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.cipher
+            .decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: full_aad,
+                },
+            )
+            .map_err(|_| CryptoError::DecryptionFailed)
+    }
 }

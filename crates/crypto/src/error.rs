@@ -53,7 +53,8 @@ pub enum CryptoError {
     /// length); it was never produced by this crate or was truncated.
     #[error("malformed {what}")]
     Malformed {
-        /// Which format: `sealed field`, `sealed blob` or `wrapped data key`.
+        /// Which format: `sealed field`, `sealed blob`, `wrapped data key`,
+        /// `segmented blob header` or `sealed segment`.
         what: &'static str,
     },
 
@@ -78,6 +79,12 @@ pub enum CryptoError {
     /// holds.
     #[error("data key {0} already exists in the keyring")]
     DataKeyExists(String),
+
+    /// A segmented blob (`CLS1`) was sealed or opened out of order, with a
+    /// segment of the wrong length, or with an unsupported segment size: a
+    /// bug in the caller, not a property of the data.
+    #[error("segmented blob: {0}")]
+    SegmentMisuse(&'static str),
 
     /// The operating system's random number generator failed.
     #[error("operating system random number generator failed: {0}")]

@@ -10,6 +10,8 @@
 //!                               clx1:<base64(nonce || ciphertext || tag)>
 //!                             attachment blobs:
 //!                               CLB1 || nonce || ciphertext || tag
+//!                             large attachment blobs, readable by range:
+//!                               CLS1 header || segment || segment || ...
 //! ```
 //!
 //! - [`MasterKey`] is loaded by [`MasterKey::from_env_or_file`] (64 hex
@@ -20,6 +22,11 @@
 //! - [`DataKey`] seals fields ([`DataKey::seal`], [`DataKey::seal_str`]) and
 //!   blobs ([`DataKey::seal_bytes`]) with AES-256-GCM under a fresh random
 //!   96-bit nonce per call.
+//! - [`SegmentSealer`] and [`SegmentOpener`] seal large blobs as `CLS1`: 64 KiB
+//!   segments, each its own AES-256-GCM message under a key derived for that
+//!   blob, so a blob is written one segment at a time and any byte range is
+//!   read by opening only the segments that cover it. [`SegmentLayout`] maps
+//!   plaintext ranges to segments; the format is specified in its module.
 //! - Every seal takes associated data (AAD) that is authenticated but not
 //!   stored: pass the row's identity (e.g. `b"message:<id>"`) so a ciphertext
 //!   copied into another row, or another organization, fails to open instead
@@ -60,8 +67,14 @@ mod data;
 mod error;
 mod keyring;
 mod master;
+mod stream;
 
 pub use data::{BLOB_MAGIC, DataKey, FIELD_PREFIX, is_sealed, is_sealed_blob};
 pub use error::{CryptoError, Result};
 pub use keyring::Keyring;
 pub use master::{KeySource, MasterKey, WRAPPED_PREFIX, rotate_master, wrapped_by};
+pub use stream::{
+    DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, SEGMENT_OVERHEAD, STREAM_HEADER_LEN, STREAM_MAGIC,
+    STREAM_VERSION, SegmentLayout, SegmentOpener, SegmentSealer, SegmentSpan, open_segmented,
+    seal_segmented,
+};

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use base64ct::{Base64, Encoding};
 use careline_crypto::{
-    CryptoError, DataKey, KeySource, Keyring, MasterKey, is_sealed, is_sealed_blob, rotate_master,
-    wrapped_by,
+    CryptoError, DEFAULT_SEGMENT_SIZE, DataKey, KeySource, Keyring, MasterKey, STREAM_HEADER_LEN,
+    SegmentLayout, SegmentOpener, SegmentSealer, is_sealed, is_sealed_blob, open_segmented,
+    rotate_master, seal_segmented, wrapped_by,
 };
 use proptest::prelude::*;
 
@@ -518,6 +519,290 @@ fn keyring_creates_loads_and_looks_up_data_keys() {
     ));
 }
 
+// ---- segmented blobs (CLS1) ----
+
+const SEG_AAD: &[u8] = b"blob:org-1:5f2c";
+
+/// Deterministic, non-repeating-looking content with a marker to search for.
+fn blob_content(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let mut x: u32 = 0x9E37_79B9;
+    while out.len() < len {
+        if out.len() % 4096 == 0 {
+            out.extend_from_slice(b"MRN-4471-CHEST-XRAY");
+        }
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out.push((x >> 24) as u8);
+    }
+    out.truncate(len);
+    out
+}
+
+/// Opens plaintext bytes `range` reading only the header and the segments
+/// covering it, as a ranged reader would.
+fn open_range(
+    k: &DataKey,
+    sealed: &[u8],
+    aad: &[u8],
+    range: std::ops::Range<u64>,
+) -> careline_crypto::Result<Vec<u8>> {
+    let opener = SegmentOpener::new(k, &sealed[..STREAM_HEADER_LEN], aad)?;
+    let layout = opener.layout();
+    let span = layout.segment_range_for(range.clone()).unwrap();
+    let fetched = &sealed[span.sealed.start as usize..span.sealed.end as usize];
+    let mut plain = Vec::new();
+    let mut at = 0usize;
+    for index in span.segments.clone() {
+        let r = layout.segment_sealed_range(index).unwrap();
+        let len = (r.end - r.start) as usize;
+        plain.extend(opener.open_segment(index, &fetched[at..at + len])?);
+        at += len;
+    }
+    assert_eq!(at, fetched.len());
+    let skip = (range.start
+        - layout
+            .segment_plain_range(span.segments.start)
+            .unwrap()
+            .start) as usize;
+    Ok(plain[skip..skip + (range.end - range.start) as usize].to_vec())
+}
+
+fn segments_of(sealed: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let layout = SegmentLayout::from_header(sealed).unwrap();
+    (0..layout.segment_count())
+        .map(|i| {
+            let r = layout.segment_sealed_range(i).unwrap();
+            r.start as usize..r.end as usize
+        })
+        .collect()
+}
+
+#[test]
+fn segmented_blob_round_trips_across_segment_boundaries() {
+    let k = key();
+    for len in [0usize, 1, 65_535, 65_536, 65_537, 3_000_000] {
+        let plain = blob_content(len);
+        let mut sealer = SegmentSealer::new(&k, SEG_AAD, len as u64).unwrap();
+        let layout = sealer.layout();
+        let mut sealed = sealer.header().to_vec();
+        while let Some(n) = sealer.next_len() {
+            let start = (sealer.next_index() * u64::from(DEFAULT_SEGMENT_SIZE)) as usize;
+            sealed.extend(
+                sealer
+                    .seal_segment(&plain[start..start + n as usize])
+                    .unwrap(),
+            );
+        }
+        assert!(sealer.is_finished());
+        assert!(sealed.starts_with(b"CLS1\x01"));
+        assert_eq!(sealed.len() as u64, layout.sealed_len(), "len {len}");
+        let segments = (len as u64).div_ceil(65_536).max(1);
+        assert_eq!(layout.segment_count(), segments);
+        assert_eq!(sealed.len() as u64, 40 + len as u64 + 16 * segments);
+        assert_eq!(
+            open_segmented(&k, &sealed, SEG_AAD).unwrap(),
+            plain,
+            "len {len}"
+        );
+        if len > 0 {
+            assert!(!sealed.windows(19).any(|w| w == b"MRN-4471-CHEST-XRAY"));
+        }
+        // The in-memory helper writes the same format.
+        let again = seal_segmented(&k, &plain, SEG_AAD, DEFAULT_SEGMENT_SIZE).unwrap();
+        assert_eq!(again.len(), sealed.len());
+        assert_ne!(again, sealed, "fresh salt and nonce prefix per blob");
+        assert_eq!(open_segmented(&k, &again, SEG_AAD).unwrap(), plain);
+    }
+}
+
+#[test]
+fn segment_layout_maps_ranges_to_segments() {
+    let layout = SegmentLayout::new(250, 100).unwrap();
+    assert_eq!(layout.segment_count(), 3);
+    assert_eq!(layout.sealed_len(), 40 + 250 + 3 * 16);
+    assert_eq!(layout.segment_plain_range(2), Some(200..250));
+    assert_eq!(layout.segment_plain_range(3), None);
+    assert_eq!(layout.segment_sealed_range(0), Some(40..156));
+    assert_eq!(layout.segment_sealed_range(1), Some(156..272));
+    assert_eq!(layout.segment_sealed_range(2), Some(272..338));
+    let span = layout.segment_range_for(99..101).unwrap();
+    assert_eq!(span.segments, 0..2);
+    assert_eq!(span.sealed, 40..272);
+    let span = layout.segment_range_for(249..250).unwrap();
+    assert_eq!(span.segments, 2..3);
+    assert_eq!(span.sealed, 272..338);
+    assert_eq!(layout.segment_range_for(0..250).unwrap().sealed, 40..338);
+    assert_eq!(layout.segment_range_for(10..10), None);
+    assert_eq!(layout.segment_range_for(0..251), None);
+    assert_eq!(layout.segment_of(249), Some(2));
+    assert_eq!(layout.segment_of(250), None);
+    let empty = SegmentLayout::new(0, 100).unwrap();
+    assert_eq!(empty.segment_count(), 1);
+    assert_eq!(empty.segment_sealed_range(0), Some(40..56));
+    assert!(SegmentLayout::new(10, 0).is_err());
+    assert!(SegmentLayout::new(10, 16 * 1024 * 1024 + 1).is_err());
+    assert!(SegmentLayout::new(u64::MAX, 1).is_err());
+}
+
+#[test]
+fn every_modified_header_byte_is_detected() {
+    let k = key();
+    let sealed = seal_segmented(&k, &blob_content(300), SEG_AAD, 128).unwrap();
+    for i in 0..STREAM_HEADER_LEN {
+        for bit in [0x01u8, 0x80] {
+            let mut bad = sealed.clone();
+            bad[i] ^= bit;
+            assert!(open_segmented(&k, &bad, SEG_AAD).is_err(), "byte {i}");
+            // A reader that trusts only the header it was handed still fails
+            // at the first segment it opens, whatever the header claims.
+            if let Ok(opener) = SegmentOpener::new(&k, &bad, SEG_AAD) {
+                let r = opener.layout().segment_sealed_range(0).unwrap();
+                if let Some(seg) = bad.get(r.start as usize..r.end as usize) {
+                    assert!(opener.open_segment(0, seg).is_err(), "byte {i}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_modified_segment_fails_alone() {
+    let k = key();
+    let plain = blob_content(1000);
+    let sealed = seal_segmented(&k, &plain, SEG_AAD, 256).unwrap();
+    let segments = segments_of(&sealed);
+    assert_eq!(segments.len(), 4);
+    for target in 0..segments.len() {
+        for at in [segments[target].start, segments[target].end - 1] {
+            let mut bad = sealed.clone();
+            bad[at] ^= 0x20;
+            assert!(matches!(
+                open_segmented(&k, &bad, SEG_AAD).unwrap_err(),
+                CryptoError::DecryptionFailed
+            ));
+            let opener = SegmentOpener::new(&k, &bad, SEG_AAD).unwrap();
+            for (i, r) in segments.iter().enumerate() {
+                let result = opener.open_segment(i as u64, &bad[r.clone()]);
+                if i == target {
+                    assert!(matches!(result, Err(CryptoError::DecryptionFailed)));
+                } else {
+                    assert_eq!(result.unwrap(), plain[i * 256..(i * 256 + 256).min(1000)]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn truncated_or_shortened_segmented_blob_fails() {
+    let k = key();
+    let sealed = seal_segmented(&k, &blob_content(600), SEG_AAD, 200).unwrap();
+    let segments = segments_of(&sealed);
+    // Cut anywhere, including exactly before the last segment.
+    for cut in [0, 10, 39, 40, 41, segments[2].start, sealed.len() - 1] {
+        assert!(
+            open_segmented(&k, &sealed[..cut], SEG_AAD).is_err(),
+            "cut {cut}"
+        );
+    }
+    // Presenting the second-to-last segment as the last fails: the last
+    // flag is in the nonce.
+    let opener = SegmentOpener::new(&k, &sealed, SEG_AAD).unwrap();
+    let forged_last = &sealed[segments[1].clone()];
+    assert!(opener.open_segment(2, forged_last).is_err());
+    // A segment of the wrong length is malformed, not a panic.
+    assert!(matches!(
+        opener.open_segment(0, &sealed[segments[0].start..segments[0].end - 1]),
+        Err(CryptoError::Malformed { .. })
+    ));
+    assert!(matches!(
+        opener.open_segment(3, &sealed[segments[0].clone()]),
+        Err(CryptoError::SegmentMisuse(_))
+    ));
+}
+
+#[test]
+fn reordered_segments_fail() {
+    let k = key();
+    let sealed = seal_segmented(&k, &blob_content(600), SEG_AAD, 200).unwrap();
+    let s = segments_of(&sealed);
+    let mut swapped = sealed[..40].to_vec();
+    swapped.extend_from_slice(&sealed[s[1].clone()]);
+    swapped.extend_from_slice(&sealed[s[0].clone()]);
+    swapped.extend_from_slice(&sealed[s[2].clone()]);
+    assert_eq!(swapped.len(), sealed.len());
+    assert!(matches!(
+        open_segmented(&k, &swapped, SEG_AAD).unwrap_err(),
+        CryptoError::DecryptionFailed
+    ));
+    let opener = SegmentOpener::new(&k, &sealed, SEG_AAD).unwrap();
+    assert!(opener.open_segment(0, &sealed[s[1].clone()]).is_err());
+}
+
+#[test]
+fn segments_and_headers_cannot_move_between_blobs() {
+    let k = key();
+    let plain = blob_content(600);
+    // Same key, same AAD, same plaintext, same layout.
+    let a = seal_segmented(&k, &plain, SEG_AAD, 200).unwrap();
+    let b = seal_segmented(&k, &plain, SEG_AAD, 200).unwrap();
+    let s = segments_of(&a);
+    let mut mixed = a.clone();
+    mixed[s[1].clone()].copy_from_slice(&b[s[1].clone()]);
+    assert!(open_segmented(&k, &mixed, SEG_AAD).is_err());
+    let mut header_swapped = b[..40].to_vec();
+    header_swapped.extend_from_slice(&a[40..]);
+    assert!(open_segmented(&k, &header_swapped, SEG_AAD).is_err());
+}
+
+#[test]
+fn segmented_blob_needs_the_same_key_and_aad() {
+    let k = key();
+    let sealed = seal_segmented(&k, b"scan.pdf contents", SEG_AAD, 1024).unwrap();
+    assert!(matches!(
+        open_segmented(&key(), &sealed, SEG_AAD).unwrap_err(),
+        CryptoError::DecryptionFailed
+    ));
+    assert!(matches!(
+        open_segmented(&k, &sealed, b"blob:org-2:5f2c").unwrap_err(),
+        CryptoError::DecryptionFailed
+    ));
+    assert!(open_segmented(&k, &sealed, b"").is_err());
+    let empty = seal_segmented(&k, b"", SEG_AAD, 1024).unwrap();
+    assert_eq!(empty.len(), 56);
+    assert!(open_segmented(&key(), &empty, SEG_AAD).is_err());
+    assert!(open_segmented(&k, &empty, b"other").is_err());
+    // Neither whole-blob format is accepted as the other.
+    assert!(k.open_bytes(&sealed, SEG_AAD).is_err());
+    let clb1 = k.seal_bytes(b"scan.pdf contents", SEG_AAD).unwrap();
+    assert!(open_segmented(&k, &clb1, SEG_AAD).is_err());
+}
+
+#[test]
+fn sealer_enforces_the_layout() {
+    let k = key();
+    let mut sealer = SegmentSealer::with_segment_size(&k, SEG_AAD, 150, 100).unwrap();
+    assert_eq!(sealer.next_len(), Some(100));
+    assert!(matches!(
+        sealer.seal_segment(&[0u8; 99]),
+        Err(CryptoError::SegmentMisuse(_))
+    ));
+    sealer.seal_segment(&[0u8; 100]).unwrap();
+    assert_eq!(sealer.next_len(), Some(50));
+    assert!(sealer.seal_segment(&[0u8; 100]).is_err());
+    sealer.seal_segment(&[0u8; 50]).unwrap();
+    assert!(sealer.is_finished());
+    assert_eq!(sealer.next_len(), None);
+    assert!(matches!(
+        sealer.seal_segment(&[]),
+        Err(CryptoError::SegmentMisuse(_))
+    ));
+    assert!(SegmentSealer::with_segment_size(&k, SEG_AAD, 1, 0).is_err());
+    assert!(!format!("{sealer:?}").contains("key"));
+}
+
 // ---- properties ----
 
 proptest! {
@@ -540,5 +825,30 @@ proptest! {
         prop_assert!(k.open(&s, b"").is_err());
         prop_assert!(k.open_bytes(&b, b"").is_err());
         prop_assert!(master().unwrap(&s).is_err());
+    }
+
+    #[test]
+    fn range_decrypt_equals_slice_of_plaintext(
+        plain in proptest::collection::vec(any::<u8>(), 1..3000),
+        segment_size in 1u32..400,
+        a in any::<prop::sample::Index>(),
+        b in any::<prop::sample::Index>(),
+    ) {
+        let k = key();
+        let sealed = seal_segmented(&k, &plain, SEG_AAD, segment_size).unwrap();
+        let (x, y) = (a.index(plain.len() + 1), b.index(plain.len() + 1));
+        let range = x.min(y)..x.max(y);
+        prop_assume!(!range.is_empty());
+        let got = open_range(&k, &sealed, SEG_AAD, range.start as u64..range.end as u64).unwrap();
+        prop_assert_eq!(&got[..], &plain[range]);
+    }
+
+    #[test]
+    fn segmented_open_never_panics_on_arbitrary_input(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let k = key();
+        prop_assert!(open_segmented(&k, &b, b"").is_err());
+        let mut with_magic = b"CLS1\x01".to_vec();
+        with_magic.extend(&b);
+        prop_assert!(open_segmented(&k, &with_magic, b"").is_err());
     }
 }

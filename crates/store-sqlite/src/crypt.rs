@@ -84,6 +84,16 @@ impl Crypto {
         Ok(())
     }
 
+    /// The organization's data key (for blobs, which are sealed outside the database).
+    pub fn data_key(&self, org: OrgId) -> Result<DataKey> {
+        self.keys
+            .read()
+            .map_err(|_| Error::internal("key map poisoned"))?
+            .get(&org)
+            .cloned()
+            .ok_or_else(|| Error::internal(format!("no data key for organization {org}")))
+    }
+
     /// Seal `text` for `org`, bound to `aad` (which row and field it belongs to).
     pub fn seal(&self, org: OrgId, text: &str, aad: &str) -> Result<String> {
         let keys = self

@@ -3,6 +3,7 @@
 //! a small pool of read-only connections on blocking threads.
 
 mod access;
+mod attachments;
 mod audit;
 mod crypt;
 mod hooks;
@@ -820,6 +821,7 @@ impl Store for SqliteStore {
                 rows::insert_message(c, tx.crypto, m)?;
             }
             tx.append(member.org_id, now, plan.events)?;
+            attachments::link(tx, p, &plan.message, member.id, member.team_id, &req.attachments, now)?;
             let page = if plan.page_needed { Some(page_ticket(tx, &plan.ticket, now, &settings, now)?) } else { None };
             let nurse = match page.as_ref().and_then(|p| p.targets.first()) {
                 Some(u) => user_name(c, *u)?.unwrap_or_else(|| "on call".into()),
@@ -1176,6 +1178,7 @@ impl Store for SqliteStore {
         id: TicketId,
         text: MessageText,
         internal: bool,
+        files: Vec<AttachmentId>,
         now: Timestamp,
     ) -> Result<(Message, Ticket)> {
         let p = p.clone();
@@ -1211,6 +1214,7 @@ impl Store for SqliteStore {
                 .team(t.team_id),
             );
             tx.append(t.org_id, now, events)?;
+            attachments::link(tx, &p, &m, t.member_id, t.team_id, &files, now)?;
             Ok((m, t))
         })
         .await
@@ -1973,6 +1977,81 @@ impl Store for SqliteStore {
 
     async fn consents(&self, p: &Principal, member: MemberId) -> Result<Vec<SensitiveCategory>> {
         proxies::consents(self, p, member).await
+    }
+
+    async fn reach_member(&self, p: &Principal, member: MemberId) -> Result<Grant> {
+        let p = p.clone();
+        self.read(move |c, _| {
+            let m = rows::load_member(c, member)?;
+            p.member_access(m.org_id, m.id, m.team_id)
+        })
+        .await
+    }
+
+    async fn blob_key(&self, org: OrgId) -> Result<careline_crypto::DataKey> {
+        self.crypto.data_key(org)
+    }
+
+    async fn create_attachment(
+        &self,
+        p: &Principal,
+        a: NewAttachment,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        attachments::create(self, p, a, now).await
+    }
+
+    async fn attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+    ) -> Result<careline_core::attachment::Attachment> {
+        attachments::get(self, p, id).await
+    }
+
+    async fn download_attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        attachments::download(self, p, id, now).await
+    }
+
+    async fn thread_attachments(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+    ) -> Result<Vec<careline_core::attachment::Attachment>> {
+        attachments::of_thread(self, p, thread).await
+    }
+
+    async fn claim_scans(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: u32,
+    ) -> Result<Vec<careline_core::attachment::Attachment>> {
+        attachments::claim(self, now, lease, limit).await
+    }
+
+    async fn finish_scan(
+        &self,
+        id: AttachmentId,
+        outcome: ScanOutcome,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        attachments::finish(self, id, outcome, now).await
+    }
+
+    async fn export_attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        attachments::export(self, p, id, reason, now).await
     }
 
     async fn verify_chains(&self) -> Result<Vec<ChainReport>> {

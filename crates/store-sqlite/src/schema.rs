@@ -311,6 +311,34 @@ ALTER TABLE proxies ADD COLUMN scope TEXT NOT NULL DEFAULT 'full';
 ALTER TABLE proxies ADD COLUMN granted_by TEXT;
 CREATE INDEX proxies_member ON proxies(member_id);
 "#,
+    r#"
+CREATE TABLE attachments (
+    id                TEXT PRIMARY KEY,
+    org_id            TEXT NOT NULL REFERENCES organizations(id),
+    member_id         TEXT NOT NULL REFERENCES members(id),
+    uploaded_by       TEXT NOT NULL REFERENCES users(id),
+    file_name         TEXT NOT NULL,
+    content_type      TEXT NOT NULL,
+    size              INTEGER NOT NULL,
+    sha256            TEXT NOT NULL,
+    blob              TEXT NOT NULL,
+    state             TEXT NOT NULL,
+    detail            TEXT,
+    scan_attempts     INTEGER NOT NULL DEFAULT 0,
+    metadata_removed  TEXT NOT NULL DEFAULT '[]',
+    message_id        TEXT REFERENCES messages(id),
+    thread_id         TEXT REFERENCES threads(id),
+    ticket_id         TEXT REFERENCES tickets(id),
+    next_scan_at      INTEGER,
+    lease_until       INTEGER,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL
+);
+CREATE INDEX attachments_scan ON attachments(state, next_scan_at);
+CREATE INDEX attachments_thread ON attachments(thread_id);
+CREATE TRIGGER attachments_no_delete BEFORE DELETE ON attachments
+BEGIN SELECT RAISE(ABORT, 'attachments are kept'); END;
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

@@ -11,6 +11,7 @@
 pub mod bus;
 
 use async_trait::async_trait;
+use careline_core::attachment::Attachment;
 use careline_core::authz::{Principal, ProxyScope};
 use careline_core::escalation::{Page, Rota};
 use careline_core::event::Event;
@@ -32,6 +33,8 @@ pub struct ContactRequest {
     pub principal: Principal,
     pub member_id: MemberId,
     pub contact: ContactIn,
+    /// The sender's own uploads, attached to the message in the same transaction.
+    pub attachments: Vec<AttachmentId>,
 }
 
 /// What was recorded, after commit.
@@ -58,6 +61,32 @@ pub struct MfaState {
     /// Base32 TOTP secret (pending or enabled).
     pub secret: Option<String>,
     pub last_step: Option<i64>,
+}
+
+/// A file stored in the blob store, to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewAttachment {
+    pub member_id: MemberId,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+    pub blob: String,
+    pub metadata_removed: Vec<String>,
+}
+
+/// What a scan found.
+#[derive(Debug, Clone)]
+pub enum ScanOutcome {
+    Clean,
+    Infected {
+        signature: String,
+    },
+    /// The scanner was unavailable, timed out or erred: try again at `retry_at`.
+    Failed {
+        error: String,
+        retry_at: Timestamp,
+    },
 }
 
 /// A caregiver's access to a member.
@@ -435,12 +464,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<BreakGlass>;
 
     // ---- ticket work ----
+    /// A staff reply or internal note, with the caller's own uploads attached.
     async fn reply(
         &self,
         p: &Principal,
         id: TicketId,
         text: MessageText,
         internal: bool,
+        attachments: Vec<AttachmentId>,
         now: Timestamp,
     ) -> Result<(Message, Ticket)>;
     async fn assign(
@@ -673,6 +704,62 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SensitiveCategory>>;
     /// The member's consents (anyone who may read the record, and privacy officers).
     async fn consents(&self, p: &Principal, member: MemberId) -> Result<Vec<SensitiveCategory>>;
+
+    /// Whether the caller reaches a member's thread, and through which grant
+    /// (nothing is read, so nothing is recorded).
+    async fn reach_member(
+        &self,
+        p: &Principal,
+        member: MemberId,
+    ) -> Result<careline_core::authz::Grant>;
+
+    // ---- attachments ----
+    /// The organization's data key, which seals attachment blobs.
+    async fn blob_key(&self, org: OrgId) -> Result<careline_crypto::DataKey>;
+    /// Records an uploaded file (already in the blob store), quarantined.
+    async fn create_attachment(
+        &self,
+        p: &Principal,
+        a: NewAttachment,
+        now: Timestamp,
+    ) -> Result<Attachment>;
+    /// An attachment's record and state, for anyone who may see the thread.
+    async fn attachment(&self, p: &Principal, id: AttachmentId) -> Result<Attachment>;
+    /// The attachment to serve: it must be clean; the read is recorded.
+    async fn download_attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+        now: Timestamp,
+    ) -> Result<Attachment>;
+    /// Attachments of a thread's messages the caller may see (members never
+    /// see those of internal notes or call notes).
+    async fn thread_attachments(&self, p: &Principal, thread: ThreadId) -> Result<Vec<Attachment>>;
+    /// Claims up to `limit` files due for a scan (new, failed and due for a
+    /// retry, or whose earlier claim lapsed), marking them `scanning` with a
+    /// lease so that no two workers scan one file.
+    async fn claim_scans(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: u32,
+    ) -> Result<Vec<Attachment>>;
+    /// Records a scan's verdict. Infected: the member is told in their
+    /// thread, the ticket gets an internal note, security staff are alerted.
+    async fn finish_scan(
+        &self,
+        id: AttachmentId,
+        outcome: ScanOutcome,
+        now: Timestamp,
+    ) -> Result<Attachment>;
+    /// A privacy officer exports a file that was never released, with a reason.
+    async fn export_attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Attachment>;
 
     // ---- the record ----
     /// Recompute every organization's chain.

@@ -237,6 +237,7 @@ async fn record(
     member_id: MemberId,
     kind: ContactKind,
     text: MessageText,
+    attachments: Vec<careline_core::ids::AttachmentId>,
 ) -> Result<(careline_store::ContactOutcome, jiff::Timestamp), Error> {
     let started = Instant::now();
     let channel = if kind == ContactKind::CallNote {
@@ -260,6 +261,7 @@ async fn record(
                 principal: p.clone(),
                 member_id,
                 contact,
+                attachments,
             },
             now,
         )
@@ -283,11 +285,20 @@ pub async fn create_message(
 ) -> ApiResult<(StatusCode, Json<ContactCreated>)> {
     let member_id = p.message_subject(req.member_id.map(MemberId))?;
     let text = MessageText::parse(&req.text)?;
-    let (out, now) = record(&s, &p, member_id, ContactKind::Message, text).await?;
+    let files = crate::attachments::check_count(&s, &req.attachment_ids)?;
+    let with_files = !files.is_empty();
+    let (out, now) = record(&s, &p, member_id, ContactKind::Message, text, files).await?;
+    let attached = if with_files {
+        s.store
+            .thread_attachments(&p, out.message.thread_id)
+            .await?
+    } else {
+        Vec::new()
+    };
     Ok((
         StatusCode::CREATED,
         Json(ContactCreated {
-            message: MessageView::new(&out.message, false),
+            message: MessageView::new(&out.message, false).with_attachments(&attached, false),
             ticket: TicketView::new(&out.ticket, &out.queue, now),
             auto_reply: out.auto_reply.as_ref().map(|m| MessageView::new(m, false)),
             page: out.page.as_ref().map(Into::into),
@@ -304,7 +315,15 @@ pub async fn create_call(
     Body(req): Body<NewCall>,
 ) -> ApiResult<(StatusCode, Json<CallCreated>)> {
     let text = MessageText::parse(&req.notes)?;
-    let (out, now) = record(&s, &p, MemberId(req.member_id), ContactKind::CallNote, text).await?;
+    let (out, now) = record(
+        &s,
+        &p,
+        MemberId(req.member_id),
+        ContactKind::CallNote,
+        text,
+        Vec::new(),
+    )
+    .await?;
     let triage = out
         .message
         .triage
@@ -340,12 +359,13 @@ pub async fn get_thread(
 ) -> ApiResult<Json<ThreadView>> {
     let (thread, messages) = s.store.thread(&p, ThreadId(id), s.clock.now()).await?;
     let staff = p.role.is_staff();
+    let files = s.store.thread_attachments(&p, thread.id).await?;
     Ok(Json(ThreadView {
         id: thread.id.0,
         member_id: thread.member_id.0,
         messages: messages
             .iter()
-            .map(|m| MessageView::new(m, staff))
+            .map(|m| MessageView::new(m, staff).with_attachments(&files, staff))
             .collect(),
     }))
 }
@@ -434,16 +454,23 @@ pub async fn reply(
     Body(req): Body<NewReply>,
 ) -> ApiResult<(StatusCode, Json<ReplyCreated>)> {
     let text = MessageText::parse(&req.text)?;
+    let files = crate::attachments::check_count(&s, &req.attachment_ids)?;
+    let with_files = !files.is_empty();
     let now = s.clock.now();
     let (m, t) = s
         .store
-        .reply(&p, TicketId(id), text, req.internal, now)
+        .reply(&p, TicketId(id), text, req.internal, files, now)
         .await?;
+    let attached = if with_files {
+        s.store.thread_attachments(&p, m.thread_id).await?
+    } else {
+        Vec::new()
+    };
     let q = s.store.queue(&p, t.queue_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(ReplyCreated {
-            message: MessageView::new(&m, true),
+            message: MessageView::new(&m, true).with_attachments(&attached, true),
             ticket: TicketView::new(&t, &q, now),
         }),
     ))

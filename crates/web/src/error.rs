@@ -99,6 +99,15 @@ impl IntoResponse for ApiError {
                 }
                 r
             }
+            Error::Unsupported { rule, detail } => problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                rule,
+                "Unsupported attachment",
+                detail,
+            ),
+            Error::TooLarge { rule, detail } => {
+                problem(StatusCode::PAYLOAD_TOO_LARGE, rule, "Too large", detail)
+            }
             Error::Unavailable(d) => problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

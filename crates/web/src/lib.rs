@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod attachments;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -71,6 +72,8 @@ pub struct AppState {
     /// Login attempts per client address in the current minute.
     pub login_limiter:
         Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>>,
+    /// Where uploads are stored and the limits on them.
+    pub attachments: Arc<attachments::AttachmentConfig>,
 }
 
 #[derive(OpenApi)]
@@ -88,10 +91,11 @@ pub struct AppState {
         privacy::get_member, privacy::my_access_log, privacy::member_access_log, privacy::add_collaborator,
         privacy::list_collaborators, privacy::remove_collaborator, privacy::break_glass, privacy::break_glass_queue,
         privacy::review_break_glass, privacy::member_proxies, privacy::grant_proxy, privacy::revoke_proxy,
-        privacy::my_proxies, privacy::consents, privacy::set_consent, privacy::logout, privacy::revoke_sessions, mfa::start, mfa::finish,
+        privacy::my_proxies, privacy::consents, privacy::set_consent, privacy::logout,
+        attachments::upload, attachments::get_attachment, attachments::content, attachments::export, privacy::revoke_sessions, mfa::start, mfa::finish,
     ),
     modifiers(&BearerAuth),
-    tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "privacy"), (name = "admin"))
+    tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "privacy"), (name = "attachments"), (name = "admin"))
 )]
 pub struct ApiDoc;
 
@@ -257,6 +261,23 @@ fn api_routes() -> Vec<(&'static str, &'static str, Handler)> {
             axum::routing::delete(privacy::revoke_proxy),
         ),
         ("GET", "/me/proxies", get(privacy::my_proxies)),
+        (
+            "POST",
+            "/attachments",
+            // Uploads are streamed and limited per file by the handler.
+            post(attachments::upload).layer(DefaultBodyLimit::disable()),
+        ),
+        ("GET", "/attachments/{id}", get(attachments::get_attachment)),
+        (
+            "GET",
+            "/attachments/{id}/content",
+            get(attachments::content),
+        ),
+        (
+            "POST",
+            "/attachments/{id}/export",
+            post(attachments::export),
+        ),
         ("GET", "/members/{id}/consents", get(privacy::consents)),
         ("POST", "/members/{id}/consents", post(privacy::set_consent)),
         ("GET", "/queues", get(api::list_queues)),

@@ -31,6 +31,15 @@ pub fn visible(p: &Principal, e: &Event) -> bool {
         if e.kind == "phi.read" {
             return false;
         }
+        // A file refused by the virus scanner alerts security staff.
+        if e.kind == "attachment.infected"
+            && matches!(
+                p.role,
+                careline_core::model::Role::PrivacyOfficer | careline_core::model::Role::Admin
+            )
+        {
+            return true;
+        }
         if e.kind == "escalation.alarm" {
             return p.role.is_clinical() || p.role == careline_core::model::Role::Supervisor;
         }

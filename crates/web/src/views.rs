@@ -35,6 +35,9 @@ pub struct NewMessage {
     pub text: String,
     /// Required for a proxy acting for more than one member; a member may omit it.
     pub member_id: Option<Uuid>,
+    /// Files uploaded with `POST /api/v1/attachments` to send with this message.
+    #[serde(default)]
+    pub attachment_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,6 +47,9 @@ pub struct NewReply {
     /// An internal note is visible to staff only.
     #[serde(default)]
     pub internal: bool,
+    /// Files uploaded with `POST /api/v1/attachments` to send with this reply.
+    #[serde(default)]
+    pub attachment_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -294,6 +300,43 @@ pub struct MessageView {
     pub created_at: String,
     /// Present on contacts (member messages, call notes), for staff.
     pub triage: Option<TriageView>,
+    /// Files sent with the message, with their scan state.
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// An uploaded file and where its scan stands. Only `clean` files can be
+/// downloaded (`GET /api/v1/attachments/{id}/content`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttachmentView {
+    pub id: Uuid,
+    pub file_name: String,
+    /// Decided from the content.
+    pub content_type: String,
+    pub size: u64,
+    /// `quarantined`, `scanning`, `clean`, `infected` or `failed`.
+    pub state: String,
+    /// Staff only: the signature found, or the scanner's last error.
+    pub detail: Option<String>,
+    /// Metadata removed before storage (EXIF, GPS, XMP, comments).
+    pub metadata_removed: Vec<String>,
+    pub message_id: Option<Uuid>,
+    pub created_at: String,
+}
+
+impl AttachmentView {
+    pub fn new(a: &careline_core::attachment::Attachment, staff: bool) -> Self {
+        AttachmentView {
+            id: a.id.0,
+            file_name: a.file_name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            state: a.state.as_str().into(),
+            detail: if staff { a.detail.clone() } else { None },
+            metadata_removed: a.metadata_removed.clone(),
+            message_id: a.message_id.map(|m| m.0),
+            created_at: a.created_at.to_string(),
+        }
+    }
 }
 
 impl MessageView {
@@ -314,7 +357,22 @@ impl MessageView {
             } else {
                 None
             },
+            attachments: Vec::new(),
         }
+    }
+
+    /// With the files among `all` that were sent with this message.
+    pub fn with_attachments(
+        mut self,
+        all: &[careline_core::attachment::Attachment],
+        staff: bool,
+    ) -> Self {
+        self.attachments = all
+            .iter()
+            .filter(|a| a.message_id.map(|m| m.0) == Some(self.id))
+            .map(|a| AttachmentView::new(a, staff))
+            .collect();
+        self
     }
 }
 

@@ -13,6 +13,7 @@ mod support;
 
 mod admin;
 mod api;
+mod attachments;
 mod audit;
 mod crash;
 mod escalation;

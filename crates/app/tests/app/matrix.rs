@@ -78,6 +78,10 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
             allow(s.own || is(&[Role::Admin, Role::PrivacyOfficer]))
         }
         ("POST", "/members/{id}/proxies") => allow(s.own || is(&[Role::Admin])),
+        ("POST", "/attachments") | ("GET", "/attachments/{id}" | "/attachments/{id}/content") => {
+            allow(s.access)
+        }
+        ("POST", "/attachments/{id}/export") => allow(is(&[Role::PrivacyOfficer])),
         ("POST", "/members/{id}/break-glass") => allow(is(&[Role::Nurse, Role::Physician])),
         ("POST", "/threads/{id}/collaborators")
         | ("DELETE", "/threads/{id}/collaborators/{user_id}") => allow(s.access && staff),
@@ -229,7 +233,27 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
     // member01 writes an emergency: thread, ticket, page to nurse.north.
     let member = app.login("member01").await;
     let secret = "crushing chest pain radiating to my jaw, matrix-secret-8812";
-    let out = app.send(&member, secret).await;
+    // With a file (no scanner here, so it stays quarantined).
+    let up = app
+        .upload(
+            &member,
+            None,
+            "ecg.pdf",
+            "application/pdf",
+            b"%PDF-1.4\n% matrix\n%%EOF\n",
+        )
+        .await;
+    assert_eq!(up.status, 201, "{}", up.text());
+    let attachment = up.json()["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &member,
+            json!({"text": secret, "attachment_ids": [attachment]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let out = r.json();
     let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
     let ticket = out["ticket"]["id"].as_str().unwrap().to_owned();
     let page = out["page"]["id"].as_str().unwrap().to_owned();
@@ -458,6 +482,8 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             &member_id
         } else if path.contains("/tickets/") {
             &ticket
+        } else if path.contains("/attachments/") {
+            &attachment
         } else if path.contains("/pages/") {
             &page
         } else if path.contains("/teams/") {
@@ -503,6 +529,7 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             }
             "/admin/members" => json!({"name": "M", "team_id": team_north}),
             "/admin/proxies" => json!({"member_id": member_id}),
+            "/attachments/{id}/export" => json!({"reason": "matrix"}),
             "/members/{id}/proxies" => {
                 json!({"username": "nobody@demo.careline", "scope": "messages"})
             }
@@ -529,13 +556,19 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
                 continue;
             };
             cases += 1;
+            // Uploads name the member in the query string.
+            let target = if path.ends_with("/attachments") {
+                format!("{path}?member_id={member_id}")
+            } else {
+                fill(path)
+            };
             let r = app
-                .call(method, &fill(path), s.token.as_deref(), body(method, path))
+                .call(method, &target, s.token.as_deref(), body(method, path))
                 .await;
             let text = r.text();
             let denied = matches!(r.status, 401 | 403 | 404)
                 && !(r.status == 404
-                    && !["thread", "member", "ticket", "page", "team"]
+                    && !["thread", "member", "ticket", "page", "team", "attachment"]
                         .iter()
                         .any(|w| text.contains(&format!("{w} not found")))
                     && expect == Expect::Allow);

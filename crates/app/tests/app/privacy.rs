@@ -611,7 +611,7 @@ async fn proxies_act_within_the_scope_the_member_granted_and_either_side_can_end
     assert_eq!(app.recorded("proxy.revoked").await.len(), 2);
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();

@@ -293,6 +293,7 @@ async fn simulation_month_of_contacts_every_red_flag_reaches_a_clinician_or_the_
                         principal: member.clone(),
                         member_id: member.member_id.unwrap(),
                         contact,
+                        attachments: Vec::new(),
                     },
                     now,
                 )

@@ -52,6 +52,111 @@ impl App {
         }
     }
 
+    /// The demo app with attachments scanned by `clamd` (if any), stored in
+    /// `blobs` (default: local under the data dir), limited to `max_bytes`.
+    pub async fn spawn_with_files(
+        clamd: Option<String>,
+        blobs: Option<careline_blob::BlobStore>,
+        max_bytes: u64,
+    ) -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FakeClock::new("2026-05-04T09:00:00Z".parse().unwrap()));
+        let mut settings = Settings::resolve(
+            None,
+            Some("127.0.0.1:0".into()),
+            Some(dir.path().to_path_buf()),
+            None,
+        )
+        .unwrap();
+        settings.attachments.clamd = clamd;
+        settings.attachments.max_bytes = max_bytes;
+        let (mut state, shutdown) =
+            build_state(&settings, clock.clone() as Arc<dyn Clock>).unwrap();
+        if let Some(b) = blobs {
+            let a = &state.attachments;
+            state.attachments = Arc::new(careline_web::attachments::AttachmentConfig {
+                blobs: b,
+                spool: a.spool.clone(),
+                max_bytes: a.max_bytes,
+                max_files: a.max_files,
+                scanner: a.scanner.clone(),
+                wake: a.wake.clone(),
+            });
+        }
+        careline::demo::seed(state.store.as_ref(), PASSWORD, clock.now())
+            .await
+            .unwrap();
+        let running = start_with(settings.listen, state, shutdown).await.unwrap();
+        App {
+            addr: running.addr,
+            clock,
+            dir,
+            running: Some(running),
+        }
+    }
+
+    /// Upload one file as multipart form data.
+    pub async fn upload(
+        &self,
+        token: &str,
+        member_id: Option<&str>,
+        file_name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Response {
+        let boundary = "careline-test-boundary-7d1f";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let path = match member_id {
+            Some(m) => format!("/api/v1/attachments?member_id={m}"),
+            None => "/api/v1/attachments".into(),
+        };
+        httpc::Conn::connect(self.addr)
+            .await
+            .unwrap()
+            .send_with_headers(
+                "POST",
+                &path,
+                &[("Authorization", format!("Bearer {token}"))],
+                &format!("multipart/form-data; boundary={boundary}"),
+                &body,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// A GET with extra headers.
+    pub async fn get_with(&self, path: &str, token: &str, headers: &[(&str, String)]) -> Response {
+        let mut h = vec![("Authorization", format!("Bearer {token}"))];
+        h.extend(headers.iter().cloned());
+        httpc::Conn::connect(self.addr)
+            .await
+            .unwrap()
+            .send_with_headers("GET", path, &h, "application/json", b"")
+            .await
+            .unwrap()
+    }
+
+    /// Waits (on real time, at most `secs`) until `check` holds.
+    pub async fn wait_until<F, Fut>(&self, secs: u64, mut check: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            if check().await {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// Start again on an existing data directory.
     pub async fn restart(dir: tempfile::TempDir, clock: Arc<FakeClock>) -> App {
         let running = Self::node(
