@@ -37,3 +37,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== simulation: a month of contact-centre load on a virtual clock"
 cargo test -p careline --test app --locked -- --ignored --nocapture simulation
+echo "== end-to-end: the console and the portal in Chromium"
+e2e/run.sh

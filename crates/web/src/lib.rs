@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api;
 pub mod attachments;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -91,7 +92,7 @@ pub struct AppState {
         privacy::get_member, privacy::my_access_log, privacy::member_access_log, privacy::add_collaborator,
         privacy::list_collaborators, privacy::remove_collaborator, privacy::break_glass, privacy::break_glass_queue,
         privacy::review_break_glass, privacy::member_proxies, privacy::grant_proxy, privacy::revoke_proxy,
-        privacy::my_proxies, privacy::consents, privacy::set_consent, privacy::logout,
+        privacy::my_proxies, console::intake::live_triage, privacy::consents, privacy::set_consent, privacy::logout,
         attachments::upload, attachments::get_attachment, attachments::content, attachments::export, privacy::revoke_sessions, mfa::start, mfa::finish,
     ),
     modifiers(&BearerAuth),
@@ -196,10 +197,13 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // Pages set their own policy (script and style from 'self'); everything else gets none.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     if api {
         // Responses may carry PHI: never cache them.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -226,6 +230,7 @@ fn api_routes() -> Vec<(&'static str, &'static str, Handler)> {
         ("POST", "/me/mfa/totp/verify", post(mfa::finish)),
         ("POST", "/messages", post(api::create_message)),
         ("POST", "/calls", post(api::create_call)),
+        ("POST", "/triage", post(console::live_triage)),
         ("GET", "/threads/{id}", get(api::get_thread)),
         (
             "GET",
@@ -372,6 +377,7 @@ pub fn router(state: AppState) -> Router {
         .fold(Router::new(), |r, (path, h)| r.route(path, h));
     Router::new()
         .nest("/api/v1", api)
+        .merge(console::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -52,6 +52,17 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
         }
         ("GET", "/me/proxies") => allow(is(&[Role::Member, Role::Proxy])),
         ("POST", "/messages") => allow(s.own || s.proxy_scope == Some("messages")),
+        // Live triage reads only the text sent: any organization's call-takers.
+        ("POST", "/triage") => allow(role.is_some_and(|r| {
+            [
+                Role::Agent,
+                Role::CareGuide,
+                Role::Nurse,
+                Role::Physician,
+                Role::Supervisor,
+            ]
+            .contains(&r)
+        })),
         ("POST", "/calls") => allow(is(&[
             Role::Agent,
             Role::CareGuide,
@@ -507,6 +518,7 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             "/calls" => {
                 json!({"member_id": member_id, "notes": "pt called to confirm appointment"})
             }
+            "/triage" => json!({"text": "pt c/o chest pain"}),
             "/members/{id}/break-glass" => json!({"reason": "matrix: checking access rules hold"}),
             "/threads/{id}/collaborators" => json!({"user_id": north2_id, "reason": "matrix"}),
             "/tickets/{id}/replies" => json!({"text": "matrix note", "internal": true}),
