@@ -31,6 +31,8 @@ pub enum EventKind {
     ProxyGranted,
     #[serde(rename = "proxy.revoked")]
     ProxyRevoked,
+    #[serde(rename = "message.redacted")]
+    MessageRedacted,
     #[serde(rename = "attachment.quarantined")]
     AttachmentQuarantined,
     #[serde(rename = "attachment.scanning")]
@@ -136,6 +138,7 @@ impl EventKind {
             EventKind::MemberCreated => "member.created",
             EventKind::ProxyGranted => "proxy.granted",
             EventKind::ProxyRevoked => "proxy.revoked",
+            EventKind::MessageRedacted => "message.redacted",
             EventKind::AttachmentQuarantined => "attachment.quarantined",
             EventKind::AttachmentScanning => "attachment.scanning",
             EventKind::AttachmentClean => "attachment.clean",

@@ -131,6 +131,7 @@ pub fn plan_contact(
         text: input.text.into_inner(),
         triage: Some(input.judgement.clone()),
         created_at: now,
+        redaction: None,
     };
 
     let scope = |e: NewEvent| {
@@ -184,6 +185,7 @@ pub fn plan_contact(
             text,
             triage: None,
             created_at: now,
+            redaction: None,
         }
     });
     if let Some(m) = &auto_reply {

@@ -322,6 +322,19 @@ pub struct Message {
     /// Present on every contact (member message, call note): invariant 1.
     pub triage: Option<Judgement>,
     pub created_at: Timestamp,
+    /// Set when a privacy officer redacted the message: views show the
+    /// notice instead of the text; the stored text and its hash stay.
+    #[serde(default)]
+    pub redaction: Option<Redaction>,
+}
+
+/// Who hid a message's content from every view, when and why (invariant 5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub at: Timestamp,
+    pub by: UserId,
+    pub by_role: Role,
+    pub reason: String,
 }
 
 /// A member's conversation with their care team.

@@ -371,6 +371,7 @@ fn refusal_notices(tx: &Tx<'_>, a: &Attachment, now: Timestamp) -> Result<()> {
             text,
             triage: None,
             created_at: now,
+            redaction: None,
         };
         rows::insert_message(tx.conn, tx.crypto, &msg)?;
         tx.append(

@@ -1198,6 +1198,7 @@ impl Store for SqliteStore {
                 text: text.into_inner(),
                 triage: None,
                 created_at: now,
+                redaction: None,
             };
             rows::insert_message(c, tx.crypto, &m)?;
             rows::upsert_ticket(c, tx.crypto, &t)?;
@@ -1977,6 +1978,61 @@ impl Store for SqliteStore {
 
     async fn consents(&self, p: &Principal, member: MemberId) -> Result<Vec<SensitiveCategory>> {
         proxies::consents(self, p, member).await
+    }
+
+    async fn redact_message(
+        &self,
+        p: &Principal,
+        id: MessageId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Message> {
+        p.require(
+            &[Role::PrivacyOfficer],
+            "privacy-officers",
+            "only privacy officers redact messages",
+        )?;
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 1000 {
+            return Err(Error::invalid(
+                "a redaction needs a reason of 1–1000 characters",
+            ));
+        }
+        let p = p.clone();
+        self.write(move |tx| {
+            let c = tx.conn;
+            let mut m = c
+                .prepare_cached("SELECT * FROM messages WHERE id = $1")
+                .and_then(|mut s| s.query_row([id.to_string()], rows::message(tx.crypto)).optional())
+                .map_err(db)?
+                .filter(|m| m.org_id == p.org_id)
+                .ok_or(Error::NotFound("message"))?;
+            if m.redaction.is_some() {
+                return Err(Error::conflict("already-redacted", "this message was already redacted"));
+            }
+            c.prepare_cached(
+                "UPDATE messages SET redacted_at = $1, redacted_by = $2, redacted_by_role = $3, redaction_reason = $4 WHERE id = $5 AND redacted_at IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![us(now), p.user_id.to_string(), p.role.as_str(), reason, id.to_string()]))
+            .map_err(db)?;
+            let thread = rows::load_thread(c, m.thread_id)?;
+            let member = rows::load_member(c, thread.member_id)?;
+            let mut ev = NewEvent::new(
+                EventKind::MessageRedacted,
+                json!({"message_id": id, "reason": reason, "text_sha256": ingest::text_digest(&m.text)}),
+            )
+            .actor(Some(p.user_id))
+            .member(member.id)
+            .thread(m.thread_id)
+            .team(member.team_id);
+            if let Some(t) = m.ticket_id {
+                ev = ev.ticket(t);
+            }
+            tx.append(m.org_id, now, vec![ev])?;
+            m.redaction = Some(Redaction { at: now, by: p.user_id, by_role: p.role, reason });
+            Ok(m)
+        })
+        .await
     }
 
     async fn reach_member(&self, p: &Principal, member: MemberId) -> Result<Grant> {

@@ -178,6 +178,13 @@ pub fn load_member(c: &Connection, m: MemberId) -> Result<Member> {
 
 // ---- threads, messages, tickets ----
 
+pub fn load_thread(c: &Connection, t: ThreadId) -> Result<Thread> {
+    c.prepare_cached("SELECT * FROM threads WHERE id = $1")
+        .and_then(|mut s| s.query_row([t.to_string()], thread).optional())
+        .map_err(db)?
+        .ok_or(Error::NotFound("thread"))
+}
+
 pub fn thread(row: &Row<'_>) -> rusqlite::Result<Thread> {
     Ok(Thread {
         id: id(row, "id")?,
@@ -230,6 +237,15 @@ pub fn message(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<Message> + '
             text,
             triage,
             created_at: ts(row, "created_at")?,
+            redaction: match opt_ts(row, "redacted_at")? {
+                Some(at) => Some(careline_core::model::Redaction {
+                    at,
+                    by: id_col(row, "redacted_by")?,
+                    by_role: parsed(row, "redacted_by_role")?,
+                    reason: row.get("redaction_reason")?,
+                }),
+                None => None,
+            },
         })
     }
 }

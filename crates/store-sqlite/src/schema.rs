@@ -339,6 +339,15 @@ CREATE INDEX attachments_thread ON attachments(thread_id);
 CREATE TRIGGER attachments_no_delete BEFORE DELETE ON attachments
 BEGIN SELECT RAISE(ABORT, 'attachments are kept'); END;
 "#,
+    r#"
+ALTER TABLE messages ADD COLUMN redacted_at INTEGER;
+ALTER TABLE messages ADD COLUMN redacted_by TEXT;
+ALTER TABLE messages ADD COLUMN redacted_by_role TEXT;
+ALTER TABLE messages ADD COLUMN redaction_reason TEXT;
+CREATE TRIGGER messages_redaction_is_final BEFORE UPDATE OF redacted_at, redacted_by, redacted_by_role, redaction_reason ON messages
+WHEN OLD.redacted_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a redaction is final: it is never changed or undone'); END;
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

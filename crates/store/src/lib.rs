@@ -705,6 +705,16 @@ pub trait Store: Send + Sync + 'static {
     /// The member's consents (anyone who may read the record, and privacy officers).
     async fn consents(&self, p: &Principal, member: MemberId) -> Result<Vec<SensitiveCategory>>;
 
+    /// A privacy officer hides a message's content from every view, with a
+    /// reason; the stored text, its hash in the record and the message stay.
+    async fn redact_message(
+        &self,
+        p: &Principal,
+        id: MessageId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Message>;
+
     /// Whether the caller reaches a member's thread, and through which grant
     /// (nothing is read, so nothing is recorded).
     async fn reach_member(

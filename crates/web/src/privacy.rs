@@ -434,3 +434,28 @@ pub async fn set_consent(
         consented,
     }))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedactRequest {
+    /// Why the content must no longer be shown (recorded).
+    pub reason: String,
+}
+
+/// A privacy officer redacts a message: every view shows a notice instead
+/// of its text, triage and files; the stored text, its hash in the record
+/// and the message itself stay, and the redaction is an event.
+#[utoipa::path(post, path = "/api/v1/messages/{id}/redact", tag = "privacy", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = RedactRequest, responses((status = 200, body = crate::views::MessageView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn redact(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<RedactRequest>,
+) -> ApiResult<Json<crate::views::MessageView>> {
+    let m = s
+        .store
+        .redact_message(&p, MessageId(id), &req.reason, s.clock.now())
+        .await?;
+    Ok(Json(crate::views::MessageView::new(&m, true)))
+}

@@ -302,6 +302,19 @@ pub struct MessageView {
     pub triage: Option<TriageView>,
     /// Files sent with the message, with their scan state.
     pub attachments: Vec<AttachmentView>,
+    /// Present when the message was redacted: the text, triage and files
+    /// are no longer shown.
+    pub redacted: Option<RedactedView>,
+}
+
+/// A redaction as a view shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RedactedView {
+    pub at: String,
+    /// The role of who redacted it.
+    pub by_role: String,
+    /// Staff only.
+    pub reason: Option<String>,
 }
 
 /// An uploaded file and where its scan stands. Only `clean` files can be
@@ -350,14 +363,23 @@ impl MessageView {
                 id: m.author_id.map(|a| a.0),
                 name: m.author_name.clone(),
             },
-            text: m.text.clone(),
+            text: if m.redaction.is_some() {
+                String::new()
+            } else {
+                m.text.clone()
+            },
             created_at: m.created_at.to_string(),
-            triage: if staff {
+            triage: if staff && m.redaction.is_none() {
                 m.triage.as_ref().map(Into::into)
             } else {
                 None
             },
             attachments: Vec::new(),
+            redacted: m.redaction.as_ref().map(|r| RedactedView {
+                at: r.at.to_string(),
+                by_role: r.by_role.as_str().into(),
+                reason: staff.then(|| r.reason.clone()),
+            }),
         }
     }
 
@@ -367,6 +389,9 @@ impl MessageView {
         all: &[careline_core::attachment::Attachment],
         staff: bool,
     ) -> Self {
+        if self.redacted.is_some() {
+            return self;
+        }
         self.attachments = all
             .iter()
             .filter(|a| a.message_id.map(|m| m.0) == Some(self.id))

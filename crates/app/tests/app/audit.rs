@@ -1,6 +1,7 @@
 //! The event record: append-only, hash-chained, verifiable by `careline audit verify`.
 
 use crate::support::*;
+use serde_json::json;
 use std::process::Command;
 
 fn verify(dir: &std::path::Path) -> (bool, String) {
@@ -159,4 +160,81 @@ fn audit_verify_on_a_missing_data_dir_fails_with_one_line() {
     assert!(!ok);
     assert_eq!(out.trim().lines().count(), 1, "{out}");
     assert!(out.contains("no careline database"), "{out}");
+}
+
+#[tokio::test]
+async fn invariant_5_redaction_hides_content_keeps_the_hash_and_is_an_event_with_a_reason() {
+    let app = App::spawn().await;
+    let member = app.login("member01").await;
+    let words = "my neighbour's SSN is 078-05-1120, please update her file";
+    let out = app.send(&member, words).await;
+    let id = out["message"]["id"].as_str().unwrap().to_owned();
+    let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
+    let redact = format!("/api/v1/messages/{id}/redact");
+    let privacy = app.login("privacy").await;
+    let nurse = app.login("nurse.north").await;
+    // Only a privacy officer redacts, and only with a reason.
+    assert_problem(
+        &app.post(&redact, &nurse, json!({"reason": "x"})).await,
+        403,
+        "privacy-officers",
+    );
+    assert_problem(
+        &app.post(&redact, &privacy, json!({"reason": "  "})).await,
+        422,
+        "invalid-input",
+    );
+    let reason = "another person's identifier posted by mistake; ticket PRIV-311";
+    let r = app.post(&redact, &privacy, json!({"reason": reason})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_problem(
+        &app.post(&redact, &privacy, json!({"reason": reason})).await,
+        409,
+        "already-redacted",
+    );
+    // Every view hides the words; staff see why, the member sees that it happened.
+    let path = format!("/api/v1/threads/{thread}");
+    for (token, staff) in [(&member, false), (&nurse, true)] {
+        let view = app.get(&path, token).await;
+        assert!(!view.text().contains("078-05-1120"), "{}", view.text());
+        let msg = view.json()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == json!(id))
+            .cloned()
+            .unwrap();
+        assert_eq!(msg["text"], "");
+        assert!(msg["triage"].is_null());
+        assert_eq!(msg["redacted"]["by_role"], "privacy_officer");
+        assert_eq!(msg["redacted"]["reason"].is_string(), staff, "{msg}");
+    }
+    // Nothing was deleted: the record still proves the original text.
+    let created = app.recorded("message.created").await;
+    let digest = careline_core::ingest::text_digest(words);
+    assert!(created.iter().any(|e| e["text_sha256"] == json!(digest)));
+    let redacted = app.recorded("message.redacted").await;
+    assert_eq!(redacted.len(), 1);
+    assert_eq!(redacted[0]["reason"], reason);
+    assert_eq!(redacted[0]["text_sha256"], json!(digest));
+    let reports = app
+        .running
+        .as_ref()
+        .unwrap()
+        .state
+        .store
+        .verify_chains()
+        .await
+        .unwrap();
+    assert!(reports.iter().all(|r| r.error.is_none()), "{reports:?}");
+    // And a redaction cannot be undone, even in the database.
+    let dir = app.stop().await;
+    let c = rusqlite::Connection::open(dir.path().join("careline.db")).unwrap();
+    let undo = c.execute(
+        "UPDATE messages SET redacted_at = NULL WHERE id = ?1",
+        [&id],
+    );
+    assert!(undo.unwrap_err().to_string().contains("redaction is final"));
+    let delete = c.execute("DELETE FROM messages WHERE id = ?1", [&id]);
+    assert!(delete.is_err());
 }

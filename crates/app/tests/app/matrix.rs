@@ -93,6 +93,7 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
             allow(s.access)
         }
         ("POST", "/attachments/{id}/export") => allow(is(&[Role::PrivacyOfficer])),
+        ("POST", "/messages/{id}/redact") => allow(is(&[Role::PrivacyOfficer])),
         ("POST", "/members/{id}/break-glass") => allow(is(&[Role::Nurse, Role::Physician])),
         ("POST", "/threads/{id}/collaborators")
         | ("DELETE", "/threads/{id}/collaborators/{user_id}") => allow(s.access && staff),
@@ -265,6 +266,7 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let out = r.json();
+    let message = out["message"]["id"].as_str().unwrap().to_owned();
     let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
     let ticket = out["ticket"]["id"].as_str().unwrap().to_owned();
     let page = out["page"]["id"].as_str().unwrap().to_owned();
@@ -493,6 +495,8 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             &member_id
         } else if path.contains("/tickets/") {
             &ticket
+        } else if path.contains("/messages/") {
+            &message
         } else if path.contains("/attachments/") {
             &attachment
         } else if path.contains("/pages/") {
@@ -542,6 +546,7 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             "/admin/members" => json!({"name": "M", "team_id": team_north}),
             "/admin/proxies" => json!({"member_id": member_id}),
             "/attachments/{id}/export" => json!({"reason": "matrix"}),
+            "/messages/{id}/redact" => json!({"reason": "matrix: posted in the wrong thread"}),
             "/members/{id}/proxies" => {
                 json!({"username": "nobody@demo.careline", "scope": "messages"})
             }
@@ -559,7 +564,13 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
     let mut routes = careline_web::route_table();
     // Breaking the glass grants access: do it after every other route, so
     // each caller's relationship to member01 holds for the whole walk.
-    routes.sort_by_key(|(m, p)| *m == "POST" && p.ends_with("/break-glass"));
+    // Redacting hides member01's words: last of all.
+    routes.sort_by_key(|(m, p)| {
+        (
+            p.ends_with("/redact"),
+            *m == "POST" && p.ends_with("/break-glass"),
+        )
+    });
     let mut cases = 0;
     let mut failures = Vec::new();
     for (method, path) in &routes {
@@ -580,9 +591,17 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             let text = r.text();
             let denied = matches!(r.status, 401 | 403 | 404)
                 && !(r.status == 404
-                    && !["thread", "member", "ticket", "page", "team", "attachment"]
-                        .iter()
-                        .any(|w| text.contains(&format!("{w} not found")))
+                    && ![
+                        "thread",
+                        "member",
+                        "ticket",
+                        "page",
+                        "team",
+                        "attachment",
+                        "message",
+                    ]
+                    .iter()
+                    .any(|w| text.contains(&format!("{w} not found")))
                     && expect == Expect::Allow);
             let ok = match expect {
                 Expect::Allow => {

@@ -91,6 +91,10 @@ pub fn t(lang: Lang, key: &str) -> &'static str {
         "status_answered" => ("Your care team answered", "Su equipo de atención respondió"),
         "status_done" => ("Resolved", "Resuelto"),
         "attachment_state" => ("Scan", "Análisis"),
+        "redacted" => (
+            "This message was removed by a privacy officer",
+            "Un responsable de privacidad retiró este mensaje",
+        ),
         "emergency_title" => ("Call 911 now", "Llame al 911 ahora"),
         "sent" => (
             "Sent. Your care team will answer here.",

@@ -175,14 +175,21 @@ pub fn messages(msgs: &[&Message], files: &[Attachment], staff: bool, lang: Lang
                         " · " (when(m.created_at))
                     }
                     div class="body" {
-                        @if staff {
+                        @if let Some(r) = &m.redaction {
+                            p class="notice" {
+                                (t(lang, "redacted")) " (" (when(r.at)) ")"
+                                @if staff { ": " (r.reason) }
+                            }
+                        } @else if staff {
                             (highlighted(&m.text, m.triage.as_ref()))
                         } @else {
                             (m.text)
                         }
                     }
-                    (attachments(m, files, staff, lang))
-                    @if staff {
+                    @if m.redaction.is_none() {
+                        (attachments(m, files, staff, lang))
+                    }
+                    @if staff && m.redaction.is_none() {
                         @if let Some(j) = &m.triage {
                             (judgement(j))
                         }
