@@ -1,7 +1,7 @@
 //! The command line. Every failure prints one line to stderr and exits non-zero.
 
 use crate::config::{DEFAULT_DATA_DIR, Settings};
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use careline_store::Store;
 use careline_store_sqlite::SqliteStore;
 use clap::{Args, Parser, Subcommand};
@@ -51,6 +51,19 @@ enum Command {
     /// Load generators.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// Copy the database (a consistent snapshot, safe while serving) and the
+    /// local attachment blobs to a new directory, and verify the copy's chains.
+    Backup(BackupArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Data directory to back up (default ./careline-data).
+    #[arg(long, env = "CARELINE_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// New directory to write the backup into (must not exist, or be empty).
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -166,6 +179,7 @@ pub fn main() -> ExitCode {
         Command::SafetyAudit(a) => runtime().and_then(|rt| rt.block_on(crate::safety_cmd::run(a))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(crate::keys_cmd::run(cmd))),
         Command::Bench(cmd) => runtime().and_then(|rt| rt.block_on(crate::bench::run(cmd))),
+        Command::Backup(a) => runtime().and_then(|rt| rt.block_on(backup(&a.data_dir, &a.out))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,6 +191,74 @@ pub fn main() -> ExitCode {
 }
 
 /// `careline audit verify`: exit 0 when every chain is intact.
+async fn backup(dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    if !dir.join(careline_store_sqlite::DB_FILE).exists() {
+        return Err(anyhow!("no careline database in {}", dir.display()));
+    }
+    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        return Err(anyhow!(
+            "{} is not empty: back up into a new directory",
+            out.display()
+        ));
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let store = open_store(dir)?;
+    let reports = store
+        .backup_to(&out.join(careline_store_sqlite::DB_FILE))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    // Blobs are written before the rows that name them and never change, so
+    // every blob the snapshot refers to is already there to copy.
+    let blobs = dir.join("blobs");
+    let copied = if blobs.is_dir() {
+        copy_tree(&blobs, &out.join("blobs"))?
+    } else {
+        0
+    };
+    let mut bad = false;
+    for r in &reports {
+        match &r.error {
+            None => println!("OK {} events — {}", r.events, r.org_name),
+            Some(e) => {
+                bad = true;
+                println!("FAILED {} — {e}", r.org_name);
+            }
+        }
+    }
+    println!(
+        "backup written to {} ({} attachment blob file(s) copied)",
+        out.display(),
+        copied
+    );
+    println!(
+        "the master key is NOT in the backup: keep it (the key file or CARELINE_MASTER_KEY) safe separately; without it the backup cannot be read"
+    );
+    if bad {
+        return Err(anyhow!("the copy's event record does not verify"));
+    }
+    Ok(())
+}
+
+/// Copies a directory tree; returns how many files were copied.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<usize> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let mut n = 0;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            n += copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 fn audit_verify(dir: &std::path::Path) -> ExitCode {
     let run = || -> Result<Vec<careline_store::ChainReport>> {
         if !dir.join(careline_store_sqlite::DB_FILE).exists() {

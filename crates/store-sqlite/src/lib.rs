@@ -245,6 +245,31 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Writes a consistent snapshot of the database to `dest` (a file that
+    /// must not exist yet) while the store keeps serving — the copy is taken
+    /// inside one read transaction — then recomputes every hash chain in the
+    /// copy. The copy stays encrypted under the same master key.
+    pub async fn backup_to(&self, dest: &Path) -> Result<Vec<ChainReport>> {
+        if dest.exists() {
+            return Err(Error::invalid(format!("{} already exists", dest.display())));
+        }
+        let dest = dest.to_owned();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = open_conn(&path, true).map_err(db)?;
+            let target = dest
+                .to_str()
+                .ok_or_else(|| Error::invalid("the backup path is not valid UTF-8"))?;
+            c.execute("VACUUM INTO $1", [target])
+                .map_err(|e| Error::internal(format!("writing the snapshot to {target}: {e}")))?;
+            let copy =
+                Connection::open_with_flags(&dest, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(db)?;
+            verify_chains_on(&copy)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("backup task failed: {e}")))?
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -2111,54 +2136,7 @@ impl Store for SqliteStore {
     }
 
     async fn verify_chains(&self) -> Result<Vec<ChainReport>> {
-        self.read(|c, _| {
-            let orgs: Vec<(String, String)> = {
-                let mut s = c
-                    .prepare("SELECT o.id, o.name FROM organizations o UNION SELECT DISTINCT e.org_id, '(unknown organization)' FROM events e WHERE e.org_id NOT IN (SELECT id FROM organizations) ORDER BY 2")
-                    .map_err(db)?;
-                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                    .map_err(db)?
-            };
-            let mut out = Vec::new();
-            for (org, name) in orgs {
-                let mut v = ChainVerifier::default();
-                let mut error = None;
-                let mut s = c.prepare("SELECT * FROM events WHERE org_id = $1 ORDER BY seq").map_err(db)?;
-                let mut rows_ = s.query([&org]).map_err(db)?;
-                while let Some(r) = rows_.next().map_err(db)? {
-                    match rows::event(r) {
-                        Ok(e) => {
-                            if let Err(err) = v.check(&e) {
-                                error = Some(err.to_string());
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            error = Some(format!("event after seq {} cannot be read: {e}", v.count()));
-                            break;
-                        }
-                    }
-                }
-                if error.is_none() {
-                    let head: Option<(i64, String)> = c
-                        .query_row("SELECT seq, hash FROM chain_heads WHERE org_id = $1", [&org], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                        .map_err(db)?;
-                    if let Err(err) = v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
-                        error = Some(err.to_string());
-                    }
-                }
-                out.push(ChainReport {
-                    org_id: org.parse().map_err(|_| Error::internal("bad organization id in events"))?,
-                    org_name: name,
-                    events: v.count(),
-                    error,
-                });
-            }
-            Ok(out)
-        })
-        .await
+        self.read(|c, _| verify_chains_on(c)).await
     }
 
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
@@ -2248,4 +2226,61 @@ struct PhiRead {
     what: &'static str,
     id: String,
     grant: Grant,
+}
+
+/// Recompute every organization's chain in the database behind `c`.
+pub fn verify_chains_on(c: &Connection) -> Result<Vec<ChainReport>> {
+    let orgs: Vec<(String, String)> = {
+        let mut s = c
+            .prepare("SELECT o.id, o.name FROM organizations o UNION SELECT DISTINCT e.org_id, '(unknown organization)' FROM events e WHERE e.org_id NOT IN (SELECT id FROM organizations) ORDER BY 2")
+            .map_err(db)?;
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)?
+    };
+    let mut out = Vec::new();
+    for (org, name) in orgs {
+        let mut v = ChainVerifier::default();
+        let mut error = None;
+        let mut s = c
+            .prepare("SELECT * FROM events WHERE org_id = $1 ORDER BY seq")
+            .map_err(db)?;
+        let mut rows_ = s.query([&org]).map_err(db)?;
+        while let Some(r) = rows_.next().map_err(db)? {
+            match rows::event(r) {
+                Ok(e) => {
+                    if let Err(err) = v.check(&e) {
+                        error = Some(err.to_string());
+                        break;
+                    }
+                }
+                Err(e) => {
+                    error = Some(format!("event after seq {} cannot be read: {e}", v.count()));
+                    break;
+                }
+            }
+        }
+        if error.is_none() {
+            let head: Option<(i64, String)> = c
+                .query_row(
+                    "SELECT seq, hash FROM chain_heads WHERE org_id = $1",
+                    [&org],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(db)?;
+            if let Err(err) = v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+                error = Some(err.to_string());
+            }
+        }
+        out.push(ChainReport {
+            org_id: org
+                .parse()
+                .map_err(|_| Error::internal("bad organization id in events"))?,
+            org_name: name,
+            events: v.count(),
+            error,
+        });
+    }
+    Ok(out)
 }

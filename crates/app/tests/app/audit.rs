@@ -238,3 +238,71 @@ async fn invariant_5_redaction_hides_content_keeps_the_hash_and_is_an_event_with
     let delete = c.execute("DELETE FROM messages WHERE id = ?1", [&id]);
     assert!(delete.is_err());
 }
+
+#[tokio::test]
+async fn backup_while_serving_restores_to_a_working_verified_copy() {
+    let app = App::spawn().await;
+    let member = app.login("member01").await;
+    let out = app
+        .send(&member, "backup check: my blood pressure log for this week")
+        .await;
+    let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
+    let up = app
+        .upload(
+            &member,
+            None,
+            "bp-log.txt",
+            "text/plain",
+            b"Mon 128/82\nTue 131/85\n",
+        )
+        .await;
+    assert_eq!(up.status, 201, "{}", up.text());
+    let file = up.json()["items"][0]["id"].as_str().unwrap().to_owned();
+    // The backup runs in another process while this one keeps serving.
+    let restored = tempfile::tempdir().unwrap();
+    let target = restored.path().join("copy");
+    let run = std::process::Command::new(bin())
+        .args(["backup", "--data-dir"])
+        .arg(app.dir.path())
+        .arg("--out")
+        .arg(&target)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        said.contains("OK ") && said.contains("master key is NOT in the backup"),
+        "{said}"
+    );
+    assert!(app.send(&member, "still serving during the backup").await["message"].is_object());
+    // Restore: the copy plus the master key is a data directory that serves the same record.
+    std::fs::copy(app.dir.path().join("master.key"), target.join("master.key")).unwrap();
+    let (ok, text) = verify(&target);
+    assert!(ok, "{text}");
+    let copy = tempfile::TempDir::new_in(restored.path()).unwrap();
+    for e in std::fs::read_dir(&target).unwrap() {
+        let e = e.unwrap();
+        std::fs::rename(e.path(), copy.path().join(e.file_name())).unwrap();
+    }
+    let again = App::restart(copy, app.clock.clone()).await;
+    let member = again.login("member01").await;
+    let seen = again
+        .get(&format!("/api/v1/threads/{thread}"), &member)
+        .await;
+    assert!(
+        seen.text().contains("blood pressure log"),
+        "{}",
+        seen.text()
+    );
+    assert_eq!(
+        again
+            .get(&format!("/api/v1/attachments/{file}"), &member)
+            .await
+            .json()["file_name"],
+        "bp-log.txt"
+    );
+}
