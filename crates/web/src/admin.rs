@@ -268,14 +268,7 @@ pub async fn grant_proxy(
     actor: Option<UserId>,
     now: Timestamp,
 ) -> Result<UserId> {
-    let expires_at = spec
-        .expires_at
-        .as_deref()
-        .map(|e| {
-            e.parse::<Timestamp>()
-                .map_err(|_| Error::invalid(format!("expires_at '{e}' is not an RFC 3339 time")))
-        })
-        .transpose()?;
+    let expires_at = crate::extract::time_field("expires_at", spec.expires_at.as_deref())?;
     let scope = parse_scope(spec.scope.as_deref())?;
     let proxy = match (spec.proxy_user_id, spec.username, spec.name, spec.password) {
         (Some(id), None, None, None) => UserId(id),

@@ -106,7 +106,8 @@ pub fn csrf_token(token: &str) -> String {
     hex::encode(Sha256::digest(format!("careline-csrf:{token}").as_bytes()))
 }
 
-fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+/// The value of the cookie `name` in a request.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
         .get_all(axum::http::header::COOKIE)

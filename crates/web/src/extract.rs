@@ -57,3 +57,17 @@ where
         }
     }
 }
+
+/// An optional RFC 3339 time from a request field named `what`.
+pub fn time_field(
+    what: &str,
+    value: Option<&str>,
+) -> Result<Option<jiff::Timestamp>, careline_core::Error> {
+    value
+        .map(|t| {
+            t.parse::<jiff::Timestamp>().map_err(|_| {
+                careline_core::Error::invalid(format!("{what} '{t}' is not an RFC 3339 time"))
+            })
+        })
+        .transpose()
+}

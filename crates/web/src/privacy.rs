@@ -14,7 +14,6 @@ use careline_core::authz::Grant;
 use careline_core::ids::*;
 use careline_core::model::{Member, Role, SensitiveCategory};
 use careline_store::{AccessEntry, BreakGlass, Collaborator};
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -137,10 +136,8 @@ pub async fn add_collaborator(
     Body(req): Body<TagRequest>,
 ) -> ApiResult<(StatusCode, Json<Collaborator>)> {
     let now = s.clock.now();
-    let expires = match req.expires_at.as_deref() {
-        Some(e) => e
-            .parse::<Timestamp>()
-            .map_err(|_| Error::invalid(format!("expires_at '{e}' is not an RFC 3339 time")))?,
+    let expires = match crate::extract::time_field("expires_at", req.expires_at.as_deref())? {
+        Some(e) => e,
         None => now
             .checked_add(jiff::SignedDuration::from_hours(24 * 7))
             .map_err(Error::internal)?,
@@ -327,14 +324,7 @@ pub async fn grant_proxy(
     Body(req): Body<ProxyRequest>,
 ) -> ApiResult<(StatusCode, Json<careline_store::ProxyEntry>)> {
     let scope = crate::admin::parse_scope(req.scope.as_deref())?;
-    let expires_at = req
-        .expires_at
-        .as_deref()
-        .map(|e| {
-            e.parse::<Timestamp>()
-                .map_err(|_| Error::invalid(format!("expires_at '{e}' is not an RFC 3339 time")))
-        })
-        .transpose()?;
+    let expires_at = crate::extract::time_field("expires_at", req.expires_at.as_deref())?;
     let entry = s
         .store
         .grant_proxy_as_member(

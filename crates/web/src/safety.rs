@@ -193,10 +193,8 @@ pub async fn book_visit(
     Body(req): Body<VisitRequest>,
 ) -> ApiResult<(StatusCode, Json<VisitView>)> {
     let kind: VisitKind = req.kind.parse()?;
-    let at: Timestamp = req
-        .at
-        .parse()
-        .map_err(|_| Error::invalid(format!("at '{}' is not an RFC 3339 time", req.at)))?;
+    let at = crate::extract::time_field("at", Some(&req.at))?
+        .ok_or_else(|| Error::invalid("at is required"))?;
     let v = s
         .store
         .book_visit(&p, TicketId(id), kind, at, s.clock.now())
@@ -366,16 +364,9 @@ pub async fn safety_report(
     Auth(p): Auth,
     Query(q): Query<PeriodQuery>,
 ) -> ApiResult<Json<SafetyReportView>> {
-    let parse = |v: &Option<String>, what: &str| -> Result<Option<Timestamp>, Error> {
-        v.as_deref()
-            .map(|t| {
-                t.parse::<Timestamp>()
-                    .map_err(|_| Error::invalid(format!("{what} '{t}' is not an RFC 3339 time")))
-            })
-            .transpose()
-    };
-    let until = parse(&q.until, "until")?.unwrap_or_else(|| s.clock.now());
-    let since = parse(&q.since, "since")?.unwrap_or_else(|| {
+    let until =
+        crate::extract::time_field("until", q.until.as_deref())?.unwrap_or_else(|| s.clock.now());
+    let since = crate::extract::time_field("since", q.since.as_deref())?.unwrap_or_else(|| {
         until
             .checked_sub(jiff::SignedDuration::from_hours(24 * 30))
             .unwrap_or(Timestamp::UNIX_EPOCH)

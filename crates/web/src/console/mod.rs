@@ -152,17 +152,7 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Viewer {
 }
 
 /// A named cookie of the request.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+pub use crate::auth::cookie;
 
 /// A domain error shown as a page (or a fragment) rather than JSON.
 #[derive(Debug)]

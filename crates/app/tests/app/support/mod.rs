@@ -30,26 +30,7 @@ pub const PASSWORD: &str = "careline-demo";
 
 impl App {
     pub async fn spawn() -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(FakeClock::new("2026-05-04T09:00:00Z".parse().unwrap()));
-        let settings = Settings::resolve(
-            None,
-            Some("127.0.0.1:0".into()),
-            Some(dir.path().to_path_buf()),
-            None,
-        )
-        .unwrap();
-        let (state, shutdown) = build_state(&settings, clock.clone() as Arc<dyn Clock>).unwrap();
-        careline::demo::seed(state.store.as_ref(), PASSWORD, clock.now())
-            .await
-            .unwrap();
-        let running = start_with(settings.listen, state, shutdown).await.unwrap();
-        App {
-            addr: running.addr,
-            clock,
-            dir,
-            running: Some(running),
-        }
+        Self::spawn_with_files(None, None, 25 * 1024 * 1024).await
     }
 
     /// The demo app with attachments scanned by `clamd` (if any), stored in
