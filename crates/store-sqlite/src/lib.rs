@@ -2171,7 +2171,10 @@ fn paged_on(c: &Connection, p: &Principal, ticket: TicketId) -> Result<bool> {
         .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db)?;
     let actor = p.actor();
-    Ok(pages.iter().any(|pg| pg.may_ack(&actor)))
+    // An alarm may be taken by any clinician — of its own organization only.
+    Ok(pages
+        .iter()
+        .any(|pg| pg.org_id == p.org_id && pg.may_ack(&actor)))
 }
 
 impl SqliteStore {

@@ -17,10 +17,6 @@ async fn open() -> Fresh {
 careline_store_conformance::conformance_tests! {
     open = open;
     organization_isolation,
-    // `clear` falls back to "paged on this ticket" when the caller has no
-    // access, and an organization-wide alarm counts any clinician as paged
-    // without checking the organization: another tenant's nurse clears it.
-    #[ignore = "bug: SqliteStore::clear lets another organization's clinician clear a ticket whose page is an org-wide alarm"]
     clearance_is_tenant_scoped,
     record_contact_commits_message_ticket_and_events,
     refused_contact_leaves_no_trace,
