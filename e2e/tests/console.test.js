@@ -11,6 +11,13 @@ const CHEST = "crushing chest pain for 20 minutes and sweating";
 let env;
 let nurse; // nurse.north, console open before the member writes
 let ticketId; // the red-flag ticket
+let hostileTicket; // member03's routine ticket on the North team
+
+/** Accept the confirmation dialogs the next actions raise (the harness dismisses them by default). */
+function acceptDialogs(page) {
+  page.removeAllListeners("dialog");
+  page.on("dialog", (d) => d.accept());
+}
 
 before(async () => {
   env = await start();
@@ -88,9 +95,9 @@ test("the nurse records a clinical clearance and the ticket shows it", async () 
 test("agent1 types a call note and watches live triage turn red, with the emergency script", async () => {
   const { page, context } = await signIn(env, "agent1");
   await page.goto("/console/calls");
-  await page.getByLabel("Member name").fill("a");
+  await page.getByLabel(/Name, phone/).fill("ellis");
   await page.getByRole("button", { name: "Search" }).click();
-  await page.locator(".results a").first().click();
+  await page.locator(".results a", { hasText: "Margaret Ellis" }).click();
   const notes = page.getByLabel("What the caller says");
   await notes.pressSequentially("caller asks about a refill", { delay: 5 });
   await page.locator("#live-triage.routine").waitFor();
@@ -111,7 +118,7 @@ test("a message with <script> and <img onerror> renders as text in the portal an
   await member.page.getByLabel("Your message").fill(hostile);
   await member.page.getByRole("button", { name: "Send" }).click();
   await member.page.waitForURL(/\/portal\/threads\/.*#t-/);
-  const hostileTicket = new URL(member.page.url()).hash.slice(3);
+  hostileTicket = new URL(member.page.url()).hash.slice(3);
   const body = member.page.locator(".msg.member .body").last();
   await body.waitFor();
   assert.equal(await body.innerText(), hostile);
@@ -188,5 +195,134 @@ test("a member uploads a file and sees its scan state", async () => {
   assert.match(await state.innerText(), /clean/);
   assert.ok(await page.locator(".attachments a[href$='/content']").count());
   await shot(page, "portal-attachment");
+  await context.close();
+});
+
+test("agent1 finds callers by name without accents, by phone and by birth date, and the search is in the member's history", async () => {
+  const { page, context } = await signIn(env, "agent1");
+  await page.goto("/console/calls");
+  const box = page.getByLabel(/Name, phone/);
+  const search = page.getByRole("button", { name: "Search" });
+  await box.fill("lucia fernandez");
+  await search.click();
+  const results = page.locator(".results li");
+  await results.first().waitFor();
+  assert.deepEqual(await page.locator(".results a").allInnerTexts(), ["Lucía Fernández"]);
+  assert.match(await results.first().innerText(), /1962-05-09/);
+  await shot(page, "console-call-intake-search");
+  for (const q of ["555-0101", "1946-03-14", "DEMO-0001"]) {
+    await box.fill(q);
+    await search.click();
+    await page.waitForURL((u) => u.searchParams.get("q") === q);
+    assert.deepEqual(await page.locator(".results a").allInnerTexts(), ["Margaret Ellis"], q);
+  }
+  // One character is not a search: the server says so (the browser would not even send it).
+  await page.goto("/console/calls?q=a");
+  assert.match(await page.locator(".notice.error").innerText(), /at least 2 characters/);
+  await context.close();
+
+  const member = await signIn(env, "member01");
+  await member.page.getByRole("link", { name: "Who looked at my record" }).click();
+  const row = member.page.locator("table.access tbody tr", { hasText: "found you in a search" }).first();
+  await row.waitFor();
+  assert.match(await row.innerText(), /Alex Agent/);
+  await member.context.close();
+});
+
+test("member01 chooses what to share and who may act for them, and a caregiver steps back", async () => {
+  const { page, context } = await signIn(env, "member01");
+  acceptDialogs(page);
+  await page.getByRole("link", { name: "Sharing" }).click();
+  await page.getByRole("heading", { name: "Sensitive health information" }).waitFor();
+  const bh = page.locator('[data-category="behavioral_health"]');
+  assert.match(await bh.innerText(), /Only your care team sees it/);
+  await bh.getByRole("button", { name: "Share" }).click();
+  await bh.getByRole("button", { name: "Stop sharing" }).waitFor();
+  assert.match(await bh.innerText(), /Shared with the clinicians/);
+  assert.equal(await page.locator(".consent.on").count(), 1);
+  const consents = await page.evaluate(async () => {
+    const me = await (await fetch("/api/v1/me")).json();
+    return (await (await fetch(`/api/v1/members/${me.member_id}/consents`)).json()).consented;
+  });
+  assert.deepEqual(consents, ["behavioral_health"]);
+
+  // A caregiver for messages only, until a date.
+  await page.getByLabel("Caregiver's username").fill("proxy07@demo.careline");
+  await page.getByLabel(/^Messages:/).check();
+  await page.getByLabel("Until (optional)").fill("2099-12-31T18:00");
+  await page.getByRole("button", { name: "Give access" }).click();
+  const carer = page.locator("[data-caregiver]");
+  await carer.first().waitFor();
+  assert.match(await carer.first().innerText(), /Messages: reads and writes/);
+  assert.match(await carer.first().innerText(), /2099/);
+  await shot(page, "portal-sharing");
+  // An unknown username is refused in words.
+  await page.getByLabel("Caregiver's username").fill("nobody@demo.careline");
+  await page.getByRole("button", { name: "Give access" }).click();
+  await page.locator("form[data-api$='/proxies'] .notice.error").waitFor();
+  // Ending the access asks first, then the caregiver is gone.
+  await carer.first().getByRole("button", { name: /End access/ }).click();
+  await page.locator("[data-caregiver]").first().waitFor({ state: "detached" });
+  // Withdraw the consent again.
+  await page.locator('[data-category="behavioral_health"]').getByRole("button", { name: "Stop sharing" }).click();
+  await page.locator('[data-category="behavioral_health"]').getByRole("button", { name: "Share" }).waitFor();
+  await context.close();
+
+  // In Spanish, for member05.
+  const es = await signIn(env, "member05");
+  await es.page.getByRole("link", { name: "Compartir" }).click();
+  await es.page.getByRole("heading", { name: "Información de salud delicada" }).waitFor();
+  assert.match(await es.page.locator('[data-category="hiv"]').innerText(), /VIH/);
+  await es.page.getByRole("heading", { name: "Cuidadores", exact: true }).waitFor();
+  await es.context.close();
+
+  // proxy07 sees whom they help, with the scope, and steps back.
+  const carerCtx = await signIn(env, "proxy07");
+  acceptDialogs(carerCtx.page);
+  await carerCtx.page.goto("/portal/sharing");
+  const helping = carerCtx.page.locator("[data-helping]");
+  await helping.first().waitFor();
+  assert.equal(await helping.count(), 1);
+  assert.match(await helping.first().innerText(), /Everything|Messages|Record/);
+  await shot(carerCtx.page, "portal-caregiver");
+  await helping.first().getByRole("button", { name: /Step back/ }).click();
+  await carerCtx.page.getByText("You do not act for anyone at the moment.").waitFor();
+  await carerCtx.context.close();
+});
+
+test("nurse.south is outside member03's care team, breaks the glass with a reason, and the ticket opens", async () => {
+  const { page, context } = await signIn(env, "nurse.south");
+  acceptDialogs(page);
+  const resp = await page.goto(`/console/tickets/${hostileTicket}`);
+  assert.equal(resp.status(), 403);
+  await page.getByRole("heading", { name: "You are not on this member's care team" }).waitFor();
+  assert.match(await page.locator(".notice.warn").innerText(), /care team/);
+  await shot(page, "console-break-glass");
+  // The reason is required (the browser stops an empty one; the server a short one).
+  await page.getByLabel(/Reason/).fill("short");
+  await page.getByLabel(/Reason/).evaluate((el) => el.removeAttribute("minlength"));
+  await page.getByRole("button", { name: "Break the glass" }).click();
+  await page.locator(".glass .notice.error").waitFor();
+  await page.getByLabel(/Reason/).fill("Covering the North desk: member called about worsening knee swelling");
+  await page.getByRole("button", { name: "Break the glass" }).click();
+  await page.locator(".msg.member .body", { hasText: "my knee hurts" }).waitFor();
+  await context.close();
+
+  // The privacy officers have it to review.
+  const privacy = await signIn(env, "privacy");
+  assert.match(await privacy.page.locator("main").innerText(), /Covering the North desk/);
+  await privacy.context.close();
+});
+
+test("the dashboard draws time to clinician for emergencies and urgent contacts separately", async () => {
+  const { page, context } = await signIn(env, "supervisor");
+  await page.goto("/console/dashboard");
+  await page.getByRole("heading", { name: "Time to clinician, by disposition" }).waitFor();
+  assert.equal(await page.locator('figure[data-disposition="emergency"] svg.chart').count(), 2);
+  assert.equal(await page.locator('figure[data-disposition="urgent"] svg.chart').count(), 2);
+  const ack = page.locator('figure[data-disposition="emergency"]').first();
+  assert.match(await ack.locator("figcaption").innerText(), /[1-9]\d* acknowledged, median/);
+  assert.match(await ack.locator("svg title").textContent(), /Time to acknowledgement, emergency/);
+  await shot(page, "console-dashboard-by-disposition");
   await context.close();
 });

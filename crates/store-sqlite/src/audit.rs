@@ -300,26 +300,36 @@ pub async fn report(
         )
         .map_err(db)?;
         let mut st = c
-            .prepare("SELECT (acked_at - flagged_at) / 1000 FROM pages WHERE org_id = $1 AND acked_at IS NOT NULL AND flagged_at >= $2 AND flagged_at < $3 ORDER BY 1")
+            .prepare("SELECT (acked_at - flagged_at) / 1000, disposition FROM pages WHERE org_id = $1 AND acked_at IS NOT NULL AND flagged_at >= $2 AND flagged_at < $3 ORDER BY 1")
             .map_err(db)?;
-        r.ack_ms = st.query_map(params![org, a, b], |row| row.get(0)).and_then(|it| it.collect::<rusqlite::Result<Vec<i64>>>()).map_err(db)?;
+        let acks = st
+            .query_map(params![org, a, b], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)?;
+        for (ms, disposition) in acks {
+            r.ack_ms.push(ms);
+            r.ack_ms_by_disposition.entry(disposition).or_default().push(ms);
+        }
         let mut st = c
             .prepare(
                 "SELECT (SELECT MIN(m.created_at) FROM messages m JOIN users u ON u.id = m.author_id
-                          WHERE m.ticket_id = f.ticket_id AND m.kind = 'staff' AND u.role IN ('nurse', 'physician') AND m.created_at >= f.flagged_at) - f.flagged_at
-                 FROM (SELECT ticket_id, MIN(flagged_at) AS flagged_at FROM pages WHERE org_id = $1 AND flagged_at >= $2 AND flagged_at < $3 GROUP BY ticket_id, flagged_at) f",
+                          WHERE m.ticket_id = f.ticket_id AND m.kind = 'staff' AND u.role IN ('nurse', 'physician') AND m.created_at >= f.flagged_at) - f.flagged_at,
+                        f.disposition
+                 FROM (SELECT ticket_id, MIN(flagged_at) AS flagged_at, MIN(disposition) AS disposition FROM pages WHERE org_id = $1 AND flagged_at >= $2 AND flagged_at < $3 GROUP BY ticket_id, flagged_at) f",
             )
             .map_err(db)?;
-        let mut replies: Vec<i64> = st
-            .query_map(params![org, a, b], |row| row.get::<_, Option<i64>>(0))
+        let mut replies: Vec<(i64, String)> = st
+            .query_map(params![org, a, b], |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, String>(1)?)))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(db)?
             .into_iter()
-            .flatten()
-            .map(|us| us / 1000)
+            .filter_map(|(us, d)| us.map(|us| (us / 1000, d)))
             .collect();
         replies.sort_unstable();
-        r.clinician_reply_ms = replies;
+        for (ms, disposition) in replies {
+            r.clinician_reply_ms.push(ms);
+            r.reply_ms_by_disposition.entry(disposition).or_default().push(ms);
+        }
         c.query_row(
             "SELECT COUNT(*) FILTER (WHERE status = 'open'), COUNT(*) FROM safety_reviews WHERE org_id = $1 AND created_at >= $2 AND created_at < $3",
             params![org, a, b],

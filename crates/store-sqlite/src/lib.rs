@@ -10,6 +10,7 @@ mod hooks;
 mod proxies;
 mod rows;
 pub mod schema;
+mod search;
 mod writer;
 
 use async_trait::async_trait;
@@ -2158,6 +2159,20 @@ impl Store for SqliteStore {
             .map_err(db)
         })
         .await
+    }
+
+    async fn search_members(
+        &self,
+        p: &Principal,
+        query: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<MemberSummary>> {
+        search::search_members(self, p, query, limit, now).await
+    }
+
+    async fn ticket_member(&self, p: &Principal, ticket: TicketId) -> Result<MemberId> {
+        search::ticket_member(self, p, ticket).await
     }
 }
 

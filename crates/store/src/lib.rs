@@ -239,6 +239,10 @@ pub struct SafetyReport {
     pub ack_ms: Vec<i64>,
     /// Milliseconds from the red flag's commit to the first staff reply by a clinician.
     pub clinician_reply_ms: Vec<i64>,
+    /// `ack_ms` split by the disposition of the red flag (`emergency`, `urgent`).
+    pub ack_ms_by_disposition: std::collections::BTreeMap<String, Vec<i64>>,
+    /// `clinician_reply_ms` split by the disposition of the red flag.
+    pub reply_ms_by_disposition: std::collections::BTreeMap<String, Vec<i64>>,
     pub open_safety_reviews: i64,
     pub failures_to_escalate: i64,
 }
@@ -320,6 +324,24 @@ pub struct ChainReport {
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+}
+
+/// A member found by a call-taker's search: enough to confirm who is on the
+/// line (name, date of birth, phone, the organization's own reference),
+/// never health information. Each one returned is a recorded read.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberSummary {
+    pub id: MemberId,
+    pub name: String,
+    pub date_of_birth: Option<jiff::civil::Date>,
+    pub phone: Option<String>,
+    /// The organization's own identifier (MRN).
+    pub external_ref: Option<String>,
+    pub language: String,
+    pub team_id: TeamId,
+    pub team_name: String,
+    /// Why the caller may reach this member: care team, tag, page or break-glass.
+    pub access: careline_core::authz::Grant,
 }
 
 /// Everything careline stores.
@@ -776,4 +798,23 @@ pub trait Store: Send + Sync + 'static {
     async fn verify_chains(&self) -> Result<Vec<ChainReport>>;
     /// Events after `after_seq` for one organization, in order (replay for SSE and exports).
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>>;
+
+    // ---- call intake ----
+    /// Members of the caller's organization that the caller reaches (care
+    /// team, tag, page, break-glass) whose name contains `query` (ignoring
+    /// case and accents), or whose phone, external reference or date of
+    /// birth matches it; at most `limit`, best matches first. Staff who take
+    /// calls only; each member returned is recorded as a read (`search`).
+    async fn search_members(
+        &self,
+        p: &Principal,
+        query: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<MemberSummary>>;
+    /// Which member a ticket of the caller's organization is about, and
+    /// nothing else (no PHI is read, so nothing is recorded): what a
+    /// clinician refused a ticket needs to break the glass for its member.
+    /// Staff only; another organization's ticket is not found.
+    async fn ticket_member(&self, p: &Principal, ticket: TicketId) -> Result<MemberId>;
 }

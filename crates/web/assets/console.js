@@ -67,6 +67,7 @@
     const out = {};
     for (const el of form.elements) {
       if (!el.name || el.disabled || el.type === "file" || el.type === "submit") continue;
+      if ((el.type === "radio" || el.type === "checkbox") && !el.checked) continue;
       let v = el.value;
       const kind = el.dataset.type;
       if (kind === "bool") v = v === "true";
@@ -97,6 +98,8 @@
   });
 
   async function submitApi(form) {
+    // Changes that take something away ask first.
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
     const box = form.querySelector("[data-error]");
     const button = form.querySelector('button[type="submit"]');
     if (box) box.hidden = true;
@@ -109,6 +112,10 @@
     }
     if (form.dataset.after === "call") {
       callSaved(form, res.data);
+      return;
+    }
+    if (form.dataset.next) {
+      location.href = form.dataset.next;
       return;
     }
     location.reload();

@@ -92,7 +92,7 @@ pub struct AppState {
         privacy::get_member, privacy::my_access_log, privacy::member_access_log, privacy::add_collaborator,
         privacy::list_collaborators, privacy::remove_collaborator, privacy::break_glass, privacy::break_glass_queue,
         privacy::review_break_glass, privacy::member_proxies, privacy::grant_proxy, privacy::revoke_proxy,
-        privacy::my_proxies, console::intake::live_triage, privacy::consents, privacy::set_consent, privacy::logout, privacy::redact,
+        privacy::my_proxies, console::intake::live_triage, console::intake::search_members, privacy::consents, privacy::set_consent, privacy::logout, privacy::redact,
         attachments::upload, attachments::get_attachment, attachments::content, attachments::export, privacy::revoke_sessions, mfa::start, mfa::finish,
     ),
     modifiers(&BearerAuth),
@@ -247,6 +247,7 @@ fn api_routes() -> Vec<(&'static str, &'static str, Handler)> {
             "/threads/{id}/collaborators/{user_id}",
             axum::routing::delete(privacy::remove_collaborator),
         ),
+        ("GET", "/members", get(console::intake::search_members)),
         ("GET", "/members/{id}", get(privacy::get_member)),
         (
             "GET",

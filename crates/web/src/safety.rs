@@ -353,6 +353,10 @@ pub struct SafetyReportView {
     pub time_to_acknowledgement: Percentiles,
     /// From the red flag's commit to the first reply by a nurse or physician.
     pub time_to_clinician_reply: Percentiles,
+    /// `time_to_acknowledgement` for each red-flag disposition (`emergency`, `urgent`).
+    pub time_to_acknowledgement_by_disposition: std::collections::BTreeMap<String, Percentiles>,
+    /// `time_to_clinician_reply` for each red-flag disposition.
+    pub time_to_clinician_reply_by_disposition: std::collections::BTreeMap<String, Percentiles>,
     pub failures_to_escalate: i64,
     pub open_safety_reviews: i64,
 }
@@ -383,6 +387,16 @@ pub async fn safety_report(
         alarms: r.alarms,
         time_to_acknowledgement: percentiles(&r.ack_ms),
         time_to_clinician_reply: percentiles(&r.clinician_reply_ms),
+        time_to_acknowledgement_by_disposition: r
+            .ack_ms_by_disposition
+            .iter()
+            .map(|(d, v)| (d.clone(), percentiles(v)))
+            .collect(),
+        time_to_clinician_reply_by_disposition: r
+            .reply_ms_by_disposition
+            .iter()
+            .map(|(d, v)| (d.clone(), percentiles(v)))
+            .collect(),
         failures_to_escalate: r.failures_to_escalate,
         open_safety_reviews: r.open_safety_reviews,
     }))

@@ -63,6 +63,18 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
             ]
             .contains(&r)
         })),
+        // The search looks only within the caller's own organization and
+        // relationships: a call-taker elsewhere gets an empty list, never a leak.
+        ("GET", "/members") => allow(role.is_some_and(|r| {
+            [
+                Role::Agent,
+                Role::CareGuide,
+                Role::Nurse,
+                Role::Physician,
+                Role::Supervisor,
+            ]
+            .contains(&r)
+        })),
         ("POST", "/calls") => allow(is(&[
             Role::Agent,
             Role::CareGuide,
@@ -582,6 +594,8 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             // Uploads name the member in the query string.
             let target = if path.ends_with("/attachments") {
                 format!("{path}?member_id={member_id}")
+            } else if path == "/api/v1/members" {
+                format!("{path}?q=margaret")
             } else {
                 fill(path)
             };
@@ -618,7 +632,10 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             };
             // Lists never show member01's ticket to someone without access.
             let may_see = s.access || s.paged || (s.record && path.starts_with("/api/v1/members/"));
-            let leak = !may_see && (text.contains(&ticket) || text.contains("matrix-secret"));
+            let leak = !may_see
+                && (text.contains(&ticket)
+                    || text.contains("matrix-secret")
+                    || (path == "/api/v1/members" && text.contains("Margaret Ellis")));
             if !ok || (leak && method == &"GET") {
                 failures.push(format!(
                     "{method} {path} as {}: expected {expect:?}, got {} {}",

@@ -1,7 +1,8 @@
-//! Call intake for contact-centre agents: find the caller, type the call
-//! notes while the triage engine reads them (live, through
-//! `POST /api/v1/triage`), see the emergency script the moment a red flag
-//! appears, and save the call as a triaged, routed ticket (`POST /api/v1/calls`).
+//! Call intake for contact-centre agents: find the caller (an audited
+//! search, `GET /api/v1/members?q=`), type the call notes while the triage
+//! engine reads them (live, through `POST /api/v1/triage`), see the
+//! emergency script the moment a red flag appears, and save the call as a
+//! triaged, routed ticket (`POST /api/v1/calls`).
 
 use super::{PageResult, Viewer, console_frame, require_staff, when};
 use crate::AppState;
@@ -13,9 +14,11 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::IntoResponse;
 use careline_core::Error;
+use careline_core::authz::Grant;
 use careline_core::ids::MemberId;
 use careline_core::model::Role;
 use careline_core::validate::MessageText;
+use careline_store::MemberSummary;
 use careline_triage::{Channel, Context};
 use maud::html;
 use serde::{Deserialize, Serialize};
@@ -84,6 +87,54 @@ pub async fn live_triage(
     }))
 }
 
+/// Most members a call-taker's search returns.
+const SEARCH_LIMIT: u32 = 20;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// At least 2 characters: part of a name, a phone number, the member's
+    /// reference, or a date of birth (`1946-03-14` or `3/14/1946`).
+    pub q: Option<String>,
+    /// At most 20 (the default).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberSearch {
+    /// Best matches first: names that start with the words typed, then the rest by name.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<MemberSummary>,
+}
+
+/// Find a caller among the members you reach (care team, tag, page,
+/// break-glass), ignoring case and accents. Each member returned is recorded
+/// in their access history as a search by you.
+#[utoipa::path(get, path = "/api/v1/members", tag = "calls", security(("bearer" = [])), params(SearchQuery),
+    responses((status = 200, body = MemberSearch), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn search_members(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<Json<MemberSearch>> {
+    let limit = q.limit.unwrap_or(SEARCH_LIMIT).clamp(1, SEARCH_LIMIT);
+    let items = s
+        .store
+        .search_members(&p, q.q.as_deref().unwrap_or_default(), limit, s.clock.now())
+        .await?;
+    Ok(Json(MemberSearch { items }))
+}
+
+/// Why a found member is reachable, when it is not the care team.
+fn reach_note(g: Grant) -> Option<&'static str> {
+    match g {
+        Grant::Tagged => Some("tagged in"),
+        Grant::Paged => Some("paged"),
+        Grant::BreakGlass => Some("break-glass"),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct IntakeQuery {
     q: Option<String>,
@@ -103,29 +154,40 @@ pub async fn page(
         )
         .into());
     }
-    let needle = q.q.clone().unwrap_or_default().trim().to_lowercase();
-    // The lookup lists names only, of members on the caller's teams; the
-    // record itself is read (and that read recorded) once one is chosen.
-    let matches: Vec<(Uuid, String)> = if needle.is_empty() {
-        Vec::new()
+    let typed = q.q.clone().unwrap_or_default();
+    // The search is the store's: it looks only among members the caller
+    // reaches, and records each one it returns in their access history.
+    let (matches, refusal): (Vec<MemberSummary>, Option<String>) = if typed.trim().is_empty() {
+        (Vec::new(), None)
     } else {
-        s.store
-            .members(v.p.org_id)
-            .await?
-            .into_iter()
-            .filter(|m| v.p.sees_team(m.team_id))
-            .filter(|m| m.name.to_lowercase().contains(&needle))
-            .take(20)
-            .map(|m| (m.id.0, m.name))
-            .collect()
+        match s
+            .store
+            .search_members(&v.p, &typed, SEARCH_LIMIT, s.clock.now())
+            .await
+        {
+            Ok(found) => (found, None),
+            Err(Error::Invalid(detail)) => (Vec::new(), Some(detail)),
+            Err(e) => return Err(e.into()),
+        }
     };
     let chosen = match q.member {
-        Some(id) => Some(
-            s.store
-                .member(&v.p, MemberId(id), s.clock.now())
-                .await
-                .map(|(m, g)| shape(&m, v.p.role, g))?,
-        ),
+        Some(id) => match s.store.member(&v.p, MemberId(id), s.clock.now()).await {
+            Ok((m, g)) => Some(shape(&m, v.p.role, g)),
+            Err(e) if super::glass::may_offer(&v, &e) => {
+                let detail = match &e {
+                    Error::Forbidden { detail, .. } => detail.clone(),
+                    _ => String::new(),
+                };
+                return Ok(super::glass::offer(
+                    &s,
+                    &v,
+                    MemberId(id),
+                    "this caller's record",
+                    &detail,
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let main = html! {
@@ -133,20 +195,40 @@ pub async fn page(
             h1 { "Call intake" }
             section class="card" aria-labelledby="lookup-h" {
                 h2 id="lookup-h" { "Find the caller" }
-                form method="get" action="/console/calls" class="filters" {
+                form method="get" action="/console/calls" class="filters" role="search" {
                     div class="field inline" {
-                        label for="q" { "Member name" }
-                        input id="q" name="q" value=(q.q.clone().unwrap_or_default()) autocomplete="off";
+                        label for="q" { "Name, phone, date of birth or member ref" }
+                        input id="q" name="q" type="search" value=(typed) autocomplete="off"
+                            minlength="2" maxlength="100" aria-describedby="q-hint";
                     }
                     button type="submit" { "Search" }
+                    p id="q-hint" class="muted small" {
+                        "At least 2 characters. Only members on your teams or shared with you are searched; each member found is recorded in their access history."
+                    }
                 }
-                @if !needle.is_empty() {
+                @if let Some(detail) = &refusal {
+                    p class="notice error" role="alert" { (detail) }
+                } @else if !typed.trim().is_empty() {
                     @if matches.is_empty() {
-                        p { "No member on your teams matches." }
+                        p role="status" { "No member you can reach matches." }
                     } @else {
+                        p class="muted small" role="status" {
+                            (matches.len()) @if matches.len() == 1 { " member found" } @else { " members found" }
+                        }
                         ul class="results" {
-                            @for (id, name) in &matches {
-                                li { a href={"/console/calls?member=" (id)} { (name) } }
+                            @for m in &matches {
+                                li {
+                                    a href={"/console/calls?member=" (m.id.0)} { (m.name) }
+                                    span class="muted" {
+                                        @if let Some(d) = &m.date_of_birth { " · born " (d) }
+                                        @if let Some(ph) = &m.phone { " · " (ph) }
+                                        @if let Some(r) = &m.external_ref { " · " (r) }
+                                        " · " (m.team_name)
+                                    }
+                                    @if let Some(note) = reach_note(m.access) {
+                                        " " span class="badge routine" { (note) }
+                                    }
+                                }
                             }
                         }
                     }

@@ -9,11 +9,13 @@
 
 mod assets;
 mod charts;
+mod glass;
 mod i18n;
 pub mod intake;
 mod login;
 mod oversight;
 mod portal;
+mod sharing;
 mod staff;
 mod thread;
 
@@ -54,6 +56,7 @@ pub fn routes() -> Router<AppState> {
             get(portal::thread_fragment),
         )
         .route("/portal/access", get(portal::access_log))
+        .route("/portal/sharing", get(sharing::page))
         .route("/portal/act/{member}", get(portal::act_for))
         .route("/console", get(staff::queues_page))
         .route("/console/fragments/tickets", get(staff::tickets_fragment))

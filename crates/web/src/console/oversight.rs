@@ -208,10 +208,23 @@ pub async fn dashboard_page(
             .unwrap_or(Timestamp::UNIX_EPOCH)
     });
     let r = s.store.safety_report(&v.p, since, until).await?;
-    let mut ack = r.ack_ms.clone();
-    ack.sort_unstable();
-    let mut reply = r.clinician_reply_ms.clone();
-    reply.sort_unstable();
+    // Time to a clinician, for each red-flag disposition separately: an
+    // emergency answered in ten minutes is a different fact from an urgent one.
+    let by = |m: &std::collections::BTreeMap<String, Vec<i64>>, d: &str| -> Vec<i64> {
+        let mut v = m.get(d).cloned().unwrap_or_default();
+        v.sort_unstable();
+        v
+    };
+    let per_disposition: Vec<(&'static str, Vec<i64>, Vec<i64>)> = ["emergency", "urgent"]
+        .into_iter()
+        .map(|d| {
+            (
+                d,
+                by(&r.ack_ms_by_disposition, d),
+                by(&r.reply_ms_by_disposition, d),
+            )
+        })
+        .collect();
     // Service level: first responses in the period that met their target,
     // over the tickets the viewer's queues hold.
     let tickets = s
@@ -262,8 +275,6 @@ pub async fn dashboard_page(
         (3_600_000, "15 – 60 min"),
         (14_400_000, "1 – 4 h"),
     ];
-    let ack_h = charts::histogram(&ack, &ack_bounds, "over 15 min");
-    let reply_h = charts::histogram(&reply, &reply_bounds, "over 4 h");
     let to_bars = |h: &[(&'static str, f64)], class: &'static str| -> Vec<Bar<'static>> {
         h.iter()
             .map(|(l, c)| Bar {
@@ -312,14 +323,33 @@ pub async fn dashboard_page(
                     ], ""))
                     figcaption { "Escalation" }
                 }
-                figure {
-                    (charts::bars("ack", "Time to acknowledgement", "Red flags by time from commit to a clinician acknowledging the page", &to_bars(&ack_h, "urgent"), ""))
-                    figcaption { "Time to clinician acknowledgement (red flags, " (ack.len()) ")" }
+            }
+            section aria-labelledby="ttc-h" {
+            h2 id="ttc-h" { "Time to clinician, by disposition" }
+            div class="charts" {
+                @for (d, ack, reply) in &per_disposition {
+                    figure data-disposition=(d) {
+                        (charts::bars(&format!("ack-{d}"), &format!("Time to acknowledgement, {d}"),
+                            &format!("{d} red flags by time from commit to a clinician acknowledging the page"),
+                            &to_bars(&charts::histogram(ack, &ack_bounds, "over 15 min"), d), ""))
+                        figcaption {
+                            span class={"badge " (d)} { (d) } " time to acknowledgement: "
+                            (ack.len()) " acknowledged" (median_text(ack))
+                        }
+                    }
+                    figure data-disposition=(d) {
+                        (charts::bars(&format!("reply-{d}"), &format!("Time to clinician reply, {d}"),
+                            &format!("{d} red flags by time from commit to the first reply by a nurse or physician"),
+                            &to_bars(&charts::histogram(reply, &reply_bounds, "over 4 h"), d), ""))
+                        figcaption {
+                            span class={"badge " (d)} { (d) } " time to clinician reply: "
+                            (reply.len()) " answered" (median_text(reply))
+                        }
+                    }
                 }
-                figure {
-                    (charts::bars("reply", "Time to clinician reply", "Red flags by time from commit to the first reply by a nurse or physician", &to_bars(&reply_h, "emergency"), ""))
-                    figcaption { "Time to clinician reply (red flags, " (reply.len()) ")" }
-                }
+            }
+            }
+            div class="charts" {
                 figure {
                     (charts::bars("sla", "First responses on time", "Share of first responses that met their target", &[
                         Bar { label: "on time", value: attainment.unwrap_or(0.0), class: "ok" },
@@ -331,4 +361,19 @@ pub async fn dashboard_page(
         }
     };
     Ok(console_frame(&v, "Dashboard", "/console/dashboard", main).into_response())
+}
+
+/// ", median 1 min 05 s" for sorted durations in milliseconds (nothing when empty).
+fn median_text(sorted: &[i64]) -> String {
+    let Some(ms) = sorted.get(sorted.len() / 2) else {
+        return String::new();
+    };
+    let s = ms / 1000;
+    if s == 0 {
+        ", median under 1 s".to_owned()
+    } else if s >= 3600 {
+        format!(", median {} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else {
+        format!(", median {} min {:02} s", s / 60, s % 60)
+    }
 }

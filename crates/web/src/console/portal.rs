@@ -18,18 +18,18 @@ use maud::{Markup, html};
 use uuid::Uuid;
 
 /// Whose portal the reader is looking at, and how to say things.
-struct Portal {
-    member: MemberId,
+pub(super) struct Portal {
+    pub(super) member: MemberId,
     /// Shown in the switch; `None` for a member acting for themselves.
-    acting_name: Option<String>,
+    pub(super) acting_name: Option<String>,
     /// Everyone the reader can act for: (member, label).
     choices: Vec<(MemberId, String)>,
-    lang: Lang,
+    pub(super) lang: Lang,
     /// Sent with a message when the reader is a caregiver.
     send_member_id: Option<Uuid>,
 }
 
-async fn portal(s: &AppState, v: &Viewer) -> Result<Portal, PageError> {
+pub(super) async fn portal(s: &AppState, v: &Viewer) -> Result<Portal, PageError> {
     let p = &v.p;
     if p.role.is_staff() {
         return Err(Error::forbidden(
@@ -87,7 +87,7 @@ async fn portal(s: &AppState, v: &Viewer) -> Result<Portal, PageError> {
     })
 }
 
-fn frame(v: &Viewer, pt: &Portal, title: &str, current: &str, main: Markup) -> Markup {
+pub(super) fn frame(v: &Viewer, pt: &Portal, title: &str, current: &str, main: Markup) -> Markup {
     let l = pt.lang;
     let other = l.other();
     let body = html! {
@@ -97,6 +97,7 @@ fn frame(v: &Viewer, pt: &Portal, title: &str, current: &str, main: Markup) -> M
                 ul {
                     li { a href="/portal" aria-current=[(current == "/portal").then_some("page")] { (t(l, "inbox")) } }
                     li { a href="/portal/access" aria-current=[(current == "/portal/access").then_some("page")] { (t(l, "access")) } }
+                    li { a href="/portal/sharing" aria-current=[(current == "/portal/sharing").then_some("page")] { (t(l, "sharing")) } }
                 }
             }
             div class="who" {
@@ -333,7 +334,7 @@ pub async fn access_log(State(s): State<AppState>, v: Viewer) -> PageResult {
                                     td { (when(e.at)) }
                                     td { (e.name) }
                                     td { (e.role.replace('_', " ")) }
-                                    td { (e.what.replace('_', " ")) }
+                                    td { (what_label(&e.what, l)) }
                                     td { (e.why.replace('_', " ")) }
                                 }
                             }
@@ -360,4 +361,12 @@ pub async fn act_for(v: Viewer, Path(member): Path<Uuid>) -> Response {
         resp.headers_mut().insert(header::SET_COOKIE, h);
     }
     resp
+}
+
+/// What was read, in the reader's words (a search names the member as found).
+fn what_label(what: &str, l: Lang) -> String {
+    match what {
+        "search" => t(l, "what_search").to_owned(),
+        other => other.replace('_', " "),
+    }
 }

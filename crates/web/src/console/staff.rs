@@ -601,7 +601,18 @@ async fn member_panel(s: &AppState, v: &Viewer, d: &TicketData) -> Markup {
 
 pub async fn ticket_page(State(s): State<AppState>, v: Viewer, Path(id): Path<Uuid>) -> PageResult {
     require_staff(&v)?;
-    let d = load_ticket(&s, &v, id).await?;
+    let d = match load_ticket(&s, &v, id).await {
+        Ok(d) => d,
+        Err(PageError(e)) if super::glass::may_offer(&v, &e) => {
+            let member = s.store.ticket_member(&v.p, TicketId(id)).await?;
+            let detail = match &e {
+                careline_core::Error::Forbidden { detail, .. } => detail.as_str(),
+                _ => "",
+            };
+            return Ok(super::glass::offer(&s, &v, member, "this ticket", detail));
+        }
+        Err(e) => return Err(e),
+    };
     let now = s.clock.now();
     let member = member_panel(&s, &v, &d).await;
     let frag = format!("/console/tickets/{id}/fragment");
