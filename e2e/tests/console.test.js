@@ -89,6 +89,17 @@ test("the nurse records a clinical clearance and the ticket shows it", async () 
   await page.getByText(/Cleared by .*nurse/).waitFor();
   assert.equal(await page.locator(".panel-col .notice.interlock").count(), 0);
   await shot(page, "console-ticket-cleared");
+  // Staff attach files to replies too; the file is scanned before anyone can open it.
+  await page.getByLabel("Reply (the member sees this)").fill("Here are the instructions we discussed.");
+  await page.getByLabel(/Attach files/).setInputFiles({
+    name: "after-care.txt",
+    mimeType: "text/plain",
+    buffer: Buffer.from("Rest, fluids, and call 911 if the pain comes back.\n"),
+  });
+  const replied = page.waitForResponse((r) => r.url().endsWith("/replies") && r.request().method() === "POST");
+  await page.getByRole("button", { name: "Send reply" }).click();
+  assert.equal((await replied).status(), 201);
+  await page.locator(".attachments", { hasText: "after-care.txt" }).first().waitFor();
   await nurse.context.close();
 });
 

@@ -104,7 +104,25 @@
     const button = form.querySelector('button[type="submit"]');
     if (box) box.hidden = true;
     if (button) button.disabled = true;
-    const res = await api(form.dataset.method || "POST", form.dataset.api, formBody(form));
+    const body = formBody(form);
+    // Files go first (each is scanned before anyone can open it), then the form names them.
+    const files = form.querySelector('input[type="file"][data-upload-for]');
+    if (files && files.files.length) {
+      const ids = [];
+      for (const file of files.files) {
+        const fd = new FormData();
+        fd.append("file", file, file.name);
+        const up = await api("POST", "/api/v1/attachments?member_id=" + encodeURIComponent(files.dataset.uploadFor), fd);
+        if (!up.ok) {
+          if (button) button.disabled = false;
+          showProblem(box, up);
+          return;
+        }
+        ids.push(up.data.items[0].id);
+      }
+      body.attachment_ids = ids;
+    }
+    const res = await api(form.dataset.method || "POST", form.dataset.api, body);
     if (button) button.disabled = false;
     if (!res.ok) {
       showProblem(box, res);

@@ -634,6 +634,11 @@ pub async fn ticket_page(State(s): State<AppState>, v: Viewer, Path(id): Path<Uu
                             label for="reply-text" { "Reply (the member sees this)" }
                             textarea id="reply-text" name="text" rows="4" required {}
                         }
+                        div class="field" {
+                            label for="reply-files" { "Attach files (optional; scanned before anyone can open them)" }
+                            input id="reply-files" type="file" multiple data-upload-for=(d.t.member_id.0)
+                                accept=".jpg,.jpeg,.png,.heic,.heif,.webp,.pdf,.txt";
+                        }
                         (form_notice())
                         button type="submit" class="primary" { "Send reply" }
                     }
