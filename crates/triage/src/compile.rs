@@ -140,6 +140,10 @@ pub(crate) struct Phrase {
 pub(crate) const BUILTINS: &[(&str, &str)] = &[
     ("bp_crisis", "blood pressure at or above 180/120"),
     ("bp_high", "blood pressure at or above 160/100"),
+    (
+        "bp_severe",
+        "blood pressure at or above 160 systolic and 100 diastolic together",
+    ),
     ("bp_low", "low blood pressure (systolic under 90)"),
     ("temp_fever", "fever (100.4 °F / 38 °C or more)"),
     ("temp_high", "high fever (103 °F / 39.4 °C or more)"),
@@ -158,6 +162,7 @@ pub(crate) const BUILTINS: &[(&str, &str)] = &[
     ("hr_high", "heart rate 130 or more"),
     ("hr_low", "heart rate under 40"),
     ("glucose_high", "blood sugar 400 or more"),
+    ("glucose_300", "blood sugar 300 or more"),
     ("glucose_low", "blood sugar 60 or less"),
 ];
 

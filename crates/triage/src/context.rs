@@ -299,7 +299,11 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                     && between(sent, f.te, t.ts) == 0
                     // "chest pain but it went away": "but" does not cut a resolution.
                     // "… never had one before but I just had one": nor a current report.
-                    && (matches!(def.kind, TrigKind::Resolved | TrigKind::Current)
+                    // "seen in the ER for chest pain, but it's still hurting": nor a recurrence.
+                    && (matches!(
+                        def.kind,
+                        TrigKind::Resolved | TrigKind::Current | TrigKind::Recurrence
+                    )
                         || between(conj, f.te, t.ts) == 0)
                     && (!matches!(def.kind, TrigKind::Negation | TrigKind::History)
                         || between(negend, f.te, t.ts) == 0)

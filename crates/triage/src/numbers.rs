@@ -224,6 +224,24 @@ fn kw_before(n: &Normalized, i: usize, set: &[&str], max: usize) -> Option<usize
     None
 }
 
+/// Where the range ending at number `i` starts: "380-420" (the dash is
+/// dropped, so two numbers in a row), "300 to 350", "300 a 350".
+fn range_start(n: &Normalized, i: usize) -> usize {
+    let Some(p) = i.checked_sub(1) else {
+        return i;
+    };
+    if num(n, p).is_some() {
+        return p;
+    }
+    if word_is(n, p, &["to", "a", "y"])
+        && let Some(q) = p.checked_sub(1)
+        && num(n, q).is_some()
+    {
+        return q;
+    }
+    i
+}
+
 struct Emitter<'a> {
     ids: &'a HashMap<&'static str, u16>,
     out: &'a mut Vec<Finding>,
@@ -273,6 +291,9 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
                 }
                 if v >= 160.0 || d >= 100.0 {
                     e.emit("bp_high", ts, end);
+                }
+                if v >= 160.0 && d >= 100.0 {
+                    e.emit("bp_severe", ts, end);
                 }
                 if v < 90.0 {
                     e.emit("bp_low", ts, end);
@@ -464,8 +485,11 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
             i += 2;
             continue;
         }
-        // Oxygen saturation, heart rate, blood sugar.
-        if let Some(k) = kw_before(n, i, SPO2_KW, 4)
+        // Oxygen saturation, heart rate, blood sugar. The upper end of a
+        // range ("BG 380-420", "sats 88 to 90") shares the keyword of its
+        // lower end.
+        let kw_from = range_start(n, i);
+        if let Some(k) = kw_before(n, kw_from, SPO2_KW, 4)
             && (50.0..=100.0).contains(&v)
         {
             if v <= 92.0 {
@@ -474,14 +498,17 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
             i += 1;
             continue;
         }
-        if let Some(k) = kw_before(n, i, HR_KW, 3) {
+        if let Some(k) = kw_before(n, kw_from, HR_KW, 3) {
             if (130.0..=250.0).contains(&v) {
                 e.emit("hr_high", k, i);
             } else if (15.0..40.0).contains(&v) {
                 e.emit("hr_low", k, i);
             }
         }
-        if let Some(k) = kw_before(n, i, GLU_KW, 4) {
+        if let Some(k) = kw_before(n, kw_from, GLU_KW, 4) {
+            if (300.0..=1500.0).contains(&v) {
+                e.emit("glucose_300", k, i);
+            }
             if (400.0..=1500.0).contains(&v) {
                 e.emit("glucose_high", k, i);
             } else if (15.0..=60.0).contains(&v) && v.fract() == 0.0 {

@@ -88,6 +88,92 @@ fn safety_floor_every_red_flag_in_dev_set_is_escalated() {
     );
 }
 
+/// The first blind set (written by someone who never saw the engine, with a
+/// `why` per message) that protocol set 2026.11.2 was reviewed against: every
+/// emergency and urgent message is escalated.
+#[test]
+fn safety_floor_every_red_flag_in_the_tuned_blind_set_is_escalated() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/blind-a.jsonl");
+    let Ok(file) = std::fs::File::open(path) else {
+        panic!("{path} is missing: the safety floor cannot be checked");
+    };
+    let (examples, errors) = eval::read_examples(std::io::BufReader::new(file));
+    assert!(
+        errors.is_empty(),
+        "unreadable lines in blind-a.jsonl: {errors:?}"
+    );
+    assert_eq!(examples.len(), 120, "blind-a.jsonl changed size");
+    let report = eval::evaluate(engine(), &examples);
+    let missed: Vec<String> = report
+        .unescalated()
+        .map(|m| {
+            format!(
+                "  [{}] expected {}, judged {}: {}\n      {}",
+                m.id,
+                m.expected.as_str(),
+                m.got.as_str(),
+                m.text,
+                m.explanation
+            )
+        })
+        .collect();
+    assert!(
+        missed.is_empty(),
+        "{} red-flag message(s) not escalated:\n{}",
+        missed.len(),
+        missed.join("\n")
+    );
+}
+
+/// The classes of phrasing the blind-set review added, checked on sentences
+/// written for this test (not taken from any evaluation set).
+#[test]
+fn phrasing_classes_from_the_blind_set_review() {
+    assert_all(
+        &[
+            "glucose 320s all week, peeing constantly",
+            "BS 350 to 420 since tuesday",
+            "on lithium, hands trembling and walking unsteady since the weekend",
+            "fever 38.5 and I'm on humira",
+            "temp 101 on azathioprine for crohns",
+            "bp 165/102 at home no symptoms",
+            "12 wk preg, some spotting today",
+            "estoy de 7 semanas y manché rosado",
+            "the dog bit my son's finger and now it's red and puffy",
+            "mi nieta se cayó y tiene el codo hinchado y doblado",
+            "migraine for 4 days, imitrex not working",
+            "I don't have a plan but I keep thinking about dying",
+        ],
+        Disposition::Urgent,
+    );
+    assert_all(
+        &[
+            "left the charcoal grill inside the garage to stay warm and now I'm dizzy",
+            "she can only get two words out between breaths",
+            "I went to the ER for chest pain, trop neg, but it's still hurting",
+            "my albuterol isn't doing anything and I'm wheezing",
+            "T1 diabetic, ketones moderate, vomiting since noon",
+            "sugar 480 and throwing up, breathing really fast",
+            "tonight is the night, goodbye everyone",
+            "I know exactly how I'd do it and I think they'd be better off without me",
+        ],
+        Disposition::Emergency,
+    );
+    assert_all(
+        &[
+            "sugar 310 after pizza, otherwise fine",
+            "bp 150/100 this morning, no symptoms",
+            "burned my fingertip on the stove, small red spot, no blister",
+            "My dad was admitted for a stroke last week, can you send his meds list?",
+            "seen in the ED for chest pain last month, dx costochondritis, all good now",
+            "My migraine meds aren't working as well, can we try another one?",
+            "I'm having a heart attack over this bill, who can explain my statement?",
+            "my daughter's eyes are goopy in the morning, no fever",
+        ],
+        Disposition::Routine,
+    );
+}
+
 /// The engineers' own hand-labelled regression set (written independently of
 /// dev.jsonl): every message keeps its exact disposition.
 #[test]
