@@ -1,0 +1,2232 @@
+//! careline's PostgreSQL store: the same [`Store`] contract as the embedded
+//! SQLite store, for several stateless careline nodes sharing one database.
+//!
+//! - Domain logic is `careline_core`'s (ingest planning, the ticket state
+//!   machine, escalation, authorization, the event chain); this crate loads
+//!   rows, calls it, and writes the result with its events in one
+//!   transaction.
+//! - Each organization's hash chain is ordered by a row lock on its
+//!   `chain_heads` row, taken first in every writing transaction (see `tx.rs`).
+//! - Leased work (due pages, webhook deliveries, attachment scans) is
+//!   claimed with `FOR UPDATE SKIP LOCKED`, so each fires once across nodes.
+//! - PHI is sealed exactly as the embedded store seals it (see `crypt.rs`).
+//! - Migrations run under an advisory lock (see [`schema`]).
+//! - Events committed by other nodes reach this node's bus through
+//!   `LISTEN`/`NOTIFY` (see [`PgStore::relay_events`]).
+
+mod access;
+mod attachments;
+mod audit;
+mod crypt;
+mod hooks;
+mod mfa;
+mod proxies;
+mod relay;
+mod rows;
+pub mod schema;
+mod search;
+mod tx;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use async_trait::async_trait;
+use careline_core::authz::{Grant, Principal};
+use careline_core::escalation::{self, Page, PageLevel, Rota};
+use careline_core::event::{ChainVerifier, Event, EventKind, NewEvent};
+use careline_core::ids::*;
+use careline_core::ingest::{self, ContactKind, Existing};
+use careline_core::model::*;
+use careline_core::safety::TicketHistory;
+use careline_core::settings::OrgSettings;
+use careline_core::validate::MessageText;
+use careline_core::{Error, Result};
+use careline_crypto::MasterKey;
+use careline_store::*;
+use crypt::Crypto;
+use jiff::Timestamp;
+use rows::{db, get, q, us};
+use serde_json::json;
+use sqlx_postgres::{PgConnection, PgPool, PgPoolOptions};
+use std::sync::Arc;
+use tx::Tx;
+use uuid::Uuid;
+
+/// Failed logins within the window that lock an account.
+const LOCKOUT_FAILURES: i64 = 5;
+/// The lockout window, and how long a lock lasts after the last failure.
+const LOCKOUT_WINDOW_US: i64 = 15 * 60 * 1_000_000;
+
+/// Connections a node keeps to the database by default.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+    pub(crate) crypto: Arc<Crypto>,
+    pub(crate) bus: Bus,
+    /// This instance, recorded on the events it writes (see [`PgStore::relay_events`]).
+    node: Uuid,
+}
+
+impl PgStore {
+    /// Connect to `url` with a pool of `max_connections`, migrate, and make
+    /// sure every organization has a data key under `master`.
+    pub async fn connect(url: &str, master: MasterKey, max_connections: u32) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        Self::open(pool, master).await
+    }
+
+    /// Use an existing pool: migrate, then load or create the data keys.
+    pub async fn open(pool: PgPool, master: MasterKey) -> Result<PgStore> {
+        schema::migrate(&pool).await.map_err(db)?;
+        let store = PgStore {
+            pool,
+            crypto: Arc::new(Crypto::new(master)),
+            bus: Bus::default(),
+            node: Uuid::now_v7(),
+        };
+        // Organizations without a data key (none yet; kept for imports) get one now.
+        let orgs: Vec<(Uuid,)> = sqlx_core::query_as::query_as(
+            "SELECT id FROM organizations WHERE id NOT IN (SELECT org_id FROM org_keys)",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .map_err(db)?;
+        for (org,) in orgs {
+            let mut c = store.conn().await?;
+            store.crypto.ensure_org_key(&mut c, OrgId(org), 0).await?;
+        }
+        Ok(store)
+    }
+
+    /// The pool (for operations tools and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) async fn conn(
+        &self,
+    ) -> Result<sqlx_core::pool::PoolConnection<sqlx_postgres::Postgres>> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(|e| Error::Unavailable(format!("no database connection: {e}")))
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        let t = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot begin a transaction: {e}")))?;
+        Ok(Tx::new(t, self.node))
+    }
+
+    /// A transaction that holds `org`'s chain head from its first statement.
+    pub(crate) async fn begin_for(&self, org: OrgId) -> Result<Tx> {
+        let mut tx = self.begin().await?;
+        tx.lock_chain(org).await?;
+        Ok(tx)
+    }
+
+    /// Record reads of PHI as events: who, with which role, what, and the
+    /// grant that allowed it. A member reading their own data is not logged.
+    pub(crate) async fn log_reads(
+        &self,
+        p: &Principal,
+        reads: Vec<PhiRead>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let reads: Vec<PhiRead> = reads
+            .into_iter()
+            .filter(|r| r.grant != Grant::Own)
+            .collect();
+        let mut orgs: Vec<OrgId> = Vec::new();
+        for r in &reads {
+            if !orgs.contains(&r.org) {
+                orgs.push(r.org);
+            }
+        }
+        for org in orgs {
+            let mut tx = self.begin_for(org).await?;
+            for r in reads.iter().filter(|r| r.org == org) {
+                let ev = NewEvent::new(
+                    EventKind::PhiRead,
+                    json!({"resource": r.what, "id": r.id, "grant": r.grant.as_str(), "role": p.role}),
+                )
+                .actor(Some(p.user_id))
+                .member(r.member);
+                tx.append(org, now, vec![ev]).await?;
+            }
+            tx.commit(&self.bus).await?;
+        }
+        Ok(())
+    }
+
+    /// Record a refused attempt to bury a red flag, in its own transaction
+    /// (the attempt itself rolled back).
+    async fn refused<T>(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        what: &'static str,
+        result: Result<T>,
+        now: Timestamp,
+    ) -> Result<T> {
+        if let Err(Error::Forbidden {
+            rule: "red-flag-uncleared",
+            ..
+        }) = &result
+        {
+            let recorded: Result<()> = async {
+                let mut tx = self.begin_for(p.org_id).await?;
+                let t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+                tx.append(t.org_id, now, vec![t.override_refused(&p.actor(), what)])
+                    .await?;
+                tx.commit(&self.bus).await
+            }
+            .await;
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "could not record a refused override");
+            }
+        }
+        result
+    }
+
+    async fn write_transition(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: TicketStatus,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+        p.work_ticket(&t)?;
+        let events = t.transition(&p.actor(), to, reason.as_deref(), now)?;
+        rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
+        tx.append(t.org_id, now, events).await?;
+        tx.commit(&self.bus).await?;
+        Ok(t)
+    }
+
+    async fn write_set_priority(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: careline_core::Disposition,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+        p.work_ticket(&t)?;
+        let before = t.clone();
+        let team = rows::load_team(tx.c(), t.team_id).await?;
+        let s = settings_of(tx.c(), t.org_id).await?;
+        let mut events = t.set_priority(&p.actor(), to, &reason, &team, &s.sla, now)?;
+        if t.clearance.is_some() {
+            for mut pg in open_pages_of(tx.c(), id).await? {
+                events.extend(pg.supersede("clinical clearance recorded"));
+                rows::upsert_page(tx.c(), &pg).await?;
+            }
+        }
+        rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
+        tx.append(t.org_id, now, events).await?;
+        if Ticket::needs_page(Some(&before), &t) {
+            page_ticket(&mut tx, &t, now, &s, now).await?;
+        }
+        tx.commit(&self.bus).await?;
+        Ok(t)
+    }
+
+    async fn write_book_visit(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        kind: VisitKind,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Visit> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+        p.work_ticket(&t)?;
+        let v = Visit {
+            id: VisitId::new(),
+            org_id: t.org_id,
+            ticket_id: t.id,
+            member_id: t.member_id,
+            kind,
+            at,
+            booked_by: p.user_id,
+            created_at: now,
+        };
+        let events = t.book_visit(&p.actor(), kind, at, v.id)?;
+        q("INSERT INTO visits (id, org_id, ticket_id, member_id, kind, at, booked_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(v.id.0)
+            .bind(v.org_id.0)
+            .bind(v.ticket_id.0)
+            .bind(v.member_id.0)
+            .bind(kind.as_str())
+            .bind(us(at))
+            .bind(p.user_id.0)
+            .bind(us(now))
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        tx.append(t.org_id, now, events).await?;
+        tx.commit(&self.bus).await?;
+        Ok(v)
+    }
+
+    /// Escalate the due pages among `ids`, all of organization `org`.
+    async fn escalate_org(&self, org: OrgId, ids: Vec<Uuid>, now: Timestamp) -> Result<Vec<Page>> {
+        let mut tx = self.begin_for(org).await?;
+        // Under the chain lock the page's state is the last committed one: a
+        // page another node escalated is no longer open and is not selected.
+        let due = q("SELECT * FROM pages WHERE id = ANY($1) AND status = 'open' AND deadline IS NOT NULL AND deadline <= $2
+                     ORDER BY deadline FOR UPDATE SKIP LOCKED")
+            .bind(ids)
+            .bind(us(now))
+            .fetch_all(tx.c())
+            .await
+            .map_err(db)?;
+        let mut fired = Vec::new();
+        for mut pg in rows::pages(&due)? {
+            let t = rows::load_ticket(tx.c(), &self.crypto, pg.ticket_id).await?;
+            let s = settings_of(tx.c(), pg.org_id).await?;
+            let r = rota_of(tx.c(), pg.team_id).await?;
+            let (next, events) = pg.escalate(&t, &r, &s.ack, now)?;
+            rows::upsert_page(tx.c(), &pg).await?;
+            rows::upsert_page(tx.c(), &next).await?;
+            tx.append(pg.org_id, now, events).await?;
+            fired.push(next);
+        }
+        tx.commit(&self.bus).await?;
+        Ok(fired)
+    }
+}
+
+/// One read of a member's data, to be logged.
+pub(crate) struct PhiRead {
+    pub(crate) org: OrgId,
+    pub(crate) member: MemberId,
+    pub(crate) what: &'static str,
+    pub(crate) id: String,
+    pub(crate) grant: Grant,
+}
+
+async fn settings_of(c: &mut PgConnection, org: OrgId) -> Result<OrgSettings> {
+    let row: Option<(String,)> =
+        sqlx_core::query_as::query_as("SELECT settings FROM organizations WHERE id = $1")
+            .bind(org.0)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+    let (settings,) = row.ok_or(Error::NotFound("organization"))?;
+    serde_json::from_str(&settings)
+        .map_err(|e| Error::internal(format!("organization settings: {e}")))
+}
+
+async fn rota_of(c: &mut PgConnection, team: TeamId) -> Result<Rota> {
+    let row = q("SELECT * FROM rotas WHERE team_id = $1")
+        .bind(team.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+    let Some(r) = row else {
+        return Ok(Rota::default());
+    };
+    let sup: String = get(&r, "supervisors")?;
+    Ok(Rota {
+        primary: rows::opt_uuid(&r, "primary_id")?.map(UserId),
+        backup: rows::opt_uuid(&r, "backup_id")?.map(UserId),
+        physician: rows::opt_uuid(&r, "physician_id")?.map(UserId),
+        supervisors: serde_json::from_str(&sup).unwrap_or_default(),
+    })
+}
+
+async fn open_pages_of(c: &mut PgConnection, ticket: TicketId) -> Result<Vec<Page>> {
+    let found = q("SELECT * FROM pages WHERE ticket_id = $1 AND status = 'open'")
+        .bind(ticket.0)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+    rows::pages(&found)
+}
+
+/// Page the first rung for a ticket's red flag, superseding older open pages.
+async fn page_ticket(
+    tx: &mut Tx,
+    t: &Ticket,
+    flagged_at: Timestamp,
+    s: &OrgSettings,
+    now: Timestamp,
+) -> Result<Page> {
+    let mut events = Vec::new();
+    for mut old in open_pages_of(tx.c(), t.id).await? {
+        events.extend(old.supersede("a newer red flag paged again"));
+        rows::upsert_page(tx.c(), &old).await?;
+    }
+    let r = rota_of(tx.c(), t.team_id).await?;
+    let (page, ev) = escalation::open_page(t, &r, &s.ack, PageLevel::Primary, flagged_at, now);
+    rows::upsert_page(tx.c(), &page).await?;
+    events.extend(ev);
+    tx.append(t.org_id, now, events).await?;
+    Ok(page)
+}
+
+/// Whether `p` holds a page on this ticket (a paged clinician may act on it).
+async fn paged_on(c: &mut PgConnection, p: &Principal, ticket: TicketId) -> Result<bool> {
+    let found = q("SELECT * FROM pages WHERE ticket_id = $1")
+        .bind(ticket.0)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+    let actor = p.actor();
+    // An alarm may be taken by any clinician — of its own organization only.
+    Ok(rows::pages(&found)?
+        .iter()
+        .any(|pg| pg.org_id == p.org_id && pg.may_ack(&actor)))
+}
+
+async fn ticket_with_queue(
+    c: &mut PgConnection,
+    k: &Crypto,
+    p: &Principal,
+    id: TicketId,
+) -> Result<(Ticket, Queue)> {
+    let t = rows::load_ticket(c, k, id).await?;
+    p.ticket_access(&t)?;
+    let (q, _) = rows::load_queue(c, t.queue_id).await?;
+    Ok((t, q))
+}
+
+/// A proxy's live grants.
+async fn proxy_scopes(
+    c: &mut PgConnection,
+    user: UserId,
+    now: Timestamp,
+) -> Result<Vec<(MemberId, careline_core::authz::ProxyScope)>> {
+    let found: Vec<(Uuid, String)> = sqlx_core::query_as::query_as(
+        "SELECT member_id, scope FROM proxies WHERE proxy_user_id = $1 AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(user.0)
+    .bind(us(now))
+    .fetch_all(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(found
+        .into_iter()
+        .map(|(m, scope)| {
+            (
+                MemberId(m),
+                careline_core::authz::ProxyScope::parse(&scope)
+                    .unwrap_or(careline_core::authz::ProxyScope::Messages),
+            )
+        })
+        .collect())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    async fn ready(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        q("SELECT 1").execute(&mut *c).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        let mut c = self.conn().await?;
+        let row = q("SELECT * FROM users WHERE username = $1")
+            .bind(username.to_lowercase())
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        row.map(|r| {
+            Ok(Credentials {
+                user: rows::user(&r)?,
+                password_hash: get(&r, "password_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_session(&self, s: NewSession, now: Timestamp) -> Result<()> {
+        let mut tx = self.begin_for(s.org_id).await?;
+        q("INSERT INTO sessions (token_hash, user_id, org_id, created_at, expires_at, mfa_pending) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(s.token_hash.clone())
+            .bind(s.user_id.0)
+            .bind(s.org_id.0)
+            .bind(us(now))
+            .bind(us(s.expires_at))
+            .bind(s.mfa_pending)
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        tx.append(
+            s.org_id,
+            now,
+            vec![
+                NewEvent::new(
+                    EventKind::SessionCreated,
+                    json!({"expires_at": s.expires_at}),
+                )
+                .actor(Some(s.user_id)),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await
+    }
+
+    async fn record_login_failure(
+        &self,
+        org: OrgId,
+        user: Option<UserId>,
+        username: &str,
+        address: Option<std::net::IpAddr>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin_for(org).await?;
+        if let Some(u) = user {
+            q("INSERT INTO login_failures (user_id, at) VALUES ($1, $2)")
+                .bind(u.0)
+                .bind(us(now))
+                .execute(tx.c())
+                .await
+                .map_err(db)?;
+        }
+        tx.append(
+            org,
+            now,
+            vec![
+                NewEvent::new(
+                    EventKind::LoginFailed,
+                    json!({"username": username, "address": address}),
+                )
+                .actor(user),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await
+    }
+
+    async fn record_login_throttled(
+        &self,
+        org: OrgId,
+        user: UserId,
+        address: std::net::IpAddr,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin_for(org).await?;
+        tx.append(
+            org,
+            now,
+            vec![
+                NewEvent::new(EventKind::LoginThrottled, json!({"address": address}))
+                    .actor(Some(user)),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await
+    }
+
+    async fn principal(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        idle: jiff::SignedDuration,
+    ) -> Result<Option<Principal>> {
+        let mut c = self.conn().await?;
+        let row = q("SELECT u.*, COALESCE(s.last_seen_at, s.created_at) AS seen, s.mfa_pending AS mfa_pending
+                     FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.token_hash = $1 AND s.expires_at > $2 AND s.revoked_at IS NULL AND NOT u.disabled")
+            .bind(token_hash)
+            .bind(us(now))
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = rows::user(&row)?;
+        let seen: i64 = get(&row, "seen")?;
+        let enrolment_only: bool = get(&row, "mfa_pending")?;
+        let idle_us = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
+        if us(now) - seen > idle_us {
+            return Ok(None);
+        }
+        let team_ids = rows::team_ids(&mut c, user.id).await?;
+        let proxy_for = if user.role == Role::Proxy {
+            proxy_scopes(&mut c, user.id, now).await?
+        } else {
+            Vec::new()
+        };
+        let mut grants = Vec::new();
+        if user.role.is_staff() {
+            let tagged: Vec<(Uuid,)> = sqlx_core::query_as::query_as(
+                "SELECT member_id FROM collaborators WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2",
+            )
+            .bind(user.id.0)
+            .bind(us(now))
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+            grants.extend(tagged.into_iter().map(|(m,)| (MemberId(m), Grant::Tagged)));
+            let alarm_ok = user.role.is_clinical() || user.role == Role::Supervisor;
+            let paged: Vec<(Uuid, String, String)> = sqlx_core::query_as::query_as(
+                "SELECT DISTINCT p.member_id, p.level, p.targets FROM pages p JOIN tickets t ON t.id = p.ticket_id
+                 WHERE p.org_id = $1 AND t.status NOT IN ('solved', 'closed')",
+            )
+            .bind(user.org_id.0)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+            let uid = user.id.to_string();
+            for (m, level, targets) in paged {
+                if targets.contains(&uid) || (level == "org_alarm" && alarm_ok) {
+                    grants.push((MemberId(m), Grant::Paged));
+                }
+            }
+            let glass: Vec<(Uuid,)> = sqlx_core::query_as::query_as(
+                "SELECT member_id FROM break_glass WHERE user_id = $1 AND expires_at > $2",
+            )
+            .bind(user.id.0)
+            .bind(us(now))
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+            grants.extend(
+                glass
+                    .into_iter()
+                    .map(|(m,)| (MemberId(m), Grant::BreakGlass)),
+            );
+        }
+        // Touch the session at most once a minute.
+        if us(now) - seen > 60_000_000 {
+            q("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+                .bind(us(now))
+                .bind(token_hash)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+        }
+        Ok(Some(Principal {
+            user_id: user.id,
+            org_id: user.org_id,
+            role: user.role,
+            name: user.name,
+            member_id: user.member_id,
+            proxy_for,
+            team_ids,
+            grants,
+            enrolment_only,
+        }))
+    }
+
+    async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
+        let found: Option<(Uuid, Uuid)> = {
+            let mut c = self.conn().await?;
+            sqlx_core::query_as::query_as(
+                "SELECT user_id, org_id FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL",
+            )
+            .bind(token_hash)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?
+        };
+        let Some((user, org)) = found else {
+            return Ok(());
+        };
+        let (user, org) = (UserId(user), OrgId(org));
+        let mut tx = self.begin_for(org).await?;
+        let n =
+            q("UPDATE sessions SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
+                .bind(us(now))
+                .bind(token_hash)
+                .execute(tx.c())
+                .await
+                .map_err(db)?
+                .rows_affected();
+        if n > 0 {
+            tx.append(
+                org,
+                now,
+                vec![
+                    NewEvent::new(EventKind::SessionRevoked, json!({"scope": "current"}))
+                        .actor(Some(user)),
+                ],
+            )
+            .await?;
+        }
+        tx.commit(&self.bus).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        p: &Principal,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<u64> {
+        p.require(
+            &[Role::Admin],
+            "admin-only",
+            "only administrators revoke other users' sessions",
+        )?;
+        let mut tx = self.begin_for(p.org_id).await?;
+        let u = rows::load_user(tx.c(), user)
+            .await?
+            .filter(|u| u.org_id == p.org_id)
+            .ok_or(Error::NotFound("user"))?;
+        let n = q("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1")
+            .bind(us(now))
+            .bind(u.id.0)
+            .execute(tx.c())
+            .await
+            .map_err(db)?
+            .rows_affected();
+        tx.append(
+            p.org_id,
+            now,
+            vec![
+                NewEvent::new(
+                    EventKind::SessionRevoked,
+                    json!({"scope": "all", "user_id": u.id, "sessions": n}),
+                )
+                .actor(Some(p.user_id)),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await?;
+        Ok(n)
+    }
+
+    async fn mfa_state(&self, user: UserId) -> Result<MfaState> {
+        self.mfa_state_(user).await
+    }
+
+    async fn set_totp_secret(&self, p: &Principal, secret: String, _now: Timestamp) -> Result<()> {
+        self.set_totp_secret_(p, secret).await
+    }
+
+    async fn enable_totp(
+        &self,
+        p: &Principal,
+        step: i64,
+        recovery_hashes: Vec<String>,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.enable_totp_(p, step, recovery_hashes, now).await
+    }
+
+    async fn record_totp_step(&self, user: UserId, step: i64) -> Result<bool> {
+        self.record_totp_step_(user, step).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.use_recovery_code_(user, code_hash, now).await
+    }
+
+    async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>> {
+        let mut c = self.conn().await?;
+        let recent: Vec<(i64,)> = sqlx_core::query_as::query_as(
+            "SELECT at FROM login_failures WHERE user_id = $1 AND at > $2 ORDER BY at DESC LIMIT $3",
+        )
+        .bind(user.0)
+        .bind(us(now) - LOCKOUT_WINDOW_US)
+        .bind(LOCKOUT_FAILURES)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
+        if (recent.len() as i64) < LOCKOUT_FAILURES {
+            return Ok(None);
+        }
+        let until = recent.first().map_or(0, |(at,)| *at) + LOCKOUT_WINDOW_US;
+        Ok(Timestamp::from_microsecond(until).ok().filter(|u| *u > now))
+    }
+
+    async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome> {
+        let member = {
+            let mut c = self.conn().await?;
+            rows::load_member(&mut c, req.member_id).await?
+        };
+        let p = &req.principal;
+        match req.contact.kind {
+            ContactKind::Message => {
+                p.member_access(member.org_id, member.id, member.team_id)?;
+                if p.role.is_staff() {
+                    return Err(Error::forbidden(
+                        "members-only",
+                        "only a member or their proxy sends portal messages",
+                    ));
+                }
+            }
+            ContactKind::CallNote => {
+                if p.org_id != member.org_id {
+                    return Err(Error::NotFound("member"));
+                }
+                p.require(
+                    &[
+                        Role::Agent,
+                        Role::CareGuide,
+                        Role::Nurse,
+                        Role::Physician,
+                        Role::Supervisor,
+                    ],
+                    "call-intake",
+                    "only contact-centre and care-team staff record calls",
+                )?;
+            }
+        }
+        let mut tx = self.begin_for(member.org_id).await?;
+        let k = &self.crypto;
+        let team = rows::load_team(tx.c(), member.team_id).await?;
+        let settings = settings_of(tx.c(), member.org_id).await?;
+        let thread = rows::thread_of_member(tx.c(), member.id).await?;
+        let ticket = match &thread {
+            Some(t) => rows::latest_ticket(tx.c(), k, t.id).await?,
+            None => None,
+        };
+        let kind = req.contact.kind;
+        let plan = ingest::plan_contact(
+            &member,
+            &team,
+            Existing { thread, ticket },
+            req.contact,
+            &settings,
+            now,
+        );
+        if plan.new_thread {
+            rows::insert_thread(tx.c(), &plan.thread).await?;
+        }
+        rows::upsert_ticket(tx.c(), k, &plan.ticket).await?;
+        rows::insert_message(tx.c(), k, &plan.message).await?;
+        let call_id = if kind == ContactKind::CallNote {
+            let id = CallId::new();
+            q("INSERT INTO calls (id, org_id, member_id, agent_id, message_id, ticket_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(id.0)
+                .bind(member.org_id.0)
+                .bind(member.id.0)
+                .bind(p.user_id.0)
+                .bind(plan.message.id.0)
+                .bind(plan.ticket.id.0)
+                .bind(us(now))
+                .execute(tx.c())
+                .await
+                .map_err(db)?;
+            Some(id)
+        } else {
+            None
+        };
+        if let Some(m) = &plan.auto_reply {
+            rows::insert_message(tx.c(), k, m).await?;
+        }
+        tx.append(member.org_id, now, plan.events).await?;
+        attachments::link(
+            self,
+            &mut tx,
+            p,
+            &plan.message,
+            member.id,
+            member.team_id,
+            &req.attachments,
+            now,
+        )
+        .await?;
+        let page = if plan.page_needed {
+            Some(page_ticket(&mut tx, &plan.ticket, now, &settings, now).await?)
+        } else {
+            None
+        };
+        let nurse = match page.as_ref().and_then(|p| p.targets.first()) {
+            Some(u) => rows::user_name(tx.c(), *u)
+                .await?
+                .unwrap_or_else(|| "on call".into()),
+            None => "on call".into(),
+        };
+        let agent_guidance = plan.agent_guidance.map(|g| g.replace("{nurse}", &nurse));
+        let (queue, _) = rows::load_queue(tx.c(), plan.ticket.queue_id).await?;
+        tx.commit(&self.bus).await?;
+        Ok(ContactOutcome {
+            message: plan.message,
+            ticket: plan.ticket,
+            queue,
+            new_ticket: plan.new_ticket,
+            call_id,
+            auto_reply: plan.auto_reply,
+            agent_guidance,
+            page,
+        })
+    }
+
+    async fn thread(
+        &self,
+        p: &Principal,
+        id: ThreadId,
+        now: Timestamp,
+    ) -> Result<(Thread, Vec<Message>)> {
+        let (thread, msgs, read) = {
+            let mut c = self.conn().await?;
+            let thread = rows::load_thread(&mut c, id).await?;
+            let member = rows::load_member(&mut c, thread.member_id).await?;
+            let grant = p
+                .member_access(member.org_id, member.id, member.team_id)
+                .map_err(|e| match e {
+                    Error::NotFound(_) => Error::NotFound("thread"),
+                    o => o,
+                })?;
+            let found = q("SELECT * FROM messages WHERE thread_id = $1 ORDER BY created_at, id")
+                .bind(id.0)
+                .fetch_all(&mut *c)
+                .await
+                .map_err(db)?;
+            let mut msgs = Vec::with_capacity(found.len());
+            for r in &found {
+                msgs.push(rows::message(&mut c, &self.crypto, r).await?);
+            }
+            if !p.role.is_staff() {
+                msgs.retain(|m| m.kind.member_visible());
+            }
+            let read = PhiRead {
+                org: thread.org_id,
+                member: thread.member_id,
+                what: "thread",
+                id: id.to_string(),
+                grant,
+            };
+            (thread, msgs, read)
+        };
+        self.log_reads(p, vec![read], now).await?;
+        Ok((thread, msgs))
+    }
+
+    async fn ticket(&self, p: &Principal, id: TicketId, now: Timestamp) -> Result<(Ticket, Queue)> {
+        let (t, q) = {
+            let mut c = self.conn().await?;
+            ticket_with_queue(&mut c, &self.crypto, p, id).await?
+        };
+        let grant = p.ticket_access(&t)?;
+        self.log_reads(
+            p,
+            vec![PhiRead {
+                org: t.org_id,
+                member: t.member_id,
+                what: "ticket",
+                id: t.id.to_string(),
+                grant,
+            }],
+            now,
+        )
+        .await?;
+        Ok((t, q))
+    }
+
+    async fn tickets(
+        &self,
+        p: &Principal,
+        f: TicketFilter,
+        now: Timestamp,
+    ) -> Result<Vec<(Ticket, Queue)>> {
+        let limit = i64::from(if f.limit == 0 { 200 } else { f.limit.min(1000) });
+        let (teams, members): (Vec<Uuid>, Vec<Uuid>) = if p.role.is_staff() {
+            let teams = if p.role.works_queues() {
+                p.team_ids.iter().map(|t| t.0).collect()
+            } else {
+                Vec::new()
+            };
+            (teams, p.grants.iter().map(|(m, _)| m.0).collect())
+        } else {
+            let mut ms: Vec<MemberId> = p
+                .proxied(careline_core::authz::ProxyScope::Messages)
+                .collect();
+            ms.extend(p.member_id);
+            (Vec::new(), ms.iter().map(|m| m.0).collect())
+        };
+        if teams.is_empty() && members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = q(
+            "SELECT t.*, q.id AS q_id, q.team_id AS q_team_id, q.name AS q_name, q.kind AS q_kind
+                       FROM tickets t JOIN queues q ON q.id = t.queue_id
+                       WHERE t.org_id = $1 AND (t.team_id = ANY($2) OR t.member_id = ANY($3))
+                         AND ($4::uuid IS NULL OR t.queue_id = $4)
+                         AND ($5::text IS NULL OR t.status = $5)
+                         AND ($6::text IS NULL OR t.priority = $6)
+                         AND ($7::uuid IS NULL OR t.member_id = $7)
+                       ORDER BY t.priority_rank DESC, (t.next_due IS NULL), t.next_due, t.created_at
+                       LIMIT $8",
+        )
+        .bind(p.org_id.0)
+        .bind(teams)
+        .bind(members)
+        .bind(f.queue.map(|x| x.0))
+        .bind(f.status.map(|s| s.as_str().to_owned()))
+        .bind(f.priority.map(|s| s.as_str().to_owned()))
+        .bind(f.member.map(|x| x.0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(found.len());
+        {
+            let mut c = self.conn().await?;
+            for r in &found {
+                let queue = Queue {
+                    id: QueueId(rows::uuid(r, "q_id")?),
+                    team_id: TeamId(rows::uuid(r, "q_team_id")?),
+                    name: get(r, "q_name")?,
+                    kind: rows::parsed(r, "q_kind")?,
+                };
+                out.push((rows::ticket(&mut c, &self.crypto, r).await?, queue));
+            }
+        }
+        // A list shows triage evidence: one read per member listed.
+        let mut reads: Vec<PhiRead> = Vec::new();
+        for (t, _) in &out {
+            if !reads.iter().any(|r| r.member == t.member_id)
+                && let Ok(grant) = p.ticket_access(t)
+            {
+                reads.push(PhiRead {
+                    org: t.org_id,
+                    member: t.member_id,
+                    what: "ticket_list",
+                    id: t.id.to_string(),
+                    grant,
+                });
+            }
+        }
+        self.log_reads(p, reads, now).await?;
+        Ok(out)
+    }
+
+    async fn queues(&self, p: &Principal) -> Result<Vec<QueueSummary>> {
+        let found = q("SELECT q.*, tm.name AS team_name,
+                          COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed')) AS open,
+                          COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed') AND t.assignee_id IS NULL) AS unassigned,
+                          COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed') AND t.priority = 'emergency') AS emergency,
+                          COUNT(t.id) FILTER (WHERE t.status NOT IN ('solved', 'closed') AND t.priority = 'urgent') AS urgent
+                       FROM queues q JOIN teams tm ON tm.id = q.team_id
+                       LEFT JOIN tickets t ON t.queue_id = q.id
+                       WHERE q.org_id = $1
+                       GROUP BY q.id, tm.name ORDER BY tm.name, q.kind DESC")
+            .bind(p.org_id.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let mut all = Vec::with_capacity(found.len());
+        for r in &found {
+            all.push(QueueSummary {
+                queue: rows::queue(r)?,
+                team_name: get(r, "team_name")?,
+                open: get(r, "open")?,
+                unassigned: get(r, "unassigned")?,
+                emergency: get(r, "emergency")?,
+                urgent: get(r, "urgent")?,
+            });
+        }
+        Ok(all
+            .into_iter()
+            .filter(|q| p.sees_team(q.queue.team_id))
+            .collect())
+    }
+
+    async fn queue(&self, p: &Principal, id: QueueId) -> Result<Queue> {
+        let mut c = self.conn().await?;
+        let (queue, org) = rows::load_queue(&mut c, id).await?;
+        if org != p.org_id {
+            return Err(Error::NotFound("queue"));
+        }
+        Ok(queue)
+    }
+
+    async fn member(&self, p: &Principal, id: MemberId, now: Timestamp) -> Result<(Member, Grant)> {
+        let m = {
+            let mut c = self.conn().await?;
+            rows::load_member(&mut c, id).await?
+        };
+        let grant = p.record_access(m.org_id, m.id, m.team_id)?;
+        self.log_reads(
+            p,
+            vec![PhiRead {
+                org: m.org_id,
+                member: m.id,
+                what: "member",
+                id: m.id.to_string(),
+                grant,
+            }],
+            now,
+        )
+        .await?;
+        Ok((m, grant))
+    }
+
+    async fn access_log(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        limit: u32,
+    ) -> Result<Vec<AccessEntry>> {
+        let mut c = self.conn().await?;
+        let m = rows::load_member(&mut c, member).await?;
+        if m.org_id != p.org_id {
+            return Err(Error::NotFound("member"));
+        }
+        if matches!(p.role, Role::Member | Role::Proxy) {
+            p.record_access(m.org_id, m.id, m.team_id)?;
+        } else if p.role != Role::PrivacyOfficer {
+            return Err(Error::forbidden(
+                "privacy-officers",
+                "only the member, their proxy and privacy officers see who read a member's data",
+            ));
+        }
+        let found = q("SELECT e.at, e.actor_id, e.payload, u.name, u.role FROM events e LEFT JOIN users u ON u.id = e.actor_id
+                       WHERE e.member_id = $1 AND e.kind = 'phi.read' ORDER BY e.at DESC, e.seq DESC LIMIT $2")
+            .bind(member.0)
+            .bind(i64::from(limit.clamp(1, 5000)))
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+        found
+            .iter()
+            .map(|r| {
+                let payload: String = get(r, "payload")?;
+                let v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
+                let field = |k: &str| {
+                    v.get(k)
+                        .and_then(|x| x.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                Ok(AccessEntry {
+                    at: rows::ts(r, "at")?,
+                    user_id: rows::opt_uuid(r, "actor_id")?.map(UserId),
+                    name: get::<Option<String>>(r, "name")?.unwrap_or_else(|| "(unknown)".into()),
+                    role: get::<Option<String>>(r, "role")?.unwrap_or_default(),
+                    what: field("resource"),
+                    why: field("grant"),
+                })
+            })
+            .collect()
+    }
+
+    async fn add_collaborator(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+        user: UserId,
+        reason: String,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Collaborator> {
+        self.add_collaborator_(p, thread, user, reason, expires_at, now)
+            .await
+    }
+
+    async fn remove_collaborator(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.remove_collaborator_(p, thread, user, now).await
+    }
+
+    async fn collaborators(&self, p: &Principal, thread: ThreadId) -> Result<Vec<Collaborator>> {
+        self.collaborators_(p, thread).await
+    }
+
+    async fn break_glass(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        reason: String,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<BreakGlass> {
+        self.break_glass_(p, member, reason, until, now).await
+    }
+
+    async fn break_glass_reviews(&self, p: &Principal, open_only: bool) -> Result<Vec<BreakGlass>> {
+        self.break_glass_reviews_(p, open_only).await
+    }
+
+    async fn review_break_glass(
+        &self,
+        p: &Principal,
+        id: Uuid,
+        note: String,
+        now: Timestamp,
+    ) -> Result<BreakGlass> {
+        self.review_break_glass_(p, id, note, now).await
+    }
+
+    async fn reply(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        text: MessageText,
+        internal: bool,
+        files: Vec<AttachmentId>,
+        now: Timestamp,
+    ) -> Result<(Message, Ticket)> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+        p.work_ticket(&t)?;
+        let mut events = t.on_staff_reply(&p.actor(), internal, now)?;
+        let m = Message {
+            id: MessageId::new(),
+            org_id: t.org_id,
+            thread_id: t.thread_id,
+            ticket_id: Some(t.id),
+            kind: if internal {
+                MessageKind::InternalNote
+            } else {
+                MessageKind::Staff
+            },
+            author_id: Some(p.user_id),
+            author_name: p.name.clone(),
+            text: text.into_inner(),
+            triage: None,
+            created_at: now,
+            redaction: None,
+        };
+        rows::insert_message(tx.c(), &self.crypto, &m).await?;
+        rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
+        events.insert(
+            0,
+            NewEvent::new(
+                EventKind::MessageCreated,
+                json!({"message_id": m.id, "kind": m.kind, "text_sha256": ingest::text_digest(&m.text), "chars": m.text.chars().count()}),
+            )
+            .actor(Some(p.user_id))
+            .member(t.member_id)
+            .thread(t.thread_id)
+            .ticket(t.id)
+            .team(t.team_id),
+        );
+        tx.append(t.org_id, now, events).await?;
+        attachments::link(self, &mut tx, p, &m, t.member_id, t.team_id, &files, now).await?;
+        tx.commit(&self.bus).await?;
+        Ok((m, t))
+    }
+
+    async fn assign(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+        p.work_ticket(&t)?;
+        if let Some(to) = to {
+            let assignee = rows::load_user(tx.c(), to)
+                .await?
+                .filter(|u| u.org_id == t.org_id)
+                .ok_or_else(|| {
+                    Error::invalid("staff_id does not name a staff user of this organization")
+                })?;
+            if !assignee.role.works_queues()
+                || !rows::team_ids(tx.c(), assignee.id)
+                    .await?
+                    .contains(&t.team_id)
+            {
+                return Err(Error::invalid(format!(
+                    "{} is not on this ticket's care team",
+                    assignee.name
+                )));
+            }
+        }
+        let events = t.assign(&p.actor(), to, now);
+        rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
+        tx.append(t.org_id, now, events).await?;
+        tx.commit(&self.bus).await?;
+        Ok(t)
+    }
+
+    async fn transition(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: TicketStatus,
+        reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let what = if to == TicketStatus::Closed {
+            "close"
+        } else {
+            "solve"
+        };
+        let r = self.write_transition(p, id, to, reason, now).await;
+        self.refused(p, id, what, r, now).await
+    }
+
+    async fn rota(&self, p: &Principal, team: TeamId) -> Result<Rota> {
+        let mut c = self.conn().await?;
+        let t = rows::load_team(&mut c, team).await?;
+        if t.org_id != p.org_id || !p.role.is_staff() {
+            return Err(Error::NotFound("team"));
+        }
+        rota_of(&mut c, team).await
+    }
+
+    async fn set_rota(&self, p: &Principal, team: TeamId, r: Rota, now: Timestamp) -> Result<Rota> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let t = rows::load_team(tx.c(), team).await?;
+        if t.org_id != p.org_id {
+            return Err(Error::NotFound("team"));
+        }
+        let may =
+            p.role == Role::Admin || (p.role == Role::Supervisor && p.team_ids.contains(&team));
+        if !may {
+            return Err(Error::forbidden(
+                "rota-managers",
+                "only administrators and the team's supervisors set the on-call rota",
+            ));
+        }
+        let mut checks: Vec<(Option<UserId>, bool, &str)> = vec![
+            (r.primary, true, "primary"),
+            (r.backup, true, "backup"),
+            (r.physician, true, "physician"),
+        ];
+        checks.extend(
+            r.supervisors
+                .iter()
+                .map(|s| (Some(*s), false, "supervisors")),
+        );
+        for (u, clinical, what) in checks {
+            let Some(u) = u else { continue };
+            let user = rows::load_user(tx.c(), u)
+                .await?
+                .filter(|x| x.org_id == p.org_id)
+                .ok_or_else(|| {
+                    Error::invalid(format!("{what}: no such staff user in this organization"))
+                })?;
+            if clinical && !user.role.is_clinical() {
+                return Err(Error::invalid(format!(
+                    "{what}: {} is a {}, not a nurse or physician",
+                    user.name, user.role
+                )));
+            }
+            if !clinical && !matches!(user.role, Role::Supervisor | Role::Physician | Role::Nurse) {
+                return Err(Error::invalid(format!(
+                    "{what}: {} is a {}, not a supervisor",
+                    user.name, user.role
+                )));
+            }
+        }
+        q("INSERT INTO rotas (team_id, org_id, primary_id, backup_id, physician_id, supervisors, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (team_id) DO UPDATE SET primary_id = excluded.primary_id, backup_id = excluded.backup_id,
+              physician_id = excluded.physician_id, supervisors = excluded.supervisors, updated_at = excluded.updated_at")
+            .bind(team.0)
+            .bind(p.org_id.0)
+            .bind(r.primary.map(|x| x.0))
+            .bind(r.backup.map(|x| x.0))
+            .bind(r.physician.map(|x| x.0))
+            .bind(rows::to_json(&r.supervisors)?)
+            .bind(us(now))
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        tx.append(
+            p.org_id,
+            now,
+            vec![
+                NewEvent::new(EventKind::RotaSet, json!(r))
+                    .actor(Some(p.user_id))
+                    .team(team),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await?;
+        Ok(r)
+    }
+
+    async fn ticket_pages(
+        &self,
+        p: &Principal,
+        ticket: TicketId,
+        now: Timestamp,
+    ) -> Result<Vec<Page>> {
+        let (pages, read) = {
+            let mut c = self.conn().await?;
+            let t = rows::load_ticket(&mut c, &self.crypto, ticket).await?;
+            let grant = p.ticket_access(&t)?;
+            let found =
+                q("SELECT * FROM pages WHERE ticket_id = $1 ORDER BY created_at DESC, id DESC")
+                    .bind(ticket.0)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(db)?;
+            (
+                rows::pages(&found)?,
+                PhiRead {
+                    org: t.org_id,
+                    member: t.member_id,
+                    what: "pages",
+                    id: t.id.to_string(),
+                    grant,
+                },
+            )
+        };
+        self.log_reads(p, vec![read], now).await?;
+        Ok(pages)
+    }
+
+    async fn my_pages(&self, p: &Principal) -> Result<Vec<Page>> {
+        let found =
+            q("SELECT * FROM pages WHERE org_id = $1 AND status = 'open' ORDER BY created_at")
+                .bind(p.org_id.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        let actor = p.actor();
+        Ok(rows::pages(&found)?
+            .into_iter()
+            .filter(|pg| pg.may_ack(&actor))
+            .collect())
+    }
+
+    async fn ack_page(&self, p: &Principal, page: PageId, now: Timestamp) -> Result<Page> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let row = q("SELECT * FROM pages WHERE id = $1 AND org_id = $2 FOR UPDATE")
+            .bind(page.0)
+            .bind(p.org_id.0)
+            .fetch_optional(tx.c())
+            .await
+            .map_err(db)?
+            .ok_or(Error::NotFound("page"))?;
+        let mut pg = rows::page(&row)?;
+        let events = pg.acknowledge(&p.actor(), now)?;
+        rows::upsert_page(tx.c(), &pg).await?;
+        tx.append(pg.org_id, now, events).await?;
+        tx.commit(&self.bus).await?;
+        Ok(pg)
+    }
+
+    async fn escalate_due(&self, now: Timestamp, limit: u32) -> Result<Vec<Page>> {
+        // Candidates are read without locks; each organization's share is
+        // then re-selected and escalated under that organization's chain
+        // lock (see `escalate_org`), which makes each escalation happen once.
+        let due: Vec<(Uuid, Uuid)> = sqlx_core::query_as::query_as(
+            "SELECT id, org_id FROM pages WHERE status = 'open' AND deadline IS NOT NULL AND deadline <= $1 ORDER BY deadline LIMIT $2",
+        )
+        .bind(us(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut by_org: Vec<(OrgId, Vec<Uuid>)> = Vec::new();
+        for (id, org) in due {
+            match by_org.iter_mut().find(|(o, _)| o.0 == org) {
+                Some((_, ids)) => ids.push(id),
+                None => by_org.push((OrgId(org), vec![id])),
+            }
+        }
+        let mut fired = Vec::new();
+        for (org, ids) in by_org {
+            fired.extend(self.escalate_org(org, ids, now).await?);
+        }
+        Ok(fired)
+    }
+
+    async fn next_page_deadline(&self) -> Result<Option<Timestamp>> {
+        let (v,): (Option<i64>,) = sqlx_core::query_as::query_as(
+            "SELECT MIN(deadline) FROM pages WHERE status = 'open' AND deadline IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(v.and_then(|us| Timestamp::from_microsecond(us).ok()))
+    }
+
+    async fn clear(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        disposition: careline_core::Disposition,
+        note: String,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+        // A clinician paged on the ticket may clear it from outside the team.
+        if let Err(e) = p.ticket_access(&t)
+            && !(p.role.is_clinical() && paged_on(tx.c(), p, id).await?)
+        {
+            return Err(e);
+        }
+        let team = rows::load_team(tx.c(), t.team_id).await?;
+        let mut events = t.clear(&p.actor(), disposition, &note, &team, now)?;
+        for mut pg in open_pages_of(tx.c(), id).await? {
+            events.extend(pg.supersede("clinical clearance recorded"));
+            rows::upsert_page(tx.c(), &pg).await?;
+        }
+        rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
+        tx.append(t.org_id, now, events).await?;
+        tx.commit(&self.bus).await?;
+        Ok(t)
+    }
+
+    async fn set_priority(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        to: careline_core::Disposition,
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let r = self.write_set_priority(p, id, to, reason, now).await;
+        self.refused(p, id, "lower the priority", r, now).await
+    }
+
+    async fn book_visit(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        kind: VisitKind,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Visit> {
+        let r = self.write_book_visit(p, id, kind, at, now).await;
+        self.refused(p, id, "book a routine visit", r, now).await
+    }
+
+    async fn settings(&self, org: OrgId) -> Result<OrgSettings> {
+        let mut c = self.conn().await?;
+        settings_of(&mut c, org).await
+    }
+
+    async fn set_settings(&self, p: &Principal, new: OrgSettings, now: Timestamp) -> Result<()> {
+        p.require(
+            &[Role::Admin],
+            "admin-only",
+            "only administrators change organization settings",
+        )?;
+        let mut tx = self.begin_for(p.org_id).await?;
+        q("UPDATE organizations SET settings = $1 WHERE id = $2")
+            .bind(rows::to_json(&new)?)
+            .bind(p.org_id.0)
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        tx.append(
+            p.org_id,
+            now,
+            vec![
+                NewEvent::new(EventKind::RotaSet, json!({"settings": new})).actor(Some(p.user_id)),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await
+    }
+
+    async fn create_webhook(
+        &self,
+        p: &Principal,
+        url: String,
+        secret: String,
+        events: Vec<String>,
+        now: Timestamp,
+    ) -> Result<Webhook> {
+        self.create_webhook_(p, url, secret, events, now).await
+    }
+
+    async fn webhooks(&self, p: &Principal) -> Result<Vec<Webhook>> {
+        self.webhooks_(p).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>> {
+        self.claim_deliveries_(now, lease_until, limit).await
+    }
+
+    async fn delivery_attempted(
+        &self,
+        id: DeliveryId,
+        ok: bool,
+        error: Option<String>,
+        retry_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.delivery_attempted_(id, ok, error, retry_at, now).await
+    }
+
+    async fn deliveries(&self, p: &Principal, status: &str, limit: u32) -> Result<Vec<Delivery>> {
+        self.deliveries_(p, status, limit).await
+    }
+
+    async fn replay_delivery(
+        &self,
+        p: &Principal,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> Result<Delivery> {
+        self.replay_delivery_(p, id, now).await
+    }
+
+    async fn contacts(
+        &self,
+        since: Timestamp,
+        until: Timestamp,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<PastContact>> {
+        self.contacts_(since, until, after, limit).await
+    }
+
+    async fn contact_count(&self, since: Timestamp, until: Timestamp) -> Result<i64> {
+        self.contact_count_(since, until).await
+    }
+
+    async fn ticket_histories(
+        &self,
+        tickets: Vec<TicketId>,
+    ) -> Result<std::collections::HashMap<TicketId, TicketHistory>> {
+        self.ticket_histories_(tickets).await
+    }
+
+    async fn file_findings(&self, findings: Vec<NewFinding>, now: Timestamp) -> Result<usize> {
+        self.file_findings_(findings, now).await
+    }
+
+    async fn safety_reviews(
+        &self,
+        p: &Principal,
+        status: Option<String>,
+    ) -> Result<Vec<SafetyReview>> {
+        self.safety_reviews_(p, status).await
+    }
+
+    async fn resolve_review(
+        &self,
+        p: &Principal,
+        id: ReviewId,
+        note: String,
+        now: Timestamp,
+    ) -> Result<SafetyReview> {
+        self.resolve_review_(p, id, note, now).await
+    }
+
+    async fn safety_report(
+        &self,
+        p: &Principal,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<SafetyReport> {
+        self.safety_report_(p, since, until).await
+    }
+
+    async fn create_org(&self, name: &str, now: Timestamp) -> Result<Organization> {
+        let name = careline_core::validate::display_name(name, "organization name")?;
+        let o = Organization {
+            id: OrgId::new(),
+            name,
+            created_at: now,
+        };
+        let mut tx = self.begin().await?;
+        q("INSERT INTO organizations (id, name, settings, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(o.id.0)
+            .bind(o.name.clone())
+            .bind(rows::to_json(&OrgSettings::default())?)
+            .bind(us(now))
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        self.crypto.ensure_org_key(tx.c(), o.id, us(now)).await?;
+        tx.append(
+            o.id,
+            now,
+            vec![NewEvent::new(
+                EventKind::OrganizationCreated,
+                json!({"name": o.name}),
+            )],
+        )
+        .await?;
+        tx.commit(&self.bus).await?;
+        Ok(o)
+    }
+
+    async fn org_by_name(&self, name: &str) -> Result<Option<Organization>> {
+        let row = q("SELECT * FROM organizations WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(rows::org).transpose()
+    }
+
+    async fn orgs(&self) -> Result<Vec<Organization>> {
+        let found = q("SELECT * FROM organizations ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        found.iter().map(rows::org).collect()
+    }
+
+    async fn create_team(
+        &self,
+        org: OrgId,
+        name: &str,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<CareTeam> {
+        let name = careline_core::validate::display_name(name, "team name")?;
+        let t = CareTeam {
+            id: TeamId::new(),
+            org_id: org,
+            name,
+            team_queue: QueueId::new(),
+            clinical_queue: QueueId::new(),
+        };
+        let mut tx = self.begin_for(org).await?;
+        q("INSERT INTO teams (id, org_id, name, team_queue, clinical_queue, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(t.id.0)
+            .bind(org.0)
+            .bind(t.name.clone())
+            .bind(t.team_queue.0)
+            .bind(t.clinical_queue.0)
+            .bind(us(now))
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        for (qid, kind, label) in [
+            (t.team_queue, QueueKind::Team, "team"),
+            (t.clinical_queue, QueueKind::Clinical, "clinical"),
+        ] {
+            q("INSERT INTO queues (id, org_id, team_id, name, kind) VALUES ($1, $2, $3, $4, $5)")
+                .bind(qid.0)
+                .bind(org.0)
+                .bind(t.id.0)
+                .bind(format!("{} {label}", t.name))
+                .bind(kind.as_str())
+                .execute(tx.c())
+                .await
+                .map_err(db)?;
+        }
+        tx.append(
+            org,
+            now,
+            vec![
+                NewEvent::new(
+                    EventKind::TeamCreated,
+                    json!({"name": t.name, "team_queue": t.team_queue, "clinical_queue": t.clinical_queue}),
+                )
+                .actor(actor)
+                .team(t.id),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await?;
+        Ok(t)
+    }
+
+    async fn teams(&self, org: OrgId) -> Result<Vec<CareTeam>> {
+        let found = q("SELECT * FROM teams WHERE org_id = $1 ORDER BY name")
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        found.iter().map(rows::team).collect()
+    }
+
+    async fn create_user(&self, u: NewUser, actor: Option<UserId>, now: Timestamp) -> Result<User> {
+        let username = careline_core::validate::Username::parse(&u.username)?;
+        let name = careline_core::validate::display_name(&u.name, "name")?;
+        if u.role == Role::Member && u.member_id.is_none() {
+            return Err(Error::invalid("a member login must name its member"));
+        }
+        let mut tx = self.begin_for(u.org_id).await?;
+        if let Some(m) = u.member_id {
+            let member = rows::load_member(tx.c(), m).await?;
+            if member.org_id != u.org_id {
+                return Err(Error::NotFound("member"));
+            }
+        }
+        let user = User {
+            id: UserId::new(),
+            org_id: u.org_id,
+            username: username.as_str().to_owned(),
+            name,
+            role: u.role,
+            member_id: u.member_id,
+            disabled: false,
+        };
+        q("INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+            .bind(user.id.0)
+            .bind(user.org_id.0)
+            .bind(user.username.clone())
+            .bind(user.name.clone())
+            .bind(user.role.as_str())
+            .bind(user.member_id.map(|m| m.0))
+            .bind(u.password_hash)
+            .bind(us(now))
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        let mut ev = NewEvent::new(
+            EventKind::UserCreated,
+            json!({"user_id": user.id, "username": user.username, "role": user.role}),
+        )
+        .actor(actor);
+        if let Some(m) = user.member_id {
+            ev = ev.member(m);
+        }
+        tx.append(user.org_id, now, vec![ev]).await?;
+        tx.commit(&self.bus).await?;
+        Ok(user)
+    }
+
+    async fn users(&self, org: OrgId) -> Result<Vec<User>> {
+        let found = q("SELECT * FROM users WHERE org_id = $1 ORDER BY username")
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        found.iter().map(rows::user).collect()
+    }
+
+    async fn add_to_team(
+        &self,
+        org: OrgId,
+        team: TeamId,
+        user: UserId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin_for(org).await?;
+        let t = rows::load_team(tx.c(), team).await?;
+        let u = rows::load_user(tx.c(), user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        if t.org_id != org || u.org_id != org {
+            return Err(Error::NotFound("team"));
+        }
+        if !u.role.is_staff() {
+            return Err(Error::invalid("only staff join care teams"));
+        }
+        let n =
+            q("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(team.0)
+                .bind(user.0)
+                .execute(tx.c())
+                .await
+                .map_err(db)?
+                .rows_affected();
+        if n > 0 {
+            tx.append(
+                org,
+                now,
+                vec![
+                    NewEvent::new(EventKind::UserTeamJoined, json!({"user_id": user}))
+                        .actor(actor)
+                        .team(team),
+                ],
+            )
+            .await?;
+        }
+        tx.commit(&self.bus).await
+    }
+
+    async fn create_member(
+        &self,
+        m: NewMember,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Member> {
+        let name = careline_core::validate::display_name(&m.name, "member name")?;
+        let language = careline_core::validate::language(&m.language)?;
+        let mut tx = self.begin_for(m.org_id).await?;
+        let team = rows::load_team(tx.c(), m.team_id).await?;
+        if team.org_id != m.org_id {
+            return Err(Error::NotFound("team"));
+        }
+        let member = Member {
+            id: MemberId::new(),
+            org_id: m.org_id,
+            name,
+            date_of_birth: m.date_of_birth,
+            sex: m.sex,
+            language,
+            phone: m.phone,
+            email: m.email,
+            plan: m.plan,
+            team_id: m.team_id,
+            markers: m.markers,
+            created_at: now,
+        };
+        q("INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+            .bind(member.id.0)
+            .bind(member.org_id.0)
+            .bind(member.name.clone())
+            .bind(member.date_of_birth.map(|d| d.to_string()))
+            .bind(member.sex.clone())
+            .bind(member.language.clone())
+            .bind(member.phone.clone())
+            .bind(member.email.clone())
+            .bind(member.plan.clone())
+            .bind(member.team_id.0)
+            .bind(rows::to_json(&member.markers)?)
+            .bind(m.external_ref.clone())
+            .bind(us(now))
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        tx.append(
+            member.org_id,
+            now,
+            vec![
+                NewEvent::new(
+                    EventKind::MemberCreated,
+                    json!({"external_ref": m.external_ref}),
+                )
+                .actor(actor)
+                .member(member.id)
+                .team(member.team_id),
+            ],
+        )
+        .await?;
+        tx.commit(&self.bus).await?;
+        Ok(member)
+    }
+
+    async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
+        let found = q("SELECT * FROM members WHERE org_id = $1 ORDER BY name")
+            .bind(org.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        found.iter().map(rows::member).collect()
+    }
+
+    async fn grant_proxy(
+        &self,
+        org: OrgId,
+        proxy: UserId,
+        member: MemberId,
+        scope: careline_core::authz::ProxyScope,
+        expires_at: Option<Timestamp>,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin_for(org).await?;
+        proxies::grant(&mut tx, org, proxy, member, scope, expires_at, actor, now).await?;
+        tx.commit(&self.bus).await
+    }
+
+    async fn grant_proxy_as_member(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        proxy_username: &str,
+        scope: careline_core::authz::ProxyScope,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<ProxyEntry> {
+        self.grant_proxy_as_member_(p, member, proxy_username, scope, expires_at, now)
+            .await
+    }
+
+    async fn revoke_proxy(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        proxy: UserId,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.revoke_proxy_(p, member, proxy, now).await
+    }
+
+    async fn member_proxies(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        now: Timestamp,
+    ) -> Result<Vec<ProxyEntry>> {
+        self.member_proxies_(p, member, now).await
+    }
+
+    async fn my_proxy_grants(&self, p: &Principal, now: Timestamp) -> Result<Vec<ProxyEntry>> {
+        self.my_proxy_grants_(p, now).await
+    }
+
+    async fn set_consent(
+        &self,
+        p: &Principal,
+        member: MemberId,
+        change: ConsentChange,
+        now: Timestamp,
+    ) -> Result<Vec<SensitiveCategory>> {
+        self.set_consent_(p, member, change, now).await
+    }
+
+    async fn consents(&self, p: &Principal, member: MemberId) -> Result<Vec<SensitiveCategory>> {
+        self.consents_(p, member).await
+    }
+
+    async fn redact_message(
+        &self,
+        p: &Principal,
+        id: MessageId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Message> {
+        p.require(
+            &[Role::PrivacyOfficer],
+            "privacy-officers",
+            "only privacy officers redact messages",
+        )?;
+        let reason = reason.trim().to_owned();
+        if reason.is_empty() || reason.chars().count() > 1000 {
+            return Err(Error::invalid(
+                "a redaction needs a reason of 1–1000 characters",
+            ));
+        }
+        let mut tx = self.begin_for(p.org_id).await?;
+        let row = q("SELECT * FROM messages WHERE id = $1 AND org_id = $2")
+            .bind(id.0)
+            .bind(p.org_id.0)
+            .fetch_optional(tx.c())
+            .await
+            .map_err(db)?
+            .ok_or(Error::NotFound("message"))?;
+        let mut m = rows::message(tx.c(), &self.crypto, &row).await?;
+        if m.redaction.is_some() {
+            return Err(Error::conflict(
+                "already-redacted",
+                "this message was already redacted",
+            ));
+        }
+        q("UPDATE messages SET redacted_at = $1, redacted_by = $2, redacted_by_role = $3, redaction_reason = $4 WHERE id = $5 AND redacted_at IS NULL")
+            .bind(us(now))
+            .bind(p.user_id.0)
+            .bind(p.role.as_str())
+            .bind(reason.clone())
+            .bind(id.0)
+            .execute(tx.c())
+            .await
+            .map_err(db)?;
+        let thread = rows::load_thread(tx.c(), m.thread_id).await?;
+        let member = rows::load_member(tx.c(), thread.member_id).await?;
+        let mut ev = NewEvent::new(
+            EventKind::MessageRedacted,
+            json!({"message_id": id, "reason": reason, "text_sha256": ingest::text_digest(&m.text)}),
+        )
+        .actor(Some(p.user_id))
+        .member(member.id)
+        .thread(m.thread_id)
+        .team(member.team_id);
+        if let Some(t) = m.ticket_id {
+            ev = ev.ticket(t);
+        }
+        tx.append(m.org_id, now, vec![ev]).await?;
+        tx.commit(&self.bus).await?;
+        m.redaction = Some(Redaction {
+            at: now,
+            by: p.user_id,
+            by_role: p.role,
+            reason,
+        });
+        Ok(m)
+    }
+
+    async fn reach_member(&self, p: &Principal, member: MemberId) -> Result<Grant> {
+        let mut c = self.conn().await?;
+        let m = rows::load_member(&mut c, member).await?;
+        p.member_access(m.org_id, m.id, m.team_id)
+    }
+
+    async fn blob_key(&self, org: OrgId) -> Result<careline_crypto::DataKey> {
+        let mut c = self.conn().await?;
+        self.crypto.key(&mut c, org).await
+    }
+
+    async fn create_attachment(
+        &self,
+        p: &Principal,
+        a: NewAttachment,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        self.create_attachment_(p, a, now).await
+    }
+
+    async fn attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+    ) -> Result<careline_core::attachment::Attachment> {
+        self.attachment_(p, id).await
+    }
+
+    async fn download_attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        self.download_attachment_(p, id, now).await
+    }
+
+    async fn thread_attachments(
+        &self,
+        p: &Principal,
+        thread: ThreadId,
+    ) -> Result<Vec<careline_core::attachment::Attachment>> {
+        self.thread_attachments_(p, thread).await
+    }
+
+    async fn claim_scans(
+        &self,
+        now: Timestamp,
+        lease: jiff::SignedDuration,
+        limit: u32,
+    ) -> Result<Vec<careline_core::attachment::Attachment>> {
+        self.claim_scans_(now, lease, limit).await
+    }
+
+    async fn finish_scan(
+        &self,
+        id: AttachmentId,
+        outcome: ScanOutcome,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        self.finish_scan_(id, outcome, now).await
+    }
+
+    async fn export_attachment(
+        &self,
+        p: &Principal,
+        id: AttachmentId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<careline_core::attachment::Attachment> {
+        self.export_attachment_(p, id, reason, now).await
+    }
+
+    async fn verify_chains(&self) -> Result<Vec<ChainReport>> {
+        let orgs: Vec<(Uuid, String)> = sqlx_core::query_as::query_as(
+            "SELECT id, name FROM organizations
+             UNION SELECT DISTINCT e.org_id, '(unknown organization)' FROM events e
+                   WHERE NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = e.org_id)
+             ORDER BY 2",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(orgs.len());
+        for (org, name) in orgs {
+            out.push(verify_chain(&self.pool, OrgId(org), name).await?);
+        }
+        Ok(out)
+    }
+
+    async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+        let found = q("SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(org.0)
+            .bind(after_seq)
+            .bind(i64::from(limit.clamp(1, 10_000)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        found.iter().map(rows::event).collect()
+    }
+
+    async fn search_members(
+        &self,
+        p: &Principal,
+        query: &str,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<MemberSummary>> {
+        self.search_members_(p, query, limit, now).await
+    }
+
+    async fn ticket_member(&self, p: &Principal, ticket: TicketId) -> Result<MemberId> {
+        self.ticket_member_(p, ticket).await
+    }
+}
+
+/// Events read per round trip while verifying a chain.
+const VERIFY_BATCH: i64 = 5_000;
+
+/// Recompute one organization's chain, in batches, inside one snapshot
+/// (REPEATABLE READ), so appends committed meanwhile neither tear the walk
+/// nor disagree with the head read at its end.
+async fn verify_chain(pool: &PgPool, org: OrgId, name: String) -> Result<ChainReport> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    q("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    let mut v = ChainVerifier::default();
+    let mut error = None;
+    let mut after = 0_i64;
+    'walk: loop {
+        let batch = q("SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(org.0)
+            .bind(after)
+            .bind(VERIFY_BATCH)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            match rows::event(r) {
+                Ok(e) => {
+                    after = e.seq;
+                    if let Err(err) = v.check(&e) {
+                        error = Some(err.to_string());
+                        break 'walk;
+                    }
+                }
+                Err(e) => {
+                    error = Some(format!("event after seq {} cannot be read: {e}", v.count()));
+                    break 'walk;
+                }
+            }
+        }
+    }
+    if error.is_none() {
+        let head: Option<(i64, String)> =
+            sqlx_core::query_as::query_as("SELECT seq, hash FROM chain_heads WHERE org_id = $1")
+                .bind(org.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        // A head at the genesis (seq 0) is the same as none.
+        let head = head.filter(|(seq, _)| *seq > 0);
+        if let Err(err) = v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
+            error = Some(err.to_string());
+        }
+    }
+    tx.rollback().await.map_err(db)?;
+    Ok(ChainReport {
+        org_id: org,
+        org_name: name,
+        events: v.count(),
+        error,
+    })
+}

@@ -1,0 +1,515 @@
+//! Reading and writing rows: the one place that knows how each domain record
+//! is laid out in PostgreSQL. Sealed fields are opened and sealed here too.
+
+use crate::crypt::{Crypto, aad};
+use careline_core::escalation::Page;
+use careline_core::event::Event;
+use careline_core::ids::*;
+use careline_core::model::*;
+use careline_core::{Disposition, Error, Judgement, Result};
+use jiff::Timestamp;
+use sqlx_core::decode::Decode;
+use sqlx_core::row::Row;
+use sqlx_core::types::Type;
+use sqlx_postgres::{PgConnection, PgRow, Postgres};
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Database errors as domain errors: named unique constraints become
+/// conflicts a caller can act on; anything else is internal (and logged, not
+/// shown, by the HTTP layer).
+pub fn db(e: sqlx_core::Error) -> Error {
+    if let Some(d) = e.as_database_error()
+        && d.is_unique_violation()
+    {
+        let what = match d.constraint() {
+            Some("users_username_unique") => Some("that username is taken"),
+            Some("organizations_name_unique") => Some("an organization with that name exists"),
+            Some("teams_name_unique") => Some("a team with that name exists in this organization"),
+            Some("members_external_ref_unique") => {
+                Some("a member with that external reference exists")
+            }
+            _ => None,
+        };
+        if let Some(what) = what {
+            return Error::conflict("duplicate", what);
+        }
+    }
+    Error::internal(e)
+}
+
+/// A column, decoded.
+pub fn get<'r, T>(r: &'r PgRow, col: &str) -> Result<T>
+where
+    T: Decode<'r, Postgres> + Type<Postgres>,
+{
+    r.try_get::<T, _>(col)
+        .map_err(|e| Error::internal(format!("column {col}: {e}")))
+}
+
+pub fn uuid(r: &PgRow, col: &str) -> Result<Uuid> {
+    get::<Uuid>(r, col)
+}
+
+pub fn opt_uuid(r: &PgRow, col: &str) -> Result<Option<Uuid>> {
+    get::<Option<Uuid>>(r, col)
+}
+
+pub fn ts(r: &PgRow, col: &str) -> Result<Timestamp> {
+    Ok(from_us(get::<i64>(r, col)?))
+}
+
+pub fn opt_ts(r: &PgRow, col: &str) -> Result<Option<Timestamp>> {
+    Ok(get::<Option<i64>>(r, col)?.map(from_us))
+}
+
+pub fn from_us(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+pub fn us(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+pub fn parsed<T: FromStr>(r: &PgRow, col: &str) -> Result<T> {
+    let s: String = get(r, col)?;
+    T::from_str(&s).map_err(|_| Error::internal(format!("column {col}: unknown value {s:?}")))
+}
+
+pub fn json<T: serde::de::DeserializeOwned>(r: &PgRow, col: &str) -> Result<T> {
+    let s: String = get(r, col)?;
+    serde_json::from_str(&s).map_err(|e| Error::internal(format!("column {col}: {e}")))
+}
+
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(Error::internal)
+}
+
+pub fn rank(p: Disposition) -> i32 {
+    match p {
+        Disposition::Routine => 0,
+        Disposition::Urgent => 1,
+        Disposition::Emergency => 2,
+    }
+}
+
+/// A statement with its text known at compile time.
+pub fn q(
+    sql: &'static str,
+) -> sqlx_core::query::Query<'static, Postgres, sqlx_postgres::PgArguments> {
+    sqlx_core::query::query(sql)
+}
+
+// ---- organizations, teams, queues ----
+
+pub fn org(r: &PgRow) -> Result<Organization> {
+    Ok(Organization {
+        id: OrgId(uuid(r, "id")?),
+        name: get(r, "name")?,
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+pub fn team(r: &PgRow) -> Result<CareTeam> {
+    Ok(CareTeam {
+        id: TeamId(uuid(r, "id")?),
+        org_id: OrgId(uuid(r, "org_id")?),
+        name: get(r, "name")?,
+        team_queue: QueueId(uuid(r, "team_queue")?),
+        clinical_queue: QueueId(uuid(r, "clinical_queue")?),
+    })
+}
+
+pub fn queue(r: &PgRow) -> Result<Queue> {
+    Ok(Queue {
+        id: QueueId(uuid(r, "id")?),
+        team_id: TeamId(uuid(r, "team_id")?),
+        name: get(r, "name")?,
+        kind: parsed(r, "kind")?,
+    })
+}
+
+pub async fn load_team(c: &mut PgConnection, id: TeamId) -> Result<CareTeam> {
+    let row = q("SELECT * FROM teams WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or(Error::NotFound("team"))?;
+    team(&row)
+}
+
+/// A queue and the organization it belongs to.
+pub async fn load_queue(c: &mut PgConnection, id: QueueId) -> Result<(Queue, OrgId)> {
+    let row = q("SELECT * FROM queues WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or(Error::NotFound("queue"))?;
+    Ok((queue(&row)?, OrgId(uuid(&row, "org_id")?)))
+}
+
+// ---- people ----
+
+pub fn user(r: &PgRow) -> Result<User> {
+    Ok(User {
+        id: UserId(uuid(r, "id")?),
+        org_id: OrgId(uuid(r, "org_id")?),
+        username: get(r, "username")?,
+        name: get(r, "name")?,
+        role: parsed(r, "role")?,
+        member_id: opt_uuid(r, "member_id")?.map(MemberId),
+        disabled: get(r, "disabled")?,
+    })
+}
+
+pub async fn load_user(c: &mut PgConnection, id: UserId) -> Result<Option<User>> {
+    let row = q("SELECT * FROM users WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(user).transpose()
+}
+
+pub fn member(r: &PgRow) -> Result<Member> {
+    let dob: Option<String> = get(r, "date_of_birth")?;
+    Ok(Member {
+        id: MemberId(uuid(r, "id")?),
+        org_id: OrgId(uuid(r, "org_id")?),
+        name: get(r, "name")?,
+        date_of_birth: dob.and_then(|d| d.parse().ok()),
+        sex: get(r, "sex")?,
+        language: get(r, "language")?,
+        phone: get(r, "phone")?,
+        email: get(r, "email")?,
+        plan: get(r, "plan")?,
+        team_id: TeamId(uuid(r, "team_id")?),
+        markers: json(r, "markers")?,
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+pub async fn load_member(c: &mut PgConnection, id: MemberId) -> Result<Member> {
+    let row = q("SELECT * FROM members WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or(Error::NotFound("member"))?;
+    member(&row)
+}
+
+pub async fn team_ids(c: &mut PgConnection, user: UserId) -> Result<Vec<TeamId>> {
+    let rows: Vec<(Uuid,)> =
+        sqlx_core::query_as::query_as("SELECT team_id FROM team_members WHERE user_id = $1")
+            .bind(user.0)
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+    Ok(rows.into_iter().map(|(t,)| TeamId(t)).collect())
+}
+
+pub async fn user_name(c: &mut PgConnection, u: UserId) -> Result<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx_core::query_as::query_as("SELECT name FROM users WHERE id = $1")
+            .bind(u.0)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+    Ok(row.map(|(n,)| n))
+}
+
+// ---- threads, messages, tickets ----
+
+pub fn thread(r: &PgRow) -> Result<Thread> {
+    Ok(Thread {
+        id: ThreadId(uuid(r, "id")?),
+        org_id: OrgId(uuid(r, "org_id")?),
+        member_id: MemberId(uuid(r, "member_id")?),
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+pub async fn load_thread(c: &mut PgConnection, id: ThreadId) -> Result<Thread> {
+    let row = q("SELECT * FROM threads WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or(Error::NotFound("thread"))?;
+    thread(&row)
+}
+
+pub async fn thread_of_member(c: &mut PgConnection, m: MemberId) -> Result<Option<Thread>> {
+    let row = q("SELECT * FROM threads WHERE member_id = $1")
+        .bind(m.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?;
+    row.as_ref().map(thread).transpose()
+}
+
+/// Read a message, opening its sealed body and triage.
+pub async fn message(c: &mut PgConnection, k: &Crypto, r: &PgRow) -> Result<Message> {
+    let id = MessageId(uuid(r, "id")?);
+    let org = OrgId(uuid(r, "org_id")?);
+    let body: String = get(r, "body")?;
+    let text = k.open(c, org, &body, &aad("message", &id, "body")).await?;
+    let triage = match get::<Option<String>>(r, "triage")? {
+        Some(t) => {
+            let t = k.open(c, org, &t, &aad("message", &id, "triage")).await?;
+            serde_json::from_str::<Judgement>(&t).ok()
+        }
+        None => None,
+    };
+    let redaction = match opt_ts(r, "redacted_at")? {
+        Some(at) => Some(Redaction {
+            at,
+            by: UserId(uuid(r, "redacted_by")?),
+            by_role: parsed(r, "redacted_by_role")?,
+            reason: get(r, "redaction_reason")?,
+        }),
+        None => None,
+    };
+    Ok(Message {
+        id,
+        org_id: org,
+        thread_id: ThreadId(uuid(r, "thread_id")?),
+        ticket_id: opt_uuid(r, "ticket_id")?.map(TicketId),
+        kind: parsed(r, "kind")?,
+        author_id: opt_uuid(r, "author_id")?.map(UserId),
+        author_name: get(r, "author_name")?,
+        text,
+        triage,
+        created_at: ts(r, "created_at")?,
+        redaction,
+    })
+}
+
+pub async fn insert_message(c: &mut PgConnection, k: &Crypto, m: &Message) -> Result<()> {
+    let triage = match &m.triage {
+        Some(t) => Some(
+            k.seal(c, m.org_id, &to_json(t)?, &aad("message", &m.id, "triage"))
+                .await?,
+        ),
+        None => None,
+    };
+    let body = k
+        .seal(c, m.org_id, &m.text, &aad("message", &m.id, "body"))
+        .await?;
+    q("INSERT INTO messages (id, org_id, thread_id, ticket_id, kind, author_id, author_name, body, triage, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+    .bind(m.id.0)
+    .bind(m.org_id.0)
+    .bind(m.thread_id.0)
+    .bind(m.ticket_id.map(|t| t.0))
+    .bind(m.kind.as_str())
+    .bind(m.author_id.map(|a| a.0))
+    .bind(m.author_name.clone())
+    .bind(body)
+    .bind(triage)
+    .bind(us(m.created_at))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub async fn insert_thread(c: &mut PgConnection, t: &Thread) -> Result<()> {
+    q("INSERT INTO threads (id, org_id, member_id, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(t.id.0)
+        .bind(t.org_id.0)
+        .bind(t.member_id.0)
+        .bind(us(t.created_at))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Read a ticket, opening its sealed triage and clearance.
+pub async fn ticket(c: &mut PgConnection, k: &Crypto, r: &PgRow) -> Result<Ticket> {
+    let id = TicketId(uuid(r, "id")?);
+    let org = OrgId(uuid(r, "org_id")?);
+    let triage: String = get(r, "triage")?;
+    let triage = k
+        .open(c, org, &triage, &aad("ticket", &id, "triage"))
+        .await?;
+    let clearance = match get::<Option<String>>(r, "clearance")? {
+        Some(s) => {
+            serde_json::from_str(&k.open(c, org, &s, &aad("ticket", &id, "clearance")).await?).ok()
+        }
+        None => None,
+    };
+    Ok(Ticket {
+        id,
+        org_id: org,
+        thread_id: ThreadId(uuid(r, "thread_id")?),
+        member_id: MemberId(uuid(r, "member_id")?),
+        team_id: TeamId(uuid(r, "team_id")?),
+        queue_id: QueueId(uuid(r, "queue_id")?),
+        queue_kind: parsed(r, "queue_kind")?,
+        status: parsed(r, "status")?,
+        priority: parsed(r, "priority")?,
+        assignee_id: opt_uuid(r, "assignee_id")?.map(UserId),
+        triage: serde_json::from_str(&triage)
+            .map_err(|e| Error::internal(format!("ticket triage: {e}")))?,
+        sla: json(r, "sla")?,
+        clearance,
+        created_at: ts(r, "created_at")?,
+        updated_at: ts(r, "updated_at")?,
+    })
+}
+
+pub async fn load_ticket(c: &mut PgConnection, k: &Crypto, id: TicketId) -> Result<Ticket> {
+    let row = q("SELECT * FROM tickets WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or(Error::NotFound("ticket"))?;
+    ticket(c, k, &row).await
+}
+
+pub async fn latest_ticket(
+    c: &mut PgConnection,
+    k: &Crypto,
+    thread: ThreadId,
+) -> Result<Option<Ticket>> {
+    let row =
+        q("SELECT * FROM tickets WHERE thread_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1")
+            .bind(thread.0)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+    match row {
+        Some(r) => Ok(Some(ticket(c, k, &r).await?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn upsert_ticket(c: &mut PgConnection, k: &Crypto, t: &Ticket) -> Result<()> {
+    let next_due = careline_core::sla::next_due(&t.sla).map(us);
+    let triage = k
+        .seal(
+            c,
+            t.org_id,
+            &to_json(&t.triage)?,
+            &aad("ticket", &t.id, "triage"),
+        )
+        .await?;
+    let clearance = match &t.clearance {
+        Some(cl) => Some(
+            k.seal(
+                c,
+                t.org_id,
+                &to_json(cl)?,
+                &aad("ticket", &t.id, "clearance"),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    q("INSERT INTO tickets (id, org_id, thread_id, member_id, team_id, queue_id, queue_kind, status, priority, priority_rank,
+                           assignee_id, triage, sla, next_due, created_at, updated_at, clearance)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+       ON CONFLICT (id) DO UPDATE SET
+          queue_id = excluded.queue_id, queue_kind = excluded.queue_kind, status = excluded.status,
+          priority = excluded.priority, priority_rank = excluded.priority_rank, assignee_id = excluded.assignee_id,
+          triage = excluded.triage, sla = excluded.sla, next_due = excluded.next_due, updated_at = excluded.updated_at,
+          clearance = excluded.clearance")
+    .bind(t.id.0)
+    .bind(t.org_id.0)
+    .bind(t.thread_id.0)
+    .bind(t.member_id.0)
+    .bind(t.team_id.0)
+    .bind(t.queue_id.0)
+    .bind(t.queue_kind.as_str())
+    .bind(t.status.as_str())
+    .bind(t.priority.as_str())
+    .bind(rank(t.priority))
+    .bind(t.assignee_id.map(|a| a.0))
+    .bind(triage)
+    .bind(to_json(&t.sla)?)
+    .bind(next_due)
+    .bind(us(t.created_at))
+    .bind(us(t.updated_at))
+    .bind(clearance)
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+// ---- pages ----
+
+pub fn page(r: &PgRow) -> Result<Page> {
+    Ok(Page {
+        id: PageId(uuid(r, "id")?),
+        org_id: OrgId(uuid(r, "org_id")?),
+        ticket_id: TicketId(uuid(r, "ticket_id")?),
+        member_id: MemberId(uuid(r, "member_id")?),
+        team_id: TeamId(uuid(r, "team_id")?),
+        level: parsed(r, "level")?,
+        targets: json(r, "targets")?,
+        disposition: parsed(r, "disposition")?,
+        reason: get(r, "reason")?,
+        flagged_at: ts(r, "flagged_at")?,
+        created_at: ts(r, "created_at")?,
+        deadline: opt_ts(r, "deadline")?,
+        status: parsed(r, "status")?,
+        acked_by: opt_uuid(r, "acked_by")?.map(UserId),
+        acked_at: opt_ts(r, "acked_at")?,
+    })
+}
+
+pub fn pages(rows: &[PgRow]) -> Result<Vec<Page>> {
+    rows.iter().map(page).collect()
+}
+
+pub async fn upsert_page(c: &mut PgConnection, p: &Page) -> Result<()> {
+    q("INSERT INTO pages (id, org_id, ticket_id, member_id, team_id, level, targets, disposition, reason, flagged_at, created_at, deadline, status, acked_by, acked_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, acked_by = excluded.acked_by, acked_at = excluded.acked_at")
+    .bind(p.id.0)
+    .bind(p.org_id.0)
+    .bind(p.ticket_id.0)
+    .bind(p.member_id.0)
+    .bind(p.team_id.0)
+    .bind(p.level.as_str())
+    .bind(to_json(&p.targets)?)
+    .bind(p.disposition.as_str())
+    .bind(p.reason.clone())
+    .bind(us(p.flagged_at))
+    .bind(us(p.created_at))
+    .bind(p.deadline.map(us))
+    .bind(p.status.as_str())
+    .bind(p.acked_by.map(|a| a.0))
+    .bind(p.acked_at.map(us))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+// ---- events ----
+
+pub fn event(r: &PgRow) -> Result<Event> {
+    Ok(Event {
+        id: EventId(uuid(r, "id")?),
+        org_id: OrgId(uuid(r, "org_id")?),
+        seq: get(r, "seq")?,
+        at_us: get(r, "at")?,
+        kind: get(r, "kind")?,
+        actor_id: opt_uuid(r, "actor_id")?.map(UserId),
+        member_id: opt_uuid(r, "member_id")?.map(MemberId),
+        ticket_id: opt_uuid(r, "ticket_id")?.map(TicketId),
+        thread_id: opt_uuid(r, "thread_id")?.map(ThreadId),
+        team_id: opt_uuid(r, "team_id")?.map(TeamId),
+        payload: get(r, "payload")?,
+        prev_hash: get(r, "prev_hash")?,
+        hash: get(r, "hash")?,
+    })
+}
