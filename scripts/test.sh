@@ -26,6 +26,8 @@ if [ ! -x "$MOTO/bin/moto_server" ]; then
   python3 -m venv "$MOTO"
   "$MOTO/bin/pip" install -q 'moto[s3]==5.2.5' 'flask==3.1.3' 'flask-cors==6.0.5'
 fi
+# The PostgreSQL backend's tests start a private server from Debian's packages.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || apt_install postgresql-15
 command -v cargo >/dev/null || { echo "test.sh: cargo is required (https://rustup.rs)" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 
@@ -35,6 +37,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== the API integration tests again, on PostgreSQL (and the two-node failover test)"
+CARELINE_TEST_BACKEND=postgres cargo test -p careline --test app --locked
 echo "== simulation: a month of contact-centre load on a virtual clock"
 cargo test -p careline --test app --locked -- --ignored --nocapture simulation
 echo "== end-to-end: the console and the portal in Chromium"

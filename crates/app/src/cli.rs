@@ -2,7 +2,6 @@
 
 use crate::config::{DEFAULT_DATA_DIR, Settings};
 use anyhow::{Context, Result, anyhow};
-use careline_store::Store;
 use careline_store_sqlite::SqliteStore;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -96,6 +95,10 @@ struct ServeArgs {
     /// Where attachment blobs go: local (default), file:///dir or s3://bucket/prefix?endpoint=URL&region=R.
     #[arg(long)]
     blob_store: Option<String>,
+    /// PostgreSQL (postgres://user@host/db) instead of the embedded database;
+    /// also CARELINE_DATABASE_URL. Several nodes may share one database.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -124,9 +127,33 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| anyhow!("cannot start runtime: {e}"))
 }
 
-/// Open the store in `dir` for a one-shot command.
+/// The PostgreSQL URL from the environment, if one is set.
+fn database_url() -> Option<String> {
+    std::env::var("CARELINE_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// Open the store in `dir` for a one-shot command that works on the
+/// embedded database only; refuses when a PostgreSQL URL is set rather
+/// than quietly creating an embedded database beside it.
 pub fn open_store(dir: &std::path::Path) -> Result<SqliteStore> {
+    if database_url().is_some() {
+        return Err(anyhow!(
+            "this command works on the embedded database only; unset CARELINE_DATABASE_URL to use the one in {}",
+            dir.display()
+        ));
+    }
     SqliteStore::open(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))
+}
+
+/// Open whichever store is configured: PostgreSQL when CARELINE_DATABASE_URL
+/// is set, else the embedded database in `dir`.
+pub async fn open_any(dir: &std::path::Path) -> Result<std::sync::Arc<dyn careline_store::Store>> {
+    let mut settings = crate::config::Settings::resolve(None, None, Some(dir.to_path_buf()), None)?;
+    settings.database_url = database_url();
+    let (_keep, rx) = tokio::sync::watch::channel(false);
+    crate::server::open_store(&settings, rx).await
 }
 
 pub fn main() -> ExitCode {
@@ -148,8 +175,19 @@ pub fn main() -> ExitCode {
             if a.blob_store.is_some() {
                 settings.attachments.blob_store = a.blob_store;
             }
+            if let Some(u) = a.database_url {
+                crate::config::check_database_url(&u)?;
+                settings.database_url = Some(u);
+            }
             init_logging(settings.log_json);
             runtime()?.block_on(crate::server::serve(settings, a.demo))
+        })(),
+        Command::Migrate(d) if database_url().is_some() => (|| {
+            runtime()?.block_on(async {
+                open_any(&d.data_dir).await?;
+                println!("PostgreSQL schema migrated (CARELINE_DATABASE_URL)");
+                Ok(())
+            })
         })(),
         Command::Migrate(d) => (|| {
             let store = open_store(&d.data_dir)?;
@@ -162,11 +200,11 @@ pub fn main() -> ExitCode {
         })(),
         Command::Demo(d) => (|| {
             runtime()?.block_on(async {
-                let store = open_store(&d.data_dir)?;
+                let store = open_any(&d.data_dir).await?;
                 let now = jiff::Timestamp::now();
                 println!(
                     "{}",
-                    crate::demo::seed(&store, &crate::demo::password(), now).await?
+                    crate::demo::seed(store.as_ref(), &crate::demo::password(), now).await?
                 );
                 Ok(())
             })
@@ -261,13 +299,13 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<usize> {
 
 fn audit_verify(dir: &std::path::Path) -> ExitCode {
     let run = || -> Result<Vec<careline_store::ChainReport>> {
-        if !dir.join(careline_store_sqlite::DB_FILE).exists() {
+        if database_url().is_none() && !dir.join(careline_store_sqlite::DB_FILE).exists() {
             return Err(anyhow!("no careline database in {}", dir.display()));
         }
-        let store = open_store(dir)?;
-        runtime()?
-            .block_on(store.verify_chains())
-            .map_err(|e| anyhow!("{e}"))
+        runtime()?.block_on(async {
+            let store = open_any(dir).await?;
+            store.verify_chains().await.map_err(|e| anyhow!("{e}"))
+        })
     };
     match run() {
         Ok(reports) => {

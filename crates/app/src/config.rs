@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub attachment_max_mb: Option<u64>,
     /// Most attachments per message (default 10).
     pub attachment_max_files: Option<usize>,
+    /// `postgres://…` for PostgreSQL; unset for the embedded database in the data directory.
+    pub database_url: Option<String>,
 }
 
 impl FileConfig {
@@ -52,6 +54,8 @@ pub struct Settings {
     /// Certificate chain and key (PEM) when careline terminates TLS itself.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub attachments: AttachmentSettings,
+    /// PostgreSQL (`postgres://…`); `None` is the embedded database.
+    pub database_url: Option<String>,
 }
 
 /// Where attachments are stored and scanned, and their limits.
@@ -144,7 +148,12 @@ impl Settings {
             max_bytes: max_mb * 1024 * 1024,
             max_files: usize::try_from(max_files).unwrap_or(10),
         };
+        let database_url = env("CARELINE_DATABASE_URL").or(f.database_url);
+        if let Some(u) = &database_url {
+            check_database_url(u)?;
+        }
         Ok(Settings {
+            database_url,
             attachments,
             listen,
             data_dir: data_dir
@@ -155,5 +164,18 @@ impl Settings {
             log_json,
             tls,
         })
+    }
+}
+
+/// Only PostgreSQL URLs are accepted: anything else is an error, never a
+/// silent new embedded database.
+pub fn check_database_url(url: &str) -> Result<()> {
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "postgres" | "postgresql" => Ok(()),
+        _ => anyhow::bail!(
+            "database URL '{}' is not postgres://…; leave it unset for the embedded database in the data directory",
+            url.split('@').next_back().unwrap_or(url)
+        ),
     }
 }

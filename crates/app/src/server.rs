@@ -52,16 +52,16 @@ impl Running {
 }
 
 /// Open the store and build the application state.
-pub fn build_state(
+pub async fn build_state(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> Result<(AppState, watch::Sender<bool>)> {
     let engine = load_engine(settings.protocols.as_deref())?;
-    let store = SqliteStore::open(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let (tx, rx) = watch::channel(false);
+    let store = open_store(settings, rx.clone()).await?;
     let attachments = attachment_config(settings)?;
     let state = AppState {
-        store: Arc::new(store) as Arc<dyn Store>,
+        store,
         engine: Arc::new(engine),
         clock,
         metrics: Arc::new(Metrics::default()),
@@ -76,6 +76,49 @@ pub fn build_state(
         attachments: Arc::new(attachments),
     };
     Ok((state, tx))
+}
+
+/// The embedded database in the data directory, or PostgreSQL when a
+/// database URL is set. On PostgreSQL the node also relays other nodes'
+/// committed events to its own bus until `shutdown`.
+pub async fn open_store(
+    settings: &Settings,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Arc<dyn Store>> {
+    let Some(url) = &settings.database_url else {
+        let store = SqliteStore::open(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(Arc::new(store));
+    };
+    crate::config::check_database_url(url)?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let master =
+        careline_store_sqlite::load_master(&careline_store_sqlite::key_file(&settings.data_dir))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Arc::new(
+        careline_store_pg::PgStore::connect(url, master, careline_store_pg::DEFAULT_POOL_SIZE)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    if settings.attachments.blob_store.is_none() {
+        tracing::warn!(
+            "PostgreSQL with local attachment blobs: every node must share the data directory, or use an S3 blob store"
+        );
+    }
+    let relay = store.clone();
+    spawn_named("event-relay", async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = relay.relay_events(stop).await {
+            tracing::error!(error = %e, "the event relay stopped: live updates from other nodes are lost until restart");
+        }
+    });
+    Ok(store)
 }
 
 /// The blob store, the spool directory for uploads in flight, the scanner.
@@ -130,7 +173,7 @@ fn attachment_config(settings: &Settings) -> Result<careline_web::attachments::A
 
 /// Bind and serve in the background; returns once the socket is listening.
 pub async fn start(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Running> {
-    let (state, shutdown) = build_state(settings, clock)?;
+    let (state, shutdown) = build_state(settings, clock).await?;
     start_with(settings.listen, state, shutdown).await
 }
 
@@ -245,7 +288,7 @@ pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
 pub async fn serve(settings: Settings, demo: bool) -> Result<()> {
     let started = std::time::Instant::now();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (state, shutdown) = build_state(&settings, clock.clone())?;
+    let (state, shutdown) = build_state(&settings, clock.clone()).await?;
     let files = &state.attachments;
     files
         .blobs

@@ -337,6 +337,9 @@ async fn invariant_7_same_behaviour_with_blobs_on_an_s3_server() {
     let app = App::spawn_with_files(Some(clamd.addr().to_string()), Some(blobs.clone()), MB).await;
     suite(&app).await;
     // The objects are there, sealed.
+    if embedded_only("the last check reads blob locations from the embedded database") {
+        return;
+    }
     let c = rusqlite::Connection::open(app.dir.path().join("careline.db")).unwrap();
     let mut st = c.prepare("SELECT blob FROM attachments").unwrap();
     let locations: Vec<String> = st

@@ -63,6 +63,9 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_sigkill_loses_no_acknowledged_message_and_chain_verifies() {
+    if embedded_only("runs the binary on the data directory") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let seeded = Command::new(bin())
         .args(["demo", "--data-dir"])

@@ -322,24 +322,8 @@ async fn invariant_4_non_clinician_cannot_close_downgrade_or_book_a_routine_visi
         200
     );
     // Every refused attempt is on the record.
-    let dir = app.stop().await;
-    let c = rusqlite::Connection::open(dir.path().join("careline.db")).unwrap();
-    let refused: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE kind = 'ticket.override_refused'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(refused, 3);
-    let cleared: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE kind = 'ticket.cleared'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(cleared, 1);
+    assert_eq!(app.recorded("ticket.override_refused").await.len(), 3);
+    assert_eq!(app.recorded("ticket.cleared").await.len(), 1);
 }
 
 #[tokio::test]
@@ -509,6 +493,9 @@ async fn webhooks_are_signed_retried_dead_lettered_and_replayed() {
 
 #[tokio::test]
 async fn invariant_9_safety_audit_lists_every_red_flag_without_timely_clinical_escalation() {
+    if embedded_only("careline safety-audit works on the embedded database") {
+        return;
+    }
     let app = App::spawn().await;
     let nurse = app.login("nurse.north").await;
     // Handled in time: acknowledged within a minute.

@@ -17,6 +17,7 @@ mod attachments;
 mod audit;
 mod crash;
 mod escalation;
+mod failover;
 mod intake;
 mod matrix;
 mod privacy;

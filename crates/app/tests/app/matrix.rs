@@ -336,15 +336,30 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
         )
         .await;
     assert_eq!(r.status, 201);
-    {
-        let c = rusqlite::Connection::open(app.dir.path().join("careline.db")).unwrap();
-        let hour_ago = (now.as_microsecond()) - 3_600_000_000;
-        c.execute(
-            "INSERT INTO break_glass (id, org_id, member_id, user_id, reason, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, 'earlier emergency', ?5, ?6)",
-            rusqlite::params![uuid::Uuid::now_v7().to_string(), org.id.to_string(), member_id, expired.id.to_string(), hour_ago, hour_ago - 3_600_000_000],
+    // Its break-glass for member01 started two hours ago and ended one hour ago.
+    let expired_nurse = careline_core::authz::Principal {
+        user_id: expired.id,
+        org_id: org.id,
+        role: Role::Nurse,
+        name: "Ed Expired".into(),
+        member_id: None,
+        proxy_for: vec![],
+        team_ids: vec![],
+        grants: vec![],
+        enrolment_only: false,
+    };
+    store
+        .break_glass(
+            &expired_nurse,
+            careline_core::ids::MemberId(member_id.parse().unwrap()),
+            "earlier emergency".into(),
+            now.checked_sub(jiff::SignedDuration::from_hours(1))
+                .unwrap(),
+            now.checked_sub(jiff::SignedDuration::from_hours(2))
+                .unwrap(),
         )
+        .await
         .unwrap();
-    }
     let r = app
         .post(
             &format!("/api/v1/members/{member_id}/break-glass"),

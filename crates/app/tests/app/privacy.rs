@@ -626,6 +626,11 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn encrypted_at_rest_no_file_under_the_data_dir_contains_a_message_text() {
+    if embedded_only(
+        "greps the embedded database files (careline-store-pg tests encryption on PostgreSQL)",
+    ) {
+        return;
+    }
     let app = App::spawn().await;
     let secret =
         "zebra-quartz note 4471: my HIV meds are making me dizzy and I have chest pressure";
@@ -678,6 +683,9 @@ async fn encrypted_at_rest_no_file_under_the_data_dir_contains_a_message_text() 
 
 #[tokio::test]
 async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
+    if embedded_only("careline keys rotate works on the embedded database") {
+        return;
+    }
     let app = App::spawn().await;
     let member = app.login("member03").await;
     let out = app

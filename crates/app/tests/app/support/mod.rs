@@ -28,6 +28,50 @@ pub struct App {
 
 pub const PASSWORD: &str = "careline-demo";
 
+/// The suite runs on the embedded database, or on PostgreSQL when
+/// `CARELINE_TEST_BACKEND=postgres` (a private server started once per run,
+/// a fresh database per app).
+pub fn on_postgres() -> bool {
+    std::env::var("CARELINE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A test that inspects or edits the embedded database's files, or runs a
+/// command that works on them, says so and steps aside on PostgreSQL.
+pub fn embedded_only(why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("not on PostgreSQL: {why}");
+    }
+    on_postgres()
+}
+
+static PG: std::sync::OnceLock<careline_store_pg::testing::TestPg> = std::sync::OnceLock::new();
+
+/// A new empty PostgreSQL database for one app.
+pub fn fresh_database() -> String {
+    PG.get_or_init(|| {
+        careline_store_pg::testing::TestPg::start().expect("a private PostgreSQL for the tests")
+    })
+    .fresh_url()
+    .expect("a fresh database")
+}
+
+/// The database an app in `dir` uses: remembered in the data directory so
+/// that restarts and second nodes find it.
+fn database_for(dir: &std::path::Path) -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let file = dir.join("test-database-url");
+    match std::fs::read_to_string(&file) {
+        Ok(url) => Some(url),
+        Err(_) => {
+            let url = fresh_database();
+            std::fs::write(&file, &url).unwrap();
+            Some(url)
+        }
+    }
+}
+
 impl App {
     pub async fn spawn() -> App {
         Self::spawn_with_files(None, None, 25 * 1024 * 1024).await
@@ -51,8 +95,10 @@ impl App {
         .unwrap();
         settings.attachments.clamd = clamd;
         settings.attachments.max_bytes = max_bytes;
-        let (mut state, shutdown) =
-            build_state(&settings, clock.clone() as Arc<dyn Clock>).unwrap();
+        settings.database_url = database_for(dir.path());
+        let (mut state, shutdown) = build_state(&settings, clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
         if let Some(b) = blobs {
             let a = &state.attachments;
             state.attachments = Arc::new(careline_web::attachments::AttachmentConfig {
@@ -203,7 +249,11 @@ impl App {
             None,
         )
         .unwrap();
-        let (state, shutdown) = build_state(&settings, clock as Arc<dyn Clock>).unwrap();
+        let mut settings = settings;
+        settings.database_url = database_for(dir);
+        let (state, shutdown) = build_state(&settings, clock as Arc<dyn Clock>)
+            .await
+            .unwrap();
         careline::server::start_full(settings.listen, state, shutdown, cfg)
             .await
             .unwrap()
