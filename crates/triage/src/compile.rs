@@ -164,6 +164,7 @@ pub(crate) const BUILTINS: &[(&str, &str)] = &[
     ("glucose_high", "blood sugar 400 or more"),
     ("glucose_300", "blood sugar 300 or more"),
     ("glucose_low", "blood sugar 60 or less"),
+    ("inr_high", "INR 5 or more"),
 ];
 
 /// The compiled, immutable model.

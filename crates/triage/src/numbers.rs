@@ -75,6 +75,7 @@ const GLU_KW: &[&str] = &[
     "fsbg",
     "glucometer",
 ];
+const INR_KW: &[&str] = &["inr", "ptinr", "coag"];
 const YEAR_UNITS: &[&str] = &[
     "yo", "yr", "yrs", "y", "year", "years", "ano", "anos", "yoa", "a", "yr old", "ys",
 ];
@@ -504,6 +505,15 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
             } else if (15.0..40.0).contains(&v) {
                 e.emit("hr_low", k, i);
             }
+        }
+        // INR on a vitamin K antagonist: 5 or more needs a dose decision
+        // today even without bleeding (values above 20 are not INRs).
+        if let Some(k) = kw_before(n, kw_from, INR_KW, 4)
+            && (5.0..=20.0).contains(&v)
+        {
+            e.emit("inr_high", k, i);
+            i += 1;
+            continue;
         }
         if let Some(k) = kw_before(n, kw_from, GLU_KW, 4) {
             if (300.0..=1500.0).contains(&v) {

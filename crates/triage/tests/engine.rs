@@ -88,40 +88,80 @@ fn safety_floor_every_red_flag_in_dev_set_is_escalated() {
     );
 }
 
-/// The first blind set (written by someone who never saw the engine, with a
-/// `why` per message) that protocol set 2026.11.2 was reviewed against: every
-/// emergency and urgent message is escalated.
+/// The two blind sets (written by someone who never saw the engine, with a
+/// `why` per message) that protocol sets 2026.11.2 (blind-a) and 2026.11.3
+/// (blind-b) were reviewed against: every emergency and urgent message is
+/// escalated.
 #[test]
-fn safety_floor_every_red_flag_in_the_tuned_blind_set_is_escalated() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/blind-a.jsonl");
-    let Ok(file) = std::fs::File::open(path) else {
-        panic!("{path} is missing: the safety floor cannot be checked");
-    };
-    let (examples, errors) = eval::read_examples(std::io::BufReader::new(file));
-    assert!(
-        errors.is_empty(),
-        "unreadable lines in blind-a.jsonl: {errors:?}"
+fn safety_floor_every_red_flag_in_both_tuned_blind_sets_is_escalated() {
+    for name in ["blind-a.jsonl", "blind-b.jsonl"] {
+        let path = format!("{}/eval/{name}", env!("CARGO_MANIFEST_DIR"));
+        let Ok(file) = std::fs::File::open(&path) else {
+            panic!("{path} is missing: the safety floor cannot be checked");
+        };
+        let (examples, errors) = eval::read_examples(std::io::BufReader::new(file));
+        assert!(errors.is_empty(), "unreadable lines in {name}: {errors:?}");
+        assert_eq!(examples.len(), 120, "{name} changed size");
+        let report = eval::evaluate(engine(), &examples);
+        let missed: Vec<String> = report
+            .unescalated()
+            .map(|m| {
+                format!(
+                    "  [{}] expected {}, judged {}: {}\n      {}",
+                    m.id,
+                    m.expected.as_str(),
+                    m.got.as_str(),
+                    m.text,
+                    m.explanation
+                )
+            })
+            .collect();
+        assert!(
+            missed.is_empty(),
+            "{name}: {} red-flag message(s) not escalated:\n{}",
+            missed.len(),
+            missed.join("\n")
+        );
+    }
+}
+
+/// The classes of phrasing the second blind-set review (2026.11.3) added,
+/// checked on sentences written for this test.
+#[test]
+fn phrasing_classes_from_the_second_blind_set_review() {
+    assert_all(
+        &[
+            "on coumadin, INR 5.8 at the clinic this morning, feel fine",
+            "pt w CHF, wt up 4 lbs over 2 days, ankles more swollen than usual",
+            "the area around the scrape is red and has spread past the marker outline",
+            "my knee looks kind of crooked after the fall and it's swollen",
+            "left eye hurts and is bloodshot, bright light hurts my eyes, I wear contacts",
+            "desde que empecé la amoxicilina tengo ronchas que me pican",
+            "glucose 330 every day this week",
+        ],
+        Disposition::Urgent,
     );
-    assert_eq!(examples.len(), 120, "blind-a.jsonl changed size");
-    let report = eval::evaluate(engine(), &examples);
-    let missed: Vec<String> = report
-        .unescalated()
-        .map(|m| {
-            format!(
-                "  [{}] expected {}, judged {}: {}\n      {}",
-                m.id,
-                m.expected.as_str(),
-                m.got.as_str(),
-                m.text,
-                m.explanation
-            )
-        })
-        .collect();
-    assert!(
-        missed.is_empty(),
-        "{} red-flag message(s) not escalated:\n{}",
-        missed.len(),
-        missed.join("\n")
+    assert_all(
+        &[
+            "my husband and I are both dizzy with headaches and the boiler was serviced yesterday",
+            "azúcar 520 y no dejo de vomitar, me duele el estómago",
+            "6 weeks pregnant, pain in my right lower belly and I nearly passed out",
+            "on chemotherapy for breast cancer, fever of 38.3 tonight",
+            "feels like someone is ripping my back open, started suddenly",
+            "it's like a brick is sitting on my chest when I climb stairs",
+            "mi abuelo se quemó la espalda, toda la espalda, y la piel se ve blanca",
+            "mi hija agarró unas pills del bolso y ahora está muy dormida",
+        ],
+        Disposition::Emergency,
+    );
+    assert_all(
+        &[
+            "INR 2.4 today, same warfarin dose?",
+            "my dad has heart failure, please renew his furosemide",
+            "we turned the heat on last night, how do I change the furnace filter?",
+            "I have chemo next week, any tips for the nausea?",
+        ],
+        Disposition::Routine,
     );
 }
 
