@@ -4,7 +4,7 @@
 //! data that does not exist.
 
 use crate::ids::*;
-use crate::model::{Role, Ticket};
+use crate::model::{Member, Role, Ticket};
 use crate::ticket::Actor;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -247,6 +247,33 @@ impl Principal {
                 "staff write to members with replies (POST /api/v1/tickets/{id}/replies) or record calls (POST /api/v1/calls)",
             )),
         }
+    }
+
+    /// Who manages a member's caregivers: the member themself or an
+    /// administrator grants; with `privacy_too`, privacy officers may also
+    /// look and revoke.
+    pub fn manage_proxies(&self, m: &Member, privacy_too: bool) -> Result<()> {
+        if self.org_id != m.org_id {
+            return Err(Error::NotFound("member"));
+        }
+        match self.role {
+            Role::Member if self.member_id == Some(m.id) => Ok(()),
+            Role::Admin => Ok(()),
+            Role::PrivacyOfficer if privacy_too => Ok(()),
+            Role::Member | Role::Proxy => Err(Error::NotFound("member")),
+            _ => Err(Error::forbidden(
+                "proxy-management",
+                "caregiver access is granted by the member or an administrator",
+            )),
+        }
+    }
+
+    /// Who may see a member's consents: whoever may read the record, and privacy officers.
+    pub fn see_consents(&self, m: &Member) -> Result<()> {
+        if self.role == Role::PrivacyOfficer && self.org_id == m.org_id {
+            return Ok(());
+        }
+        self.record_access(m.org_id, m.id, m.team_id).map(|_| ())
     }
 
     /// Whether this caller sees a team's queues.

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod ingest;
 pub mod model;
 pub mod safety;
+pub mod search;
 pub mod settings;
 pub mod sla;
 pub mod ticket;

@@ -8,7 +8,7 @@ use crate::tx::Tx;
 use careline_core::authz::{Principal, ProxyScope};
 use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::{Member, Role, SensitiveCategory};
+use careline_core::model::{Role, SensitiveCategory};
 use careline_core::{Error, Result};
 use careline_store::{ConsentChange, ProxyEntry};
 use jiff::Timestamp;
@@ -112,24 +112,6 @@ async fn entries(s: &PgStore, of: Of, now: Timestamp) -> Result<Vec<ProxyEntry>>
     found.iter().map(entry).collect()
 }
 
-/// The member themself or an administrator may grant; privacy officers may
-/// also look and revoke.
-fn manage(p: &Principal, m: &Member, privacy_too: bool) -> Result<()> {
-    if p.org_id != m.org_id {
-        return Err(Error::NotFound("member"));
-    }
-    match p.role {
-        Role::Member if p.member_id == Some(m.id) => Ok(()),
-        Role::Admin => Ok(()),
-        Role::PrivacyOfficer if privacy_too => Ok(()),
-        Role::Member | Role::Proxy => Err(Error::NotFound("member")),
-        _ => Err(Error::forbidden(
-            "proxy-management",
-            "caregiver access is granted by the member or an administrator",
-        )),
-    }
-}
-
 impl PgStore {
     pub(crate) async fn grant_proxy_as_member_(
         &self,
@@ -143,7 +125,7 @@ impl PgStore {
         let username = username.trim().to_owned();
         let mut tx = self.begin_for(p.org_id).await?;
         let m = rows::load_member(tx.c(), member).await?;
-        manage(p, &m, false)?;
+        p.manage_proxies(&m, false)?;
         let row = q("SELECT * FROM users WHERE username = $1 AND org_id = $2")
             .bind(username.clone())
             .bind(p.org_id.0)
@@ -195,7 +177,7 @@ impl PgStore {
         // The caregiver may always step back from their own access.
         let own_grant = p.role == Role::Proxy && p.user_id == proxy && p.org_id == m.org_id;
         if !own_grant {
-            manage(p, &m, true)?;
+            p.manage_proxies(&m, true)?;
         }
         let n = q("DELETE FROM proxies WHERE proxy_user_id = $1 AND member_id = $2")
             .bind(proxy.0)
@@ -230,7 +212,7 @@ impl PgStore {
             let mut c = self.conn().await?;
             rows::load_member(&mut c, member).await?
         };
-        manage(p, &m, true)?;
+        p.manage_proxies(&m, true)?;
         entries(self, Of::Member(member), now).await
     }
 
@@ -258,7 +240,7 @@ impl PgStore {
             let mut c = self.conn().await?;
             rows::load_member(&mut c, member).await?
         };
-        see_consents(p, &m)?;
+        p.see_consents(&m)?;
         Ok(m.markers.consented_categories)
     }
 
@@ -338,12 +320,4 @@ impl PgStore {
         tx.commit(&self.bus).await?;
         Ok(m.markers.consented_categories)
     }
-}
-
-/// Who may see a member's consents: whoever may read the record, and privacy officers.
-fn see_consents(p: &Principal, m: &Member) -> Result<()> {
-    if p.role == Role::PrivacyOfficer && p.org_id == m.org_id {
-        return Ok(());
-    }
-    p.record_access(m.org_id, m.id, m.team_id).map(|_| ())
 }

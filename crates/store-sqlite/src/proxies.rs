@@ -8,7 +8,7 @@ use crate::writer::Tx;
 use careline_core::authz::{Principal, ProxyScope};
 use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::{Member, Role, SensitiveCategory};
+use careline_core::model::{Role, SensitiveCategory};
 use careline_core::{Error, Result};
 use careline_store::{ConsentChange, ProxyEntry};
 use jiff::Timestamp;
@@ -115,24 +115,6 @@ fn entries(c: &Connection, filter: &str, arg: String, now: Timestamp) -> Result<
         .map_err(db)
 }
 
-/// The member themself or an administrator may grant; privacy officers may
-/// also look and revoke.
-fn manage(p: &Principal, m: &Member, privacy_too: bool) -> Result<()> {
-    if p.org_id != m.org_id {
-        return Err(Error::NotFound("member"));
-    }
-    match p.role {
-        Role::Member if p.member_id == Some(m.id) => Ok(()),
-        Role::Admin => Ok(()),
-        Role::PrivacyOfficer if privacy_too => Ok(()),
-        Role::Member | Role::Proxy => Err(Error::NotFound("member")),
-        _ => Err(Error::forbidden(
-            "proxy-management",
-            "caregiver access is granted by the member or an administrator",
-        )),
-    }
-}
-
 pub async fn grant_as_member(
     s: &SqliteStore,
     p: &Principal,
@@ -146,7 +128,7 @@ pub async fn grant_as_member(
     let username = username.trim().to_owned();
     s.write(move |tx| {
         let m = rows::load_member(tx.conn, member)?;
-        manage(&p, &m, false)?;
+        p.manage_proxies(&m, false)?;
         let proxy = tx
             .conn
             .prepare_cached("SELECT * FROM users WHERE username = $1 AND org_id = $2")
@@ -185,7 +167,7 @@ pub async fn revoke(
         // The caregiver may always step back from their own access.
         let own_grant = p.role == Role::Proxy && p.user_id == proxy && p.org_id == m.org_id;
         if !own_grant {
-            manage(&p, &m, true)?;
+            p.manage_proxies(&m, true)?;
         }
         let n = tx
             .conn
@@ -217,7 +199,7 @@ pub async fn member_proxies(
     let p = p.clone();
     s.read(move |c, _| {
         let m = rows::load_member(c, member)?;
-        manage(&p, &m, true)?;
+        p.manage_proxies(&m, true)?;
         entries(c, "p.member_id", member.to_string(), now)
     })
     .await
@@ -236,14 +218,6 @@ pub async fn my_grants(s: &SqliteStore, p: &Principal, now: Timestamp) -> Result
     .await
 }
 
-/// Who may see a member's consents: whoever may read the record, and privacy officers.
-fn see_consents(p: &Principal, m: &Member) -> Result<()> {
-    if p.role == Role::PrivacyOfficer && p.org_id == m.org_id {
-        return Ok(());
-    }
-    p.record_access(m.org_id, m.id, m.team_id).map(|_| ())
-}
-
 pub async fn consents(
     s: &SqliteStore,
     p: &Principal,
@@ -252,7 +226,7 @@ pub async fn consents(
     let p = p.clone();
     s.read(move |c, _| {
         let m = rows::load_member(c, member)?;
-        see_consents(&p, &m)?;
+        p.see_consents(&m)?;
         Ok(m.markers.consented_categories)
     })
     .await
