@@ -2,7 +2,7 @@
 //! proxies directly in a data directory, and import members from CSV with a
 //! row-numbered error report. Uses the same functions as the admin API.
 
-use crate::cli::{DataDir, open_store};
+use crate::cli::DataDir;
 use anyhow::{Result, anyhow, bail};
 use careline_core::authz::Principal;
 use careline_core::escalation::Rota;
@@ -162,19 +162,19 @@ async fn team_id(store: &dyn Store, org: OrgId, name: &str) -> Result<TeamId> {
 pub async fn run(cmd: AdminCmd) -> Result<()> {
     match cmd {
         AdminCmd::OrgCreate { name, data } => {
-            let store = open_store(&data.data_dir)?;
+            let store = crate::cli::open_any(&data.data_dir).await?;
             let o = store.create_org(&name, now()).await.map_err(err)?;
             println!("organization {} created: {}", o.name, o.id);
         }
         AdminCmd::OrgList(data) => {
-            let store = open_store(&data.data_dir)?;
+            let store = crate::cli::open_any(&data.data_dir).await?;
             for o in store.orgs().await.map_err(err)? {
                 println!("{}  {}", o.id, o.name);
             }
         }
         AdminCmd::TeamCreate { org: o, name } => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
             let t = store
                 .create_team(org.id, &name, None, now())
                 .await
@@ -185,8 +185,8 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             );
         }
         AdminCmd::List(o) => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
             println!("teams:");
             for t in store.teams(org.id).await.map_err(err)? {
                 println!("  {}  {}", t.id, t.name);
@@ -214,14 +214,14 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             password,
             teams,
         } => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
             let mut team_ids = Vec::new();
             for t in &teams {
-                team_ids.push(team_id(&store, org.id, t).await?.0);
+                team_ids.push(team_id(store.as_ref(), org.id, t).await?.0);
             }
             let u = create_staff(
-                &store,
+                store.as_ref(),
                 org.id,
                 StaffSpec {
                     username,
@@ -247,9 +247,9 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             username,
             password,
         } => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
-            let team_id = team_id(&store, org.id, &team).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
+            let team_id = team_id(store.as_ref(), org.id, &team).await?;
             let spec = MemberSpec {
                 name,
                 team_id: team_id.0,
@@ -260,7 +260,7 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
                 password,
                 ..Default::default()
             };
-            let (m, u) = create_member(&store, org.id, spec, None, now())
+            let (m, u) = create_member(store.as_ref(), org.id, spec, None, now())
                 .await
                 .map_err(err)?;
             println!(
@@ -280,8 +280,8 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             expires_at,
             scope,
         } => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
             let spec = ProxySpec {
                 member_id,
                 proxy_user_id: None,
@@ -291,7 +291,7 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
                 expires_at,
                 scope: Some(scope),
             };
-            let id = grant_proxy(&store, org.id, spec, None, now())
+            let id = grant_proxy(store.as_ref(), org.id, spec, None, now())
                 .await
                 .map_err(err)?;
             println!("proxy {username} ({id}) may now act for member {member_id}");
@@ -304,9 +304,9 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             physician,
             supervisors,
         } => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
-            let team_id = team_id(&store, org.id, &team).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
+            let team_id = team_id(store.as_ref(), org.id, &team).await?;
             let users = store.users(org.id).await.map_err(err)?;
             let find = |name: &str| -> Result<UserId> {
                 let n = name.trim().to_lowercase();
@@ -329,17 +329,17 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
             print_rota(&users, &team, &r);
         }
         AdminCmd::RotaShow { org: o, team } => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
-            let team_id = team_id(&store, org.id, &team).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
+            let team_id = team_id(store.as_ref(), org.id, &team).await?;
             let users = store.users(org.id).await.map_err(err)?;
             let r = store.rota(&operator(org.id), team_id).await.map_err(err)?;
             print_rota(&users, &team, &r);
         }
         AdminCmd::ImportMembers { org: o, file } => {
-            let store = open_store(&o.data.data_dir)?;
-            let org = org(&store, &o.org).await?;
-            import_members(&store, org.id, &file).await?;
+            let store = crate::cli::open_any(&o.data.data_dir).await?;
+            let org = org(store.as_ref(), &o.org).await?;
+            import_members(store.as_ref(), org.id, &file).await?;
         }
     }
     Ok(())

@@ -127,6 +127,17 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| anyhow!("cannot start runtime: {e}"))
 }
 
+/// Refuses, naming the command, when a PostgreSQL URL is set: for commands
+/// that only know the embedded database.
+pub fn embedded_only(command: &str) -> Result<()> {
+    if database_url().is_some() {
+        return Err(anyhow!(
+            "careline {command} works on the embedded database only (CARELINE_DATABASE_URL is set); on PostgreSQL use its own tools"
+        ));
+    }
+    Ok(())
+}
+
 /// The PostgreSQL URL from the environment, if one is set.
 fn database_url() -> Option<String> {
     std::env::var("CARELINE_DATABASE_URL")
@@ -230,6 +241,7 @@ pub fn main() -> ExitCode {
 
 /// `careline audit verify`: exit 0 when every chain is intact.
 async fn backup(dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    embedded_only("backup")?;
     if !dir.join(careline_store_sqlite::DB_FILE).exists() {
         return Err(anyhow!("no careline database in {}", dir.display()));
     }

@@ -16,6 +16,7 @@ pub enum KeysCmd {
 
 pub async fn run(cmd: KeysCmd) -> Result<()> {
     let KeysCmd::Rotate(d) = cmd;
+    crate::cli::embedded_only("keys rotate")?;
     if !d.data_dir.join(careline_store_sqlite::DB_FILE).exists() {
         return Err(anyhow!("no careline database in {}", d.data_dir.display()));
     }

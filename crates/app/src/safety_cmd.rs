@@ -3,7 +3,6 @@
 //! clinician in time — a "failure to clinically escalate" — filing each
 //! finding in the safety-review queue.
 
-use crate::cli::open_store;
 use anyhow::{Result, anyhow};
 use careline_core::model::MessageKind;
 use careline_core::safety;
@@ -228,11 +227,12 @@ pub async fn run(a: SafetyAuditArgs) -> Result<()> {
     if since >= until {
         return Err(anyhow!("--since must be before --until"));
     }
-    if !a
-        .data
-        .data_dir
-        .join(careline_store_sqlite::DB_FILE)
-        .exists()
+    if std::env::var_os("CARELINE_DATABASE_URL").is_none()
+        && !a
+            .data
+            .data_dir
+            .join(careline_store_sqlite::DB_FILE)
+            .exists()
     {
         return Err(anyhow!(
             "no careline database in {}",
@@ -240,9 +240,9 @@ pub async fn run(a: SafetyAuditArgs) -> Result<()> {
         ));
     }
     let engine = crate::server::load_engine(a.protocols.as_deref())?;
-    let store = open_store(&a.data.data_dir)?;
+    let store = crate::cli::open_any(&a.data.data_dir).await?;
     let r = audit(
-        &store,
+        store.as_ref(),
         &engine,
         since,
         until,
