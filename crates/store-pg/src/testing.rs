@@ -94,6 +94,39 @@ impl TestPg {
         ))
     }
 
+    /// For a server kept in a `static` (never dropped): a small watchdog
+    /// process stops it and removes its directory once this process ends.
+    pub fn stop_when_process_exits(&self) -> Result<(), String> {
+        let owner = std::process::id();
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = if self.as_postgres {
+            format!(
+                "runuser -u postgres -- {} -D {} -m immediate stop",
+                pg_ctl.display(),
+                self.data.display()
+            )
+        } else {
+            format!(
+                "{} -D {} -m immediate stop",
+                pg_ctl.display(),
+                self.data.display()
+            )
+        };
+        let script = format!(
+            "while kill -0 {owner} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {}",
+            self.socket_dir().display()
+        );
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(drop)
+            .map_err(|e| format!("cannot start the watchdog: {e}"))
+    }
+
     fn socket_dir(&self) -> &Path {
         self.data.parent().unwrap_or(&self.data)
     }

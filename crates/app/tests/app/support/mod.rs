@@ -49,7 +49,12 @@ static PG: std::sync::OnceLock<careline_store_pg::testing::TestPg> = std::sync::
 /// A new empty PostgreSQL database for one app.
 pub fn fresh_database() -> String {
     PG.get_or_init(|| {
-        careline_store_pg::testing::TestPg::start().expect("a private PostgreSQL for the tests")
+        let pg = careline_store_pg::testing::TestPg::start()
+            .expect("a private PostgreSQL for the tests");
+        // Statics are never dropped: stop the server when the test process ends.
+        pg.stop_when_process_exits()
+            .expect("a watchdog for the test server");
+        pg
     })
     .fresh_url()
     .expect("a fresh database")
