@@ -112,6 +112,47 @@ pub fn infected_note(file_name: &str, signature: &str) -> String {
     )
 }
 
+/// Who may see an attachment, given how the caller reaches its member
+/// (`grant`, already decided) and the kind of message it was sent with:
+/// members and proxies never see files of internal notes or call notes;
+/// an upload not yet sent belongs to its uploader alone.
+pub fn check_visible(
+    p: &crate::authz::Principal,
+    a: &Attachment,
+    message_kind: Option<&str>,
+) -> crate::Result<()> {
+    let unsent_other = a.message_id.is_none() && a.uploaded_by != p.user_id;
+    let staff_only = matches!(message_kind, Some("internal_note" | "call_note"));
+    if unsent_other || (!p.role.is_staff() && staff_only) {
+        return Err(crate::Error::NotFound("attachment"));
+    }
+    Ok(())
+}
+
+/// An attachment's event, scoped to its member, thread, ticket and team.
+pub fn event(
+    kind: crate::event::EventKind,
+    a: &Attachment,
+    team: Option<TeamId>,
+    extra: serde_json::Value,
+) -> crate::event::NewEvent {
+    let mut payload = serde_json::json!({"attachment_id": a.id, "state": a.state, "content_type": a.content_type, "size": a.size});
+    if let (Some(o), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    let mut ev = crate::event::NewEvent::new(kind, payload).member(a.member_id);
+    if let Some(t) = a.thread_id {
+        ev = ev.thread(t);
+    }
+    if let Some(t) = a.ticket_id {
+        ev = ev.ticket(t);
+    }
+    if let Some(t) = team {
+        ev = ev.team(t);
+    }
+    ev
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -268,6 +268,46 @@ impl Principal {
         }
     }
 
+    /// Who may record or withdraw a member's consent: the member, a proxy
+    /// with the record scope, or a privacy officer on the member's behalf
+    /// with a reason. Returns whether it is on the member's behalf, and the
+    /// trimmed reason.
+    pub fn record_consent(
+        &self,
+        m: &Member,
+        reason: Option<&str>,
+    ) -> Result<(bool, Option<String>)> {
+        let reason = reason
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
+        let on_behalf = match self.role {
+            Role::Member | Role::Proxy => {
+                self.record_access(m.org_id, m.id, m.team_id)?;
+                self.role == Role::Proxy
+            }
+            Role::PrivacyOfficer if self.org_id == m.org_id => {
+                if reason.is_none() {
+                    return Err(Error::invalid(
+                        "a reason is required when consent is recorded on the member's behalf (for example, the signed form it came from)",
+                    ));
+                }
+                true
+            }
+            _ if self.org_id != m.org_id => return Err(Error::NotFound("member")),
+            _ => {
+                return Err(Error::forbidden(
+                    "consent-by-member",
+                    "consent is recorded by the member, their proxy, or a privacy officer on their behalf",
+                ));
+            }
+        };
+        if reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
+            return Err(Error::invalid("the reason is limited to 1000 characters"));
+        }
+        Ok((on_behalf, reason))
+    }
+
     /// Who may see a member's consents: whoever may read the record, and privacy officers.
     pub fn see_consents(&self, m: &Member) -> Result<()> {
         if self.role == Role::PrivacyOfficer && self.org_id == m.org_id {

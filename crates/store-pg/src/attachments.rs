@@ -79,52 +79,19 @@ async fn access(c: &mut PgConnection, p: &Principal, a: &Attachment) -> Result<G
             Error::NotFound(_) => Error::NotFound("attachment"),
             other => other,
         })?;
-    if !p.role.is_staff() {
-        let kind: Option<(String,)> = match a.message_id {
-            Some(mid) => sqlx_core::query_as::query_as("SELECT kind FROM messages WHERE id = $1")
-                .bind(mid.0)
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(db)?,
-            None => None,
-        };
-        let staff_only = matches!(
-            kind.as_ref().map(|(k,)| k.as_str()),
-            Some("internal_note" | "call_note")
-        );
-        let unsent_other = a.message_id.is_none() && a.uploaded_by != p.user_id;
-        if staff_only || unsent_other {
-            return Err(Error::NotFound("attachment"));
-        }
-    } else if a.message_id.is_none() && a.uploaded_by != p.user_id {
-        // An upload not yet sent belongs to its uploader alone.
-        return Err(Error::NotFound("attachment"));
-    }
+    let kind: Option<(String,)> = match a.message_id {
+        Some(mid) => sqlx_core::query_as::query_as("SELECT kind FROM messages WHERE id = $1")
+            .bind(mid.0)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?,
+        None => None,
+    };
+    careline_core::attachment::check_visible(p, a, kind.as_ref().map(|(k,)| k.as_str()))?;
     Ok(grant)
 }
 
-fn event(
-    kind: EventKind,
-    a: &Attachment,
-    team: Option<TeamId>,
-    extra: serde_json::Value,
-) -> NewEvent {
-    let mut payload = json!({"attachment_id": a.id, "state": a.state, "content_type": a.content_type, "size": a.size});
-    if let (Some(o), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
-    }
-    let mut ev = NewEvent::new(kind, payload).member(a.member_id);
-    if let Some(t) = a.thread_id {
-        ev = ev.thread(t);
-    }
-    if let Some(t) = a.ticket_id {
-        ev = ev.ticket(t);
-    }
-    if let Some(t) = team {
-        ev = ev.team(t);
-    }
-    ev
-}
+use careline_core::attachment::event;
 
 async fn team_of(c: &mut PgConnection, member: MemberId) -> Result<TeamId> {
     Ok(rows::load_member(c, member).await?.team_id)

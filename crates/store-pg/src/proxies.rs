@@ -253,36 +253,7 @@ impl PgStore {
     ) -> Result<Vec<SensitiveCategory>> {
         let mut tx = self.begin_for(p.org_id).await?;
         let mut m = rows::load_member(tx.c(), member).await?;
-        let reason = change
-            .reason
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned);
-        let on_behalf = match p.role {
-            Role::Member | Role::Proxy => {
-                p.record_access(m.org_id, m.id, m.team_id)?;
-                p.role == Role::Proxy
-            }
-            Role::PrivacyOfficer if p.org_id == m.org_id => {
-                if reason.is_none() {
-                    return Err(Error::invalid(
-                        "a reason is required when consent is recorded on the member's behalf (for example, the signed form it came from)",
-                    ));
-                }
-                true
-            }
-            _ if p.org_id != m.org_id => return Err(Error::NotFound("member")),
-            _ => {
-                return Err(Error::forbidden(
-                    "consent-by-member",
-                    "consent is recorded by the member, their proxy, or a privacy officer on their behalf",
-                ));
-            }
-        };
-        if reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
-            return Err(Error::invalid("the reason is limited to 1000 characters"));
-        }
+        let (on_behalf, reason) = p.record_consent(&m, change.reason.as_deref())?;
         let list = &mut m.markers.consented_categories;
         let had = list.contains(&change.category);
         if had == change.granted {

@@ -101,44 +101,11 @@ fn access(c: &Connection, p: &Principal, a: &Attachment) -> Result<Grant> {
             Error::NotFound(_) => Error::NotFound("attachment"),
             other => other,
         })?;
-    if !p.role.is_staff() {
-        let staff_only = matches!(
-            message_kind(c, a.message_id)?.as_deref(),
-            Some("internal_note" | "call_note")
-        );
-        let unsent_other = a.message_id.is_none() && a.uploaded_by != p.user_id;
-        if staff_only || unsent_other {
-            return Err(Error::NotFound("attachment"));
-        }
-    } else if a.message_id.is_none() && a.uploaded_by != p.user_id {
-        // An upload not yet sent belongs to its uploader alone.
-        return Err(Error::NotFound("attachment"));
-    }
+    attachment::check_visible(p, a, message_kind(c, a.message_id)?.as_deref())?;
     Ok(grant)
 }
 
-fn event(
-    kind: EventKind,
-    a: &Attachment,
-    team: Option<TeamId>,
-    extra: serde_json::Value,
-) -> NewEvent {
-    let mut payload = json!({"attachment_id": a.id, "state": a.state, "content_type": a.content_type, "size": a.size});
-    if let (Some(o), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-        o.extend(e.clone());
-    }
-    let mut ev = NewEvent::new(kind, payload).member(a.member_id);
-    if let Some(t) = a.thread_id {
-        ev = ev.thread(t);
-    }
-    if let Some(t) = a.ticket_id {
-        ev = ev.ticket(t);
-    }
-    if let Some(t) = team {
-        ev = ev.team(t);
-    }
-    ev
-}
+use attachment::event;
 
 fn team_of(c: &Connection, member: MemberId) -> Result<TeamId> {
     Ok(rows::load_member(c, member)?.team_id)
