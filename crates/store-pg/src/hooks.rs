@@ -99,6 +99,7 @@ impl PgStore {
             .execute(tx.c())
             .await
             .map_err(db)?;
+        tx.forget_hooks(p.org_id);
         tx.append(
             p.org_id,
             now,

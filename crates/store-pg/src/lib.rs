@@ -7,6 +7,8 @@
 //!   transaction.
 //! - Each organization's hash chain is ordered by a row lock on its
 //!   `chain_heads` row, taken first in every writing transaction (see `tx.rs`).
+//! - Contacts and PHI-read records, the busiest writes, are committed in
+//!   groups: many to a transaction and one chain lock (see `group.rs`).
 //! - Leased work (due pages, webhook deliveries, attachment scans) is
 //!   claimed with `FOR UPDATE SKIP LOCKED`, so each fires once across nodes.
 //! - PHI is sealed exactly as the embedded store seals it (see `crypt.rs`).
@@ -18,6 +20,7 @@ mod access;
 mod attachments;
 mod audit;
 mod crypt;
+mod group;
 mod hooks;
 mod mfa;
 mod proxies;
@@ -44,6 +47,7 @@ use careline_core::{Error, Result};
 use careline_crypto::MasterKey;
 use careline_store::*;
 use crypt::Crypto;
+use futures_util::FutureExt;
 use jiff::Timestamp;
 use rows::{db, get, q, us};
 use serde_json::json;
@@ -60,13 +64,16 @@ const LOCKOUT_WINDOW_US: i64 = 15 * 60 * 1_000_000;
 /// Connections a node keeps to the database by default.
 pub const DEFAULT_POOL_SIZE: u32 = 16;
 
-/// The PostgreSQL store.
+/// The PostgreSQL store. Clones share the pool, keys, bus and committers.
+#[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: PgPool,
     pub(crate) crypto: Arc<Crypto>,
     pub(crate) bus: Bus,
     /// This instance, recorded on the events it writes (see [`PgStore::relay_events`]).
     node: Uuid,
+    /// Group commit of the busiest writes (see `group.rs`).
+    groups: Arc<group::Groups>,
 }
 
 impl PgStore {
@@ -85,11 +92,14 @@ impl PgStore {
     /// Use an existing pool: migrate, then load or create the data keys.
     pub async fn open(pool: PgPool, master: MasterKey) -> Result<PgStore> {
         schema::migrate(&pool).await.map_err(db)?;
+        let bus = Bus::default();
+        let node = Uuid::now_v7();
         let store = PgStore {
+            groups: Arc::new(group::Groups::new(pool.clone(), node, bus.clone())),
             pool,
             crypto: Arc::new(Crypto::new(master)),
-            bus: Bus::default(),
-            node: Uuid::now_v7(),
+            bus,
+            node,
         };
         // Organizations without a data key (none yet; kept for imports) get one now.
         let orgs: Vec<(Uuid,)> = sqlx_core::query_as::query_as(
@@ -135,6 +145,96 @@ impl PgStore {
         Ok(tx)
     }
 
+    /// A contact's writes, inside a group transaction holding the member's
+    /// organization's chain lock: plan it from the latest committed state,
+    /// write the thread, ticket, message and events, link its files, page.
+    async fn contact_in(
+        &self,
+        tx: &mut Tx,
+        member: Member,
+        req: ContactRequest,
+        now: Timestamp,
+    ) -> Result<ContactOutcome> {
+        let p = &req.principal;
+        let k = &self.crypto;
+        let team = tx.team(member.team_id).await?;
+        let settings = tx.settings(member.org_id).await?;
+        let thread = rows::thread_of_member(tx.c(), member.id).await?;
+        let ticket = match &thread {
+            Some(t) => rows::latest_ticket(tx.c(), k, t.id).await?,
+            None => None,
+        };
+        let kind = req.contact.kind;
+        let plan = ingest::plan_contact(
+            &member,
+            &team,
+            Existing { thread, ticket },
+            req.contact,
+            &settings,
+            now,
+        );
+        if plan.new_thread {
+            rows::insert_thread(tx.c(), &plan.thread).await?;
+        }
+        rows::upsert_ticket(tx.c(), k, &plan.ticket).await?;
+        rows::insert_message(tx.c(), k, &plan.message).await?;
+        let call_id = if kind == ContactKind::CallNote {
+            let id = CallId::new();
+            q("INSERT INTO calls (id, org_id, member_id, agent_id, message_id, ticket_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                .bind(id.0)
+                .bind(member.org_id.0)
+                .bind(member.id.0)
+                .bind(p.user_id.0)
+                .bind(plan.message.id.0)
+                .bind(plan.ticket.id.0)
+                .bind(us(now))
+                .execute(tx.c())
+                .await
+                .map_err(db)?;
+            Some(id)
+        } else {
+            None
+        };
+        if let Some(m) = &plan.auto_reply {
+            rows::insert_message(tx.c(), k, m).await?;
+        }
+        tx.append(member.org_id, now, plan.events).await?;
+        attachments::link(
+            self,
+            tx,
+            p,
+            &plan.message,
+            member.id,
+            member.team_id,
+            &req.attachments,
+            now,
+        )
+        .await?;
+        let page = if plan.page_needed {
+            Some(page_ticket(tx, &plan.ticket, now, &settings, now).await?)
+        } else {
+            None
+        };
+        let nurse = match page.as_ref().and_then(|p| p.targets.first()) {
+            Some(u) => rows::user_name(tx.c(), *u)
+                .await?
+                .unwrap_or_else(|| "on call".into()),
+            None => "on call".into(),
+        };
+        let agent_guidance = plan.agent_guidance.map(|g| g.replace("{nurse}", &nurse));
+        let queue = tx.queue(plan.ticket.queue_id).await?;
+        Ok(ContactOutcome {
+            message: plan.message,
+            ticket: plan.ticket,
+            queue,
+            new_ticket: plan.new_ticket,
+            call_id,
+            auto_reply: plan.auto_reply,
+            agent_guidance,
+            page,
+        })
+    }
+
     /// Record reads of PHI as events: who, with which role, what, and the
     /// grant that allowed it. A member reading their own data is not logged.
     pub(crate) async fn log_reads(
@@ -154,17 +254,21 @@ impl PgStore {
             }
         }
         for org in orgs {
-            let mut tx = self.begin_for(org).await?;
-            for r in reads.iter().filter(|r| r.org == org) {
-                let ev = NewEvent::new(
-                    EventKind::PhiRead,
-                    json!({"resource": r.what, "id": r.id, "grant": r.grant.as_str(), "role": p.role}),
-                )
-                .actor(Some(p.user_id))
-                .member(r.member);
-                tx.append(org, now, vec![ev]).await?;
-            }
-            tx.commit(&self.bus).await?;
+            let events: Vec<NewEvent> = reads
+                .iter()
+                .filter(|r| r.org == org)
+                .map(|r| {
+                    NewEvent::new(
+                        EventKind::PhiRead,
+                        json!({"resource": r.what, "id": r.id, "grant": r.grant.as_str(), "role": p.role}),
+                    )
+                    .actor(Some(p.user_id))
+                    .member(r.member)
+                })
+                .collect();
+            self.groups
+                .write(org, move |tx| tx.append(org, now, events).boxed())
+                .await?;
         }
         Ok(())
     }
@@ -323,7 +427,7 @@ pub(crate) struct PhiRead {
     pub(crate) grant: Grant,
 }
 
-async fn settings_of(c: &mut PgConnection, org: OrgId) -> Result<OrgSettings> {
+pub(crate) async fn settings_of(c: &mut PgConnection, org: OrgId) -> Result<OrgSettings> {
     let row: Option<(String,)> =
         sqlx_core::query_as::query_as("SELECT settings FROM organizations WHERE id = $1")
             .bind(org.0)
@@ -792,85 +896,13 @@ impl Store for PgStore {
                 )?;
             }
         }
-        let mut tx = self.begin_for(member.org_id).await?;
-        let k = &self.crypto;
-        let team = rows::load_team(tx.c(), member.team_id).await?;
-        let settings = settings_of(tx.c(), member.org_id).await?;
-        let thread = rows::thread_of_member(tx.c(), member.id).await?;
-        let ticket = match &thread {
-            Some(t) => rows::latest_ticket(tx.c(), k, t.id).await?,
-            None => None,
-        };
-        let kind = req.contact.kind;
-        let plan = ingest::plan_contact(
-            &member,
-            &team,
-            Existing { thread, ticket },
-            req.contact,
-            &settings,
-            now,
-        );
-        if plan.new_thread {
-            rows::insert_thread(tx.c(), &plan.thread).await?;
-        }
-        rows::upsert_ticket(tx.c(), k, &plan.ticket).await?;
-        rows::insert_message(tx.c(), k, &plan.message).await?;
-        let call_id = if kind == ContactKind::CallNote {
-            let id = CallId::new();
-            q("INSERT INTO calls (id, org_id, member_id, agent_id, message_id, ticket_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(id.0)
-                .bind(member.org_id.0)
-                .bind(member.id.0)
-                .bind(p.user_id.0)
-                .bind(plan.message.id.0)
-                .bind(plan.ticket.id.0)
-                .bind(us(now))
-                .execute(tx.c())
-                .await
-                .map_err(db)?;
-            Some(id)
-        } else {
-            None
-        };
-        if let Some(m) = &plan.auto_reply {
-            rows::insert_message(tx.c(), k, m).await?;
-        }
-        tx.append(member.org_id, now, plan.events).await?;
-        attachments::link(
-            self,
-            &mut tx,
-            p,
-            &plan.message,
-            member.id,
-            member.team_id,
-            &req.attachments,
-            now,
-        )
-        .await?;
-        let page = if plan.page_needed {
-            Some(page_ticket(&mut tx, &plan.ticket, now, &settings, now).await?)
-        } else {
-            None
-        };
-        let nurse = match page.as_ref().and_then(|p| p.targets.first()) {
-            Some(u) => rows::user_name(tx.c(), *u)
-                .await?
-                .unwrap_or_else(|| "on call".into()),
-            None => "on call".into(),
-        };
-        let agent_guidance = plan.agent_guidance.map(|g| g.replace("{nurse}", &nurse));
-        let (queue, _) = rows::load_queue(tx.c(), plan.ticket.queue_id).await?;
-        tx.commit(&self.bus).await?;
-        Ok(ContactOutcome {
-            message: plan.message,
-            ticket: plan.ticket,
-            queue,
-            new_ticket: plan.new_ticket,
-            call_id,
-            auto_reply: plan.auto_reply,
-            agent_guidance,
-            page,
-        })
+        let store = self.clone();
+        let org = member.org_id;
+        self.groups
+            .write(org, move |tx| {
+                async move { store.contact_in(tx, member, req, now).await }.boxed()
+            })
+            .await
     }
 
     async fn thread(

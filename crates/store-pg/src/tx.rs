@@ -9,16 +9,25 @@
 //! before any other row lock, keeps lock order the same everywhere, so two
 //! writers never deadlock. Tenants do not wait for each other.
 //!
+//! The head is read once per transaction and kept in memory while the
+//! transaction appends; it is written back at commit. Events of one append
+//! go in with one statement. A transaction may carry many writes (see
+//! `group.rs`): each runs in a savepoint, and rolling one back also rolls
+//! back the chain moves and events it made.
+//!
 //! Events are published on the bus only after the commit succeeds.
 
 use crate::rows::{db, q};
 use careline_core::event::{Event, GENESIS_HASH, NewEvent};
-use careline_core::ids::{DeliveryId, OrgId};
+use careline_core::ids::{DeliveryId, OrgId, QueueId, TeamId};
+use careline_core::model::{CareTeam, Queue};
+use careline_core::settings::OrgSettings;
 use careline_core::{Error, Result};
 use careline_store::Bus;
 use jiff::Timestamp;
 use sqlx_core::transaction::Transaction;
 use sqlx_postgres::{PgConnection, Postgres};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// An open transaction plus the events it appended (published after commit).
@@ -27,6 +36,45 @@ pub struct Tx {
     events: Vec<Event>,
     /// The store instance writing, recorded on each event.
     node: Uuid,
+    /// Chain heads this transaction holds, as its appends moved them; the
+    /// rows are written back once, at commit.
+    heads: Vec<Head>,
+    /// Each organization's active webhooks, read once under its chain lock
+    /// (webhooks are only added, and only under that lock).
+    hooks: Vec<(OrgId, Hooks)>,
+    /// Reference rows read once per transaction (see [`Tx::team`]).
+    teams: Vec<CareTeam>,
+    settings: Vec<(OrgId, OrgSettings)>,
+    queues: Vec<(QueueId, Queue)>,
+}
+
+type Hooks = Arc<Vec<(Uuid, Vec<String>)>>;
+
+#[derive(Clone)]
+struct Head {
+    org: OrgId,
+    seq: i64,
+    hash: String,
+    moved: bool,
+}
+
+/// Webhook deliveries of one append, column by column for one `UNNEST` insert.
+#[derive(Default)]
+struct Deliveries(
+    Vec<Uuid>,
+    Vec<Uuid>,
+    Vec<Uuid>,
+    Vec<String>,
+    Vec<String>,
+    Vec<i64>,
+);
+
+/// Where a [`Tx`] stood when a savepoint was taken: rolling back to it also
+/// forgets the events appended and the chain moves made since.
+pub struct Mark {
+    events: usize,
+    heads: Vec<Head>,
+    hooks: Vec<(OrgId, Hooks)>,
 }
 
 impl Tx {
@@ -35,7 +83,48 @@ impl Tx {
             inner,
             events: Vec::new(),
             node,
+            heads: Vec::new(),
+            hooks: Vec::new(),
+            teams: Vec::new(),
+            settings: Vec::new(),
+            queues: Vec::new(),
         }
+    }
+
+    // Teams and queues are never changed once created, and an
+    // organization's settings change only in their own transaction under
+    // its chain lock, never in a group; so inside a transaction that holds
+    // the chain lock, the first read of each is good for all the writes of
+    // the group.
+
+    /// A care team, read once per transaction.
+    pub async fn team(&mut self, id: TeamId) -> Result<CareTeam> {
+        if let Some(t) = self.teams.iter().find(|t| t.id == id) {
+            return Ok(t.clone());
+        }
+        let t = crate::rows::load_team(&mut self.inner, id).await?;
+        self.teams.push(t.clone());
+        Ok(t)
+    }
+
+    /// An organization's settings, read once per transaction.
+    pub async fn settings(&mut self, org: OrgId) -> Result<OrgSettings> {
+        if let Some((_, s)) = self.settings.iter().find(|(o, _)| *o == org) {
+            return Ok(s.clone());
+        }
+        let s = crate::settings_of(&mut self.inner, org).await?;
+        self.settings.push((org, s.clone()));
+        Ok(s)
+    }
+
+    /// A queue, read once per transaction.
+    pub async fn queue(&mut self, id: QueueId) -> Result<Queue> {
+        if let Some((_, q)) = self.queues.iter().find(|(i, _)| *i == id) {
+            return Ok(q.clone());
+        }
+        let (q, _) = crate::rows::load_queue(&mut self.inner, id).await?;
+        self.queues.push((id, q.clone()));
+        Ok(q)
     }
 
     /// The connection, for statements inside the transaction.
@@ -44,8 +133,12 @@ impl Tx {
     }
 
     /// Lock `org`'s chain head (creating it at the genesis if the
-    /// organization has none yet) and return it.
+    /// organization has none yet) and return it. Locked once per
+    /// transaction; later calls answer from memory.
     pub async fn lock_chain(&mut self, org: OrgId) -> Result<(i64, String)> {
+        if let Some(h) = self.heads.iter().find(|h| h.org == org) {
+            return Ok((h.seq, h.hash.clone()));
+        }
         let head: Option<(i64, String)> = sqlx_core::query_as::query_as(
             "SELECT seq, hash FROM chain_heads WHERE org_id = $1 FOR UPDATE",
         )
@@ -73,81 +166,162 @@ impl Tx {
                 .map_err(db)?
             }
         };
+        self.heads.push(Head {
+            org,
+            seq: head.0,
+            hash: head.1.clone(),
+            moved: false,
+        });
         Ok(head)
     }
 
-    /// Append events to the organization's chain, in order, with a webhook
-    /// delivery for every active subscription that wants each one.
-    pub async fn append(&mut self, org: OrgId, at: Timestamp, new: Vec<NewEvent>) -> Result<()> {
-        if new.is_empty() {
-            return Ok(());
+    /// The organization's active webhooks (read under its chain lock).
+    async fn hooks(&mut self, org: OrgId) -> Result<Hooks> {
+        if let Some((_, h)) = self.hooks.iter().find(|(o, _)| *o == org) {
+            return Ok(h.clone());
         }
-        let (mut seq, mut prev) = self.lock_chain(org).await?;
-        let hooks: Vec<(Uuid, String)> = sqlx_core::query_as::query_as(
+        let found: Vec<(Uuid, String)> = sqlx_core::query_as::query_as(
             "SELECT id, events FROM webhooks WHERE org_id = $1 AND active",
         )
         .bind(org.0)
         .fetch_all(&mut *self.inner)
         .await
         .map_err(db)?;
-        let hooks: Vec<(Uuid, Vec<String>)> = hooks
-            .into_iter()
-            .map(|(id, kinds)| (id, serde_json::from_str(&kinds).unwrap_or_default()))
-            .collect();
+        let hooks: Hooks = Arc::new(
+            found
+                .into_iter()
+                .map(|(id, kinds)| (id, serde_json::from_str(&kinds).unwrap_or_default()))
+                .collect(),
+        );
+        self.hooks.push((org, hooks.clone()));
+        Ok(hooks)
+    }
+
+    /// Call after adding a webhook inside this transaction, so the next
+    /// append delivers to it.
+    pub fn forget_hooks(&mut self, org: OrgId) {
+        self.hooks.retain(|(o, _)| *o != org);
+    }
+
+    /// Start a savepoint (releasing the previous one, `prev`, in the same
+    /// round trip), for one job of a group commit.
+    pub async fn savepoint(&mut self, prev: Option<Mark>) -> Result<Mark> {
+        let sql = if prev.is_some() {
+            "RELEASE SAVEPOINT job; SAVEPOINT job"
+        } else {
+            "SAVEPOINT job"
+        };
+        sqlx_core::raw_sql::raw_sql(sql)
+            .execute(&mut *self.inner)
+            .await
+            .map_err(db)?;
+        Ok(Mark {
+            events: self.events.len(),
+            heads: self.heads.clone(),
+            hooks: self.hooks.clone(),
+        })
+    }
+
+    /// Undo everything since `mark`, in the database and in memory.
+    pub async fn rollback_to(&mut self, mark: Mark) -> Result<()> {
+        q("ROLLBACK TO SAVEPOINT job")
+            .execute(&mut *self.inner)
+            .await
+            .map_err(db)?;
+        self.events.truncate(mark.events);
+        self.heads = mark.heads;
+        self.hooks = mark.hooks;
+        Ok(())
+    }
+
+    /// Append events to the organization's chain, in order, with a webhook
+    /// delivery for every active subscription that wants each one. One
+    /// statement writes all the events, one more all their deliveries.
+    pub async fn append(&mut self, org: OrgId, at: Timestamp, new: Vec<NewEvent>) -> Result<()> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let (mut seq, mut prev) = self.lock_chain(org).await?;
+        let hooks = self.hooks(org).await?;
+        let mut sealed = Vec::with_capacity(new.len());
         for n in new {
             seq += 1;
             let e = Event::seal(org, seq, &prev, at, n);
-            q("INSERT INTO events (id, org_id, seq, at, kind, actor_id, member_id, ticket_id, thread_id, team_id, payload, prev_hash, hash, node)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
-            .bind(e.id.0)
+            prev.clone_from(&e.hash);
+            sealed.push(e);
+        }
+        let col = |f: fn(&Event) -> Option<Uuid>| sealed.iter().map(f).collect::<Vec<_>>();
+        q("INSERT INTO events (id, org_id, seq, at, kind, actor_id, member_id, ticket_id, thread_id, team_id, payload, prev_hash, hash, node)
+           SELECT e.id, $1, e.seq, e.at, e.kind, e.actor_id, e.member_id, e.ticket_id, e.thread_id, e.team_id, e.payload, e.prev_hash, e.hash, $2
+           FROM UNNEST($3::uuid[], $4::bigint[], $5::bigint[], $6::text[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], $11::uuid[], $12::text[], $13::text[], $14::text[])
+             AS e(id, seq, at, kind, actor_id, member_id, ticket_id, thread_id, team_id, payload, prev_hash, hash)")
             .bind(org.0)
-            .bind(e.seq)
-            .bind(e.at_us)
-            .bind(e.kind.clone())
-            .bind(e.actor_id.map(|x| x.0))
-            .bind(e.member_id.map(|x| x.0))
-            .bind(e.ticket_id.map(|x| x.0))
-            .bind(e.thread_id.map(|x| x.0))
-            .bind(e.team_id.map(|x| x.0))
-            .bind(e.payload.clone())
-            .bind(e.prev_hash.clone())
-            .bind(e.hash.clone())
             .bind(self.node)
+            .bind(sealed.iter().map(|e| e.id.0).collect::<Vec<_>>())
+            .bind(sealed.iter().map(|e| e.seq).collect::<Vec<_>>())
+            .bind(sealed.iter().map(|e| e.at_us).collect::<Vec<_>>())
+            .bind(sealed.iter().map(|e| e.kind.clone()).collect::<Vec<_>>())
+            .bind(col(|e| e.actor_id.map(|x| x.0)))
+            .bind(col(|e| e.member_id.map(|x| x.0)))
+            .bind(col(|e| e.ticket_id.map(|x| x.0)))
+            .bind(col(|e| e.thread_id.map(|x| x.0)))
+            .bind(col(|e| e.team_id.map(|x| x.0)))
+            .bind(sealed.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+            .bind(sealed.iter().map(|e| e.prev_hash.clone()).collect::<Vec<_>>())
+            .bind(sealed.iter().map(|e| e.hash.clone()).collect::<Vec<_>>())
             .execute(&mut *self.inner)
             .await
             .map_err(db)?;
-            prev.clone_from(&e.hash);
-            for (hook, kinds) in &hooks {
+        let mut deliveries = Deliveries::default();
+        for e in &sealed {
+            for (hook, kinds) in hooks.iter() {
                 if kinds.iter().any(|k| subscribed(k, &e.kind)) {
-                    q("INSERT INTO deliveries (id, org_id, webhook_id, event_id, event_kind, body, status, attempts, next_attempt_at, created_at)
-                       VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7)")
-                    .bind(DeliveryId::new().0)
-                    .bind(org.0)
-                    .bind(*hook)
-                    .bind(e.id.0)
-                    .bind(e.kind.clone())
-                    .bind(e.public_json().to_string())
-                    .bind(e.at_us)
-                    .execute(&mut *self.inner)
-                    .await
-                    .map_err(db)?;
+                    deliveries.0.push(DeliveryId::new().0);
+                    deliveries.1.push(*hook);
+                    deliveries.2.push(e.id.0);
+                    deliveries.3.push(e.kind.clone());
+                    deliveries.4.push(e.public_json().to_string());
+                    deliveries.5.push(e.at_us);
                 }
             }
-            self.events.push(e);
         }
-        q("UPDATE chain_heads SET seq = $2, hash = $3 WHERE org_id = $1")
-            .bind(org.0)
-            .bind(seq)
-            .bind(prev)
-            .execute(&mut *self.inner)
-            .await
-            .map_err(db)?;
+        if !deliveries.0.is_empty() {
+            q("INSERT INTO deliveries (id, org_id, webhook_id, event_id, event_kind, body, status, attempts, next_attempt_at, created_at)
+               SELECT d.id, $1, d.webhook_id, d.event_id, d.event_kind, d.body, 'pending', 0, d.at, d.at
+               FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::bigint[])
+                 AS d(id, webhook_id, event_id, event_kind, body, at)")
+                .bind(org.0)
+                .bind(deliveries.0)
+                .bind(deliveries.1)
+                .bind(deliveries.2)
+                .bind(deliveries.3)
+                .bind(deliveries.4)
+                .bind(deliveries.5)
+                .execute(&mut *self.inner)
+                .await
+                .map_err(db)?;
+        }
+        if let Some(h) = self.heads.iter_mut().find(|h| h.org == org) {
+            h.seq = seq;
+            h.hash = prev;
+            h.moved = true;
+        }
+        self.events.extend(sealed);
         Ok(())
     }
 
     /// Commit, then publish the appended events. Other nodes hear of them
     /// through a notification that PostgreSQL delivers only on commit.
     pub async fn commit(mut self, bus: &Bus) -> Result<()> {
+        for h in self.heads.iter().filter(|h| h.moved) {
+            q("UPDATE chain_heads SET seq = $2, hash = $3 WHERE org_id = $1")
+                .bind(h.org.0)
+                .bind(h.seq)
+                .bind(h.hash.clone())
+                .execute(&mut *self.inner)
+                .await
+                .map_err(db)?;
+        }
         let mut orgs: Vec<OrgId> = Vec::new();
         for e in &self.events {
             if !orgs.contains(&e.org_id) {

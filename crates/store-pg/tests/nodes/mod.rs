@@ -533,3 +533,90 @@ async fn every_node_hears_every_commit_once() {
     stop_tx.send(()).unwrap();
     relay.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_acknowledges_each_write_once_and_a_failing_write_rolls_back_alone() {
+    let c = cluster(2).await;
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let x = clinic(a, "Busy Clinic", 8).await;
+    let before = chain_ok(a, x.org.id).await;
+    let mut heard = a.bus().subscribe();
+    let mut tasks = Vec::new();
+    for (i, (m, u)) in x.members.iter().enumerate() {
+        let (m, u) = (m.clone(), u.clone());
+        let node = c.nodes[i % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let p = login(&node, &u, at(1)).await;
+            let writes: Vec<_> = (0..25)
+                .map(|k| {
+                    let node = node.clone();
+                    let mut req = contact(&p, m.id, &format!("{ROUTINE} ({k})"));
+                    // Every fifth write names a file that does not exist: it
+                    // fails after its message and ticket were written.
+                    if k % 5 == 4 {
+                        req.attachments = vec![AttachmentId::new()];
+                    }
+                    tokio::spawn(async move { (k, node.record_contact(req, at(1)).await) })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for w in writes {
+                out.push(w.await.unwrap());
+            }
+            out
+        }));
+    }
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        for (k, r) in t.await.unwrap() {
+            match (k % 5 == 4, r) {
+                (false, Ok(out)) => acked.push(out.message.id),
+                (true, Err(_)) => refused += 1,
+                (bad, r) => panic!(
+                    "write {k} (bad: {bad}) answered {:?}",
+                    r.map(|o| o.message.id)
+                ),
+            }
+        }
+    }
+    assert_eq!(acked.len(), 8 * 20);
+    assert_eq!(refused, 8 * 5);
+    let events = b.events(x.org.id, before, 100_000).await.unwrap();
+    let created: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == "message.created")
+        .map(|e| e.payload.clone())
+        .collect();
+    assert_eq!(
+        created.len(),
+        acked.len(),
+        "only the acknowledged writes are in the record"
+    );
+    for id in &acked {
+        let id = id.to_string();
+        assert_eq!(
+            created.iter().filter(|p| p.contains(&id)).count(),
+            1,
+            "message {id} recorded once"
+        );
+    }
+    let after = chain_ok(a, x.org.id).await;
+    assert_eq!(after - before, events.len() as i64, "no gap in the chain");
+    // This node published its own writes, once each, in chain order, and
+    // nothing of the writes that rolled back.
+    let mut got = Vec::new();
+    while let Ok(e) = heard.try_recv() {
+        got.push(e);
+    }
+    let mine: Vec<i64> = got
+        .iter()
+        .filter(|e| e.org_id == x.org.id && e.kind == "message.created")
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(mine.len(), acked.len() / 2);
+    assert!(
+        mine.windows(2).all(|w| w[0] < w[1]),
+        "out of order: {mine:?}"
+    );
+}
