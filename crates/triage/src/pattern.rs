@@ -58,15 +58,38 @@ pub(crate) fn expand_groups_with(
 ) -> Result<Vec<String>, String> {
     let chars: Vec<char> = s.chars().collect();
     let mut pos = 0usize;
-    let out = parse_seq(&chars, &mut pos, s, 0, leaf)?;
+    // Literal chunks are tidied once each; variants are then built from
+    // tidy parts with single spaces, so no variant needs tidying.
+    let mut tidy_leaf = |chunk: &str| tidy(&leaf(chunk));
+    let mut out = parse_seq(&chars, &mut pos, s, 0, &mut tidy_leaf)?;
     if pos < chars.len() {
         return Err(format!("unbalanced ')' in '{s}'"));
     }
-    Ok(out
-        .into_iter()
-        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|v| !v.is_empty())
-        .collect())
+    out.retain(|v| !v.is_empty());
+    Ok(out)
+}
+
+/// Words separated by single spaces, without leading or trailing space.
+fn tidy(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for w in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// `a` then `b`, tidy if both are.
+fn joined(a: &str, b: &str) -> String {
+    let mut n = String::with_capacity(a.len() + b.len() + 1);
+    n.push_str(a);
+    if !a.is_empty() && !b.is_empty() {
+        n.push(' ');
+    }
+    n.push_str(b);
+    n
 }
 
 /// sequence := (literal | group)* — stops at ')' or '|' (left for the caller).
@@ -106,12 +129,7 @@ fn parse_seq(
                 let mut next = Vec::with_capacity(variants.len() * alts.len());
                 for v in &variants {
                     for a in &alts {
-                        let mut n = String::with_capacity(v.len() + a.len() + 2);
-                        n.push_str(v);
-                        n.push(' ');
-                        n.push_str(a);
-                        n.push(' ');
-                        next.push(n);
+                        next.push(joined(v, a));
                     }
                 }
                 if next.len() > MAX_VARIANTS {
@@ -128,10 +146,13 @@ fn parse_seq(
                 }
                 let chunk: String = c.get(start..*pos).unwrap_or(&[]).iter().collect();
                 let norm = leaf(&chunk);
-                for v in &mut variants {
-                    v.push(' ');
-                    v.push_str(&norm);
-                    v.push(' ');
+                if !norm.is_empty() {
+                    for v in &mut variants {
+                        if !v.is_empty() {
+                            v.push(' ');
+                        }
+                        v.push_str(&norm);
+                    }
                 }
             }
         }
