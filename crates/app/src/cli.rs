@@ -1,7 +1,7 @@
 //! The command line. Every failure prints one line to stderr and exits non-zero.
 
 use crate::config::{DEFAULT_DATA_DIR, Settings};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use careline_store_sqlite::SqliteStore;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,8 +50,9 @@ enum Command {
     /// Load generators.
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
-    /// Copy the database (a consistent snapshot, safe while serving) and the
-    /// local attachment blobs to a new directory, and verify the copy's chains.
+    /// Copy the database (a consistent snapshot, safe while serving; pg_dump
+    /// on PostgreSQL) and the local attachment blobs to a new directory,
+    /// verify the copy's chains, and record their heads in manifest.json.
     Backup(BackupArgs),
 }
 
@@ -63,6 +64,10 @@ struct BackupArgs {
     /// New directory to write the backup into (must not exist, or be empty).
     #[arg(long)]
     out: PathBuf,
+    /// On PostgreSQL: the pg_dump to run (default: the one installed for the
+    /// server's major version, else pg_dump on PATH).
+    #[arg(long, env = "CARELINE_PG_DUMP")]
+    pg_dump: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -104,7 +109,18 @@ struct ServeArgs {
 #[derive(Subcommand)]
 enum AuditCmd {
     /// Recompute every organization's hash chain; OK with the count, or the first bad event.
-    Verify(DataDir),
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    data: DataDir,
+    /// A backup's manifest.json: also check that every organization's chain
+    /// reaches the head the backup recorded (after a restore: nothing from
+    /// before the backup is lost).
+    #[arg(long, value_name = "MANIFEST")]
+    against: Option<PathBuf>,
 }
 
 fn init_logging(json: bool) {
@@ -127,19 +143,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| anyhow!("cannot start runtime: {e}"))
 }
 
-/// Refuses, naming the command, when a PostgreSQL URL is set: for commands
-/// that only know the embedded database.
-pub fn embedded_only(command: &str) -> Result<()> {
-    if database_url().is_some() {
-        return Err(anyhow!(
-            "careline {command} works on the embedded database only (CARELINE_DATABASE_URL is set); on PostgreSQL use its own tools"
-        ));
-    }
-    Ok(())
-}
-
 /// The PostgreSQL URL from the environment, if one is set.
-fn database_url() -> Option<String> {
+pub fn database_url() -> Option<String> {
     std::env::var("CARELINE_DATABASE_URL")
         .ok()
         .filter(|u| !u.trim().is_empty())
@@ -220,7 +225,12 @@ pub fn main() -> ExitCode {
                 Ok(())
             })
         })(),
-        Command::Audit(AuditCmd::Verify(d)) => return audit_verify(&d.data_dir),
+        Command::Audit(AuditCmd::Verify(a)) => runtime().and_then(|rt| {
+            rt.block_on(crate::backup_cmd::audit_verify(
+                &a.data.data_dir,
+                a.against.as_ref(),
+            ))
+        }),
         Command::Admin(cmd) => {
             init_logging(false);
             runtime().and_then(|rt| rt.block_on(crate::admin_cmd::run(cmd)))
@@ -228,124 +238,18 @@ pub fn main() -> ExitCode {
         Command::SafetyAudit(a) => runtime().and_then(|rt| rt.block_on(crate::safety_cmd::run(a))),
         Command::Keys(cmd) => runtime().and_then(|rt| rt.block_on(crate::keys_cmd::run(cmd))),
         Command::Bench(cmd) => runtime().and_then(|rt| rt.block_on(crate::bench::run(cmd))),
-        Command::Backup(a) => runtime().and_then(|rt| rt.block_on(backup(&a.data_dir, &a.out))),
+        Command::Backup(a) => runtime().and_then(|rt| {
+            rt.block_on(crate::backup_cmd::backup(
+                &a.data_dir,
+                &a.out,
+                a.pg_dump.as_deref(),
+            ))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("careline: {}", format!("{e:#}").replace('\n', " "));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `careline audit verify`: exit 0 when every chain is intact.
-async fn backup(dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
-    embedded_only("backup")?;
-    if !dir.join(careline_store_sqlite::DB_FILE).exists() {
-        return Err(anyhow!("no careline database in {}", dir.display()));
-    }
-    if out.exists() && std::fs::read_dir(out)?.next().is_some() {
-        return Err(anyhow!(
-            "{} is not empty: back up into a new directory",
-            out.display()
-        ));
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let store = open_store(dir)?;
-    let reports = store
-        .backup_to(&out.join(careline_store_sqlite::DB_FILE))
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    // Blobs are written before the rows that name them and never change, so
-    // every blob the snapshot refers to is already there to copy.
-    let blobs = dir.join("blobs");
-    let copied = if blobs.is_dir() {
-        copy_tree(&blobs, &out.join("blobs"))?
-    } else {
-        0
-    };
-    let mut bad = false;
-    for r in &reports {
-        match &r.error {
-            None => println!("OK {} events — {}", r.events, r.org_name),
-            Some(e) => {
-                bad = true;
-                println!("FAILED {} — {e}", r.org_name);
-            }
-        }
-    }
-    println!(
-        "backup written to {} ({} attachment blob file(s) copied)",
-        out.display(),
-        copied
-    );
-    println!(
-        "the master key is NOT in the backup: keep it (the key file or CARELINE_MASTER_KEY) safe separately; without it the backup cannot be read"
-    );
-    if bad {
-        return Err(anyhow!("the copy's event record does not verify"));
-    }
-    Ok(())
-}
-
-/// Copies a directory tree; returns how many files were copied.
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<usize> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    let mut n = 0;
-    for entry in
-        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
-    {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            n += copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-            n += 1;
-        }
-    }
-    Ok(n)
-}
-
-fn audit_verify(dir: &std::path::Path) -> ExitCode {
-    let run = || -> Result<Vec<careline_store::ChainReport>> {
-        if database_url().is_none() && !dir.join(careline_store_sqlite::DB_FILE).exists() {
-            return Err(anyhow!("no careline database in {}", dir.display()));
-        }
-        runtime()?.block_on(async {
-            let store = open_any(dir).await?;
-            store.verify_chains().await.map_err(|e| anyhow!("{e}"))
-        })
-    };
-    match run() {
-        Ok(reports) => {
-            let mut bad = false;
-            let mut total = 0;
-            for r in &reports {
-                total += r.events;
-                match &r.error {
-                    None => println!("OK {} events — {}", r.events, r.org_name),
-                    Some(e) => {
-                        bad = true;
-                        println!("FAILED {} — {e}", r.org_name);
-                    }
-                }
-            }
-            if bad {
-                eprintln!("careline: the event record does not verify");
-                ExitCode::FAILURE
-            } else {
-                println!(
-                    "OK {total} events in {} organization(s): every chain verifies",
-                    reports.len()
-                );
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("careline: {e:#}");
             ExitCode::FAILURE
         }
     }

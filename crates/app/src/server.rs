@@ -90,15 +90,13 @@ pub async fn open_store(
         return Ok(Arc::new(store));
     };
     crate::config::check_database_url(url)?;
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-    let master =
-        careline_store_sqlite::load_master(&careline_store_sqlite::key_file(&settings.data_dir))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let store = Arc::new(
-        careline_store_pg::PgStore::connect(url, master, careline_store_pg::DEFAULT_POOL_SIZE)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        crate::keys_cmd::connect_pg(
+            url,
+            &settings.data_dir,
+            careline_store_pg::DEFAULT_POOL_SIZE,
+        )
+        .await?,
     );
     if settings.attachments.blob_store.is_none() {
         tracing::warn!(

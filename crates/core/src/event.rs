@@ -391,6 +391,12 @@ impl ChainVerifier {
         self.next_seq - 1
     }
 
+    /// The hash of the last event verified (the genesis hash before the
+    /// first): with [`ChainVerifier::count`], the head a backup records.
+    pub fn last_hash(&self) -> &str {
+        &self.prev_hash
+    }
+
     /// Compare the end of the walk with the recorded head of the chain.
     pub fn finish(&self, head: Option<(i64, &str)>) -> Result<i64, ChainError> {
         let (head_seq, head_hash) = head.unwrap_or((0, GENESIS_HASH));

@@ -34,9 +34,9 @@
 //! - [`Keyring`] holds the master key and the unwrapped data keys by key id
 //!   (`"<org>:<version>"`, see [`Keyring::key_id`]).
 //! - [`rotate_master`] re-wraps one stored data key under a new master key;
-//!   `careline keys rotate` runs it over every wrapped key. Data keys, and so
-//!   every existing ciphertext, are unchanged, and it can be re-run after an
-//!   interruption.
+//!   `careline keys rotate` runs [`rotate_master_all`] over every wrapped key
+//!   of the store, in one transaction. Data keys, and so every existing
+//!   ciphertext, are unchanged, and it can be re-run after an interruption.
 //!
 //! # What this protects against
 //!
@@ -72,7 +72,9 @@ mod stream;
 pub use data::{BLOB_MAGIC, DataKey, FIELD_PREFIX, is_sealed, is_sealed_blob};
 pub use error::{CryptoError, Result};
 pub use keyring::Keyring;
-pub use master::{KeySource, MasterKey, WRAPPED_PREFIX, rotate_master, wrapped_by};
+pub use master::{
+    KeySource, MasterKey, WRAPPED_PREFIX, rotate_master, rotate_master_all, wrapped_by,
+};
 pub use stream::{
     DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, SEGMENT_OVERHEAD, STREAM_HEADER_LEN, STREAM_MAGIC,
     STREAM_VERSION, SegmentLayout, SegmentOpener, SegmentSealer, SegmentSpan, open_segmented,

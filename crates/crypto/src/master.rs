@@ -331,6 +331,22 @@ pub fn rotate_master(old: &MasterKey, new: &MasterKey, wrapped: &str) -> Result<
     new.wrap(&old.unwrap(wrapped)?)
 }
 
+/// Re-wraps every stored data key of a store from `old` to `new`, as
+/// [`rotate_master`] does one; both stores' `rewrap_keys` call it inside the
+/// transaction that writes the result. All or nothing: every key is
+/// re-wrapped in memory first, so on the first key that does not open (say,
+/// one wrapped by a third master key) the caller gets the error and writes
+/// nothing. `K` is whatever names a row (organization and version).
+pub fn rotate_master_all<K>(
+    old: &MasterKey,
+    new: &MasterKey,
+    keys: Vec<(K, String)>,
+) -> Result<Vec<(K, String)>> {
+    keys.into_iter()
+        .map(|(row, wrapped)| rotate_master(old, new, &wrapped).map(|w| (row, w)))
+        .collect()
+}
+
 fn split_wrapped(wrapped: &str) -> Result<(&str, &str)> {
     wrapped
         .strip_prefix(WRAPPED_PREFIX)

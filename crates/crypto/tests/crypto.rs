@@ -10,7 +10,7 @@ use base64ct::{Base64, Encoding};
 use careline_crypto::{
     CryptoError, DEFAULT_SEGMENT_SIZE, DataKey, KeySource, Keyring, MasterKey, STREAM_HEADER_LEN,
     SegmentLayout, SegmentOpener, SegmentSealer, is_sealed, is_sealed_blob, open_segmented,
-    rotate_master, seal_segmented, wrapped_by,
+    rotate_master, rotate_master_all, seal_segmented, wrapped_by,
 };
 use proptest::prelude::*;
 
@@ -482,6 +482,29 @@ fn rotation_with_the_wrong_old_master_fails() {
     let wrapped = actual.wrap(&key()).unwrap();
     let err = rotate_master(&master(), &master(), &wrapped).unwrap_err();
     assert!(err.to_string().contains(actual.id()), "{err}");
+}
+
+#[test]
+fn rotating_a_store_is_all_or_nothing() {
+    let (old, new) = (master(), master());
+    let keys: Vec<(u32, String)> = (0..3).map(|i| (i, old.wrap(&key()).unwrap())).collect();
+    let rotated = rotate_master_all(&old, &new, keys.clone()).unwrap();
+    assert_eq!(rotated.len(), 3);
+    assert!(
+        rotated
+            .iter()
+            .all(|(_, w)| wrapped_by(w).unwrap() == new.id())
+    );
+    // Run again after an interruption: nothing changes.
+    assert_eq!(
+        rotate_master_all(&old, &new, rotated.clone()).unwrap(),
+        rotated
+    );
+    // One key under a third master key: an error, and nothing to write.
+    let mut mixed = keys;
+    mixed.push((9, master().wrap(&key()).unwrap()));
+    let err = rotate_master_all(&old, &new, mixed).unwrap_err();
+    assert!(matches!(err, CryptoError::WrongMasterKey { .. }), "{err}");
 }
 
 // ---- keyring ----

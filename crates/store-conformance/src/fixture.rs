@@ -438,5 +438,9 @@ pub async fn assert_chain(store: &Arc<dyn Store>, org: OrgId) -> Vec<Event> {
         events.len() as i64,
         "verify_chains counted a different number of events"
     );
+    assert_eq!(
+        r.last_hash, prev,
+        "verify_chains reports another head than the last event's hash"
+    );
     events
 }

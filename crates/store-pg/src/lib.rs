@@ -19,6 +19,8 @@
 mod access;
 mod attachments;
 mod audit;
+pub mod backup;
+mod chain;
 mod crypt;
 mod group;
 mod hooks;
@@ -36,7 +38,7 @@ pub mod testing;
 use async_trait::async_trait;
 use careline_core::authz::{Grant, Principal};
 use careline_core::escalation::{self, Page, PageLevel, Rota};
-use careline_core::event::{ChainVerifier, Event, EventKind, NewEvent};
+use careline_core::event::{Event, EventKind, NewEvent};
 use careline_core::ids::*;
 use careline_core::ingest::{self, ContactKind, Existing};
 use careline_core::model::*;
@@ -85,7 +87,14 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(30))
             .connect(url)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| {
+                let hint = if e.to_string().contains("certificate") {
+                    " (sslmode=verify-full checks the server's certificate against sslrootcert=FILE in the URL, or the system's trusted roots)"
+                } else {
+                    ""
+                };
+                Error::Unavailable(format!("cannot connect to PostgreSQL: {e}{hint}"))
+            })?;
         Self::open(pool, master).await
     }
 
@@ -101,18 +110,21 @@ impl PgStore {
             bus,
             node,
         };
-        // Organizations without a data key (none yet; kept for imports) get one now.
-        let orgs: Vec<(Uuid,)> = sqlx_core::query_as::query_as(
-            "SELECT id FROM organizations WHERE id NOT IN (SELECT org_id FROM org_keys)",
-        )
-        .fetch_all(&store.pool)
-        .await
-        .map_err(db)?;
-        for (org,) in orgs {
-            let mut c = store.conn().await?;
-            store.crypto.ensure_org_key(&mut c, OrgId(org), 0).await?;
-        }
+        // Refuses a master key that does not open the stored data keys.
+        store.crypto.load_all(&store.pool).await?;
         Ok(store)
+    }
+
+    /// Re-wrap every organization's data key under `new`, in one
+    /// transaction (see `crypt.rs` for what this means for other nodes).
+    /// This store keeps its own key; open a new one with `new` to go on.
+    pub async fn rewrap_keys(&self, new: MasterKey) -> Result<usize> {
+        crypt::rewrap_all(&self.pool, self.crypto.master(), &new).await
+    }
+
+    /// The id of the master key this store runs with (never the key).
+    pub fn master_key_id(&self) -> &str {
+        self.crypto.master_id()
     }
 
     /// The pool (for operations tools and tests).
@@ -2157,20 +2169,7 @@ impl Store for PgStore {
     }
 
     async fn verify_chains(&self) -> Result<Vec<ChainReport>> {
-        let orgs: Vec<(Uuid, String)> = sqlx_core::query_as::query_as(
-            "SELECT id, name FROM organizations
-             UNION SELECT DISTINCT e.org_id, '(unknown organization)' FROM events e
-                   WHERE NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = e.org_id)
-             ORDER BY 2",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        let mut out = Vec::with_capacity(orgs.len());
-        for (org, name) in orgs {
-            out.push(verify_chain(&self.pool, OrgId(org), name).await?);
-        }
-        Ok(out)
+        chain::verify_all(&self.pool).await
     }
 
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
@@ -2197,68 +2196,4 @@ impl Store for PgStore {
     async fn ticket_member(&self, p: &Principal, ticket: TicketId) -> Result<MemberId> {
         self.ticket_member_(p, ticket).await
     }
-}
-
-/// Events read per round trip while verifying a chain.
-const VERIFY_BATCH: i64 = 5_000;
-
-/// Recompute one organization's chain, in batches, inside one snapshot
-/// (REPEATABLE READ), so appends committed meanwhile neither tear the walk
-/// nor disagree with the head read at its end.
-async fn verify_chain(pool: &PgPool, org: OrgId, name: String) -> Result<ChainReport> {
-    let mut tx = pool.begin().await.map_err(db)?;
-    q("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    let mut v = ChainVerifier::default();
-    let mut error = None;
-    let mut after = 0_i64;
-    'walk: loop {
-        let batch = q("SELECT * FROM events WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(org.0)
-            .bind(after)
-            .bind(VERIFY_BATCH)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-        if batch.is_empty() {
-            break;
-        }
-        for r in &batch {
-            match rows::event(r) {
-                Ok(e) => {
-                    after = e.seq;
-                    if let Err(err) = v.check(&e) {
-                        error = Some(err.to_string());
-                        break 'walk;
-                    }
-                }
-                Err(e) => {
-                    error = Some(format!("event after seq {} cannot be read: {e}", v.count()));
-                    break 'walk;
-                }
-            }
-        }
-    }
-    if error.is_none() {
-        let head: Option<(i64, String)> =
-            sqlx_core::query_as::query_as("SELECT seq, hash FROM chain_heads WHERE org_id = $1")
-                .bind(org.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
-        // A head at the genesis (seq 0) is the same as none.
-        let head = head.filter(|(seq, _)| *seq > 0);
-        if let Err(err) = v.finish(head.as_ref().map(|(s, h)| (*s, h.as_str()))) {
-            error = Some(err.to_string());
-        }
-    }
-    tx.rollback().await.map_err(db)?;
-    Ok(ChainReport {
-        org_id: org,
-        org_name: name,
-        events: v.count(),
-        error,
-    })
 }

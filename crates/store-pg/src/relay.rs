@@ -6,6 +6,10 @@
 //! SSE clients, escalation timers and the callers' grant caches (the bus's
 //! access epoch) on every node then see every commit, each event once.
 //!
+//! The relay also loads the data key of every organization it hears of, so
+//! a running node holds every key it may need when the master key is
+//! rotated (see `crypt.rs`).
+//!
 //! Notifications are not durable: if the listening connection drops, some
 //! may be lost. The relay then catches up from every organization's chain
 //! head, so nothing committed is skipped, only delayed.
@@ -68,6 +72,11 @@ impl PgStore {
 
     /// Publish the organization's events after `seen` that other nodes wrote.
     async fn relay_org(&self, org: OrgId, seen: &mut HashMap<OrgId, i64>) -> Result<()> {
+        // Hold the key of an organization another node created from now on,
+        // so this node keeps serving it across a master-key rotation.
+        if let Err(e) = self.crypto.preload(&self.pool, org).await {
+            tracing::warn!(%org, error = %e, "cannot load the data key of an organization another node wrote to");
+        }
         loop {
             let after = seen.get(&org).copied().unwrap_or(0);
             let found = q("SELECT *, node IS DISTINCT FROM $3 AS foreign FROM events

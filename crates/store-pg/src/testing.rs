@@ -7,6 +7,9 @@
 //! `CARELINE_PG_BIN` names another directory. `initdb` refuses to run as
 //! root, so as root the server runs as the `postgres` user (through
 //! `runuser`) in a directory handed over to it.
+//!
+//! [`Options::tls`] makes the server offer TLS with a certificate the test
+//! made, so clients can be tried with every `sslmode`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,12 +18,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Where Debian installs the server binaries.
 const DEFAULT_BIN: &str = "/usr/lib/postgresql/15/bin";
 
+/// How to start a [`TestPg`]; the default is a plain server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Offer TLS (besides plain connections) with this certificate and key.
+    pub tls: Option<ServerTls>,
+}
+
+/// A server certificate chain and its private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
 /// A running throw-away server.
 pub struct TestPg {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
     as_postgres: bool,
+    tls: bool,
     next_db: AtomicU32,
     /// Removed (with the cluster in it) after the server stops.
     _dir: tempfile::TempDir,
@@ -29,6 +47,11 @@ pub struct TestPg {
 impl TestPg {
     /// Create a cluster and start it. Takes about a second.
     pub fn start() -> Result<TestPg, String> {
+        Self::start_with(Options::default())
+    }
+
+    /// Create a cluster and start it with `options`.
+    pub fn start_with(options: Options) -> Result<TestPg, String> {
         let bin = std::env::var_os("CARELINE_PG_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
@@ -48,12 +71,24 @@ impl TestPg {
                 .arg("postgres:postgres")
                 .arg(dir.path()))?;
         }
+        if let Some(tls) = &options.tls {
+            // The server reads its key only if no one else may.
+            for (name, pem) in [("server.crt", &tls.cert_pem), ("server.key", &tls.key_pem)] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, pem).map_err(|e| format!("{}: {e}", path.display()))?;
+                run(Command::new("chmod").arg("600").arg(&path))?;
+                if as_postgres {
+                    run(Command::new("chown").arg("postgres:postgres").arg(&path))?;
+                }
+            }
+        }
         let data = dir.path().join("data");
         let mut pg = TestPg {
             bin,
             data,
             port: 0,
             as_postgres,
+            tls: options.tls.is_some(),
             next_db: AtomicU32::new(0),
             _dir: dir,
         };
@@ -73,6 +108,11 @@ impl TestPg {
     /// The port the server listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The directory of the server's binaries (`pg_restore`, `psql`, …).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
     }
 
     /// A new, empty database, as a connection URL.
@@ -154,11 +194,19 @@ impl TestPg {
 
     fn pg_ctl_start(&self) -> Result<(), String> {
         // Durability is pointless for a throw-away cluster; many tests run at once.
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             self.port,
             self.socket_dir().display()
         );
+        if self.tls {
+            let dir = self.socket_dir();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                dir.join("server.crt").display(),
+                dir.join("server.key").display()
+            ));
+        }
         let mut cmd = self.command("pg_ctl");
         cmd.arg("-w")
             .arg("-D")

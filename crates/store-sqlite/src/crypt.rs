@@ -122,23 +122,24 @@ impl Crypto {
     }
 }
 
-/// Re-wrap every data key under `new`, in the caller's transaction.
+/// Re-wrap every data key under `new`, in the caller's transaction: all of
+/// them, or (on the first that `old` does not open) none.
 pub fn rewrap_all(c: &Connection, old: &MasterKey, new: &MasterKey) -> Result<usize> {
-    let rows: Vec<(String, i64, String)> = {
+    let rows: Vec<((String, i64), String)> = {
         let mut s = c
             .prepare("SELECT org_id, version, wrapped FROM org_keys")
             .map_err(db)?;
-        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        s.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(db)?
     };
-    for (org, version, wrapped) in &rows {
-        let rewrapped = careline_crypto::rotate_master(old, new, wrapped).map_err(crypto_err)?;
+    let rewrapped = careline_crypto::rotate_master_all(old, new, rows).map_err(crypto_err)?;
+    for ((org, version), wrapped) in &rewrapped {
         c.execute(
             "UPDATE org_keys SET wrapped = $1 WHERE org_id = $2 AND version = $3",
-            params![rewrapped, org, version],
+            params![wrapped, org, version],
         )
         .map_err(db)?;
     }
-    Ok(rows.len())
+    Ok(rewrapped.len())
 }

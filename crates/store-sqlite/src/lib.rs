@@ -241,6 +241,11 @@ impl SqliteStore {
             .await
     }
 
+    /// The id of the master key this store runs with (never the key).
+    pub fn master_key_id(&self) -> &str {
+        self.crypto.master().id()
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -2297,6 +2302,7 @@ pub fn verify_chains_on(c: &Connection) -> Result<Vec<ChainReport>> {
                 .map_err(|_| Error::internal("bad organization id in events"))?,
             org_name: name,
             events: v.count(),
+            last_hash: v.last_hash().to_owned(),
             error,
         });
     }

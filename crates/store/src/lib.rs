@@ -315,6 +315,10 @@ pub struct ChainReport {
     pub org_id: OrgId,
     pub org_name: String,
     pub events: i64,
+    /// The hash of the last event verified: with `events` (its seq), the
+    /// chain's head when the chain is intact. A backup records it, so a
+    /// restore can be checked to reach it.
+    pub last_hash: String,
     /// `None` when intact; otherwise the first break, in words.
     pub error: Option<String>,
 }

@@ -258,7 +258,7 @@ async fn invariant_5_redaction_hides_content_keeps_the_hash_and_is_an_event_with
 
 #[tokio::test]
 async fn backup_while_serving_restores_to_a_working_verified_copy() {
-    if embedded_only("careline backup copies the embedded database (PostgreSQL: pg_dump)") {
+    if embedded_only("copies the embedded database (PostgreSQL: backup.rs)") {
         return;
     }
     let app = App::spawn().await;
@@ -303,6 +303,40 @@ async fn backup_while_serving_restores_to_a_working_verified_copy() {
     std::fs::copy(app.dir.path().join("master.key"), target.join("master.key")).unwrap();
     let (ok, text) = verify(&target);
     assert!(ok, "{text}");
+    // The manifest records the copy's chain heads; the copy reaches them,
+    // and a copy that lost events since would not.
+    let manifest = target.join("manifest.json");
+    let against = |dir: &std::path::Path, manifest: &std::path::Path| {
+        let out = Command::new(bin())
+            .args(["audit", "verify", "--against"])
+            .arg(manifest)
+            .arg("--data-dir")
+            .arg(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = against(&target, &manifest);
+    assert!(ok && text.contains("reaches the backup's head"), "{text}");
+    let (ok, text) = against(app.dir.path(), &manifest);
+    assert!(ok, "the live database went on from the backup: {text}");
+    let mut later: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    for o in later["organizations"].as_array_mut().unwrap() {
+        o["seq"] = json!(o["seq"].as_i64().unwrap() + 5);
+    }
+    let later_path = restored.path().join("later-manifest.json");
+    std::fs::write(&later_path, later.to_string()).unwrap();
+    let (ok, text) = against(&target, &later_path);
+    assert!(!ok && text.contains("events were lost"), "{text}");
+    std::fs::remove_file(&later_path).unwrap();
     let copy = tempfile::TempDir::new_in(restored.path()).unwrap();
     for e in std::fs::read_dir(&target).unwrap() {
         let e = e.unwrap();

@@ -15,6 +15,7 @@ mod admin;
 mod api;
 mod attachments;
 mod audit;
+mod backup;
 mod crash;
 mod escalation;
 mod failover;

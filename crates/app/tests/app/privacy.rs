@@ -681,11 +681,20 @@ async fn encrypted_at_rest_no_file_under_the_data_dir_contains_a_message_text() 
     }
 }
 
+/// `careline` with the app's database (PostgreSQL when the suite runs there).
+fn careline_on(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(args).arg("--data-dir").arg(dir);
+    cmd.env_remove("CARELINE_MASTER_KEY");
+    match database_of(dir) {
+        Some(url) => cmd.env("CARELINE_DATABASE_URL", url),
+        None => cmd.env_remove("CARELINE_DATABASE_URL"),
+    };
+    cmd.output().unwrap()
+}
+
 #[tokio::test]
 async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
-    if embedded_only("careline keys rotate works on the embedded database") {
-        return;
-    }
     let app = App::spawn().await;
     let member = app.login("member03").await;
     let out = app
@@ -694,19 +703,43 @@ async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
     let thread = out["message"]["thread_id"].as_str().unwrap().to_owned();
     let clock = app.clock.clone();
     let dir = app.stop().await;
-    let before = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["keys", "rotate", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let key = dir.path().join("master.key");
+    let before = std::fs::read_to_string(&key).unwrap();
+    let out = careline_on(dir.path(), &["keys", "rotate"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let after = std::fs::read_to_string(dir.path().join("master.key")).unwrap();
+    let after = std::fs::read_to_string(&key).unwrap();
     assert_ne!(before, after, "a new master key is installed");
+    let app = App::restart(dir, clock.clone()).await;
+    let member = app.login("member03").await;
+    let t = app
+        .get(&format!("/api/v1/threads/{thread}"), &member)
+        .await
+        .json();
+    assert_eq!(
+        t["messages"][0]["text"],
+        "please renew my albuterol inhaler prescription"
+    );
+    // The old key alone no longer opens the store, and says which key it needs.
+    let dir = app.stop().await;
+    let retired = files_under(dir.path())
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("retired"))
+        .unwrap();
+    std::fs::copy(&retired, &key).unwrap();
+    let out = careline_on(dir.path(), &["audit", "verify"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("master key") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    // A rotation that committed but did not install its key (the new key
+    // still beside the old one): the next start finishes it.
+    std::fs::write(dir.path().join("master.key.next"), &after).unwrap();
     let app = App::restart(dir, clock).await;
     let member = app.login("member03").await;
     let t = app
@@ -717,24 +750,9 @@ async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
         t["messages"][0]["text"],
         "please renew my albuterol inhaler prescription"
     );
-    // The old key alone no longer opens the store.
     let dir = app.stop().await;
-    let retired = files_under(dir.path())
-        .into_iter()
-        .find(|f| f.to_string_lossy().contains("retired"))
-        .unwrap();
-    std::fs::copy(&retired, dir.path().join("master.key")).unwrap();
-    let out = std::process::Command::new(bin())
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("master key"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), after);
+    assert!(!dir.path().join("master.key.next").exists());
 }
 
 #[tokio::test]

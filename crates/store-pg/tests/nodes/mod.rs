@@ -20,6 +20,9 @@ use jiff::{SignedDuration, Timestamp};
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
+mod keys;
+mod tls;
+
 const EMERGENCY: &str = "I have crushing chest pain going down my left arm and I'm sweating a lot";
 const ROUTINE: &str = "Hi, could you send a refill of my lisinopril to the pharmacy? Thanks!";
 const HASH: &str =
@@ -37,6 +40,7 @@ fn at(mins: i64) -> Timestamp {
 struct Cluster {
     nodes: Vec<Arc<PgStore>>,
     url: String,
+    master: MasterKey,
     _pg: TestPg,
 }
 
@@ -56,6 +60,7 @@ async fn cluster(n: usize) -> Cluster {
     Cluster {
         nodes,
         url,
+        master,
         _pg: pg,
     }
 }
@@ -442,7 +447,7 @@ async fn the_database_refuses_to_rewrite_the_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_with_another_master_key_cannot_read() {
+async fn a_node_with_another_master_key_is_refused_at_start_by_name() {
     let c = cluster(1).await;
     let s = &c.nodes[0];
     let x = clinic(s, "Keyed Clinic", 1).await;
@@ -452,17 +457,21 @@ async fn a_node_with_another_master_key_cannot_read() {
         .record_contact(contact(&p, m.id, ROUTINE), at(1))
         .await
         .unwrap();
-    let stranger = PgStore::connect(&c.url, MasterKey::generate().unwrap(), 2)
+    // Refused at start, naming both keys, before it reads or writes anything.
+    let other = MasterKey::generate().unwrap();
+    let err = PgStore::connect(&c.url, other.clone(), 2)
         .await
-        .unwrap();
-    assert!(stranger.blob_key(x.org.id).await.is_err());
-    let p = login(&stranger, u, at(2)).await;
+        .err()
+        .expect("a node with another master key does not start")
+        .to_string();
     assert!(
-        stranger
-            .thread(&p, out.message.thread_id, at(2))
-            .await
-            .is_err()
+        err.contains(s.master_key_id()) && err.contains(other.id()) && !err.contains('\n'),
+        "{err}"
     );
+    // The node with the right key still reads.
+    let p = login(s, u, at(2)).await;
+    let (_, msgs) = s.thread(&p, out.message.thread_id, at(2)).await.unwrap();
+    assert_eq!(msgs[0].text, ROUTINE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

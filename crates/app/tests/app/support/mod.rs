@@ -60,6 +60,19 @@ pub fn fresh_database() -> String {
     .expect("a fresh database")
 }
 
+/// A client program of the test PostgreSQL server (`pg_restore`, `psql`).
+pub fn pg_tool(name: &str) -> std::path::PathBuf {
+    PG.get()
+        .expect("the test PostgreSQL server is started by fresh_database")
+        .bin_dir()
+        .join(name)
+}
+
+/// The PostgreSQL database of the app in `dir` (on PostgreSQL only).
+pub fn database_of(dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("test-database-url")).ok()
+}
+
 /// The database an app in `dir` uses: remembered in the data directory so
 /// that restarts and second nodes find it.
 fn database_for(dir: &std::path::Path) -> Option<String> {
