@@ -3,7 +3,8 @@
 room, load it with m.room.message events, and print the comparison table.
 
 Subcommands (all run inside the Synapse venv, which has PyYAML and aiohttp):
-  configure  rewrite a generated homeserver.yaml for benchmarking
+  configure  rewrite a generated homeserver.yaml for benchmarking (SQLite,
+             or PostgreSQL with --pg-port)
   setup      register two users (shared-secret admin API), log both in,
              create a room, join the second user; print JSON
   load       send messages at a fixed concurrency or a fixed rate; print one
@@ -87,8 +88,23 @@ def configure(a):
             "resources": [{"names": ["client"], "compress": False}],
         }
     ]
-    # SQLite, Synapse's default (Synapse recommends PostgreSQL in production).
-    cfg["database"] = {"name": "sqlite3", "args": {"database": f"{a.data_dir}/homeserver.db"}}
+    if a.pg_port:
+        # PostgreSQL through psycopg2 (trust authentication on 127.0.0.1);
+        # the database was created UTF8 with the C locale, as Synapse requires.
+        cfg["database"] = {
+            "name": "psycopg2",
+            "args": {
+                "user": a.pg_user,
+                "database": a.pg_database,
+                "host": a.pg_host,
+                "port": a.pg_port,
+                "cp_min": 5,
+                "cp_max": 10,
+            },
+        }
+    else:
+        # SQLite, Synapse's default (Synapse recommends PostgreSQL in production).
+        cfg["database"] = {"name": "sqlite3", "args": {"database": f"{a.data_dir}/homeserver.db"}}
     cfg["registration_shared_secret"] = a.secret
     cfg["enable_registration"] = False  # open registration off; the shared secret still registers
     cfg["federation_domain_whitelist"] = []  # no federation
@@ -266,6 +282,10 @@ def main():
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--data-dir", required=True)
     c.add_argument("--secret", required=True)
+    c.add_argument("--pg-port", type=int, default=0, help="use PostgreSQL on this port instead of SQLite")
+    c.add_argument("--pg-host", default="127.0.0.1")
+    c.add_argument("--pg-user", default="postgres")
+    c.add_argument("--pg-database", default="synapse")
     s = sub.add_parser("setup")
     s.add_argument("--base", required=True)
     s.add_argument("--secret", required=True)

@@ -134,6 +134,11 @@ pub struct IngestArgs {
     /// How many demo members send (1–20).
     #[arg(long, default_value_t = 20)]
     pub members: usize,
+    /// Log in as member01…member20 at this domain instead of the demo
+    /// organization's (members created with `careline admin` in another
+    /// organization, with the demo password).
+    #[arg(long, default_value = crate::demo::DOMAIN)]
+    pub member_domain: String,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -196,8 +201,8 @@ fn padded(base: &str, size: usize, n: u64) -> String {
     s
 }
 
-async fn login(addr: SocketAddr, n: usize) -> Result<String> {
-    let user = format!("member{n:02}@{}", crate::demo::DOMAIN);
+async fn login(addr: SocketAddr, domain: &str, n: usize) -> Result<String> {
+    let user = format!("member{n:02}@{domain}");
     let body = serde_json::json!({"username": user, "password": crate::demo::password()});
     let r = crate::httpc::call(addr, "POST", "/api/v1/sessions", None, Some(&body)).await?;
     if r.status != 201 {
@@ -217,7 +222,7 @@ pub async fn ingest(args: IngestArgs, addr: SocketAddr) -> Result<Report> {
     }
     let mut tokens = Vec::new();
     for n in 1..=args.members {
-        tokens.push(login(addr, n).await?);
+        tokens.push(login(addr, &args.member_domain, n).await?);
     }
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let started = Instant::now();
