@@ -31,6 +31,8 @@ pub struct FileConfig {
     pub attachment_max_files: Option<usize>,
     /// `postgres://…` for PostgreSQL; unset for the embedded database in the data directory.
     pub database_url: Option<String>,
+    /// Connections this node keeps to PostgreSQL (default 16).
+    pub database_pool: Option<u32>,
 }
 
 impl FileConfig {
@@ -56,6 +58,8 @@ pub struct Settings {
     pub attachments: AttachmentSettings,
     /// PostgreSQL (`postgres://…`); `None` is the embedded database.
     pub database_url: Option<String>,
+    /// Connections to PostgreSQL this node keeps at most.
+    pub database_pool: u32,
 }
 
 /// Where attachments are stored and scanned, and their limits.
@@ -152,8 +156,17 @@ impl Settings {
         if let Some(u) = &database_url {
             check_database_url(u)?;
         }
+        let database_pool = number("CARELINE_DATABASE_POOL", f.database_pool.map(u64::from))?
+            .unwrap_or(u64::from(careline_store_pg::DEFAULT_POOL_SIZE));
+        if !(2..=1000).contains(&database_pool) {
+            anyhow::bail!(
+                "the database pool must be between 2 and 1000 connections (got {database_pool})"
+            );
+        }
         Ok(Settings {
             database_url,
+            database_pool: u32::try_from(database_pool)
+                .unwrap_or(careline_store_pg::DEFAULT_POOL_SIZE),
             attachments,
             listen,
             data_dir: data_dir

@@ -91,12 +91,7 @@ pub async fn open_store(
     };
     crate::config::check_database_url(url)?;
     let store = Arc::new(
-        crate::keys_cmd::connect_pg(
-            url,
-            &settings.data_dir,
-            careline_store_pg::DEFAULT_POOL_SIZE,
-        )
-        .await?,
+        crate::keys_cmd::connect_pg(url, &settings.data_dir, settings.database_pool).await?,
     );
     if settings.attachments.blob_store.is_none() {
         tracing::warn!(
