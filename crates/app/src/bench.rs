@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub enum BenchCmd {
     /// Post messages and report throughput and latency.
     Ingest(IngestArgs),
-    /// Fill a data directory with synthetic contacts (through the real store: triaged, ticketed, chained), for audit benchmarks.
+    /// Fill the store (the data directory, or PostgreSQL with CARELINE_DATABASE_URL) with synthetic contacts through the real store: triaged, ticketed, chained. For audit benchmarks.
     Contacts(ContactsArgs),
 }
 
@@ -36,8 +36,8 @@ pub struct ContactsArgs {
 pub async fn contacts(a: ContactsArgs) -> Result<()> {
     use careline_core::ingest::{ContactIn, ContactKind};
     use careline_core::validate::MessageText;
-    use careline_store::{ContactRequest, Store};
-    let store = std::sync::Arc::new(crate::cli::open_store(&a.data.data_dir)?);
+    use careline_store::ContactRequest;
+    let store = crate::cli::open_any(&a.data.data_dir).await?;
     let now = jiff::Timestamp::now();
     crate::demo::seed(store.as_ref(), &crate::demo::password(), now).await?;
     let org = store
