@@ -121,7 +121,11 @@ pub async fn contacts(a: ContactsArgs) -> Result<()> {
         "wrote {} contacts in {secs:.1}s ({:.0}/s) to {}",
         a.count,
         a.count as f64 / secs,
-        a.data.data_dir.display()
+        if std::env::var_os("CARELINE_DATABASE_URL").is_some_and(|u| !u.is_empty()) {
+            "PostgreSQL (CARELINE_DATABASE_URL)".to_owned()
+        } else {
+            a.data.data_dir.display().to_string()
+        }
     );
     Ok(())
 }
