@@ -3,8 +3,9 @@
 //! rule that refused it. Other organizations' data is indistinguishable from
 //! data that does not exist.
 
+use crate::escalation::Page;
 use crate::ids::*;
-use crate::model::{Member, Role, Ticket};
+use crate::model::{CareTeam, Member, Message, Role, Ticket};
 use crate::ticket::Actor;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,13 @@ pub struct Principal {
     /// A session that must enrol a second factor before it may do anything
     /// else (the organization requires MFA for this role).
     pub enrolment_only: bool,
+}
+
+/// The tickets a caller may list: those of these care teams, and those of these members.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TicketScope {
+    pub teams: Vec<TeamId>,
+    pub members: Vec<MemberId>,
 }
 
 /// What a proxy (caregiver) may do for a member.
@@ -197,6 +205,95 @@ impl Principal {
             })
     }
 
+    /// Access to a member's thread (`m`, the member it is about); another
+    /// organization's thread is not found.
+    pub fn thread_access(&self, m: &Member) -> Result<Grant> {
+        self.member_access(m.org_id, m.id, m.team_id)
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::NotFound("thread"),
+                other => other,
+            })
+    }
+
+    /// Whether this caller, who reaches the thread, sees one of its
+    /// messages: members and proxies do not see internal or call notes.
+    pub fn sees_message(&self, m: &Message) -> bool {
+        self.role.is_staff() || m.kind.member_visible()
+    }
+
+    /// Whose tickets a list may show this caller; `None` when nobody's.
+    pub fn ticket_scope(&self) -> Option<TicketScope> {
+        let scope = if self.role.is_staff() {
+            TicketScope {
+                teams: if self.role.works_queues() {
+                    self.team_ids.clone()
+                } else {
+                    Vec::new()
+                },
+                members: self.grants.iter().map(|(m, _)| *m).collect(),
+            }
+        } else {
+            let mut members: Vec<MemberId> = self.proxied(ProxyScope::Messages).collect();
+            members.extend(self.member_id);
+            TicketScope {
+                teams: Vec::new(),
+                members,
+            }
+        };
+        (!scope.teams.is_empty() || !scope.members.is_empty()).then_some(scope)
+    }
+
+    /// Who sees who read a member's data: the member, their proxy with the
+    /// record scope, and privacy officers.
+    pub fn see_access_log(&self, m: &Member) -> Result<()> {
+        if m.org_id != self.org_id {
+            return Err(Error::NotFound("member"));
+        }
+        if matches!(self.role, Role::Member | Role::Proxy) {
+            self.record_access(m.org_id, m.id, m.team_id)?;
+        } else if self.role != Role::PrivacyOfficer {
+            return Err(Error::forbidden(
+                "privacy-officers",
+                "only the member, their proxy and privacy officers see who read a member's data",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this caller holds one of a ticket's pages (`pages`), which
+    /// lets a paged clinician act on it from outside the care team. An
+    /// alarm may be taken by any clinician — of its own organization only.
+    pub fn holds_page(&self, pages: &[Page]) -> bool {
+        let actor = self.actor();
+        pages
+            .iter()
+            .any(|pg| pg.org_id == self.org_id && pg.may_ack(&actor))
+    }
+
+    /// Staff of the team's organization see its on-call rota.
+    pub fn see_rota(&self, team: &CareTeam) -> Result<()> {
+        if team.org_id != self.org_id || !self.role.is_staff() {
+            return Err(Error::NotFound("team"));
+        }
+        Ok(())
+    }
+
+    /// Administrators and the team's own supervisors set its on-call rota.
+    pub fn manage_rota(&self, team: &CareTeam) -> Result<()> {
+        if team.org_id != self.org_id {
+            return Err(Error::NotFound("team"));
+        }
+        let may = self.role == Role::Admin
+            || (self.role == Role::Supervisor && self.team_ids.contains(&team.id));
+        if !may {
+            return Err(Error::forbidden(
+                "rota-managers",
+                "only administrators and the team's supervisors set the on-call rota",
+            ));
+        }
+        Ok(())
+    }
+
     /// Staff who work a ticket: reply, assign, transition.
     pub fn work_ticket(&self, t: &Ticket) -> Result<Grant> {
         let g = self.ticket_access(t)?;
@@ -331,10 +428,9 @@ impl Principal {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(role: Role, org: OrgId) -> Principal {
+impl Principal {
+    /// A caller with `role` in `org` and no relationships, for tests.
+    pub(crate) fn bare(role: Role, org: OrgId) -> Principal {
         Principal {
             user_id: UserId::new(),
             org_id: org,
@@ -346,6 +442,15 @@ mod tests {
             grants: vec![],
             enrolment_only: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(role: Role, org: OrgId) -> Principal {
+        Principal::bare(role, org)
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::event::{EventKind, NewEvent};
 use crate::ids::*;
-use crate::model::{Role, Ticket};
+use crate::model::{Role, Ticket, User};
 use crate::ticket::Actor;
 use crate::{Error, Result};
 use careline_triage::Disposition;
@@ -87,6 +87,72 @@ impl Rota {
             PageLevel::Supervisors => self.supervisors.clone(),
             PageLevel::OrgAlarm => Vec::new(),
         }
+    }
+
+    /// Everyone the rota names, each with the place that sets the rule they
+    /// must meet, in the order they are checked.
+    pub fn named(&self) -> Vec<(UserId, RotaPlace)> {
+        let mut out: Vec<(UserId, RotaPlace)> = [
+            (self.primary, RotaPlace::Primary),
+            (self.backup, RotaPlace::Backup),
+            (self.physician, RotaPlace::Physician),
+        ]
+        .into_iter()
+        .filter_map(|(u, place)| u.map(|u| (u, place)))
+        .collect();
+        out.extend(self.supervisors.iter().map(|s| (*s, RotaPlace::Supervisor)));
+        out
+    }
+
+    /// The event recording that `by` set this rota for `team`.
+    pub fn set_event(&self, by: UserId, team: TeamId) -> NewEvent {
+        NewEvent::new(EventKind::RotaSet, json!(self))
+            .actor(Some(by))
+            .team(team)
+    }
+}
+
+/// A place on the rota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotaPlace {
+    Primary,
+    Backup,
+    Physician,
+    Supervisor,
+}
+
+impl RotaPlace {
+    fn as_str(self) -> &'static str {
+        match self {
+            RotaPlace::Primary => "primary",
+            RotaPlace::Backup => "backup",
+            RotaPlace::Physician => "physician",
+            RotaPlace::Supervisor => "supervisors",
+        }
+    }
+
+    /// Whether `user` (looked up by the id the rota names) may take this
+    /// place: a staff user of `org`; a nurse or physician for the clinical
+    /// places, a supervisor (or a clinician) for the supervisors' rung.
+    pub fn check(self, org: OrgId, user: Option<&User>) -> Result<()> {
+        let what = self.as_str();
+        let user = user.filter(|u| u.org_id == org).ok_or_else(|| {
+            Error::invalid(format!("{what}: no such staff user in this organization"))
+        })?;
+        let clinical = self != RotaPlace::Supervisor;
+        if clinical && !user.role.is_clinical() {
+            return Err(Error::invalid(format!(
+                "{what}: {} is a {}, not a nurse or physician",
+                user.name, user.role
+            )));
+        }
+        if !clinical && !matches!(user.role, Role::Supervisor | Role::Physician | Role::Nurse) {
+            return Err(Error::invalid(format!(
+                "{what}: {} is a {}, not a supervisor",
+                user.name, user.role
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -246,6 +312,28 @@ pub fn open_page(
     };
     let ev = page_event(&page, kind, None, json!({}));
     (page, vec![ev])
+}
+
+/// Page the first rung again for a ticket's (new or stronger) red flag:
+/// the ticket's open pages (`open`) are superseded first. Returns the
+/// superseded pages, the new page, and the events, all to be written.
+pub fn page_again(
+    ticket: &Ticket,
+    mut open: Vec<Page>,
+    rota: &Rota,
+    policy: &AckPolicy,
+    flagged_at: Timestamp,
+    now: Timestamp,
+) -> (Vec<Page>, Page, Vec<NewEvent>) {
+    let mut events = supersede_all(&mut open, "a newer red flag paged again");
+    let (page, ev) = open_page(ticket, rota, policy, PageLevel::Primary, flagged_at, now);
+    events.extend(ev);
+    (open, page, events)
+}
+
+/// Supersede every page of `pages` still open, for the reason `why`.
+pub fn supersede_all(pages: &mut [Page], why: &str) -> Vec<NewEvent> {
+    pages.iter_mut().flat_map(|pg| pg.supersede(why)).collect()
 }
 
 impl Page {

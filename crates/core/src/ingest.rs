@@ -3,11 +3,13 @@
 //! and which events record it. Pure: the store executes the plan inside one
 //! transaction, so the sender is acknowledged only after all of it commits.
 
+use crate::authz::Principal;
 use crate::event::{EventKind, NewEvent};
 use crate::ids::*;
-use crate::model::{CareTeam, Member, Message, MessageKind, Thread, Ticket, TicketStatus};
+use crate::model::{CareTeam, Member, Message, MessageKind, Role, Thread, Ticket, TicketStatus};
 use crate::settings::OrgSettings;
 use crate::validate::MessageText;
+use crate::{Error, Result};
 use careline_triage::Judgement;
 use jiff::Timestamp;
 use serde_json::json;
@@ -65,6 +67,46 @@ pub struct ContactPlan {
     /// Whether the store must page a clinician in the same transaction.
     pub page_needed: bool,
     pub events: Vec<NewEvent>,
+}
+
+/// Who may record a contact about member `m`: a portal message comes from
+/// the member or their proxy; a call note from contact-centre or care-team
+/// staff of the member's organization.
+pub fn check_sender(p: &Principal, kind: ContactKind, m: &Member) -> Result<()> {
+    match kind {
+        ContactKind::Message => {
+            p.member_access(m.org_id, m.id, m.team_id)?;
+            if p.role.is_staff() {
+                return Err(Error::forbidden(
+                    "members-only",
+                    "only a member or their proxy sends portal messages",
+                ));
+            }
+        }
+        ContactKind::CallNote => {
+            if p.org_id != m.org_id {
+                return Err(Error::NotFound("member"));
+            }
+            p.require(
+                &[
+                    Role::Agent,
+                    Role::CareGuide,
+                    Role::Nurse,
+                    Role::Physician,
+                    Role::Supervisor,
+                ],
+                "call-intake",
+                "only contact-centre and care-team staff record calls",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A plan's guidance for the agent with the paged clinician named
+/// (`nurse`: their name, if someone was paged and found).
+pub fn name_nurse(guidance: &str, nurse: Option<&str>) -> String {
+    guidance.replace("{nurse}", nurse.unwrap_or("on call"))
 }
 
 /// SHA-256 of a text, recorded in events so the log proves content without copying it.

@@ -3,6 +3,7 @@
 //! hash-chained event record — lives here as plain Rust over plain data.
 //! Storage and HTTP sit outside and call in; nothing here does I/O.
 
+pub mod admin;
 pub mod attachment;
 pub mod authz;
 pub mod clock;
@@ -12,8 +13,12 @@ pub mod event;
 pub mod ids;
 pub mod ingest;
 pub mod model;
+pub mod privacy;
+pub mod proxies;
+pub mod reads;
 pub mod safety;
 pub mod search;
+pub mod session;
 pub mod settings;
 pub mod sla;
 pub mod ticket;

@@ -4,10 +4,15 @@
 //! acknowledgement deadline of its disposition. Anything else is a
 //! "failure to clinically escalate".
 
+use crate::authz::Principal;
 use crate::escalation::AckPolicy;
+use crate::ids::TicketId;
+use crate::model::Role;
+use crate::{Error, Result};
 use careline_triage::{Disposition, Judgement};
 use jiff::Timestamp;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// What happened on a ticket that matters for timeliness.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +23,75 @@ pub struct TicketHistory {
     pub acked: Vec<Timestamp>,
     /// When clinical clearances were recorded.
     pub cleared: Vec<Timestamp>,
+}
+
+/// Who works the safety-review queue.
+const REVIEWERS: &[Role] = &[Role::SafetyReviewer, Role::Supervisor];
+
+/// Safety reviewers and supervisors see the queue, filtered by `status`
+/// (open or resolved) if given.
+pub fn reviews_request(p: &Principal, status: Option<&str>) -> Result<()> {
+    p.require(
+        REVIEWERS,
+        "safety-reviewers",
+        "only safety reviewers and supervisors see the safety-review queue",
+    )?;
+    if let Some(st) = status
+        && !matches!(st, "open" | "resolved")
+    {
+        return Err(Error::invalid("status must be open or resolved"));
+    }
+    Ok(())
+}
+
+/// Safety reviewers and supervisors resolve reviews, with a note of
+/// 1–4000 characters (returned trimmed).
+pub fn resolve_request(p: &Principal, note: &str) -> Result<String> {
+    p.require(
+        REVIEWERS,
+        "safety-reviewers",
+        "only safety reviewers and supervisors resolve safety reviews",
+    )?;
+    crate::validate::reason(
+        note,
+        1..=4000,
+        "a resolution needs a note of 1–4000 characters",
+    )
+}
+
+/// Supervisors, safety reviewers and administrators see safety figures.
+pub fn report_request(p: &Principal) -> Result<()> {
+    p.require(
+        &[Role::SafetyReviewer, Role::Supervisor, Role::Admin],
+        "safety-report",
+        "only supervisors, safety reviewers and administrators see safety figures",
+    )
+}
+
+/// The histories of `tickets` from their pages (ticket, sent, acknowledged)
+/// and clearances (ticket, when), each in the order given; every ticket
+/// asked for has one, empty if nothing happened on it.
+pub fn histories(
+    tickets: &[TicketId],
+    pages: impl IntoIterator<Item = (TicketId, Timestamp, Option<Timestamp>)>,
+    cleared: impl IntoIterator<Item = (TicketId, Timestamp)>,
+) -> HashMap<TicketId, TicketHistory> {
+    let mut out: HashMap<TicketId, TicketHistory> = tickets
+        .iter()
+        .map(|t| (*t, TicketHistory::default()))
+        .collect();
+    for (t, sent, acked) in pages {
+        if let Some(h) = out.get_mut(&t) {
+            h.paged.push(sent);
+            h.acked.extend(acked);
+        }
+    }
+    for (t, at) in cleared {
+        if let Some(h) = out.get_mut(&t) {
+            h.cleared.push(at);
+        }
+    }
+    out
 }
 
 /// One failure to clinically escalate.

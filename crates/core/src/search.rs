@@ -116,6 +116,50 @@ impl Query {
     }
 }
 
+/// One call-taker's search: the query read, and the members it matched so
+/// far with their rank. Generic over what the store returns for a member.
+#[derive(Debug, Clone)]
+pub struct Search<T> {
+    query: Query,
+    limit: usize,
+    hits: Vec<(u8, String, T)>,
+}
+
+impl<T> Search<T> {
+    /// Staff who take calls search, for at most `limit` members (1–[`MAX_RESULTS`]).
+    pub fn start(p: &crate::authz::Principal, query: &str, limit: u32) -> Result<Search<T>> {
+        if !p.role.works_queues() {
+            return Err(Error::forbidden(
+                "call-takers-only",
+                "member search is for staff who take calls",
+            ));
+        }
+        Ok(Search {
+            query: Query::parse(query)?,
+            limit: usize::try_from(limit.clamp(1, MAX_RESULTS)).unwrap_or(20),
+            hits: Vec::new(),
+        })
+    }
+
+    /// Keep `item` if the member it stands for (`candidate`) matches.
+    pub fn offer(&mut self, candidate: Searchable, item: T) {
+        if let Some(rank) = self.query.rank(&candidate) {
+            self.hits.push((rank, candidate.name, item));
+        }
+    }
+
+    /// The best matches, best first (then by name), at most the limit.
+    pub fn best(mut self) -> Vec<T> {
+        self.hits
+            .sort_by(|(ra, a, _), (rb, b, _)| ra.cmp(rb).then_with(|| a.cmp(b)));
+        self.hits
+            .into_iter()
+            .take(self.limit)
+            .map(|(_, _, m)| m)
+            .collect()
+    }
+}
+
 /// A member as the search compares them.
 #[derive(Debug, Clone)]
 pub struct Searchable {

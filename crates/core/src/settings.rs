@@ -1,7 +1,9 @@
 //! An organization's own settings: service-level targets, acknowledgement
 //! deadlines, and the emergency guidance careline sends in its name.
 
+use crate::authz::Principal;
 use crate::escalation::AckPolicy;
+use crate::event::{EventKind, NewEvent};
 use crate::sla::SlaPolicies;
 use careline_triage::{Disposition, Judgement};
 use serde::{Deserialize, Serialize};
@@ -39,6 +41,22 @@ impl Default for OrgSettings {
             emergency: Default::default(),
             mfa_required_roles: default_mfa_roles(),
         }
+    }
+}
+
+impl OrgSettings {
+    /// An administrator `p` replaces the organization's settings with these;
+    /// the change is recorded (as `rota.set`, the kind it has always had).
+    pub fn change_event(&self, p: &Principal) -> crate::Result<NewEvent> {
+        p.require(
+            &[crate::model::Role::Admin],
+            "admin-only",
+            "only administrators change organization settings",
+        )?;
+        Ok(
+            NewEvent::new(EventKind::RotaSet, serde_json::json!({"settings": self}))
+                .actor(Some(p.user_id)),
+        )
     }
 }
 

@@ -10,8 +10,12 @@
 
 use crate::event::{EventKind, NewEvent};
 use crate::ids::*;
-use crate::model::{CareTeam, Clearance, QueueKind, Role, Ticket, TicketStatus, VisitKind};
+use crate::model::{
+    CareTeam, Clearance, Message, MessageKind, QueueKind, Role, Ticket, TicketStatus, User, Visit,
+    VisitKind,
+};
 use crate::sla::{self, SlaPolicies};
+use crate::validate::MessageText;
 use crate::{Error, Result};
 use careline_triage::{Disposition, Judgement};
 use jiff::Timestamp;
@@ -23,6 +27,25 @@ pub struct Actor {
     pub user_id: UserId,
     pub role: Role,
     pub name: String,
+}
+
+/// The rule a refusal by the red-flag interlock carries (invariant 4).
+pub const INTERLOCK: &str = "red-flag-uncleared";
+
+/// Whether an attempt was refused by the red-flag interlock. The stores
+/// then record the attempt ([`Ticket::override_refused`]) in a transaction
+/// of its own, since the attempt itself rolled back.
+pub fn refused_by_interlock<T>(attempt: &Result<T>) -> bool {
+    matches!(attempt, Err(Error::Forbidden { rule, .. }) if *rule == INTERLOCK)
+}
+
+/// What a move to `to` attempts, as a refusal words it: close, or solve.
+pub fn transition_attempt(to: TicketStatus) -> &'static str {
+    if to == TicketStatus::Closed {
+        "close"
+    } else {
+        "solve"
+    }
 }
 
 /// Whether `from → to` is a legal move for a staff user.
@@ -205,6 +228,59 @@ impl Ticket {
         Ok(events)
     }
 
+    /// A staff reply or internal note on this ticket: the message to store
+    /// and the events it causes (its own first).
+    pub fn staff_reply(
+        &mut self,
+        actor: &Actor,
+        text: MessageText,
+        internal: bool,
+        now: Timestamp,
+    ) -> Result<(Message, Vec<NewEvent>)> {
+        let mut events = self.on_staff_reply(actor, internal, now)?;
+        let m = Message {
+            id: MessageId::new(),
+            org_id: self.org_id,
+            thread_id: self.thread_id,
+            ticket_id: Some(self.id),
+            kind: if internal {
+                MessageKind::InternalNote
+            } else {
+                MessageKind::Staff
+            },
+            author_id: Some(actor.user_id),
+            author_name: actor.name.clone(),
+            text: text.into_inner(),
+            triage: None,
+            created_at: now,
+            redaction: None,
+        };
+        events.insert(
+            0,
+            self.event(EventKind::MessageCreated, Some(actor.user_id))
+                .payload_with(json!({"message_id": m.id, "kind": m.kind, "text_sha256": crate::ingest::text_digest(&m.text), "chars": m.text.chars().count()})),
+        );
+        Ok((m, events))
+    }
+
+    /// Whom this ticket may be assigned to: a user of its organization
+    /// (`assignee`, if found) who works the queues of its care team
+    /// (`assignee_teams`: the teams they belong to).
+    pub fn check_assignee(&self, assignee: Option<&User>, assignee_teams: &[TeamId]) -> Result<()> {
+        let assignee = assignee
+            .filter(|u| u.org_id == self.org_id)
+            .ok_or_else(|| {
+                Error::invalid("staff_id does not name a staff user of this organization")
+            })?;
+        if !assignee.role.works_queues() || !assignee_teams.contains(&self.team_id) {
+            return Err(Error::invalid(format!(
+                "{} is not on this ticket's care team",
+                assignee.name
+            )));
+        }
+        Ok(())
+    }
+
     /// A staff user moves the ticket. Illegal moves are a conflict; a
     /// non-clinician may not solve or close a red-flag ticket.
     pub fn transition(
@@ -227,14 +303,7 @@ impl Ticket {
             ));
         }
         if matches!(to, TicketStatus::Solved | TicketStatus::Closed) {
-            self.interlock(
-                actor,
-                if to == TicketStatus::Solved {
-                    "solve"
-                } else {
-                    "close"
-                },
-            )?;
+            self.interlock(actor, transition_attempt(to))?;
         }
         Ok(vec![self.set_status(to, Some(actor.user_id), reason, now)])
     }
@@ -272,7 +341,7 @@ impl Ticket {
     pub fn interlock(&self, actor: &Actor, what: &str) -> Result<()> {
         if self.red_flag_uncleared() && !actor.role.is_clinical() {
             return Err(Error::forbidden(
-                "red-flag-uncleared",
+                INTERLOCK,
                 format!(
                     "this ticket carries an uncleared {} red flag ({}); a {} may not {what} it until a nurse or physician records a clinical clearance",
                     self.priority.as_str(),
@@ -418,8 +487,8 @@ impl Ticket {
         actor: &Actor,
         kind: VisitKind,
         at: Timestamp,
-        visit: VisitId,
-    ) -> Result<Vec<NewEvent>> {
+        now: Timestamp,
+    ) -> Result<(Visit, Vec<NewEvent>)> {
         if !actor.role.is_staff() {
             return Err(Error::forbidden("staff-only", "only staff book visits"));
         }
@@ -429,10 +498,21 @@ impl Ticket {
         if kind == VisitKind::Routine {
             self.interlock(actor, "book a routine visit for")?;
         }
-        Ok(vec![
+        let visit = Visit {
+            id: VisitId::new(),
+            org_id: self.org_id,
+            ticket_id: self.id,
+            member_id: self.member_id,
+            kind,
+            at,
+            booked_by: actor.user_id,
+            created_at: now,
+        };
+        let events = vec![
             self.event(EventKind::VisitBooked, Some(actor.user_id))
-                .payload_with(json!({"visit_id": visit, "kind": kind, "at": at})),
-        ])
+                .payload_with(json!({"visit_id": visit.id, "kind": kind, "at": at})),
+        ];
+        Ok((visit, events))
     }
 
     /// Whether this contact's judgement calls for a page: a new red flag, a

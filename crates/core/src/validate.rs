@@ -103,6 +103,17 @@ pub fn language(raw: &str) -> Result<String> {
     }
 }
 
+/// A reason or note someone must give (for a tag, a break-glass, a
+/// redaction, an export, a review): trimmed, its length in characters
+/// within `chars`; otherwise `refusal`, which says what is needed.
+pub fn reason(raw: &str, chars: std::ops::RangeInclusive<usize>, refusal: &str) -> Result<String> {
+    let r = raw.trim();
+    if !chars.contains(&r.chars().count()) {
+        return Err(Error::invalid(refusal));
+    }
+    Ok(r.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,12 @@
 use crate::PgStore;
 use crate::rows::{self, db, get, q, us};
 use careline_core::authz::Principal;
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::{Member, Role};
+use careline_core::model::Member;
+use careline_core::privacy::{self, Ask};
 use careline_core::{Error, Result};
 use careline_store::{BreakGlass, Collaborator};
 use jiff::Timestamp;
-use serde_json::json;
 use sqlx_postgres::{PgConnection, PgRow};
 use uuid::Uuid;
 
@@ -55,14 +54,6 @@ fn break_glass_row(r: &PgRow) -> Result<BreakGlass> {
     })
 }
 
-fn privacy_only(p: &Principal) -> Result<()> {
-    p.require(
-        &[Role::PrivacyOfficer],
-        "privacy-officers",
-        "only privacy officers review break-glass access",
-    )
-}
-
 impl PgStore {
     pub(crate) async fn add_collaborator_(
         &self,
@@ -73,79 +64,29 @@ impl PgStore {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<Collaborator> {
-        if !p.role.is_staff() {
-            return Err(Error::forbidden(
-                "staff-only",
-                "only staff tag colleagues into a thread",
-            ));
-        }
-        let reason = reason.trim().to_owned();
-        if reason.is_empty() || reason.chars().count() > 1000 {
-            return Err(Error::invalid("a tag needs a reason of 1–1000 characters"));
-        }
-        if expires_at <= now || expires_at.as_second() - now.as_second() > 30 * 86_400 {
-            return Err(Error::invalid(
-                "a tag must expire in the future and within 30 days",
-            ));
-        }
+        let reason = privacy::check_ask(p, Ask::Tag, &reason, expires_at, now)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let m = thread_member(tx.c(), p, thread).await?;
-        p.member_access(m.org_id, m.id, m.team_id)?;
-        let u = rows::load_user(tx.c(), user)
-            .await?
-            .filter(|u| u.org_id == p.org_id)
-            .ok_or_else(|| {
-                Error::invalid("user_id does not name a colleague in this organization")
-            })?;
-        if !u.role.works_queues() {
-            return Err(Error::invalid(format!(
-                "a {} cannot be tagged into a member's thread",
-                u.role
-            )));
-        }
-        let id = Uuid::now_v7();
+        let colleague = rows::load_user(tx.c(), user).await?;
+        let (c, ev) =
+            Collaborator::tag(p, &m, thread, colleague.as_ref(), reason, expires_at, now)?;
         q("INSERT INTO collaborators (id, org_id, thread_id, member_id, user_id, granted_by, reason, expires_at, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(id)
+            .bind(c.id)
             .bind(p.org_id.0)
             .bind(thread.0)
             .bind(m.id.0)
-            .bind(u.id.0)
+            .bind(c.user_id.0)
             .bind(p.user_id.0)
-            .bind(reason.clone())
+            .bind(c.reason.clone())
             .bind(us(expires_at))
             .bind(us(now))
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(
-                    EventKind::CollaboratorAdded,
-                    json!({"collaborator_id": id, "user_id": u.id, "expires_at": expires_at}),
-                )
-                .actor(Some(p.user_id))
-                .member(m.id)
-                .thread(thread)
-                .team(m.team_id),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
-        Ok(Collaborator {
-            id,
-            thread_id: thread,
-            member_id: m.id,
-            user_id: u.id,
-            name: u.name,
-            granted_by: p.user_id,
-            reason,
-            expires_at,
-            revoked_at: None,
-            created_at: now,
-        })
+        Ok(c)
     }
 
     pub(crate) async fn remove_collaborator_(
@@ -155,18 +96,10 @@ impl PgStore {
         user: UserId,
         now: Timestamp,
     ) -> Result<()> {
-        if !p.role.is_staff() {
-            return Err(Error::forbidden(
-                "staff-only",
-                "only staff manage who is tagged into a thread",
-            ));
-        }
+        privacy::untag_request(p)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let m = thread_member(tx.c(), p, thread).await?;
-        // Whoever has access may revoke a tag; so may the tagged colleague themself.
-        if p.user_id != user {
-            p.member_access(m.org_id, m.id, m.team_id)?;
-        }
+        privacy::may_untag(p, &m, user)?;
         let n = q("UPDATE collaborators SET revoked_at = $1, revoked_by = $2
                    WHERE thread_id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1")
             .bind(us(now))
@@ -180,18 +113,8 @@ impl PgStore {
         if n == 0 {
             return Err(Error::NotFound("collaborator"));
         }
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(EventKind::CollaboratorRemoved, json!({"user_id": user}))
-                    .actor(Some(p.user_id))
-                    .member(m.id)
-                    .thread(thread)
-                    .team(m.team_id),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![privacy::untagged(p, &m, thread, user)])
+            .await?;
         tx.commit(&self.bus).await
     }
 
@@ -222,66 +145,24 @@ impl PgStore {
         until: Timestamp,
         now: Timestamp,
     ) -> Result<BreakGlass> {
-        if !p.role.is_clinical() {
-            return Err(Error::forbidden(
-                "clinician-only",
-                "only nurses and physicians may break the glass",
-            ));
-        }
-        let reason = reason.trim().to_owned();
-        if reason.chars().count() < 10 || reason.chars().count() > 1000 {
-            return Err(Error::invalid(
-                "breaking the glass needs a reason of 10–1000 characters: privacy officers will review it",
-            ));
-        }
-        if until <= now || until.as_second() - now.as_second() > 8 * 3600 {
-            return Err(Error::invalid(
-                "a break-glass grant lasts between a minute and 8 hours",
-            ));
-        }
+        let reason = privacy::check_ask(p, Ask::BreakGlass, &reason, until, now)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let m = rows::load_member(tx.c(), member).await?;
-        if m.org_id != p.org_id {
-            return Err(Error::NotFound("member"));
-        }
-        let id = Uuid::now_v7();
+        let (b, ev) = BreakGlass::open(p, &m, reason, until, now)?;
         q("INSERT INTO break_glass (id, org_id, member_id, user_id, reason, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(id)
+            .bind(b.id)
             .bind(p.org_id.0)
             .bind(member.0)
             .bind(p.user_id.0)
-            .bind(reason.clone())
+            .bind(b.reason.clone())
             .bind(us(until))
             .bind(us(now))
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(
-                    EventKind::BreakGlass,
-                    json!({"break_glass_id": id, "user_id": p.user_id, "role": p.role, "expires_at": until}),
-                )
-                .actor(Some(p.user_id))
-                .member(member),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
-        Ok(BreakGlass {
-            id,
-            member_id: member,
-            user_id: p.user_id,
-            user_name: p.name.clone(),
-            reason,
-            expires_at: until,
-            created_at: now,
-            reviewed_by: None,
-            reviewed_at: None,
-            review_note: None,
-        })
+        Ok(b)
     }
 
     pub(crate) async fn break_glass_reviews_(
@@ -289,7 +170,7 @@ impl PgStore {
         p: &Principal,
         open_only: bool,
     ) -> Result<Vec<BreakGlass>> {
-        privacy_only(p)?;
+        privacy::reviewer(p)?;
         let found = q(
             "SELECT b.*, u.name AS user_name FROM break_glass b JOIN users u ON u.id = b.user_id
                        WHERE b.org_id = $1 AND (NOT $2 OR b.reviewed_at IS NULL)
@@ -310,11 +191,7 @@ impl PgStore {
         note: String,
         now: Timestamp,
     ) -> Result<BreakGlass> {
-        privacy_only(p)?;
-        let note = note.trim().to_owned();
-        if note.is_empty() || note.chars().count() > 4000 {
-            return Err(Error::invalid("a review needs a note of 1–4000 characters"));
-        }
+        let note = privacy::review_request(p, &note)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let row = q(
             "SELECT b.*, u.name AS user_name FROM break_glass b JOIN users u ON u.id = b.user_id
@@ -326,37 +203,17 @@ impl PgStore {
         .await
         .map_err(db)?
         .ok_or(Error::NotFound("break-glass grant"))?;
-        let b = break_glass_row(&row)?;
-        if b.reviewed_at.is_some() {
-            return Err(Error::conflict(
-                "already-reviewed",
-                "this break-glass access was already reviewed",
-            ));
-        }
+        let (b, ev) = break_glass_row(&row)?.review(p, note, now)?;
         q("UPDATE break_glass SET reviewed_by = $1, reviewed_at = $2, review_note = $3 WHERE id = $4")
             .bind(p.user_id.0)
             .bind(us(now))
-            .bind(note.clone())
+            .bind(b.review_note.clone())
             .bind(id)
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(EventKind::BreakGlassReviewed, json!({"break_glass_id": id}))
-                    .actor(Some(p.user_id))
-                    .member(b.member_id),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
-        Ok(BreakGlass {
-            reviewed_by: Some(p.user_id),
-            reviewed_at: Some(now),
-            review_note: Some(note),
-            ..b
-        })
+        Ok(b)
     }
 }

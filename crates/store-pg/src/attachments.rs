@@ -7,20 +7,18 @@
 //! their organization's chain lock with `FOR UPDATE SKIP LOCKED` and leased
 //! in that transaction, so no two workers scan one file at once.
 
-use crate::PgStore;
 use crate::crypt::aad;
 use crate::rows::{self, db, get, q, us};
 use crate::tx::Tx;
+use crate::{PgStore, by_org};
 use careline_core::attachment::{self, Attachment, AttachmentState};
 use careline_core::authz::{Grant, Principal};
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::ingest;
-use careline_core::model::{Message, MessageKind, Role};
+use careline_core::model::Message;
+use careline_core::reads::{self, PhiRead};
 use careline_core::{Error, Result};
 use careline_store::{NewAttachment, ScanOutcome};
 use jiff::Timestamp;
-use serde_json::json;
 use sqlx_postgres::{PgConnection, PgRow};
 use uuid::Uuid;
 
@@ -73,12 +71,6 @@ async fn access(c: &mut PgConnection, p: &Principal, a: &Attachment) -> Result<G
     let m = rows::load_member(c, a.member_id)
         .await
         .map_err(|_| Error::NotFound("attachment"))?;
-    let grant = p
-        .member_access(m.org_id, m.id, m.team_id)
-        .map_err(|e| match e {
-            Error::NotFound(_) => Error::NotFound("attachment"),
-            other => other,
-        })?;
     let kind: Option<(String,)> = match a.message_id {
         Some(mid) => sqlx_core::query_as::query_as("SELECT kind FROM messages WHERE id = $1")
             .bind(mid.0)
@@ -87,11 +79,8 @@ async fn access(c: &mut PgConnection, p: &Principal, a: &Attachment) -> Result<G
             .map_err(db)?,
         None => None,
     };
-    careline_core::attachment::check_visible(p, a, kind.as_ref().map(|(k,)| k.as_str()))?;
-    Ok(grant)
+    attachment::access(p, &m, a, kind.as_ref().map(|(k,)| k.as_str()))
 }
-
-use careline_core::attachment::event;
 
 async fn team_of(c: &mut PgConnection, member: MemberId) -> Result<TeamId> {
     Ok(rows::load_member(c, member).await?.team_id)
@@ -113,16 +102,7 @@ pub async fn link(
         let mut a = load(tx.c(), s, *id)
             .await
             .map_err(|_| Error::invalid(format!("attachment {id} does not exist")))?;
-        if a.org_id != m.org_id || a.uploaded_by != p.user_id {
-            return Err(Error::invalid(format!(
-                "attachment {id} was not uploaded by you"
-            )));
-        }
-        if a.member_id != member {
-            return Err(Error::invalid(format!(
-                "attachment {id} was uploaded for another member"
-            )));
-        }
+        a.check_link(m, p.user_id, member)?;
         let n = q("UPDATE attachments SET message_id = $1, thread_id = $2, ticket_id = $3, updated_at = $4 WHERE id = $5 AND message_id IS NULL")
             .bind(m.id.0)
             .bind(m.thread_id.0)
@@ -133,28 +113,11 @@ pub async fn link(
             .await
             .map_err(db)?
             .rows_affected();
-        if a.message_id.is_some() || n == 0 {
-            return Err(Error::invalid(format!(
-                "attachment {id} is already attached to a message"
-            )));
+        if n == 0 {
+            return Err(attachment::already_attached(*id));
         }
-        a.message_id = Some(m.id);
-        a.thread_id = Some(m.thread_id);
-        a.ticket_id = m.ticket_id;
-        tx.append(
-            a.org_id,
-            now,
-            vec![
-                event(
-                    EventKind::AttachmentAttached,
-                    &a,
-                    Some(team),
-                    json!({"message_id": m.id}),
-                )
-                .actor(Some(p.user_id)),
-            ],
-        )
-        .await?;
+        let ev = a.attach(m, team, p.user_id);
+        tx.append(a.org_id, now, vec![ev]).await?;
         if a.state == AttachmentState::Infected {
             refusal_notices(s, tx, &a, now).await?;
         }
@@ -164,53 +127,10 @@ pub async fn link(
 
 /// The member is told in their language; staff get an internal note.
 async fn refusal_notices(s: &PgStore, tx: &mut Tx, a: &Attachment, now: Timestamp) -> Result<()> {
-    let (Some(thread), Some(ticket)) = (a.thread_id, a.ticket_id) else {
-        return Ok(());
-    };
     let member = rows::load_member(tx.c(), a.member_id).await?;
-    let signature = a.detail.clone().unwrap_or_else(|| "malware".into());
-    let notices = [
-        (
-            MessageKind::System,
-            "careline",
-            attachment::refusal_notice(&member.language, &a.file_name),
-        ),
-        (
-            MessageKind::InternalNote,
-            "careline scanner",
-            attachment::infected_note(&a.file_name, &signature),
-        ),
-    ];
-    for (kind, author, text) in notices {
-        let msg = Message {
-            id: MessageId::new(),
-            org_id: a.org_id,
-            thread_id: thread,
-            ticket_id: Some(ticket),
-            kind,
-            author_id: None,
-            author_name: author.into(),
-            text,
-            triage: None,
-            created_at: now,
-            redaction: None,
-        };
+    for (msg, ev) in attachment::refusal_notices(a, &member, now) {
         rows::insert_message(tx.c(), &s.crypto, &msg).await?;
-        tx.append(
-            a.org_id,
-            now,
-            vec![
-                NewEvent::new(
-                    EventKind::MessageCreated,
-                    json!({"message_id": msg.id, "kind": msg.kind, "text_sha256": ingest::text_digest(&msg.text), "about_attachment": a.id}),
-                )
-                .member(a.member_id)
-                .thread(thread)
-                .ticket(ticket)
-                .team(member.team_id),
-            ],
-        )
-        .await?;
+        tx.append(a.org_id, now, vec![ev]).await?;
     }
     Ok(())
 }
@@ -224,27 +144,7 @@ impl PgStore {
     ) -> Result<Attachment> {
         let mut tx = self.begin_for(p.org_id).await?;
         let m = rows::load_member(tx.c(), n.member_id).await?;
-        p.member_access(m.org_id, m.id, m.team_id)?;
-        let a = Attachment {
-            id: AttachmentId::new(),
-            org_id: m.org_id,
-            member_id: m.id,
-            uploaded_by: p.user_id,
-            file_name: n.file_name,
-            content_type: n.content_type,
-            size: n.size,
-            sha256: n.sha256,
-            blob: n.blob,
-            state: AttachmentState::Quarantined,
-            detail: None,
-            scan_attempts: 0,
-            metadata_removed: n.metadata_removed,
-            message_id: None,
-            thread_id: None,
-            ticket_id: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let (a, ev) = n.quarantine(p, &m, now)?;
         let sealed = self
             .crypto
             .seal(
@@ -272,20 +172,7 @@ impl PgStore {
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            a.org_id,
-            now,
-            vec![
-                event(
-                    EventKind::AttachmentQuarantined,
-                    &a,
-                    None,
-                    json!({"sha256": a.sha256, "metadata_removed": a.metadata_removed}),
-                )
-                .actor(Some(p.user_id)),
-            ],
-        )
-        .await?;
+        tx.append(a.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
         Ok(a)
     }
@@ -312,34 +199,9 @@ impl PgStore {
             return Err(Error::NotFound("attachment"));
         }
         let grant = access(tx.c(), p, &a).await?;
-        if !a.state.servable() {
-            return Err(Error::Conflict {
-                rule: "attachment-not-released",
-                detail: match a.state {
-                    AttachmentState::Infected => {
-                        "this file was refused by the virus scanner and is never served".into()
-                    }
-                    s => format!(
-                        "this file is {} and is served only after a clean scan",
-                        s.as_str()
-                    ),
-                },
-            });
-        }
-        if grant != Grant::Own {
-            tx.append(
-                a.org_id,
-                now,
-                vec![
-                    NewEvent::new(
-                        EventKind::PhiRead,
-                        json!({"resource": "attachment", "id": a.id, "grant": grant.as_str(), "role": p.role}),
-                    )
-                    .actor(Some(p.user_id))
-                    .member(a.member_id),
-                ],
-            )
-            .await?;
+        a.check_servable()?;
+        for (org, events) in reads::recorded(p, &[PhiRead::attachment(&a, grant)]) {
+            tx.append(org, now, events).await?;
         }
         tx.commit(&self.bus).await?;
         Ok(a)
@@ -384,15 +246,8 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut by_org: Vec<(OrgId, Vec<Uuid>)> = Vec::new();
-        for (id, org) in due {
-            match by_org.iter_mut().find(|(o, _)| o.0 == org) {
-                Some((_, ids)) => ids.push(id),
-                None => by_org.push((OrgId(org), vec![id])),
-            }
-        }
         let mut out = Vec::new();
-        for (org, ids) in by_org {
+        for (org, ids) in by_org(due) {
             let mut tx = self.begin_for(org).await?;
             // Re-checked under the lock: a file another worker claimed since is no longer due.
             let found = q("SELECT * FROM attachments WHERE id = ANY($1)
@@ -405,9 +260,8 @@ impl PgStore {
                 .map_err(db)?;
             for r in &found {
                 let mut a = row(tx.c(), self, r).await?;
-                a.state = AttachmentState::Scanning;
-                a.scan_attempts += 1;
-                a.updated_at = now;
+                let team = team_of(tx.c(), a.member_id).await?;
+                let ev = a.start_scan(team, now);
                 q("UPDATE attachments SET state = 'scanning', scan_attempts = $1, lease_until = $2, updated_at = $3 WHERE id = $4")
                     .bind(i64::from(a.scan_attempts))
                     .bind(us(until))
@@ -416,18 +270,7 @@ impl PgStore {
                     .execute(tx.c())
                     .await
                     .map_err(db)?;
-                let team = team_of(tx.c(), a.member_id).await?;
-                tx.append(
-                    a.org_id,
-                    now,
-                    vec![event(
-                        EventKind::AttachmentScanning,
-                        &a,
-                        Some(team),
-                        json!({"attempt": a.scan_attempts}),
-                    )],
-                )
-                .await?;
+                tx.append(a.org_id, now, vec![ev]).await?;
                 out.push(a);
             }
             tx.commit(&self.bus).await?;
@@ -450,50 +293,19 @@ impl PgStore {
         let (org,) = org.ok_or(Error::NotFound("attachment"))?;
         let mut tx = self.begin_for(OrgId(org)).await?;
         let mut a = load(tx.c(), self, id).await?;
-        let (to, detail, retry) = match &outcome {
-            ScanOutcome::Clean => (AttachmentState::Clean, None, None),
-            ScanOutcome::Infected { signature } => {
-                (AttachmentState::Infected, Some(signature.clone()), None)
-            }
-            ScanOutcome::Failed { error, retry_at } => (
-                AttachmentState::Failed,
-                Some(error.clone()),
-                Some(*retry_at),
-            ),
-        };
-        if !a.state.can_become(to) {
-            return Err(Error::Conflict {
-                rule: "attachment-state",
-                detail: format!("attachment {id} is {}, not being scanned", a.state.as_str()),
-            });
-        }
-        a.state = to;
-        a.detail = detail;
-        a.updated_at = now;
+        let team = team_of(tx.c(), a.member_id).await?;
+        let ev = outcome.apply(&mut a, team, now)?;
         q("UPDATE attachments SET state = $1, detail = $2, next_scan_at = $3, lease_until = NULL, updated_at = $4 WHERE id = $5")
             .bind(a.state.as_str())
             .bind(a.detail.clone())
-            .bind(retry.map(us))
+            .bind(outcome.retry_at().map(us))
             .bind(us(now))
             .bind(a.id.0)
             .execute(tx.c())
             .await
             .map_err(db)?;
-        let team = team_of(tx.c(), a.member_id).await?;
-        let (kind, extra) = match &outcome {
-            ScanOutcome::Clean => (EventKind::AttachmentClean, json!({})),
-            ScanOutcome::Infected { signature } => (
-                EventKind::AttachmentInfected,
-                json!({"signature": signature}),
-            ),
-            ScanOutcome::Failed { error, retry_at } => (
-                EventKind::AttachmentScanFailed,
-                json!({"error": error, "retry_at": retry_at, "attempt": a.scan_attempts}),
-            ),
-        };
-        tx.append(a.org_id, now, vec![event(kind, &a, Some(team), extra)])
-            .await?;
-        if to == AttachmentState::Infected {
+        tx.append(a.org_id, now, vec![ev]).await?;
+        if a.state == AttachmentState::Infected {
             refusal_notices(self, &mut tx, &a, now).await?;
         }
         tx.commit(&self.bus).await?;
@@ -507,42 +319,14 @@ impl PgStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<Attachment> {
-        p.require(
-            &[Role::PrivacyOfficer],
-            "privacy-officers",
-            "only privacy officers export quarantined files",
-        )?;
-        let reason = reason.trim().to_owned();
-        if reason.is_empty() || reason.chars().count() > 1000 {
-            return Err(Error::invalid(
-                "an export needs a reason of 1–1000 characters",
-            ));
-        }
+        let reason = attachment::export_reason(p, reason)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let a = load(tx.c(), self, id).await?;
         if a.org_id != p.org_id {
             return Err(Error::NotFound("attachment"));
         }
-        if a.state == AttachmentState::Clean {
-            return Err(Error::Conflict {
-                rule: "attachment-released",
-                detail: "this file was released by a clean scan; it is downloaded through the thread, not exported".into(),
-            });
-        }
-        tx.append(
-            a.org_id,
-            now,
-            vec![
-                event(
-                    EventKind::AttachmentExported,
-                    &a,
-                    None,
-                    json!({"reason": reason}),
-                )
-                .actor(Some(p.user_id)),
-            ],
-        )
-        .await?;
+        let ev = a.export(p.user_id, &reason)?;
+        tx.append(a.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
         Ok(a)
     }

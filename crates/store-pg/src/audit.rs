@@ -4,19 +4,15 @@ use crate::PgStore;
 use crate::crypt::aad;
 use crate::rows::{self, db, get, q, us};
 use careline_core::authz::Principal;
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::{MessageKind, Role};
-use careline_core::safety::TicketHistory;
+use careline_core::model::MessageKind;
+use careline_core::safety::{self, TicketHistory};
 use careline_core::{Error, Result};
 use careline_store::{NewFinding, PastContact, SafetyReport, SafetyReview};
 use jiff::Timestamp;
-use serde_json::json;
 use sqlx_postgres::{PgConnection, PgRow};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-const REVIEWERS: &[Role] = &[Role::SafetyReviewer, Role::Supervisor];
 
 async fn review(c: &mut PgConnection, s: &PgStore, r: &PgRow) -> Result<SafetyReview> {
     let id = ReviewId(rows::uuid(r, "id")?);
@@ -107,10 +103,6 @@ impl PgStore {
         tickets: Vec<TicketId>,
     ) -> Result<HashMap<TicketId, TicketHistory>> {
         let ids: Vec<Uuid> = tickets.iter().map(|t| t.0).collect();
-        let mut out: HashMap<TicketId, TicketHistory> = tickets
-            .iter()
-            .map(|t| (*t, TicketHistory::default()))
-            .collect();
         let pages: Vec<(Uuid, i64, Option<i64>)> = sqlx_core::query_as::query_as(
             "SELECT ticket_id, created_at, acked_at FROM pages WHERE ticket_id = ANY($1) ORDER BY created_at, id",
         )
@@ -118,12 +110,6 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        for (t, created, acked) in pages {
-            if let Some(h) = out.get_mut(&TicketId(t)) {
-                h.paged.push(rows::from_us(created));
-                h.acked.extend(acked.map(rows::from_us));
-            }
-        }
         let cleared: Vec<(Uuid, i64)> = sqlx_core::query_as::query_as(
             "SELECT ticket_id, at FROM events WHERE ticket_id = ANY($1) AND kind = 'ticket.cleared' ORDER BY org_id, seq",
         )
@@ -131,12 +117,19 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        for (t, at) in cleared {
-            if let Some(h) = out.get_mut(&TicketId(t)) {
-                h.cleared.push(rows::from_us(at));
-            }
-        }
-        Ok(out)
+        Ok(safety::histories(
+            &tickets,
+            pages.into_iter().map(|(t, created, acked)| {
+                (
+                    TicketId(t),
+                    rows::from_us(created),
+                    acked.map(rows::from_us),
+                )
+            }),
+            cleared
+                .into_iter()
+                .map(|(t, at)| (TicketId(t), rows::from_us(at))),
+        ))
     }
 
     /// One transaction per organization (each holds that organization's chain).
@@ -182,19 +175,7 @@ impl PgStore {
                     .rows_affected();
                 if n > 0 {
                     new += 1;
-                    tx.append(
-                        f.org_id,
-                        now,
-                        vec![
-                            NewEvent::new(
-                                EventKind::SafetyFinding,
-                                json!({"review_id": id, "message_id": f.message_id, "disposition": f.disposition, "protocol_version": f.protocol_version}),
-                            )
-                            .member(f.member_id)
-                            .ticket(f.ticket_id),
-                        ],
-                    )
-                    .await?;
+                    tx.append(f.org_id, now, vec![f.filed(id)]).await?;
                 }
             }
             tx.commit(&self.bus).await?;
@@ -207,16 +188,7 @@ impl PgStore {
         p: &Principal,
         status: Option<String>,
     ) -> Result<Vec<SafetyReview>> {
-        p.require(
-            REVIEWERS,
-            "safety-reviewers",
-            "only safety reviewers and supervisors see the safety-review queue",
-        )?;
-        if let Some(st) = &status
-            && !matches!(st.as_str(), "open" | "resolved")
-        {
-            return Err(Error::invalid("status must be open or resolved"));
-        }
+        safety::reviews_request(p, status.as_deref())?;
         let mut c = self.conn().await?;
         let found = q(
             "SELECT * FROM safety_reviews WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
@@ -241,17 +213,7 @@ impl PgStore {
         note: String,
         now: Timestamp,
     ) -> Result<SafetyReview> {
-        p.require(
-            REVIEWERS,
-            "safety-reviewers",
-            "only safety reviewers and supervisors resolve safety reviews",
-        )?;
-        let note = note.trim().to_owned();
-        if note.is_empty() || note.chars().count() > 4000 {
-            return Err(Error::invalid(
-                "a resolution needs a note of 1–4000 characters",
-            ));
-        }
+        let note = safety::resolve_request(p, &note)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let row = q("SELECT * FROM safety_reviews WHERE id = $1 AND org_id = $2")
             .bind(id.0)
@@ -260,43 +222,18 @@ impl PgStore {
             .await
             .map_err(db)?
             .ok_or(Error::NotFound("safety review"))?;
-        let r = review(tx.c(), self, &row).await?;
-        if r.status == "resolved" {
-            return Err(Error::conflict(
-                "already-resolved",
-                "this safety review is already resolved",
-            ));
-        }
+        let (r, ev) = review(tx.c(), self, &row).await?.resolve(p, note, now)?;
         q("UPDATE safety_reviews SET status = 'resolved', resolved_by = $1, resolution = $2, resolved_at = $3 WHERE id = $4")
             .bind(p.user_id.0)
-            .bind(note.clone())
+            .bind(r.resolution.clone())
             .bind(us(now))
             .bind(id.0)
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(
-                    EventKind::SafetyReviewResolved,
-                    json!({"review_id": id, "note_sha256": careline_core::ingest::text_digest(&note)}),
-                )
-                .actor(Some(p.user_id))
-                .member(r.member_id)
-                .ticket(r.ticket_id),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
-        Ok(SafetyReview {
-            status: "resolved".into(),
-            resolved_by: Some(p.user_id),
-            resolution: Some(note),
-            resolved_at: Some(now),
-            ..r
-        })
+        Ok(r)
     }
 
     pub(crate) async fn safety_report_(
@@ -305,11 +242,7 @@ impl PgStore {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<SafetyReport> {
-        p.require(
-            &[Role::SafetyReviewer, Role::Supervisor, Role::Admin],
-            "safety-report",
-            "only supervisors, safety reviewers and administrators see safety figures",
-        )?;
+        safety::report_request(p)?;
         let (org, a, b) = (p.org_id.0, us(since), us(until));
         let mut r = SafetyReport::default();
         (r.contacts, r.emergency, r.urgent) = sqlx_core::query_as::query_as(
@@ -344,13 +277,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        for (ms, disposition) in acks {
-            r.ack_ms.push(ms);
-            r.ack_ms_by_disposition
-                .entry(disposition)
-                .or_default()
-                .push(ms);
-        }
+        r.add_acks(acks);
         let replies: Vec<(Option<i64>, String)> = sqlx_core::query_as::query_as(
             "SELECT (SELECT MIN(m.created_at) FROM messages m JOIN users u ON u.id = m.author_id
                       WHERE m.ticket_id = f.ticket_id AND m.kind = 'staff' AND u.role IN ('nurse', 'physician')
@@ -365,18 +292,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut replies: Vec<(i64, String)> = replies
-            .into_iter()
-            .filter_map(|(us, d)| us.map(|us| (us / 1000, d)))
-            .collect();
-        replies.sort_unstable();
-        for (ms, disposition) in replies {
-            r.clinician_reply_ms.push(ms);
-            r.reply_ms_by_disposition
-                .entry(disposition)
-                .or_default()
-                .push(ms);
-        }
+        r.add_replies(replies);
         (r.open_safety_reviews, r.failures_to_escalate) = sqlx_core::query_as::query_as(
             "SELECT COUNT(*) FILTER (WHERE status = 'open'), COUNT(*) FROM safety_reviews
              WHERE org_id = $1 AND created_at >= $2 AND created_at < $3",

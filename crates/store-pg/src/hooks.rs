@@ -7,13 +7,10 @@
 use crate::PgStore;
 use crate::rows::{self, db, get, q, us};
 use careline_core::authz::Principal;
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::Role;
 use careline_core::{Error, Result};
 use careline_store::{Delivery, Webhook};
 use jiff::Timestamp;
-use serde_json::json;
 use sqlx_postgres::PgRow;
 use uuid::Uuid;
 
@@ -46,14 +43,6 @@ fn delivery(r: &PgRow) -> Result<Delivery> {
     })
 }
 
-fn admin(p: &Principal) -> Result<()> {
-    p.require(
-        &[Role::Admin],
-        "admin-only",
-        "only administrators manage webhooks",
-    )
-}
-
 impl PgStore {
     pub(crate) async fn create_webhook_(
         &self,
@@ -63,31 +52,7 @@ impl PgStore {
         events: Vec<String>,
         now: Timestamp,
     ) -> Result<Webhook> {
-        admin(p)?;
-        let url = url.trim().to_owned();
-        if !url.starts_with("http://") || url.len() > 2000 {
-            return Err(Error::invalid(
-                "url must be an http:// address of at most 2000 characters (this version delivers over plain HTTP: put a TLS relay on the receiving side)",
-            ));
-        }
-        if secret.len() < 16 {
-            return Err(Error::invalid(
-                "secret must be at least 16 characters: it signs every delivery",
-            ));
-        }
-        if events.is_empty() || events.iter().any(|e| e.is_empty() || e.len() > 100) {
-            return Err(Error::invalid(
-                "events must list event kinds such as \"page.*\" or \"escalation.alarm\"",
-            ));
-        }
-        let w = Webhook {
-            id: WebhookId::new(),
-            org_id: p.org_id,
-            url,
-            events,
-            active: true,
-            created_at: now,
-        };
+        let (w, ev) = Webhook::register(p, &url, &secret, events, now)?;
         let mut tx = self.begin_for(p.org_id).await?;
         q("INSERT INTO webhooks (id, org_id, url, secret, events, active, created_at) VALUES ($1, $2, $3, $4, $5, true, $6)")
             .bind(w.id.0)
@@ -100,24 +65,13 @@ impl PgStore {
             .await
             .map_err(db)?;
         tx.forget_hooks(p.org_id);
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(
-                    EventKind::WebhookRegistered,
-                    json!({"webhook_id": w.id, "url": w.url, "events": w.events}),
-                )
-                .actor(Some(p.user_id)),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
         Ok(w)
     }
 
     pub(crate) async fn webhooks_(&self, p: &Principal) -> Result<Vec<Webhook>> {
-        admin(p)?;
+        Webhook::manage_request(p)?;
         let found = q("SELECT * FROM webhooks WHERE org_id = $1 ORDER BY created_at")
             .bind(p.org_id.0)
             .fetch_all(&self.pool)
@@ -187,7 +141,7 @@ impl PgStore {
                 .map_err(db)?;
             return Ok(());
         }
-        let error: Option<String> = error.map(|e| e.chars().take(500).collect());
+        let error = Delivery::attempt_error(error);
         match retry_at {
             Some(at) => {
                 q("UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, lease_until = NULL, last_error = $2 WHERE id = $3")
@@ -210,10 +164,7 @@ impl PgStore {
                 tx.append(
                     org,
                     now,
-                    vec![NewEvent::new(
-                        EventKind::DeliveryDeadLettered,
-                        json!({"delivery_id": id, "event_kind": kind, "error": error}),
-                    )],
+                    vec![Delivery::dead_lettered(id, &kind, error.as_deref())],
                 )
                 .await?;
                 tx.commit(&self.bus).await
@@ -227,10 +178,7 @@ impl PgStore {
         status: &str,
         limit: u32,
     ) -> Result<Vec<Delivery>> {
-        admin(p)?;
-        if !matches!(status, "pending" | "delivered" | "dead") {
-            return Err(Error::invalid("status must be pending, delivered or dead"));
-        }
+        Delivery::list_request(p, status)?;
         let found = q("SELECT d.*, w.url AS url, w.secret AS secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                        WHERE d.org_id = $1 AND d.status = $2 ORDER BY d.created_at DESC LIMIT $3")
             .bind(p.org_id.0)
@@ -248,7 +196,7 @@ impl PgStore {
         id: DeliveryId,
         now: Timestamp,
     ) -> Result<Delivery> {
-        admin(p)?;
+        Webhook::manage_request(p)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let row = q("SELECT d.*, w.url AS url, w.secret AS secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                      WHERE d.id = $1 AND d.org_id = $2 FOR UPDATE OF d")
@@ -258,37 +206,15 @@ impl PgStore {
             .await
             .map_err(db)?
             .ok_or(Error::NotFound("delivery"))?;
-        let d = delivery(&row)?;
-        if d.status != "dead" {
-            return Err(Error::conflict(
-                "not-dead-lettered",
-                format!(
-                    "this delivery is {}; only dead-lettered deliveries are replayed",
-                    d.status
-                ),
-            ));
-        }
+        let (d, ev) = delivery(&row)?.replay(p, now)?;
         q("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL WHERE id = $2")
             .bind(us(now))
             .bind(id.0)
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(EventKind::DeliveryReplayed, json!({"delivery_id": id}))
-                    .actor(Some(p.user_id)),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
-        Ok(Delivery {
-            status: "pending".into(),
-            attempts: 0,
-            next_attempt_at: now,
-            ..d
-        })
+        Ok(d)
     }
 }

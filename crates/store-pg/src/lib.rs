@@ -37,31 +37,27 @@ pub mod testing;
 
 use async_trait::async_trait;
 use careline_core::authz::{Grant, Principal};
-use careline_core::escalation::{self, Page, PageLevel, Rota};
-use careline_core::event::{Event, EventKind, NewEvent};
+use careline_core::escalation::{self, Page, Rota};
+use careline_core::event::{Event, NewEvent};
 use careline_core::ids::*;
 use careline_core::ingest::{self, ContactKind, Existing};
 use careline_core::model::*;
+use careline_core::reads::{self, PhiRead};
 use careline_core::safety::TicketHistory;
 use careline_core::settings::OrgSettings;
 use careline_core::validate::MessageText;
 use careline_core::{Error, Result};
+use careline_core::{admin, privacy, session, ticket};
 use careline_crypto::MasterKey;
 use careline_store::*;
 use crypt::Crypto;
 use futures_util::FutureExt;
 use jiff::Timestamp;
 use rows::{db, get, q, us};
-use serde_json::json;
 use sqlx_postgres::{PgConnection, PgPool, PgPoolOptions};
 use std::sync::Arc;
 use tx::Tx;
 use uuid::Uuid;
-
-/// Failed logins within the window that lock an account.
-const LOCKOUT_FAILURES: i64 = 5;
-/// The lockout window, and how long a lock lasts after the last failure.
-const LOCKOUT_WINDOW_US: i64 = 15 * 60 * 1_000_000;
 
 /// Connections a node keeps to the database by default.
 pub const DEFAULT_POOL_SIZE: u32 = 16;
@@ -177,7 +173,7 @@ impl PgStore {
             None => None,
         };
         let kind = req.contact.kind;
-        let plan = ingest::plan_contact(
+        let mut plan = ingest::plan_contact(
             &member,
             &team,
             Existing { thread, ticket },
@@ -210,7 +206,8 @@ impl PgStore {
         if let Some(m) = &plan.auto_reply {
             rows::insert_message(tx.c(), k, m).await?;
         }
-        tx.append(member.org_id, now, plan.events).await?;
+        tx.append(member.org_id, now, std::mem::take(&mut plan.events))
+            .await?;
         attachments::link(
             self,
             tx,
@@ -228,23 +225,17 @@ impl PgStore {
             None
         };
         let nurse = match page.as_ref().and_then(|p| p.targets.first()) {
-            Some(u) => rows::user_name(tx.c(), *u)
-                .await?
-                .unwrap_or_else(|| "on call".into()),
-            None => "on call".into(),
+            Some(u) => rows::user_name(tx.c(), *u).await?,
+            None => None,
         };
-        let agent_guidance = plan.agent_guidance.map(|g| g.replace("{nurse}", &nurse));
         let queue = tx.queue(plan.ticket.queue_id).await?;
-        Ok(ContactOutcome {
-            message: plan.message,
-            ticket: plan.ticket,
+        Ok(ContactOutcome::planned(
+            plan,
             queue,
-            new_ticket: plan.new_ticket,
             call_id,
-            auto_reply: plan.auto_reply,
-            agent_guidance,
             page,
-        })
+            nurse.as_deref(),
+        ))
     }
 
     /// Record reads of PHI as events: who, with which role, what, and the
@@ -255,29 +246,7 @@ impl PgStore {
         reads: Vec<PhiRead>,
         now: Timestamp,
     ) -> Result<()> {
-        let reads: Vec<PhiRead> = reads
-            .into_iter()
-            .filter(|r| r.grant != Grant::Own)
-            .collect();
-        let mut orgs: Vec<OrgId> = Vec::new();
-        for r in &reads {
-            if !orgs.contains(&r.org) {
-                orgs.push(r.org);
-            }
-        }
-        for org in orgs {
-            let events: Vec<NewEvent> = reads
-                .iter()
-                .filter(|r| r.org == org)
-                .map(|r| {
-                    NewEvent::new(
-                        EventKind::PhiRead,
-                        json!({"resource": r.what, "id": r.id, "grant": r.grant.as_str(), "role": p.role}),
-                    )
-                    .actor(Some(p.user_id))
-                    .member(r.member)
-                })
-                .collect();
+        for (org, events) in reads::recorded(p, &reads) {
             self.groups
                 .write(org, move |tx| tx.append(org, now, events).boxed())
                 .await?;
@@ -295,11 +264,7 @@ impl PgStore {
         result: Result<T>,
         now: Timestamp,
     ) -> Result<T> {
-        if let Err(Error::Forbidden {
-            rule: "red-flag-uncleared",
-            ..
-        }) = &result
-        {
+        if ticket::refused_by_interlock(&result) {
             let recorded: Result<()> = async {
                 let mut tx = self.begin_for(p.org_id).await?;
                 let t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
@@ -349,10 +314,7 @@ impl PgStore {
         let s = settings_of(tx.c(), t.org_id).await?;
         let mut events = t.set_priority(&p.actor(), to, &reason, &team, &s.sla, now)?;
         if t.clearance.is_some() {
-            for mut pg in open_pages_of(tx.c(), id).await? {
-                events.extend(pg.supersede("clinical clearance recorded"));
-                rows::upsert_page(tx.c(), &pg).await?;
-            }
+            events.extend(supersede_cleared(tx.c(), id).await?);
         }
         rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
         tx.append(t.org_id, now, events).await?;
@@ -374,17 +336,7 @@ impl PgStore {
         let mut tx = self.begin_for(p.org_id).await?;
         let t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
         p.work_ticket(&t)?;
-        let v = Visit {
-            id: VisitId::new(),
-            org_id: t.org_id,
-            ticket_id: t.id,
-            member_id: t.member_id,
-            kind,
-            at,
-            booked_by: p.user_id,
-            created_at: now,
-        };
-        let events = t.book_visit(&p.actor(), kind, at, v.id)?;
+        let (v, events) = t.book_visit(&p.actor(), kind, at, now)?;
         q("INSERT INTO visits (id, org_id, ticket_id, member_id, kind, at, booked_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(v.id.0)
             .bind(v.org_id.0)
@@ -430,13 +382,18 @@ impl PgStore {
     }
 }
 
-/// One read of a member's data, to be logged.
-pub(crate) struct PhiRead {
-    pub(crate) org: OrgId,
-    pub(crate) member: MemberId,
-    pub(crate) what: &'static str,
-    pub(crate) id: String,
-    pub(crate) grant: Grant,
+/// Leased work found without locks (id, organization), grouped by
+/// organization in the order first found: each group is then re-selected
+/// and claimed under its organization's chain lock.
+pub(crate) fn by_org(found: Vec<(Uuid, Uuid)>) -> Vec<(OrgId, Vec<Uuid>)> {
+    let mut out: Vec<(OrgId, Vec<Uuid>)> = Vec::new();
+    for (id, org) in found {
+        match out.iter_mut().find(|(o, _)| o.0 == org) {
+            Some((_, ids)) => ids.push(id),
+            None => out.push((OrgId(org), vec![id])),
+        }
+    }
+    out
 }
 
 pub(crate) async fn settings_of(c: &mut PgConnection, org: OrgId) -> Result<OrgSettings> {
@@ -478,6 +435,16 @@ async fn open_pages_of(c: &mut PgConnection, ticket: TicketId) -> Result<Vec<Pag
     rows::pages(&found)
 }
 
+/// A clinical clearance makes a ticket's open pages moot: supersede them.
+async fn supersede_cleared(c: &mut PgConnection, ticket: TicketId) -> Result<Vec<NewEvent>> {
+    let mut open = open_pages_of(&mut *c, ticket).await?;
+    let events = escalation::supersede_all(&mut open, "clinical clearance recorded");
+    for pg in &open {
+        rows::upsert_page(&mut *c, pg).await?;
+    }
+    Ok(events)
+}
+
 /// Page the first rung for a ticket's red flag, superseding older open pages.
 async fn page_ticket(
     tx: &mut Tx,
@@ -486,15 +453,13 @@ async fn page_ticket(
     s: &OrgSettings,
     now: Timestamp,
 ) -> Result<Page> {
-    let mut events = Vec::new();
-    for mut old in open_pages_of(tx.c(), t.id).await? {
-        events.extend(old.supersede("a newer red flag paged again"));
-        rows::upsert_page(tx.c(), &old).await?;
-    }
+    let open = open_pages_of(tx.c(), t.id).await?;
     let r = rota_of(tx.c(), t.team_id).await?;
-    let (page, ev) = escalation::open_page(t, &r, &s.ack, PageLevel::Primary, flagged_at, now);
+    let (superseded, page, events) = escalation::page_again(t, open, &r, &s.ack, flagged_at, now);
+    for old in &superseded {
+        rows::upsert_page(tx.c(), old).await?;
+    }
     rows::upsert_page(tx.c(), &page).await?;
-    events.extend(ev);
     tx.append(t.org_id, now, events).await?;
     Ok(page)
 }
@@ -506,11 +471,7 @@ async fn paged_on(c: &mut PgConnection, p: &Principal, ticket: TicketId) -> Resu
         .fetch_all(&mut *c)
         .await
         .map_err(db)?;
-    let actor = p.actor();
-    // An alarm may be taken by any clinician — of its own organization only.
-    Ok(rows::pages(&found)?
-        .iter()
-        .any(|pg| pg.org_id == p.org_id && pg.may_ack(&actor)))
+    Ok(p.holds_page(&rows::pages(&found)?))
 }
 
 async fn ticket_with_queue(
@@ -594,13 +555,7 @@ impl Store for PgStore {
         tx.append(
             s.org_id,
             now,
-            vec![
-                NewEvent::new(
-                    EventKind::SessionCreated,
-                    json!({"expires_at": s.expires_at}),
-                )
-                .actor(Some(s.user_id)),
-            ],
+            vec![session::created(s.user_id, s.expires_at)],
         )
         .await?;
         tx.commit(&self.bus).await
@@ -626,13 +581,7 @@ impl Store for PgStore {
         tx.append(
             org,
             now,
-            vec![
-                NewEvent::new(
-                    EventKind::LoginFailed,
-                    json!({"username": username, "address": address}),
-                )
-                .actor(user),
-            ],
+            vec![session::login_failed(user, username, address)],
         )
         .await?;
         tx.commit(&self.bus).await
@@ -646,15 +595,8 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<()> {
         let mut tx = self.begin_for(org).await?;
-        tx.append(
-            org,
-            now,
-            vec![
-                NewEvent::new(EventKind::LoginThrottled, json!({"address": address}))
-                    .actor(Some(user)),
-            ],
-        )
-        .await?;
+        tx.append(org, now, vec![session::login_throttled(user, address)])
+            .await?;
         tx.commit(&self.bus).await
     }
 
@@ -675,10 +617,9 @@ impl Store for PgStore {
             .map_err(db)?;
         let Some(row) = row else { return Ok(None) };
         let user = rows::user(&row)?;
-        let seen: i64 = get(&row, "seen")?;
+        let seen = rows::ts(&row, "seen")?;
         let enrolment_only: bool = get(&row, "mfa_pending")?;
-        let idle_us = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
-        if us(now) - seen > idle_us {
+        if session::lapsed(seen, now, idle) {
             return Ok(None);
         }
         let team_ids = rows::team_ids(&mut c, user.id).await?;
@@ -698,7 +639,6 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
             grants.extend(tagged.into_iter().map(|(m,)| (MemberId(m), Grant::Tagged)));
-            let alarm_ok = user.role.is_clinical() || user.role == Role::Supervisor;
             let paged: Vec<(Uuid, String, String)> = sqlx_core::query_as::query_as(
                 "SELECT DISTINCT p.member_id, p.level, p.targets FROM pages p JOIN tickets t ON t.id = p.ticket_id
                  WHERE p.org_id = $1 AND t.status NOT IN ('solved', 'closed')",
@@ -707,9 +647,8 @@ impl Store for PgStore {
             .fetch_all(&mut *c)
             .await
             .map_err(db)?;
-            let uid = user.id.to_string();
             for (m, level, targets) in paged {
-                if targets.contains(&uid) || (level == "org_alarm" && alarm_ok) {
+                if session::paged_by(&user, &level, &targets) {
                     grants.push((MemberId(m), Grant::Paged));
                 }
             }
@@ -727,8 +666,7 @@ impl Store for PgStore {
                     .map(|(m,)| (MemberId(m), Grant::BreakGlass)),
             );
         }
-        // Touch the session at most once a minute.
-        if us(now) - seen > 60_000_000 {
+        if session::touch_due(seen, now) {
             q("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
                 .bind(us(now))
                 .bind(token_hash)
@@ -736,17 +674,13 @@ impl Store for PgStore {
                 .await
                 .map_err(db)?;
         }
-        Ok(Some(Principal {
-            user_id: user.id,
-            org_id: user.org_id,
-            role: user.role,
-            name: user.name,
-            member_id: user.member_id,
-            proxy_for,
+        Ok(Some(session::principal(
+            user,
             team_ids,
+            proxy_for,
             grants,
             enrolment_only,
-        }))
+        )))
     }
 
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
@@ -774,15 +708,8 @@ impl Store for PgStore {
                 .map_err(db)?
                 .rows_affected();
         if n > 0 {
-            tx.append(
-                org,
-                now,
-                vec![
-                    NewEvent::new(EventKind::SessionRevoked, json!({"scope": "current"}))
-                        .actor(Some(user)),
-                ],
-            )
-            .await?;
+            tx.append(org, now, vec![session::revoked_current(user)])
+                .await?;
         }
         tx.commit(&self.bus).await
     }
@@ -793,11 +720,7 @@ impl Store for PgStore {
         user: UserId,
         now: Timestamp,
     ) -> Result<u64> {
-        p.require(
-            &[Role::Admin],
-            "admin-only",
-            "only administrators revoke other users' sessions",
-        )?;
+        session::revoke_others_request(p)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let u = rows::load_user(tx.c(), user)
             .await?
@@ -813,13 +736,7 @@ impl Store for PgStore {
         tx.append(
             p.org_id,
             now,
-            vec![
-                NewEvent::new(
-                    EventKind::SessionRevoked,
-                    json!({"scope": "all", "user_id": u.id, "sessions": n}),
-                )
-                .actor(Some(p.user_id)),
-            ],
+            vec![session::revoked_all(p.user_id, u.id, n)],
         )
         .await?;
         tx.commit(&self.bus).await?;
@@ -863,16 +780,13 @@ impl Store for PgStore {
             "SELECT at FROM login_failures WHERE user_id = $1 AND at > $2 ORDER BY at DESC LIMIT $3",
         )
         .bind(user.0)
-        .bind(us(now) - LOCKOUT_WINDOW_US)
-        .bind(LOCKOUT_FAILURES)
+        .bind(us(session::lockout_since(now)))
+        .bind(i64::from(session::LOCKOUT_FAILURES))
         .fetch_all(&mut *c)
         .await
         .map_err(db)?;
-        if (recent.len() as i64) < LOCKOUT_FAILURES {
-            return Ok(None);
-        }
-        let until = recent.first().map_or(0, |(at,)| *at) + LOCKOUT_WINDOW_US;
-        Ok(Timestamp::from_microsecond(until).ok().filter(|u| *u > now))
+        let recent: Vec<Timestamp> = recent.into_iter().map(|(at,)| rows::from_us(at)).collect();
+        Ok(session::locked_until(&recent, now))
     }
 
     async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome> {
@@ -880,34 +794,7 @@ impl Store for PgStore {
             let mut c = self.conn().await?;
             rows::load_member(&mut c, req.member_id).await?
         };
-        let p = &req.principal;
-        match req.contact.kind {
-            ContactKind::Message => {
-                p.member_access(member.org_id, member.id, member.team_id)?;
-                if p.role.is_staff() {
-                    return Err(Error::forbidden(
-                        "members-only",
-                        "only a member or their proxy sends portal messages",
-                    ));
-                }
-            }
-            ContactKind::CallNote => {
-                if p.org_id != member.org_id {
-                    return Err(Error::NotFound("member"));
-                }
-                p.require(
-                    &[
-                        Role::Agent,
-                        Role::CareGuide,
-                        Role::Nurse,
-                        Role::Physician,
-                        Role::Supervisor,
-                    ],
-                    "call-intake",
-                    "only contact-centre and care-team staff record calls",
-                )?;
-            }
-        }
+        ingest::check_sender(&req.principal, req.contact.kind, &member)?;
         let store = self.clone();
         let org = member.org_id;
         self.groups
@@ -927,12 +814,7 @@ impl Store for PgStore {
             let mut c = self.conn().await?;
             let thread = rows::load_thread(&mut c, id).await?;
             let member = rows::load_member(&mut c, thread.member_id).await?;
-            let grant = p
-                .member_access(member.org_id, member.id, member.team_id)
-                .map_err(|e| match e {
-                    Error::NotFound(_) => Error::NotFound("thread"),
-                    o => o,
-                })?;
+            let grant = p.thread_access(&member)?;
             let found = q("SELECT * FROM messages WHERE thread_id = $1 ORDER BY created_at, id")
                 .bind(id.0)
                 .fetch_all(&mut *c)
@@ -942,16 +824,8 @@ impl Store for PgStore {
             for r in &found {
                 msgs.push(rows::message(&mut c, &self.crypto, r).await?);
             }
-            if !p.role.is_staff() {
-                msgs.retain(|m| m.kind.member_visible());
-            }
-            let read = PhiRead {
-                org: thread.org_id,
-                member: thread.member_id,
-                what: "thread",
-                id: id.to_string(),
-                grant,
-            };
+            msgs.retain(|m| p.sees_message(m));
+            let read = PhiRead::thread(&thread, grant);
             (thread, msgs, read)
         };
         self.log_reads(p, vec![read], now).await?;
@@ -964,18 +838,8 @@ impl Store for PgStore {
             ticket_with_queue(&mut c, &self.crypto, p, id).await?
         };
         let grant = p.ticket_access(&t)?;
-        self.log_reads(
-            p,
-            vec![PhiRead {
-                org: t.org_id,
-                member: t.member_id,
-                what: "ticket",
-                id: t.id.to_string(),
-                grant,
-            }],
-            now,
-        )
-        .await?;
+        self.log_reads(p, vec![PhiRead::ticket(&t, "ticket", grant)], now)
+            .await?;
         Ok((t, q))
     }
 
@@ -985,24 +849,11 @@ impl Store for PgStore {
         f: TicketFilter,
         now: Timestamp,
     ) -> Result<Vec<(Ticket, Queue)>> {
-        let limit = i64::from(if f.limit == 0 { 200 } else { f.limit.min(1000) });
-        let (teams, members): (Vec<Uuid>, Vec<Uuid>) = if p.role.is_staff() {
-            let teams = if p.role.works_queues() {
-                p.team_ids.iter().map(|t| t.0).collect()
-            } else {
-                Vec::new()
-            };
-            (teams, p.grants.iter().map(|(m, _)| m.0).collect())
-        } else {
-            let mut ms: Vec<MemberId> = p
-                .proxied(careline_core::authz::ProxyScope::Messages)
-                .collect();
-            ms.extend(p.member_id);
-            (Vec::new(), ms.iter().map(|m| m.0).collect())
-        };
-        if teams.is_empty() && members.is_empty() {
+        let Some(scope) = p.ticket_scope() else {
             return Ok(Vec::new());
-        }
+        };
+        let teams: Vec<Uuid> = scope.teams.iter().map(|t| t.0).collect();
+        let members: Vec<Uuid> = scope.members.iter().map(|m| m.0).collect();
         let found = q(
             "SELECT t.*, q.id AS q_id, q.team_id AS q_team_id, q.name AS q_name, q.kind AS q_kind
                        FROM tickets t JOIN queues q ON q.id = t.queue_id
@@ -1021,7 +872,7 @@ impl Store for PgStore {
         .bind(f.status.map(|s| s.as_str().to_owned()))
         .bind(f.priority.map(|s| s.as_str().to_owned()))
         .bind(f.member.map(|x| x.0))
-        .bind(limit)
+        .bind(i64::from(f.page_size()))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -1038,22 +889,8 @@ impl Store for PgStore {
                 out.push((rows::ticket(&mut c, &self.crypto, r).await?, queue));
             }
         }
-        // A list shows triage evidence: one read per member listed.
-        let mut reads: Vec<PhiRead> = Vec::new();
-        for (t, _) in &out {
-            if !reads.iter().any(|r| r.member == t.member_id)
-                && let Ok(grant) = p.ticket_access(t)
-            {
-                reads.push(PhiRead {
-                    org: t.org_id,
-                    member: t.member_id,
-                    what: "ticket_list",
-                    id: t.id.to_string(),
-                    grant,
-                });
-            }
-        }
-        self.log_reads(p, reads, now).await?;
+        self.log_reads(p, reads::ticket_list(p, out.iter().map(|(t, _)| t)), now)
+            .await?;
         Ok(out)
     }
 
@@ -1103,18 +940,8 @@ impl Store for PgStore {
             rows::load_member(&mut c, id).await?
         };
         let grant = p.record_access(m.org_id, m.id, m.team_id)?;
-        self.log_reads(
-            p,
-            vec![PhiRead {
-                org: m.org_id,
-                member: m.id,
-                what: "member",
-                id: m.id.to_string(),
-                grant,
-            }],
-            now,
-        )
-        .await?;
+        self.log_reads(p, vec![PhiRead::member(&m, grant)], now)
+            .await?;
         Ok((m, grant))
     }
 
@@ -1126,17 +953,7 @@ impl Store for PgStore {
     ) -> Result<Vec<AccessEntry>> {
         let mut c = self.conn().await?;
         let m = rows::load_member(&mut c, member).await?;
-        if m.org_id != p.org_id {
-            return Err(Error::NotFound("member"));
-        }
-        if matches!(p.role, Role::Member | Role::Proxy) {
-            p.record_access(m.org_id, m.id, m.team_id)?;
-        } else if p.role != Role::PrivacyOfficer {
-            return Err(Error::forbidden(
-                "privacy-officers",
-                "only the member, their proxy and privacy officers see who read a member's data",
-            ));
-        }
+        p.see_access_log(&m)?;
         let found = q("SELECT e.at, e.actor_id, e.payload, u.name, u.role FROM events e LEFT JOIN users u ON u.id = e.actor_id
                        WHERE e.member_id = $1 AND e.kind = 'phi.read' ORDER BY e.at DESC, e.seq DESC LIMIT $2")
             .bind(member.0)
@@ -1147,22 +964,13 @@ impl Store for PgStore {
         found
             .iter()
             .map(|r| {
-                let payload: String = get(r, "payload")?;
-                let v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
-                let field = |k: &str| {
-                    v.get(k)
-                        .and_then(|x| x.as_str())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                Ok(AccessEntry {
-                    at: rows::ts(r, "at")?,
-                    user_id: rows::opt_uuid(r, "actor_id")?.map(UserId),
-                    name: get::<Option<String>>(r, "name")?.unwrap_or_else(|| "(unknown)".into()),
-                    role: get::<Option<String>>(r, "role")?.unwrap_or_default(),
-                    what: field("resource"),
-                    why: field("grant"),
-                })
+                Ok(AccessEntry::from_event(
+                    rows::ts(r, "at")?,
+                    rows::opt_uuid(r, "actor_id")?.map(UserId),
+                    &get::<String>(r, "payload")?,
+                    get(r, "name")?,
+                    get(r, "role")?,
+                ))
             })
             .collect()
     }
@@ -1231,38 +1039,9 @@ impl Store for PgStore {
         let mut tx = self.begin_for(p.org_id).await?;
         let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
         p.work_ticket(&t)?;
-        let mut events = t.on_staff_reply(&p.actor(), internal, now)?;
-        let m = Message {
-            id: MessageId::new(),
-            org_id: t.org_id,
-            thread_id: t.thread_id,
-            ticket_id: Some(t.id),
-            kind: if internal {
-                MessageKind::InternalNote
-            } else {
-                MessageKind::Staff
-            },
-            author_id: Some(p.user_id),
-            author_name: p.name.clone(),
-            text: text.into_inner(),
-            triage: None,
-            created_at: now,
-            redaction: None,
-        };
+        let (m, events) = t.staff_reply(&p.actor(), text, internal, now)?;
         rows::insert_message(tx.c(), &self.crypto, &m).await?;
         rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
-        events.insert(
-            0,
-            NewEvent::new(
-                EventKind::MessageCreated,
-                json!({"message_id": m.id, "kind": m.kind, "text_sha256": ingest::text_digest(&m.text), "chars": m.text.chars().count()}),
-            )
-            .actor(Some(p.user_id))
-            .member(t.member_id)
-            .thread(t.thread_id)
-            .ticket(t.id)
-            .team(t.team_id),
-        );
         tx.append(t.org_id, now, events).await?;
         attachments::link(self, &mut tx, p, &m, t.member_id, t.team_id, &files, now).await?;
         tx.commit(&self.bus).await?;
@@ -1280,22 +1059,12 @@ impl Store for PgStore {
         let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
         p.work_ticket(&t)?;
         if let Some(to) = to {
-            let assignee = rows::load_user(tx.c(), to)
-                .await?
-                .filter(|u| u.org_id == t.org_id)
-                .ok_or_else(|| {
-                    Error::invalid("staff_id does not name a staff user of this organization")
-                })?;
-            if !assignee.role.works_queues()
-                || !rows::team_ids(tx.c(), assignee.id)
-                    .await?
-                    .contains(&t.team_id)
-            {
-                return Err(Error::invalid(format!(
-                    "{} is not on this ticket's care team",
-                    assignee.name
-                )));
-            }
+            let assignee = rows::load_user(tx.c(), to).await?;
+            let teams = match &assignee {
+                Some(u) => rows::team_ids(tx.c(), u.id).await?,
+                None => Vec::new(),
+            };
+            t.check_assignee(assignee.as_ref(), &teams)?;
         }
         let events = t.assign(&p.actor(), to, now);
         rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
@@ -1312,68 +1081,22 @@ impl Store for PgStore {
         reason: Option<String>,
         now: Timestamp,
     ) -> Result<Ticket> {
-        let what = if to == TicketStatus::Closed {
-            "close"
-        } else {
-            "solve"
-        };
+        let what = ticket::transition_attempt(to);
         let r = self.write_transition(p, id, to, reason, now).await;
         self.refused(p, id, what, r, now).await
     }
 
     async fn rota(&self, p: &Principal, team: TeamId) -> Result<Rota> {
         let mut c = self.conn().await?;
-        let t = rows::load_team(&mut c, team).await?;
-        if t.org_id != p.org_id || !p.role.is_staff() {
-            return Err(Error::NotFound("team"));
-        }
+        p.see_rota(&rows::load_team(&mut c, team).await?)?;
         rota_of(&mut c, team).await
     }
 
     async fn set_rota(&self, p: &Principal, team: TeamId, r: Rota, now: Timestamp) -> Result<Rota> {
         let mut tx = self.begin_for(p.org_id).await?;
-        let t = rows::load_team(tx.c(), team).await?;
-        if t.org_id != p.org_id {
-            return Err(Error::NotFound("team"));
-        }
-        let may =
-            p.role == Role::Admin || (p.role == Role::Supervisor && p.team_ids.contains(&team));
-        if !may {
-            return Err(Error::forbidden(
-                "rota-managers",
-                "only administrators and the team's supervisors set the on-call rota",
-            ));
-        }
-        let mut checks: Vec<(Option<UserId>, bool, &str)> = vec![
-            (r.primary, true, "primary"),
-            (r.backup, true, "backup"),
-            (r.physician, true, "physician"),
-        ];
-        checks.extend(
-            r.supervisors
-                .iter()
-                .map(|s| (Some(*s), false, "supervisors")),
-        );
-        for (u, clinical, what) in checks {
-            let Some(u) = u else { continue };
-            let user = rows::load_user(tx.c(), u)
-                .await?
-                .filter(|x| x.org_id == p.org_id)
-                .ok_or_else(|| {
-                    Error::invalid(format!("{what}: no such staff user in this organization"))
-                })?;
-            if clinical && !user.role.is_clinical() {
-                return Err(Error::invalid(format!(
-                    "{what}: {} is a {}, not a nurse or physician",
-                    user.name, user.role
-                )));
-            }
-            if !clinical && !matches!(user.role, Role::Supervisor | Role::Physician | Role::Nurse) {
-                return Err(Error::invalid(format!(
-                    "{what}: {} is a {}, not a supervisor",
-                    user.name, user.role
-                )));
-            }
+        p.manage_rota(&rows::load_team(tx.c(), team).await?)?;
+        for (u, place) in r.named() {
+            place.check(p.org_id, rows::load_user(tx.c(), u).await?.as_ref())?;
         }
         q("INSERT INTO rotas (team_id, org_id, primary_id, backup_id, physician_id, supervisors, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
            ON CONFLICT (team_id) DO UPDATE SET primary_id = excluded.primary_id, backup_id = excluded.backup_id,
@@ -1388,16 +1111,8 @@ impl Store for PgStore {
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(EventKind::RotaSet, json!(r))
-                    .actor(Some(p.user_id))
-                    .team(team),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![r.set_event(p.user_id, team)])
+            .await?;
         tx.commit(&self.bus).await?;
         Ok(r)
     }
@@ -1418,16 +1133,7 @@ impl Store for PgStore {
                     .fetch_all(&mut *c)
                     .await
                     .map_err(db)?;
-            (
-                rows::pages(&found)?,
-                PhiRead {
-                    org: t.org_id,
-                    member: t.member_id,
-                    what: "pages",
-                    id: t.id.to_string(),
-                    grant,
-                },
-            )
+            (rows::pages(&found)?, PhiRead::ticket(&t, "pages", grant))
         };
         self.log_reads(p, vec![read], now).await?;
         Ok(pages)
@@ -1476,15 +1182,8 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        let mut by_org: Vec<(OrgId, Vec<Uuid>)> = Vec::new();
-        for (id, org) in due {
-            match by_org.iter_mut().find(|(o, _)| o.0 == org) {
-                Some((_, ids)) => ids.push(id),
-                None => by_org.push((OrgId(org), vec![id])),
-            }
-        }
         let mut fired = Vec::new();
-        for (org, ids) in by_org {
+        for (org, ids) in by_org(due) {
             fired.extend(self.escalate_org(org, ids, now).await?);
         }
         Ok(fired)
@@ -1518,10 +1217,7 @@ impl Store for PgStore {
         }
         let team = rows::load_team(tx.c(), t.team_id).await?;
         let mut events = t.clear(&p.actor(), disposition, &note, &team, now)?;
-        for mut pg in open_pages_of(tx.c(), id).await? {
-            events.extend(pg.supersede("clinical clearance recorded"));
-            rows::upsert_page(tx.c(), &pg).await?;
-        }
+        events.extend(supersede_cleared(tx.c(), id).await?);
         rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
         tx.append(t.org_id, now, events).await?;
         tx.commit(&self.bus).await?;
@@ -1558,11 +1254,7 @@ impl Store for PgStore {
     }
 
     async fn set_settings(&self, p: &Principal, new: OrgSettings, now: Timestamp) -> Result<()> {
-        p.require(
-            &[Role::Admin],
-            "admin-only",
-            "only administrators change organization settings",
-        )?;
+        let ev = new.change_event(p)?;
         let mut tx = self.begin_for(p.org_id).await?;
         q("UPDATE organizations SET settings = $1 WHERE id = $2")
             .bind(rows::to_json(&new)?)
@@ -1570,14 +1262,7 @@ impl Store for PgStore {
             .execute(tx.c())
             .await
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![
-                NewEvent::new(EventKind::RotaSet, json!({"settings": new})).actor(Some(p.user_id)),
-            ],
-        )
-        .await?;
+        tx.append(p.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await
     }
 
@@ -1682,12 +1367,7 @@ impl Store for PgStore {
     }
 
     async fn create_org(&self, name: &str, now: Timestamp) -> Result<Organization> {
-        let name = careline_core::validate::display_name(name, "organization name")?;
-        let o = Organization {
-            id: OrgId::new(),
-            name,
-            created_at: now,
-        };
+        let (o, ev) = admin::new_org(name, now)?;
         let mut tx = self.begin().await?;
         q("INSERT INTO organizations (id, name, settings, created_at) VALUES ($1, $2, $3, $4)")
             .bind(o.id.0)
@@ -1698,15 +1378,7 @@ impl Store for PgStore {
             .await
             .map_err(db)?;
         self.crypto.ensure_org_key(tx.c(), o.id, us(now)).await?;
-        tx.append(
-            o.id,
-            now,
-            vec![NewEvent::new(
-                EventKind::OrganizationCreated,
-                json!({"name": o.name}),
-            )],
-        )
-        .await?;
+        tx.append(o.id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
         Ok(o)
     }
@@ -1735,14 +1407,7 @@ impl Store for PgStore {
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<CareTeam> {
-        let name = careline_core::validate::display_name(name, "team name")?;
-        let t = CareTeam {
-            id: TeamId::new(),
-            org_id: org,
-            name,
-            team_queue: QueueId::new(),
-            clinical_queue: QueueId::new(),
-        };
+        let (t, ev) = admin::new_team(org, name, actor)?;
         let mut tx = self.begin_for(org).await?;
         q("INSERT INTO teams (id, org_id, name, team_queue, clinical_queue, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(t.id.0)
@@ -1754,33 +1419,18 @@ impl Store for PgStore {
             .execute(tx.c())
             .await
             .map_err(db)?;
-        for (qid, kind, label) in [
-            (t.team_queue, QueueKind::Team, "team"),
-            (t.clinical_queue, QueueKind::Clinical, "clinical"),
-        ] {
+        for (qid, kind, name) in admin::team_queues(&t) {
             q("INSERT INTO queues (id, org_id, team_id, name, kind) VALUES ($1, $2, $3, $4, $5)")
                 .bind(qid.0)
                 .bind(org.0)
                 .bind(t.id.0)
-                .bind(format!("{} {label}", t.name))
+                .bind(name)
                 .bind(kind.as_str())
                 .execute(tx.c())
                 .await
                 .map_err(db)?;
         }
-        tx.append(
-            org,
-            now,
-            vec![
-                NewEvent::new(
-                    EventKind::TeamCreated,
-                    json!({"name": t.name, "team_queue": t.team_queue, "clinical_queue": t.clinical_queue}),
-                )
-                .actor(actor)
-                .team(t.id),
-            ],
-        )
-        .await?;
+        tx.append(org, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
         Ok(t)
     }
@@ -1795,11 +1445,7 @@ impl Store for PgStore {
     }
 
     async fn create_user(&self, u: NewUser, actor: Option<UserId>, now: Timestamp) -> Result<User> {
-        let username = careline_core::validate::Username::parse(&u.username)?;
-        let name = careline_core::validate::display_name(&u.name, "name")?;
-        if u.role == Role::Member && u.member_id.is_none() {
-            return Err(Error::invalid("a member login must name its member"));
-        }
+        let user = u.user()?;
         let mut tx = self.begin_for(u.org_id).await?;
         if let Some(m) = u.member_id {
             let member = rows::load_member(tx.c(), m).await?;
@@ -1807,15 +1453,6 @@ impl Store for PgStore {
                 return Err(Error::NotFound("member"));
             }
         }
-        let user = User {
-            id: UserId::new(),
-            org_id: u.org_id,
-            username: username.as_str().to_owned(),
-            name,
-            role: u.role,
-            member_id: u.member_id,
-            disabled: false,
-        };
         q("INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(user.id.0)
             .bind(user.org_id.0)
@@ -1828,15 +1465,8 @@ impl Store for PgStore {
             .execute(tx.c())
             .await
             .map_err(db)?;
-        let mut ev = NewEvent::new(
-            EventKind::UserCreated,
-            json!({"user_id": user.id, "username": user.username, "role": user.role}),
-        )
-        .actor(actor);
-        if let Some(m) = user.member_id {
-            ev = ev.member(m);
-        }
-        tx.append(user.org_id, now, vec![ev]).await?;
+        tx.append(user.org_id, now, vec![admin::user_created(&user, actor)])
+            .await?;
         tx.commit(&self.bus).await?;
         Ok(user)
     }
@@ -1863,12 +1493,7 @@ impl Store for PgStore {
         let u = rows::load_user(tx.c(), user)
             .await?
             .ok_or(Error::NotFound("user"))?;
-        if t.org_id != org || u.org_id != org {
-            return Err(Error::NotFound("team"));
-        }
-        if !u.role.is_staff() {
-            return Err(Error::invalid("only staff join care teams"));
-        }
+        admin::check_team_join(org, &t, &u)?;
         let n =
             q("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(team.0)
@@ -1878,16 +1503,8 @@ impl Store for PgStore {
                 .map_err(db)?
                 .rows_affected();
         if n > 0 {
-            tx.append(
-                org,
-                now,
-                vec![
-                    NewEvent::new(EventKind::UserTeamJoined, json!({"user_id": user}))
-                        .actor(actor)
-                        .team(team),
-                ],
-            )
-            .await?;
+            tx.append(org, now, vec![admin::team_joined(team, user, actor)])
+                .await?;
         }
         tx.commit(&self.bus).await
     }
@@ -1898,27 +1515,12 @@ impl Store for PgStore {
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<Member> {
-        let name = careline_core::validate::display_name(&m.name, "member name")?;
-        let language = careline_core::validate::language(&m.language)?;
+        let member = m.member(now)?;
         let mut tx = self.begin_for(m.org_id).await?;
         let team = rows::load_team(tx.c(), m.team_id).await?;
         if team.org_id != m.org_id {
             return Err(Error::NotFound("team"));
         }
-        let member = Member {
-            id: MemberId::new(),
-            org_id: m.org_id,
-            name,
-            date_of_birth: m.date_of_birth,
-            sex: m.sex,
-            language,
-            phone: m.phone,
-            email: m.email,
-            plan: m.plan,
-            team_id: m.team_id,
-            markers: m.markers,
-            created_at: now,
-        };
         q("INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
             .bind(member.id.0)
@@ -1940,15 +1542,11 @@ impl Store for PgStore {
         tx.append(
             member.org_id,
             now,
-            vec![
-                NewEvent::new(
-                    EventKind::MemberCreated,
-                    json!({"external_ref": m.external_ref}),
-                )
-                .actor(actor)
-                .member(member.id)
-                .team(member.team_id),
-            ],
+            vec![admin::member_created(
+                &member,
+                m.external_ref.as_deref(),
+                actor,
+            )],
         )
         .await?;
         tx.commit(&self.bus).await?;
@@ -2036,17 +1634,7 @@ impl Store for PgStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<Message> {
-        p.require(
-            &[Role::PrivacyOfficer],
-            "privacy-officers",
-            "only privacy officers redact messages",
-        )?;
-        let reason = reason.trim().to_owned();
-        if reason.is_empty() || reason.chars().count() > 1000 {
-            return Err(Error::invalid(
-                "a redaction needs a reason of 1–1000 characters",
-            ));
-        }
+        let reason = privacy::redaction_request(p, reason)?;
         let mut tx = self.begin_for(p.org_id).await?;
         let row = q("SELECT * FROM messages WHERE id = $1 AND org_id = $2")
             .bind(id.0)
@@ -2056,12 +1644,9 @@ impl Store for PgStore {
             .map_err(db)?
             .ok_or(Error::NotFound("message"))?;
         let mut m = rows::message(tx.c(), &self.crypto, &row).await?;
-        if m.redaction.is_some() {
-            return Err(Error::conflict(
-                "already-redacted",
-                "this message was already redacted",
-            ));
-        }
+        let thread = rows::load_thread(tx.c(), m.thread_id).await?;
+        let member = rows::load_member(tx.c(), thread.member_id).await?;
+        let ev = privacy::redact(p, &mut m, &member, &reason, now)?;
         q("UPDATE messages SET redacted_at = $1, redacted_by = $2, redacted_by_role = $3, redaction_reason = $4 WHERE id = $5 AND redacted_at IS NULL")
             .bind(us(now))
             .bind(p.user_id.0)
@@ -2071,27 +1656,8 @@ impl Store for PgStore {
             .execute(tx.c())
             .await
             .map_err(db)?;
-        let thread = rows::load_thread(tx.c(), m.thread_id).await?;
-        let member = rows::load_member(tx.c(), thread.member_id).await?;
-        let mut ev = NewEvent::new(
-            EventKind::MessageRedacted,
-            json!({"message_id": id, "reason": reason, "text_sha256": ingest::text_digest(&m.text)}),
-        )
-        .actor(Some(p.user_id))
-        .member(member.id)
-        .thread(m.thread_id)
-        .team(member.team_id);
-        if let Some(t) = m.ticket_id {
-            ev = ev.ticket(t);
-        }
         tx.append(m.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
-        m.redaction = Some(Redaction {
-            at: now,
-            by: p.user_id,
-            by_role: p.role,
-            reason,
-        });
         Ok(m)
     }
 

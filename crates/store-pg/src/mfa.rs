@@ -6,12 +6,11 @@ use crate::PgStore;
 use crate::crypt::aad;
 use crate::rows::{db, q};
 use careline_core::authz::Principal;
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::{OrgId, UserId};
+use careline_core::session;
 use careline_core::{Error, Result};
 use careline_store::MfaState;
 use jiff::Timestamp;
-use serde_json::json;
 use uuid::Uuid;
 
 impl PgStore {
@@ -100,13 +99,7 @@ impl PgStore {
         tx.append(
             p.org_id,
             now,
-            vec![
-                NewEvent::new(
-                    EventKind::MfaEnrolled,
-                    json!({"method": "totp", "recovery_codes": recovery_hashes.len()}),
-                )
-                .actor(Some(p.user_id)),
-            ],
+            vec![session::mfa_enrolled(p.user_id, recovery_hashes.len())],
         )
         .await?;
         tx.commit(&self.bus).await
@@ -150,12 +143,8 @@ impl PgStore {
             .map_err(db)?
             .rows_affected();
         if n > 0 {
-            tx.append(
-                org,
-                now,
-                vec![NewEvent::new(EventKind::MfaRecoveryUsed, json!({})).actor(Some(user))],
-            )
-            .await?;
+            tx.append(org, now, vec![session::recovery_used(user)])
+                .await?;
         }
         tx.commit(&self.bus).await?;
         Ok(n > 0)

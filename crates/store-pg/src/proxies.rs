@@ -6,13 +6,12 @@ use crate::PgStore;
 use crate::rows::{self, db, get, q, us};
 use crate::tx::Tx;
 use careline_core::authz::{Principal, ProxyScope};
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::{Role, SensitiveCategory};
+use careline_core::model::SensitiveCategory;
+use careline_core::proxies::{self, ProxyList};
 use careline_core::{Error, Result};
 use careline_store::{ConsentChange, ProxyEntry};
 use jiff::Timestamp;
-use serde_json::json;
 use sqlx_postgres::PgRow;
 
 /// Stores a grant (replacing an earlier one between the same two) and its event.
@@ -31,17 +30,7 @@ pub async fn grant(
     let u = rows::load_user(tx.c(), proxy)
         .await?
         .ok_or(Error::NotFound("user"))?;
-    if m.org_id != org || u.org_id != org {
-        return Err(Error::NotFound("member"));
-    }
-    if u.role != Role::Proxy {
-        return Err(Error::invalid(
-            "proxy access is granted to users with the proxy role",
-        ));
-    }
-    if expires_at.is_some_and(|e| e <= now) {
-        return Err(Error::invalid("expires_at must be in the future"));
-    }
+    let ev = proxies::grant(org, &m, &u, scope, expires_at, actor, now)?;
     q("INSERT INTO proxies (proxy_user_id, member_id, expires_at, created_at, scope, granted_by) VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (proxy_user_id, member_id) DO UPDATE SET expires_at = excluded.expires_at, scope = excluded.scope,
            granted_by = excluded.granted_by, created_at = excluded.created_at")
@@ -54,19 +43,7 @@ pub async fn grant(
         .execute(tx.c())
         .await
         .map_err(db)?;
-    tx.append(
-        org,
-        now,
-        vec![
-            NewEvent::new(
-                EventKind::ProxyGranted,
-                json!({"proxy_user_id": proxy, "scope": scope, "expires_at": expires_at}),
-            )
-            .actor(actor)
-            .member(member),
-        ],
-    )
-    .await
+    tx.append(org, now, vec![ev]).await
 }
 
 fn entry(r: &PgRow) -> Result<ProxyEntry> {
@@ -83,20 +60,15 @@ fn entry(r: &PgRow) -> Result<ProxyEntry> {
 }
 
 /// Live grants of one member, or of one proxy.
-enum Of {
-    Member(MemberId),
-    Proxy(UserId),
-}
-
-async fn entries(s: &PgStore, of: Of, now: Timestamp) -> Result<Vec<ProxyEntry>> {
+async fn entries(s: &PgStore, of: ProxyList, now: Timestamp) -> Result<Vec<ProxyEntry>> {
     let (sql, id) = match of {
-        Of::Member(m) => (
+        ProxyList::OfMember(m) => (
             "SELECT p.*, u.name AS proxy_name, m.name AS member_name FROM proxies p
              JOIN users u ON u.id = p.proxy_user_id JOIN members m ON m.id = p.member_id
              WHERE p.member_id = $1 AND (p.expires_at IS NULL OR p.expires_at > $2) ORDER BY p.created_at",
             m.0,
         ),
-        Of::Proxy(u) => (
+        ProxyList::OfProxy(u) => (
             "SELECT p.*, u.name AS proxy_name, m.name AS member_name FROM proxies p
              JOIN users u ON u.id = p.proxy_user_id JOIN members m ON m.id = p.member_id
              WHERE p.proxy_user_id = $1 AND (p.expires_at IS NULL OR p.expires_at > $2) ORDER BY p.created_at",
@@ -132,16 +104,7 @@ impl PgStore {
             .fetch_optional(tx.c())
             .await
             .map_err(db)?;
-        let proxy = row
-            .as_ref()
-            .map(rows::user)
-            .transpose()?
-            .filter(|u| u.role == Role::Proxy && !u.disabled)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "'{username}' is not a caregiver account of this organization; ask the clinic to create one"
-                ))
-            })?;
+        let proxy = proxies::named_caregiver(&username, row.as_ref().map(rows::user).transpose()?)?;
         grant(
             &mut tx,
             p.org_id,
@@ -154,15 +117,7 @@ impl PgStore {
         )
         .await?;
         tx.commit(&self.bus).await?;
-        Ok(ProxyEntry {
-            proxy_user_id: proxy.id,
-            proxy_name: proxy.name,
-            member_id: member,
-            member_name: m.name,
-            scope,
-            expires_at,
-            created_at: now,
-        })
+        Ok(ProxyEntry::granted(proxy, m, scope, expires_at, now))
     }
 
     pub(crate) async fn revoke_proxy_(
@@ -174,11 +129,7 @@ impl PgStore {
     ) -> Result<()> {
         let mut tx = self.begin_for(p.org_id).await?;
         let m = rows::load_member(tx.c(), member).await?;
-        // The caregiver may always step back from their own access.
-        let own_grant = p.role == Role::Proxy && p.user_id == proxy && p.org_id == m.org_id;
-        if !own_grant {
-            p.manage_proxies(&m, true)?;
-        }
+        proxies::may_revoke(p, &m, proxy)?;
         let n = q("DELETE FROM proxies WHERE proxy_user_id = $1 AND member_id = $2")
             .bind(proxy.0)
             .bind(member.0)
@@ -189,16 +140,8 @@ impl PgStore {
         if n == 0 {
             return Err(Error::NotFound("proxy"));
         }
-        tx.append(
-            m.org_id,
-            now,
-            vec![
-                NewEvent::new(EventKind::ProxyRevoked, json!({"proxy_user_id": proxy}))
-                    .actor(Some(p.user_id))
-                    .member(member),
-            ],
-        )
-        .await?;
+        tx.append(m.org_id, now, vec![proxies::revoked(p, member, proxy)])
+            .await?;
         tx.commit(&self.bus).await
     }
 
@@ -213,7 +156,7 @@ impl PgStore {
             rows::load_member(&mut c, member).await?
         };
         p.manage_proxies(&m, true)?;
-        entries(self, Of::Member(member), now).await
+        entries(self, ProxyList::OfMember(member), now).await
     }
 
     pub(crate) async fn my_proxy_grants_(
@@ -221,14 +164,7 @@ impl PgStore {
         p: &Principal,
         now: Timestamp,
     ) -> Result<Vec<ProxyEntry>> {
-        match (p.role, p.member_id) {
-            (Role::Proxy, _) => entries(self, Of::Proxy(p.user_id), now).await,
-            (Role::Member, Some(m)) => entries(self, Of::Member(m), now).await,
-            _ => Err(Error::forbidden(
-                "members-only",
-                "caregiver access is between members and their proxies; administrators use /api/v1/members/{id}/proxies",
-            )),
-        }
+        entries(self, proxies::own_list(p)?, now).await
     }
 
     pub(crate) async fn consents_(
@@ -253,41 +189,16 @@ impl PgStore {
     ) -> Result<Vec<SensitiveCategory>> {
         let mut tx = self.begin_for(p.org_id).await?;
         let mut m = rows::load_member(tx.c(), member).await?;
-        let (on_behalf, reason) = p.record_consent(&m, change.reason.as_deref())?;
-        let list = &mut m.markers.consented_categories;
-        let had = list.contains(&change.category);
-        if had == change.granted {
-            return Ok(list.clone());
-        }
-        if change.granted {
-            list.push(change.category);
-        } else {
-            list.retain(|c| *c != change.category);
-        }
+        let Some(ev) = change.apply(p, &mut m)? else {
+            return Ok(m.markers.consented_categories);
+        };
         q("UPDATE members SET markers = $1 WHERE id = $2")
             .bind(rows::to_json(&m.markers)?)
             .bind(member.0)
             .execute(tx.c())
             .await
             .map_err(db)?;
-        let kind = if change.granted {
-            EventKind::ConsentRecorded
-        } else {
-            EventKind::ConsentWithdrawn
-        };
-        tx.append(
-            m.org_id,
-            now,
-            vec![
-                NewEvent::new(
-                    kind,
-                    json!({"category": change.category, "on_behalf": on_behalf, "reason": reason}),
-                )
-                .actor(Some(p.user_id))
-                .member(member),
-            ],
-        )
-        .await?;
+        tx.append(m.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
         Ok(m.markers.consented_categories)
     }

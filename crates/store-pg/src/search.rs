@@ -8,11 +8,12 @@
 //! members (their teams plus their grants), not in SQL, so both stores
 //! compare text exactly alike without depending on the `unaccent` extension.
 
+use crate::PgStore;
 use crate::rows::{self, db, get, q};
-use crate::{PgStore, PhiRead};
 use careline_core::authz::Principal;
 use careline_core::ids::{MemberId, TeamId, TicketId};
-use careline_core::search::{MAX_RESULTS, Query, Searchable};
+use careline_core::reads::PhiRead;
+use careline_core::search::{Search, Searchable};
 use careline_core::{Error, Result};
 use careline_store::MemberSummary;
 use jiff::Timestamp;
@@ -27,14 +28,7 @@ impl PgStore {
         limit: u32,
         now: Timestamp,
     ) -> Result<Vec<MemberSummary>> {
-        if !p.role.works_queues() {
-            return Err(Error::forbidden(
-                "call-takers-only",
-                "member search is for staff who take calls",
-            ));
-        }
-        let query = Query::parse(query)?;
-        let limit = usize::try_from(limit.clamp(1, MAX_RESULTS)).unwrap_or(20);
+        let mut search = Search::start(p, query, limit)?;
         let teams: Vec<Uuid> = p.team_ids.iter().map(|t| t.0).collect();
         let granted: Vec<Uuid> = p.grants.iter().map(|(m, _)| m.0).collect();
         let found = q("SELECT m.id, m.name, m.date_of_birth, m.phone, m.external_ref, m.language, m.team_id, t.name AS team_name
@@ -46,7 +40,6 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db)?;
-        let mut hits: Vec<(u8, String, MemberSummary)> = Vec::new();
         for r in &found {
             let id = MemberId(rows::uuid(r, "id")?);
             let team_id = TeamId(rows::uuid(r, "team_id")?);
@@ -65,32 +58,23 @@ impl PgStore {
                 external_ref.as_deref(),
                 date_of_birth,
             );
-            if let Some(rank) = query.rank(&cand) {
-                let summary = MemberSummary {
-                    id,
-                    name,
-                    date_of_birth,
-                    phone,
-                    external_ref,
-                    language: get(r, "language")?,
-                    team_id,
-                    team_name: get(r, "team_name")?,
-                    access,
-                };
-                hits.push((rank, cand.name, summary));
-            }
+            let summary = MemberSummary {
+                id,
+                name,
+                date_of_birth,
+                phone,
+                external_ref,
+                language: get(r, "language")?,
+                team_id,
+                team_name: get(r, "team_name")?,
+                access,
+            };
+            search.offer(cand, summary);
         }
-        hits.sort_by(|(ra, a, _), (rb, b, _)| ra.cmp(rb).then_with(|| a.cmp(b)));
-        let out: Vec<MemberSummary> = hits.into_iter().take(limit).map(|(_, _, m)| m).collect();
+        let out = search.best();
         let reads = out
             .iter()
-            .map(|m| PhiRead {
-                org: p.org_id,
-                member: m.id,
-                what: "search",
-                id: m.id.to_string(),
-                grant: m.access,
-            })
+            .map(|m| PhiRead::search(p.org_id, m.id, m.access))
             .collect();
         self.log_reads(p, reads, now).await?;
         Ok(out)

@@ -6,14 +6,12 @@
 use crate::SqliteStore;
 use crate::rows::{self, db, us};
 use careline_core::authz::Principal;
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::Role;
+use careline_core::privacy::{self, Ask};
 use careline_core::{Error, Result};
 use careline_store::{BreakGlass, Collaborator};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 fn thread_member(
     c: &Connection,
@@ -59,62 +57,23 @@ pub async fn add_collaborator(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<Collaborator> {
-    if !p.role.is_staff() {
-        return Err(Error::forbidden(
-            "staff-only",
-            "only staff tag colleagues into a thread",
-        ));
-    }
-    let reason = reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 1000 {
-        return Err(Error::invalid("a tag needs a reason of 1–1000 characters"));
-    }
-    if expires_at <= now || expires_at.as_second() - now.as_second() > 30 * 86_400 {
-        return Err(Error::invalid(
-            "a tag must expire in the future and within 30 days",
-        ));
-    }
+    let reason = privacy::check_ask(p, Ask::Tag, &reason, expires_at, now)?;
     let p = p.clone();
     s.write(move |tx| {
         let m = thread_member(tx.conn, &p, thread)?;
-        p.member_access(m.org_id, m.id, m.team_id)?;
-        let u = rows::load_user(tx.conn, user)?
-            .filter(|u| u.org_id == p.org_id)
-            .ok_or_else(|| Error::invalid("user_id does not name a colleague in this organization"))?;
-        if !u.role.works_queues() {
-            return Err(Error::invalid(format!("a {} cannot be tagged into a member's thread", u.role)));
-        }
-        let id = uuid::Uuid::now_v7();
+        let colleague = rows::load_user(tx.conn, user)?;
+        let (c, ev) = Collaborator::tag(&p, &m, thread, colleague.as_ref(), reason, expires_at, now)?;
         tx.conn
             .prepare_cached(
                 "INSERT INTO collaborators (id, org_id, thread_id, member_id, user_id, granted_by, reason, expires_at, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .and_then(|mut st| {
-                st.execute(params![id.to_string(), p.org_id.to_string(), thread.to_string(), m.id.to_string(), u.id.to_string(), p.user_id.to_string(), reason, us(expires_at), us(now)])
+                st.execute(params![c.id.to_string(), p.org_id.to_string(), thread.to_string(), m.id.to_string(), c.user_id.to_string(), p.user_id.to_string(), c.reason, us(expires_at), us(now)])
             })
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![NewEvent::new(EventKind::CollaboratorAdded, json!({"collaborator_id": id, "user_id": u.id, "expires_at": expires_at}))
-                .actor(Some(p.user_id))
-                .member(m.id)
-                .thread(thread)
-                .team(m.team_id)],
-        )?;
-        Ok(Collaborator {
-            id,
-            thread_id: thread,
-            member_id: m.id,
-            user_id: u.id,
-            name: u.name,
-            granted_by: p.user_id,
-            reason,
-            expires_at,
-            revoked_at: None,
-            created_at: now,
-        })
+        tx.append(p.org_id, now, vec![ev])?;
+        Ok(c)
     })
     .await
 }
@@ -126,19 +85,11 @@ pub async fn remove_collaborator(
     user: UserId,
     now: Timestamp,
 ) -> Result<()> {
-    if !p.role.is_staff() {
-        return Err(Error::forbidden(
-            "staff-only",
-            "only staff manage who is tagged into a thread",
-        ));
-    }
+    privacy::untag_request(p)?;
     let p = p.clone();
     s.write(move |tx| {
         let m = thread_member(tx.conn, &p, thread)?;
-        // Whoever has access may revoke a tag; so may the tagged colleague themself.
-        if p.user_id != user {
-            p.member_access(m.org_id, m.id, m.team_id)?;
-        }
+        privacy::may_untag(&p, &m, user)?;
         let n = tx
             .conn
             .prepare_cached("UPDATE collaborators SET revoked_at = $1, revoked_by = $2 WHERE thread_id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1")
@@ -147,11 +98,7 @@ pub async fn remove_collaborator(
         if n == 0 {
             return Err(Error::NotFound("collaborator"));
         }
-        tx.append(
-            p.org_id,
-            now,
-            vec![NewEvent::new(EventKind::CollaboratorRemoved, json!({"user_id": user})).actor(Some(p.user_id)).member(m.id).thread(thread).team(m.team_id)],
-        )
+        tx.append(p.org_id, now, vec![privacy::untagged(&p, &m, thread, user)])
     })
     .await
 }
@@ -199,53 +146,17 @@ pub async fn break_glass(
     until: Timestamp,
     now: Timestamp,
 ) -> Result<BreakGlass> {
-    if !p.role.is_clinical() {
-        return Err(Error::forbidden(
-            "clinician-only",
-            "only nurses and physicians may break the glass",
-        ));
-    }
-    let reason = reason.trim().to_owned();
-    if reason.chars().count() < 10 || reason.chars().count() > 1000 {
-        return Err(Error::invalid(
-            "breaking the glass needs a reason of 10–1000 characters: privacy officers will review it",
-        ));
-    }
-    if until <= now || until.as_second() - now.as_second() > 8 * 3600 {
-        return Err(Error::invalid(
-            "a break-glass grant lasts between a minute and 8 hours",
-        ));
-    }
+    let reason = privacy::check_ask(p, Ask::BreakGlass, &reason, until, now)?;
     let p = p.clone();
     s.write(move |tx| {
         let m = rows::load_member(tx.conn, member)?;
-        if m.org_id != p.org_id {
-            return Err(Error::NotFound("member"));
-        }
-        let id = uuid::Uuid::now_v7();
+        let (b, ev) = BreakGlass::open(&p, &m, reason, until, now)?;
         tx.conn
             .prepare_cached("INSERT INTO break_glass (id, org_id, member_id, user_id, reason, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .and_then(|mut st| st.execute(params![id.to_string(), p.org_id.to_string(), member.to_string(), p.user_id.to_string(), reason, us(until), us(now)]))
+            .and_then(|mut st| st.execute(params![b.id.to_string(), p.org_id.to_string(), member.to_string(), p.user_id.to_string(), b.reason, us(until), us(now)]))
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![NewEvent::new(EventKind::BreakGlass, json!({"break_glass_id": id, "user_id": p.user_id, "role": p.role, "expires_at": until}))
-                .actor(Some(p.user_id))
-                .member(member)],
-        )?;
-        Ok(BreakGlass {
-            id,
-            member_id: member,
-            user_id: p.user_id,
-            user_name: p.name.clone(),
-            reason,
-            expires_at: until,
-            created_at: now,
-            reviewed_by: None,
-            reviewed_at: None,
-            review_note: None,
-        })
+        tx.append(p.org_id, now, vec![ev])?;
+        Ok(b)
     })
     .await
 }
@@ -255,11 +166,7 @@ pub async fn break_glass_reviews(
     p: &Principal,
     open_only: bool,
 ) -> Result<Vec<BreakGlass>> {
-    p.require(
-        &[Role::PrivacyOfficer],
-        "privacy-officers",
-        "only privacy officers review break-glass access",
-    )?;
+    privacy::reviewer(p)?;
     let org = p.org_id;
     s.read(move |c, _| {
         let mut st = c
@@ -279,15 +186,7 @@ pub async fn review_break_glass(
     note: String,
     now: Timestamp,
 ) -> Result<BreakGlass> {
-    p.require(
-        &[Role::PrivacyOfficer],
-        "privacy-officers",
-        "only privacy officers review break-glass access",
-    )?;
-    let note = note.trim().to_owned();
-    if note.is_empty() || note.chars().count() > 4000 {
-        return Err(Error::invalid("a review needs a note of 1–4000 characters"));
-    }
+    let note = privacy::review_request(p, &note)?;
     let p = p.clone();
     s.write(move |tx| {
         let b = tx
@@ -296,15 +195,13 @@ pub async fn review_break_glass(
             .and_then(|mut st| st.query_row([id.to_string(), p.org_id.to_string()], break_glass_row).optional())
             .map_err(db)?
             .ok_or(Error::NotFound("break-glass grant"))?;
-        if b.reviewed_at.is_some() {
-            return Err(Error::conflict("already-reviewed", "this break-glass access was already reviewed"));
-        }
+        let (b, ev) = b.review(&p, note, now)?;
         tx.conn
             .prepare_cached("UPDATE break_glass SET reviewed_by = $1, reviewed_at = $2, review_note = $3 WHERE id = $4")
-            .and_then(|mut st| st.execute(params![p.user_id.to_string(), us(now), note, id.to_string()]))
+            .and_then(|mut st| st.execute(params![p.user_id.to_string(), us(now), b.review_note, id.to_string()]))
             .map_err(db)?;
-        tx.append(p.org_id, now, vec![NewEvent::new(EventKind::BreakGlassReviewed, json!({"break_glass_id": id})).actor(Some(p.user_id)).member(b.member_id)])?;
-        Ok(BreakGlass { reviewed_by: Some(p.user_id), reviewed_at: Some(now), review_note: Some(note), ..b })
+        tx.append(p.org_id, now, vec![ev])?;
+        Ok(b)
     })
     .await
 }

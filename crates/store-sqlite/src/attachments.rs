@@ -9,15 +9,13 @@ use crate::rows::{self, db, us};
 use crate::writer::Tx;
 use careline_core::attachment::{self, Attachment, AttachmentState};
 use careline_core::authz::{Grant, Principal};
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::ingest;
-use careline_core::model::{Message, MessageKind, Role};
+use careline_core::model::Message;
+use careline_core::reads::{self, PhiRead};
 use careline_core::{Error, Result};
 use careline_store::{NewAttachment, ScanOutcome};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 fn name_aad(id: AttachmentId) -> String {
     format!("attachment:{id}:file_name")
@@ -95,17 +93,8 @@ fn message_kind(c: &Connection, m: Option<MessageId>) -> Result<Option<String>> 
 /// uploads before they are sent.
 fn access(c: &Connection, p: &Principal, a: &Attachment) -> Result<Grant> {
     let m = rows::load_member(c, a.member_id).map_err(|_| Error::NotFound("attachment"))?;
-    let grant = p
-        .member_access(m.org_id, m.id, m.team_id)
-        .map_err(|e| match e {
-            Error::NotFound(_) => Error::NotFound("attachment"),
-            other => other,
-        })?;
-    attachment::check_visible(p, a, message_kind(c, a.message_id)?.as_deref())?;
-    Ok(grant)
+    attachment::access(p, &m, a, message_kind(c, a.message_id)?.as_deref())
 }
-
-use attachment::event;
 
 fn team_of(c: &Connection, member: MemberId) -> Result<TeamId> {
     Ok(rows::load_member(c, member)?.team_id)
@@ -120,27 +109,7 @@ pub async fn create(
     let p = p.clone();
     s.write(move |tx| {
         let m = rows::load_member(tx.conn, n.member_id)?;
-        p.member_access(m.org_id, m.id, m.team_id)?;
-        let a = Attachment {
-            id: AttachmentId::new(),
-            org_id: m.org_id,
-            member_id: m.id,
-            uploaded_by: p.user_id,
-            file_name: n.file_name,
-            content_type: n.content_type,
-            size: n.size,
-            sha256: n.sha256,
-            blob: n.blob,
-            state: AttachmentState::Quarantined,
-            detail: None,
-            scan_attempts: 0,
-            metadata_removed: n.metadata_removed,
-            message_id: None,
-            thread_id: None,
-            ticket_id: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let (a, ev) = n.quarantine(&p, &m, now)?;
         let sealed = tx.crypto.seal(a.org_id, &a.file_name, &name_aad(a.id))?;
         tx.conn
             .prepare_cached(
@@ -165,12 +134,7 @@ pub async fn create(
                 ])
             })
             .map_err(db)?;
-        tx.append(
-            a.org_id,
-            now,
-            vec![event(EventKind::AttachmentQuarantined, &a, None, json!({"sha256": a.sha256, "metadata_removed": a.metadata_removed}))
-                .actor(Some(p.user_id))],
-        )?;
+        tx.append(a.org_id, now, vec![ev])?;
         Ok(a)
     })
     .await
@@ -202,23 +166,9 @@ pub async fn download(
             return Err(Error::NotFound("attachment"));
         }
         let grant = access(tx.conn, &p, &a)?;
-        if !a.state.servable() {
-            return Err(Error::Conflict {
-                rule: "attachment-not-released",
-                detail: match a.state {
-                    AttachmentState::Infected => "this file was refused by the virus scanner and is never served".into(),
-                    s => format!("this file is {} and is served only after a clean scan", s.as_str()),
-                },
-            });
-        }
-        if grant != Grant::Own {
-            tx.append(
-                a.org_id,
-                now,
-                vec![NewEvent::new(EventKind::PhiRead, json!({"resource": "attachment", "id": a.id, "grant": grant.as_str(), "role": p.role}))
-                    .actor(Some(p.user_id))
-                    .member(a.member_id)],
-            )?;
+        a.check_servable()?;
+        for (org, events) in reads::recorded(&p, &[PhiRead::attachment(&a, grant)]) {
+            tx.append(org, now, events)?;
         }
         Ok(a)
     })
@@ -259,47 +209,17 @@ pub fn link(
     for id in ids {
         let mut a = load(tx.conn, tx.crypto, *id)
             .map_err(|_| Error::invalid(format!("attachment {id} does not exist")))?;
-        if a.org_id != m.org_id || a.uploaded_by != p.user_id {
-            return Err(Error::invalid(format!(
-                "attachment {id} was not uploaded by you"
-            )));
-        }
-        if a.member_id != member {
-            return Err(Error::invalid(format!(
-                "attachment {id} was uploaded for another member"
-            )));
-        }
-        if a.message_id.is_some() {
-            return Err(Error::invalid(format!(
-                "attachment {id} is already attached to a message"
-            )));
-        }
+        a.check_link(m, p.user_id, member)?;
         let n = tx
             .conn
             .prepare_cached("UPDATE attachments SET message_id = $1, thread_id = $2, ticket_id = $3, updated_at = $4 WHERE id = $5 AND message_id IS NULL")
             .and_then(|mut st| st.execute(params![m.id.to_string(), m.thread_id.to_string(), m.ticket_id.map(|t| t.to_string()), us(now), id.to_string()]))
             .map_err(db)?;
         if n == 0 {
-            return Err(Error::invalid(format!(
-                "attachment {id} is already attached to a message"
-            )));
+            return Err(attachment::already_attached(*id));
         }
-        a.message_id = Some(m.id);
-        a.thread_id = Some(m.thread_id);
-        a.ticket_id = m.ticket_id;
-        tx.append(
-            a.org_id,
-            now,
-            vec![
-                event(
-                    EventKind::AttachmentAttached,
-                    &a,
-                    Some(team),
-                    json!({"message_id": m.id}),
-                )
-                .actor(Some(p.user_id)),
-            ],
-        )?;
+        let ev = a.attach(m, team, p.user_id);
+        tx.append(a.org_id, now, vec![ev])?;
         if a.state == AttachmentState::Infected {
             refusal_notices(tx, &a, now)?;
         }
@@ -309,50 +229,10 @@ pub fn link(
 
 /// The member is told in their language; staff get an internal note.
 fn refusal_notices(tx: &Tx<'_>, a: &Attachment, now: Timestamp) -> Result<()> {
-    let (Some(thread), Some(ticket)) = (a.thread_id, a.ticket_id) else {
-        return Ok(());
-    };
     let member = rows::load_member(tx.conn, a.member_id)?;
-    let signature = a.detail.clone().unwrap_or_else(|| "malware".into());
-    let notices = [
-        (
-            MessageKind::System,
-            "careline",
-            attachment::refusal_notice(&member.language, &a.file_name),
-        ),
-        (
-            MessageKind::InternalNote,
-            "careline scanner",
-            attachment::infected_note(&a.file_name, &signature),
-        ),
-    ];
-    for (kind, author, text) in notices {
-        let msg = Message {
-            id: MessageId::new(),
-            org_id: a.org_id,
-            thread_id: thread,
-            ticket_id: Some(ticket),
-            kind,
-            author_id: None,
-            author_name: author.into(),
-            text,
-            triage: None,
-            created_at: now,
-            redaction: None,
-        };
+    for (msg, ev) in attachment::refusal_notices(a, &member, now) {
         rows::insert_message(tx.conn, tx.crypto, &msg)?;
-        tx.append(
-            a.org_id,
-            now,
-            vec![NewEvent::new(
-                EventKind::MessageCreated,
-                json!({"message_id": msg.id, "kind": msg.kind, "text_sha256": ingest::text_digest(&msg.text), "about_attachment": a.id}),
-            )
-            .member(a.member_id)
-            .thread(thread)
-            .ticket(ticket)
-            .team(member.team_id)],
-        )?;
+        tx.append(a.org_id, now, vec![ev])?;
     }
     Ok(())
 }
@@ -374,15 +254,13 @@ pub async fn claim(
         )?;
         let mut out = Vec::with_capacity(due.len());
         for mut a in due {
-            a.state = AttachmentState::Scanning;
-            a.scan_attempts += 1;
-            a.updated_at = now;
+            let team = team_of(tx.conn, a.member_id)?;
+            let ev = a.start_scan(team, now);
             tx.conn
                 .prepare_cached("UPDATE attachments SET state = 'scanning', scan_attempts = $1, lease_until = $2, updated_at = $3 WHERE id = $4")
                 .and_then(|mut st| st.execute(params![i64::from(a.scan_attempts), us(until), us(now), a.id.to_string()]))
                 .map_err(db)?;
-            let team = team_of(tx.conn, a.member_id)?;
-            tx.append(a.org_id, now, vec![event(EventKind::AttachmentScanning, &a, Some(team), json!({"attempt": a.scan_attempts}))])?;
+            tx.append(a.org_id, now, vec![ev])?;
             out.push(a);
         }
         Ok(out)
@@ -398,32 +276,14 @@ pub async fn finish(
 ) -> Result<Attachment> {
     s.write(move |tx| {
         let mut a = load(tx.conn, tx.crypto, id)?;
-        let (to, detail, retry) = match &outcome {
-            ScanOutcome::Clean => (AttachmentState::Clean, None, None),
-            ScanOutcome::Infected { signature } => (AttachmentState::Infected, Some(signature.clone()), None),
-            ScanOutcome::Failed { error, retry_at } => (AttachmentState::Failed, Some(error.clone()), Some(*retry_at)),
-        };
-        if !a.state.can_become(to) {
-            return Err(Error::Conflict {
-                rule: "attachment-state",
-                detail: format!("attachment {id} is {}, not being scanned", a.state.as_str()),
-            });
-        }
-        a.state = to;
-        a.detail = detail;
-        a.updated_at = now;
+        let team = team_of(tx.conn, a.member_id)?;
+        let ev = outcome.apply(&mut a, team, now)?;
         tx.conn
             .prepare_cached("UPDATE attachments SET state = $1, detail = $2, next_scan_at = $3, lease_until = NULL, updated_at = $4 WHERE id = $5")
-            .and_then(|mut st| st.execute(params![a.state.as_str(), a.detail, retry.map(us), us(now), a.id.to_string()]))
+            .and_then(|mut st| st.execute(params![a.state.as_str(), a.detail, outcome.retry_at().map(us), us(now), a.id.to_string()]))
             .map_err(db)?;
-        let team = team_of(tx.conn, a.member_id)?;
-        let (kind, extra) = match &outcome {
-            ScanOutcome::Clean => (EventKind::AttachmentClean, json!({})),
-            ScanOutcome::Infected { signature } => (EventKind::AttachmentInfected, json!({"signature": signature})),
-            ScanOutcome::Failed { error, retry_at } => (EventKind::AttachmentScanFailed, json!({"error": error, "retry_at": retry_at, "attempt": a.scan_attempts})),
-        };
-        tx.append(a.org_id, now, vec![event(kind, &a, Some(team), extra)])?;
-        if to == AttachmentState::Infected {
+        tx.append(a.org_id, now, vec![ev])?;
+        if a.state == AttachmentState::Infected {
             refusal_notices(tx, &a, now)?;
         }
         Ok(a)
@@ -438,30 +298,15 @@ pub async fn export(
     reason: &str,
     now: Timestamp,
 ) -> Result<Attachment> {
-    p.require(
-        &[Role::PrivacyOfficer],
-        "privacy-officers",
-        "only privacy officers export quarantined files",
-    )?;
-    let reason = reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 1000 {
-        return Err(Error::invalid(
-            "an export needs a reason of 1–1000 characters",
-        ));
-    }
+    let reason = attachment::export_reason(p, reason)?;
     let p = p.clone();
     s.write(move |tx| {
         let a = load(tx.conn, tx.crypto, id)?;
         if a.org_id != p.org_id {
             return Err(Error::NotFound("attachment"));
         }
-        if a.state == AttachmentState::Clean {
-            return Err(Error::Conflict {
-                rule: "attachment-released",
-                detail: "this file was released by a clean scan; it is downloaded through the thread, not exported".into(),
-            });
-        }
-        tx.append(a.org_id, now, vec![event(EventKind::AttachmentExported, &a, None, json!({"reason": reason})).actor(Some(p.user_id))])?;
+        let ev = a.export(p.user_id, &reason)?;
+        tx.append(a.org_id, now, vec![ev])?;
         Ok(a)
     })
     .await

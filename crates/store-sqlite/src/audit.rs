@@ -4,18 +4,13 @@ use crate::SqliteStore;
 use crate::crypt::Crypto;
 use crate::rows::{self, db, us};
 use careline_core::authz::Principal;
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::Role;
-use careline_core::safety::TicketHistory;
+use careline_core::safety::{self, TicketHistory};
 use careline_core::{Error, Result};
 use careline_store::{NewFinding, PastContact, SafetyReport, SafetyReview};
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, params};
-use serde_json::json;
 use std::collections::HashMap;
-
-const REVIEWERS: &[Role] = &[Role::SafetyReviewer, Role::Supervisor];
 
 pub async fn contacts(
     s: &SqliteStore,
@@ -74,7 +69,13 @@ pub async fn histories(
     tickets: Vec<TicketId>,
 ) -> Result<HashMap<TicketId, TicketHistory>> {
     s.read(move |c, _| {
-        let mut out: HashMap<TicketId, TicketHistory> = HashMap::new();
+        let mut asked: Vec<TicketId> = Vec::with_capacity(tickets.len());
+        for t in tickets {
+            if !asked.contains(&t) {
+                asked.push(t);
+            }
+        }
+        let (mut paged, mut cleared_at) = (Vec::new(), Vec::new());
         let mut pages = c
             .prepare_cached("SELECT created_at, acked_at FROM pages WHERE ticket_id = $1")
             .map_err(db)?;
@@ -83,28 +84,21 @@ pub async fn histories(
                 "SELECT at FROM events WHERE ticket_id = $1 AND kind = 'ticket.cleared'",
             )
             .map_err(db)?;
-        for t in tickets {
-            if out.contains_key(&t) {
-                continue;
-            }
-            let mut h = TicketHistory::default();
-            let rows_ = pages
+        for t in &asked {
+            let found = pages
                 .query_map([t.to_string()], |r| {
-                    Ok((rows::ts(r, "created_at")?, rows::opt_ts(r, "acked_at")?))
+                    Ok((*t, rows::ts(r, "created_at")?, rows::opt_ts(r, "acked_at")?))
                 })
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db)?;
-            for (created, acked) in rows_ {
-                h.paged.push(created);
-                h.acked.extend(acked);
-            }
-            h.cleared = cleared
-                .query_map([t.to_string()], |r| rows::ts(r, "at"))
+            paged.extend(found);
+            let found = cleared
+                .query_map([t.to_string()], |r| Ok((*t, rows::ts(r, "at")?)))
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db)?;
-            out.insert(t, h);
+            cleared_at.extend(found);
         }
-        Ok(out)
+        Ok(safety::histories(&asked, paged, cleared_at))
     })
     .await
 }
@@ -137,13 +131,7 @@ pub async fn file(s: &SqliteStore, findings: Vec<NewFinding>, now: Timestamp) ->
                 .map_err(db)?;
             if n > 0 {
                 new += 1;
-                tx.append(
-                    f.org_id,
-                    now,
-                    vec![NewEvent::new(EventKind::SafetyFinding, json!({"review_id": id, "message_id": f.message_id, "disposition": f.disposition, "protocol_version": f.protocol_version}))
-                        .member(f.member_id)
-                        .ticket(f.ticket_id)],
-                )?;
+                tx.append(f.org_id, now, vec![f.filed(id)])?;
             }
         }
         Ok(new)
@@ -190,16 +178,7 @@ pub async fn reviews(
     p: &Principal,
     status: Option<String>,
 ) -> Result<Vec<SafetyReview>> {
-    p.require(
-        REVIEWERS,
-        "safety-reviewers",
-        "only safety reviewers and supervisors see the safety-review queue",
-    )?;
-    if let Some(st) = &status
-        && !matches!(st.as_str(), "open" | "resolved")
-    {
-        return Err(Error::invalid("status must be open or resolved"));
-    }
+    safety::reviews_request(p, status.as_deref())?;
     let org = p.org_id;
     s.read(move |c, k| {
         let mut st = c
@@ -219,17 +198,7 @@ pub async fn resolve(
     note: String,
     now: Timestamp,
 ) -> Result<SafetyReview> {
-    p.require(
-        REVIEWERS,
-        "safety-reviewers",
-        "only safety reviewers and supervisors resolve safety reviews",
-    )?;
-    let note = note.trim().to_owned();
-    if note.is_empty() || note.chars().count() > 4000 {
-        return Err(Error::invalid(
-            "a resolution needs a note of 1–4000 characters",
-        ));
-    }
+    let note = safety::resolve_request(p, &note)?;
     let p = p.clone();
     s.write(move |tx| {
         let r = tx
@@ -239,22 +208,13 @@ pub async fn resolve(
             .map_err(db)?
             .filter(|r| r.org_id == p.org_id)
             .ok_or(Error::NotFound("safety review"))?;
-        if r.status == "resolved" {
-            return Err(Error::conflict("already-resolved", "this safety review is already resolved"));
-        }
+        let (r, ev) = r.resolve(&p, note, now)?;
         tx.conn
             .prepare_cached("UPDATE safety_reviews SET status = 'resolved', resolved_by = $1, resolution = $2, resolved_at = $3 WHERE id = $4")
-            .and_then(|mut st| st.execute(params![p.user_id.to_string(), note, us(now), id.to_string()]))
+            .and_then(|mut st| st.execute(params![p.user_id.to_string(), r.resolution, us(now), id.to_string()]))
             .map_err(db)?;
-        tx.append(
-            p.org_id,
-            now,
-            vec![NewEvent::new(EventKind::SafetyReviewResolved, json!({"review_id": id, "note_sha256": careline_core::ingest::text_digest(&note)}))
-                .actor(Some(p.user_id))
-                .member(r.member_id)
-                .ticket(r.ticket_id)],
-        )?;
-        Ok(SafetyReview { status: "resolved".into(), resolved_by: Some(p.user_id), resolution: Some(note), resolved_at: Some(now), ..r })
+        tx.append(p.org_id, now, vec![ev])?;
+        Ok(r)
     })
     .await
 }
@@ -265,11 +225,7 @@ pub async fn report(
     since: Timestamp,
     until: Timestamp,
 ) -> Result<SafetyReport> {
-    p.require(
-        &[Role::SafetyReviewer, Role::Supervisor, Role::Admin],
-        "safety-report",
-        "only supervisors, safety reviewers and administrators see safety figures",
-    )?;
+    safety::report_request(p)?;
     let org = p.org_id.to_string();
     s.read(move |c, _| {
         let (a, b) = (us(since), us(until));
@@ -306,10 +262,7 @@ pub async fn report(
             .query_map(params![org, a, b], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(db)?;
-        for (ms, disposition) in acks {
-            r.ack_ms.push(ms);
-            r.ack_ms_by_disposition.entry(disposition).or_default().push(ms);
-        }
+        r.add_acks(acks);
         let mut st = c
             .prepare(
                 "SELECT (SELECT MIN(m.created_at) FROM messages m JOIN users u ON u.id = m.author_id
@@ -318,18 +271,11 @@ pub async fn report(
                  FROM (SELECT ticket_id, MIN(flagged_at) AS flagged_at, MIN(disposition) AS disposition FROM pages WHERE org_id = $1 AND flagged_at >= $2 AND flagged_at < $3 GROUP BY ticket_id, flagged_at) f",
             )
             .map_err(db)?;
-        let mut replies: Vec<(i64, String)> = st
+        let replies = st
             .query_map(params![org, a, b], |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, String>(1)?)))
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(db)?
-            .into_iter()
-            .filter_map(|(us, d)| us.map(|us| (us / 1000, d)))
-            .collect();
-        replies.sort_unstable();
-        for (ms, disposition) in replies {
-            r.clinician_reply_ms.push(ms);
-            r.reply_ms_by_disposition.entry(disposition).or_default().push(ms);
-        }
+            .map_err(db)?;
+        r.add_replies(replies);
         c.query_row(
             "SELECT COUNT(*) FILTER (WHERE status = 'open'), COUNT(*) FROM safety_reviews WHERE org_id = $1 AND created_at >= $2 AND created_at < $3",
             params![org, a, b],

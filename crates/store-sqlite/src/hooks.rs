@@ -6,14 +6,11 @@
 use crate::SqliteStore;
 use crate::rows::{self, db, us};
 use careline_core::authz::Principal;
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::Role;
 use careline_core::{Error, Result};
 use careline_store::{Delivery, Webhook};
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, params};
-use serde_json::json;
 
 fn webhook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
     let ev: String = r.get("events")?;
@@ -46,14 +43,6 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
 
 const SELECT_DELIVERY: &str = "SELECT d.*, w.url AS url, w.secret AS secret FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id";
 
-fn admin(p: &Principal) -> Result<()> {
-    p.require(
-        &[Role::Admin],
-        "admin-only",
-        "only administrators manage webhooks",
-    )
-}
-
 pub async fn create(
     s: &SqliteStore,
     p: &Principal,
@@ -62,40 +51,22 @@ pub async fn create(
     events: Vec<String>,
     now: Timestamp,
 ) -> Result<Webhook> {
-    admin(p)?;
-    let url = url.trim().to_owned();
-    if !url.starts_with("http://") || url.len() > 2000 {
-        return Err(Error::invalid(
-            "url must be an http:// address of at most 2000 characters (this version delivers over plain HTTP: put a TLS relay on the receiving side)",
-        ));
-    }
-    if secret.len() < 16 {
-        return Err(Error::invalid(
-            "secret must be at least 16 characters: it signs every delivery",
-        ));
-    }
-    if events.is_empty() || events.iter().any(|e| e.is_empty() || e.len() > 100) {
-        return Err(Error::invalid(
-            "events must list event kinds such as \"page.*\" or \"escalation.alarm\"",
-        ));
-    }
-    let p = p.clone();
+    let (w, ev) = Webhook::register(p, &url, &secret, events, now)?;
     s.write(move |tx| {
-        let w = Webhook { id: WebhookId::new(), org_id: p.org_id, url, events, active: true, created_at: now };
         tx.conn
             .prepare_cached("INSERT INTO webhooks (id, org_id, url, secret, events, active, created_at) VALUES ($1, $2, $3, $4, $5, 1, $6)")
             .and_then(|mut st| {
                 st.execute(params![w.id.to_string(), w.org_id.to_string(), w.url, secret, serde_json::to_string(&w.events).unwrap_or_default(), us(now)])
             })
             .map_err(db)?;
-        tx.append(p.org_id, now, vec![NewEvent::new(EventKind::WebhookRegistered, json!({"webhook_id": w.id, "url": w.url, "events": w.events})).actor(Some(p.user_id))])?;
+        tx.append(w.org_id, now, vec![ev])?;
         Ok(w)
     })
     .await
 }
 
 pub async fn list(s: &SqliteStore, p: &Principal) -> Result<Vec<Webhook>> {
-    admin(p)?;
+    Webhook::manage_request(p)?;
     let org = p.org_id;
     s.read(move |c, _| {
         let mut st = c
@@ -167,7 +138,7 @@ pub async fn attempted(
                 .map_err(db)?;
             return Ok(());
         }
-        let error: Option<String> = error.map(|e| e.chars().take(500).collect());
+        let error = Delivery::attempt_error(error);
         match retry_at {
             Some(at) => {
                 tx.conn
@@ -181,7 +152,7 @@ pub async fn attempted(
                     .and_then(|mut st| st.execute(params![error, id.to_string()]))
                     .map_err(db)?;
                 let org: OrgId = org.parse().map_err(|_| Error::internal("bad org id"))?;
-                tx.append(org, now, vec![NewEvent::new(EventKind::DeliveryDeadLettered, json!({"delivery_id": id, "event_kind": kind, "error": error}))])?;
+                tx.append(org, now, vec![Delivery::dead_lettered(id, &kind, error.as_deref())])?;
             }
         }
         Ok(())
@@ -195,10 +166,7 @@ pub async fn deliveries(
     status: &str,
     limit: u32,
 ) -> Result<Vec<Delivery>> {
-    admin(p)?;
-    if !matches!(status, "pending" | "delivered" | "dead") {
-        return Err(Error::invalid("status must be pending, delivered or dead"));
-    }
+    Delivery::list_request(p, status)?;
     let (org, status) = (p.org_id, status.to_owned());
     s.read(move |c, _| {
         let mut st = c
@@ -217,7 +185,7 @@ pub async fn replay(
     id: DeliveryId,
     now: Timestamp,
 ) -> Result<Delivery> {
-    admin(p)?;
+    Webhook::manage_request(p)?;
     let p = p.clone();
     s.write(move |tx| {
         let d = tx
@@ -227,15 +195,13 @@ pub async fn replay(
             .map_err(db)?
             .filter(|d| d.org_id == p.org_id)
             .ok_or(Error::NotFound("delivery"))?;
-        if d.status != "dead" {
-            return Err(Error::conflict("not-dead-lettered", format!("this delivery is {}; only dead-lettered deliveries are replayed", d.status)));
-        }
+        let (d, ev) = d.replay(&p, now)?;
         tx.conn
             .prepare_cached("UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, lease_until = NULL WHERE id = $2")
             .and_then(|mut st| st.execute(params![us(now), id.to_string()]))
             .map_err(db)?;
-        tx.append(p.org_id, now, vec![NewEvent::new(EventKind::DeliveryReplayed, json!({"delivery_id": id})).actor(Some(p.user_id))])?;
-        Ok(Delivery { status: "pending".into(), attempts: 0, next_attempt_at: now, ..d })
+        tx.append(p.org_id, now, vec![ev])?;
+        Ok(d)
     })
     .await
 }

@@ -15,30 +15,26 @@ mod writer;
 
 use async_trait::async_trait;
 use careline_core::authz::{Grant, Principal};
-use careline_core::escalation::{self, Page, PageLevel, Rota};
-use careline_core::event::{ChainVerifier, Event, EventKind, NewEvent};
+use careline_core::escalation::{self, Page, Rota};
+use careline_core::event::{ChainVerifier, Event, NewEvent};
 use careline_core::ids::*;
 use careline_core::ingest::{self, ContactKind, Existing};
 use careline_core::model::*;
+use careline_core::reads::{self, PhiRead};
 use careline_core::safety::TicketHistory;
 use careline_core::settings::OrgSettings;
 use careline_core::validate::MessageText;
 use careline_core::{Error, Result};
+use careline_core::{admin, privacy, session, ticket};
 use careline_crypto::MasterKey;
 use careline_store::*;
 use crypt::Crypto;
 use jiff::Timestamp;
 use rows::{db, us};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use writer::{Tx, Writer};
-
-/// Failed logins within the window that lock an account.
-const LOCKOUT_FAILURES: i64 = 5;
-/// The lockout window, and how long a lock lasts after the last failure.
-const LOCKOUT_WINDOW_US: i64 = 15 * 60 * 1_000_000;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "careline.db";
@@ -348,6 +344,16 @@ fn open_pages_of(c: &Connection, ticket: TicketId) -> Result<Vec<Page>> {
         .map_err(db)
 }
 
+/// A clinical clearance makes a ticket's open pages moot: supersede them.
+fn supersede_cleared(c: &Connection, ticket: TicketId) -> Result<Vec<NewEvent>> {
+    let mut open = open_pages_of(c, ticket)?;
+    let events = escalation::supersede_all(&mut open, "clinical clearance recorded");
+    for pg in &open {
+        rows::upsert_page(c, pg)?;
+    }
+    Ok(events)
+}
+
 /// Page the first rung for a ticket's red flag, superseding older open pages.
 fn page_ticket(
     tx: &Tx<'_>,
@@ -356,15 +362,13 @@ fn page_ticket(
     s: &OrgSettings,
     now: Timestamp,
 ) -> Result<Page> {
-    let mut events = Vec::new();
-    for mut old in open_pages_of(tx.conn, t.id)? {
-        events.extend(old.supersede("a newer red flag paged again"));
-        rows::upsert_page(tx.conn, &old)?;
-    }
+    let open = open_pages_of(tx.conn, t.id)?;
     let r = rota(tx.conn, t.team_id)?;
-    let (page, ev) = escalation::open_page(t, &r, &s.ack, PageLevel::Primary, flagged_at, now);
+    let (superseded, page, events) = escalation::page_again(t, open, &r, &s.ack, flagged_at, now);
+    for old in &superseded {
+        rows::upsert_page(tx.conn, old)?;
+    }
     rows::upsert_page(tx.conn, &page)?;
-    events.extend(ev);
     tx.append(t.org_id, now, events)?;
     Ok(page)
 }
@@ -385,11 +389,7 @@ async fn refused<T: Send + 'static>(
     result: Result<T>,
     now: Timestamp,
 ) -> Result<T> {
-    if let Err(Error::Forbidden {
-        rule: "red-flag-uncleared",
-        ..
-    }) = &result
-    {
+    if ticket::refused_by_interlock(&result) {
         let actor = p.actor();
         let _ = store
             .write(move |tx| {
@@ -479,11 +479,7 @@ impl Store for SqliteStore {
                     st.execute(params![s.token_hash, s.user_id.to_string(), s.org_id.to_string(), us(now), us(s.expires_at), i64::from(s.mfa_pending)])
                 })
                 .map_err(db)?;
-            tx.append(
-                s.org_id,
-                now,
-                vec![NewEvent::new(EventKind::SessionCreated, json!({"expires_at": s.expires_at})).actor(Some(s.user_id))],
-            )
+            tx.append(s.org_id, now, vec![session::created(s.user_id, s.expires_at)])
         })
         .await
     }
@@ -507,13 +503,7 @@ impl Store for SqliteStore {
             tx.append(
                 org,
                 now,
-                vec![
-                    NewEvent::new(
-                        EventKind::LoginFailed,
-                        json!({"username": username, "address": address}),
-                    )
-                    .actor(user),
-                ],
+                vec![session::login_failed(user, &username, address)],
             )
         })
         .await
@@ -526,17 +516,8 @@ impl Store for SqliteStore {
         address: std::net::IpAddr,
         now: Timestamp,
     ) -> Result<()> {
-        self.write(move |tx| {
-            tx.append(
-                org,
-                now,
-                vec![
-                    NewEvent::new(EventKind::LoginThrottled, json!({"address": address}))
-                        .actor(Some(user)),
-                ],
-            )
-        })
-        .await
+        self.write(move |tx| tx.append(org, now, vec![session::login_throttled(user, address)]))
+            .await
     }
 
     async fn principal(
@@ -559,7 +540,7 @@ impl Store for SqliteStore {
                     })
                     .map_err(db)?;
                 let Some((user, seen, enrolment_only)) = row else { return Ok(None) };
-                if now.as_microsecond() - seen.as_microsecond() > idle.as_micros() as i64 {
+                if session::lapsed(seen, now, idle) {
                     return Ok(None);
                 }
                 let team_ids = team_ids(c, user.id)?;
@@ -576,7 +557,6 @@ impl Store for SqliteStore {
                     for m in ids("SELECT member_id FROM collaborators WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2", uid.clone(), us(now))? {
                         grants.push((m, Grant::Tagged));
                     }
-                    let alarm_ok = user.role.is_clinical() || user.role == Role::Supervisor;
                     let mut s = c
                         .prepare_cached(
                             "SELECT DISTINCT p.member_id, p.level, p.targets FROM pages p JOIN tickets t ON t.id = p.ticket_id
@@ -588,7 +568,7 @@ impl Store for SqliteStore {
                         .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                         .map_err(db)?;
                     for (m, level, targets) in paged {
-                        if targets.contains(&uid) || (level == "org_alarm" && alarm_ok) {
+                        if session::paged_by(&user, &level, &targets) {
                             grants.push((m, Grant::Paged));
                         }
                     }
@@ -596,11 +576,8 @@ impl Store for SqliteStore {
                         grants.push((m, Grant::BreakGlass));
                     }
                 }
-                let stale = now.as_microsecond() - seen.as_microsecond() > 60_000_000;
-                Ok(Some((
-                    Principal { user_id: user.id, org_id: user.org_id, role: user.role, name: user.name, member_id: user.member_id, proxy_for, team_ids, grants, enrolment_only },
-                    stale,
-                )))
+                let stale = session::touch_due(seen, now);
+                Ok(Some((session::principal(user, team_ids, proxy_for, grants, enrolment_only), stale)))
             })
             .await?;
         let Some((p, stale)) = found else {
@@ -633,7 +610,7 @@ impl Store for SqliteStore {
                 .and_then(|mut s| s.execute(params![us(now), th]))
                 .map_err(db)?;
             let (user, org): (UserId, OrgId) = (user.parse().map_err(|_| Error::internal("bad id"))?, org.parse().map_err(|_| Error::internal("bad id"))?);
-            tx.append(org, now, vec![NewEvent::new(EventKind::SessionRevoked, json!({"scope": "current"})).actor(Some(user))])
+            tx.append(org, now, vec![session::revoked_current(user)])
         })
         .await
     }
@@ -644,11 +621,7 @@ impl Store for SqliteStore {
         user: UserId,
         now: Timestamp,
     ) -> Result<u64> {
-        p.require(
-            &[Role::Admin],
-            "admin-only",
-            "only administrators revoke other users' sessions",
-        )?;
+        session::revoke_others_request(p)?;
         let p = p.clone();
         self.write(move |tx| {
             let u = rows::load_user(tx.conn, user)?
@@ -659,7 +632,7 @@ impl Store for SqliteStore {
                 .prepare_cached("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND expires_at > $1")
                 .and_then(|mut s| s.execute(params![us(now), u.id.to_string()]))
                 .map_err(db)?;
-            tx.append(p.org_id, now, vec![NewEvent::new(EventKind::SessionRevoked, json!({"scope": "all", "user_id": u.id, "sessions": n})).actor(Some(p.user_id))])?;
+            tx.append(p.org_id, now, vec![session::revoked_all(p.user_id, u.id, n as u64)])?;
             Ok(n as u64)
         })
         .await
@@ -731,7 +704,7 @@ impl Store for SqliteStore {
                 .prepare_cached("UPDATE sessions SET mfa_pending = 0 WHERE user_id = $1")
                 .and_then(|mut s| s.execute([p.user_id.to_string()]))
                 .map_err(db)?;
-            tx.append(p.org_id, now, vec![NewEvent::new(EventKind::MfaEnrolled, json!({"method": "totp", "recovery_codes": recovery_hashes.len()})).actor(Some(p.user_id))])
+            tx.append(p.org_id, now, vec![session::mfa_enrolled(p.user_id, recovery_hashes.len())])
         })
         .await
     }
@@ -764,7 +737,7 @@ impl Store for SqliteStore {
             if n > 0 {
                 let org: String = tx.conn.query_row("SELECT org_id FROM users WHERE id = $1", [user.to_string()], |r| r.get(0)).map_err(db)?;
                 let org: OrgId = org.parse().map_err(|_| Error::internal("bad org id"))?;
-                tx.append(org, now, vec![NewEvent::new(EventKind::MfaRecoveryUsed, json!({})).actor(Some(user))])?;
+                tx.append(org, now, vec![session::recovery_used(user)])?;
             }
             Ok(n > 0)
         })
@@ -773,19 +746,17 @@ impl Store for SqliteStore {
 
     async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>> {
         self.read(move |c, _| {
-            let window = us(now) - LOCKOUT_WINDOW_US;
             let mut s = c
                 .prepare_cached("SELECT at FROM login_failures WHERE user_id = $1 AND at > $2 ORDER BY at DESC LIMIT $3")
                 .map_err(db)?;
             let recent = s
-                .query_map(params![user.to_string(), window, LOCKOUT_FAILURES], |r| r.get::<_, i64>(0))
+                .query_map(
+                    params![user.to_string(), us(session::lockout_since(now)), session::LOCKOUT_FAILURES],
+                    |r| rows::ts(r, "at"),
+                )
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db)?;
-            if recent.len() < LOCKOUT_FAILURES as usize {
-                return Ok(None);
-            }
-            let until = recent.first().copied().unwrap_or(0) + LOCKOUT_WINDOW_US;
-            Ok(Timestamp::from_microsecond(until).ok().filter(|u| *u > now))
+            Ok(session::locked_until(&recent, now))
         })
         .await
     }
@@ -795,24 +766,7 @@ impl Store for SqliteStore {
             let c = tx.conn;
             let member = rows::load_member(c, req.member_id)?;
             let p = &req.principal;
-            match req.contact.kind {
-                ContactKind::Message => {
-                    p.member_access(member.org_id, member.id, member.team_id)?;
-                    if p.role.is_staff() {
-                        return Err(Error::forbidden("members-only", "only a member or their proxy sends portal messages"));
-                    }
-                }
-                ContactKind::CallNote => {
-                    if p.org_id != member.org_id {
-                        return Err(Error::NotFound("member"));
-                    }
-                    p.require(
-                        &[Role::Agent, Role::CareGuide, Role::Nurse, Role::Physician, Role::Supervisor],
-                        "call-intake",
-                        "only contact-centre and care-team staff record calls",
-                    )?;
-                }
-            }
+            ingest::check_sender(p, req.contact.kind, &member)?;
             let team = rows::load_team(c, member.team_id)?;
             let settings = settings(c, member.org_id)?;
             let thread = thread_of_member(c, member.id)?;
@@ -821,7 +775,7 @@ impl Store for SqliteStore {
                 None => None,
             };
             let kind = req.contact.kind;
-            let plan = ingest::plan_contact(&member, &team, Existing { thread, ticket }, req.contact, &settings, now);
+            let mut plan = ingest::plan_contact(&member, &team, Existing { thread, ticket }, req.contact, &settings, now);
             if plan.new_thread {
                 rows::insert_thread(c, &plan.thread)?;
             }
@@ -851,25 +805,15 @@ impl Store for SqliteStore {
             if let Some(m) = &plan.auto_reply {
                 rows::insert_message(c, tx.crypto, m)?;
             }
-            tx.append(member.org_id, now, plan.events)?;
+            tx.append(member.org_id, now, std::mem::take(&mut plan.events))?;
             attachments::link(tx, p, &plan.message, member.id, member.team_id, &req.attachments, now)?;
             let page = if plan.page_needed { Some(page_ticket(tx, &plan.ticket, now, &settings, now)?) } else { None };
             let nurse = match page.as_ref().and_then(|p| p.targets.first()) {
-                Some(u) => user_name(c, *u)?.unwrap_or_else(|| "on call".into()),
-                None => "on call".into(),
+                Some(u) => user_name(c, *u)?,
+                None => None,
             };
-            let agent_guidance = plan.agent_guidance.map(|g| g.replace("{nurse}", &nurse));
             let queue = rows::load_queue(c, plan.ticket.queue_id)?;
-            Ok(ContactOutcome {
-                message: plan.message,
-                ticket: plan.ticket,
-                queue,
-                new_ticket: plan.new_ticket,
-                call_id,
-                auto_reply: plan.auto_reply,
-                agent_guidance,
-                page,
-            })
+            Ok(ContactOutcome::planned(plan, queue, call_id, page, nurse.as_deref()))
         })
         .await
     }
@@ -890,12 +834,7 @@ impl Store for SqliteStore {
                     .map_err(db)?
                     .ok_or(Error::NotFound("thread"))?;
                 let member = rows::load_member(c, thread.member_id)?;
-                let grant = p
-                    .member_access(member.org_id, member.id, member.team_id)
-                    .map_err(|e| match e {
-                        Error::NotFound(_) => Error::NotFound("thread"),
-                        o => o,
-                    })?;
+                let grant = p.thread_access(&member)?;
                 let mut s = c
                     .prepare_cached(
                         "SELECT * FROM messages WHERE thread_id = $1 ORDER BY created_at, id",
@@ -905,16 +844,8 @@ impl Store for SqliteStore {
                     .query_map([id.to_string()], rows::message(k))
                     .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(db)?;
-                if !p.role.is_staff() {
-                    msgs.retain(|m| m.kind.member_visible());
-                }
-                let read = PhiRead {
-                    org: thread.org_id,
-                    member: thread.member_id,
-                    what: "thread",
-                    id: id.to_string(),
-                    grant,
-                };
+                msgs.retain(|m| p.sees_message(m));
+                let read = PhiRead::thread(&thread, grant);
                 Ok((thread, msgs, read))
             })
             .await?;
@@ -928,18 +859,8 @@ impl Store for SqliteStore {
             .read(move |c, k| ticket_with_queue(c, k, &pc, id))
             .await?;
         let grant = p.ticket_access(&t)?;
-        self.log_reads(
-            p,
-            vec![PhiRead {
-                org: t.org_id,
-                member: t.member_id,
-                what: "ticket",
-                id: t.id.to_string(),
-                grant,
-            }],
-            now,
-        )
-        .await?;
+        self.log_reads(p, vec![PhiRead::ticket(&t, "ticket", grant)], now)
+            .await?;
         Ok((t, q))
     }
 
@@ -971,14 +892,7 @@ impl Store for SqliteStore {
         let p = p.clone();
         self.read(move |c, _| {
             let m = rows::load_member(c, member)?;
-            if m.org_id != p.org_id {
-                return Err(Error::NotFound("member"));
-            }
-            if matches!(p.role, Role::Member | Role::Proxy) {
-                p.record_access(m.org_id, m.id, m.team_id)?;
-            } else if p.role != Role::PrivacyOfficer {
-                return Err(Error::forbidden("privacy-officers", "only the member, their proxy and privacy officers see who read a member's data"));
-            }
+            p.see_access_log(&m)?;
             let mut s = c
                 .prepare_cached(
                     "SELECT e.at, e.actor_id, e.payload, u.name, u.role FROM events e LEFT JOIN users u ON u.id = e.actor_id
@@ -987,15 +901,7 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             s.query_map(params![member.to_string(), i64::from(limit.clamp(1, 5000))], |r| {
                 let payload: String = r.get("payload")?;
-                let v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_default();
-                Ok(AccessEntry {
-                    at: rows::ts(r, "at")?,
-                    user_id: rows::opt_id(r, "actor_id")?,
-                    name: r.get::<_, Option<String>>("name")?.unwrap_or_else(|| "(unknown)".into()),
-                    role: r.get::<_, Option<String>>("role")?.unwrap_or_default(),
-                    what: v.get("resource").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
-                    why: v.get("grant").and_then(|x| x.as_str()).unwrap_or_default().to_owned(),
-                })
+                Ok(AccessEntry::from_event(rows::ts(r, "at")?, rows::opt_id(r, "actor_id")?, &payload, r.get("name")?, r.get("role")?))
             })
             .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(db)
@@ -1063,7 +969,10 @@ impl Store for SqliteStore {
         let pc = p.clone();
         let out = self.read(move |c, k| {
             let p = pc;
-            let limit = i64::from(if f.limit == 0 { 200 } else { f.limit.min(1000) });
+            let limit = f.page_size();
+            let Some(scope) = p.ticket_scope() else {
+                return Ok(Vec::new());
+            };
             let mut sql = String::from(
                 "SELECT t.*, q.id AS q_id, q.team_id AS q_team_id, q.name AS q_name, q.kind AS q_kind
                  FROM tickets t JOIN queues q ON q.id = t.queue_id WHERE t.org_id = $1",
@@ -1073,26 +982,13 @@ impl Store for SqliteStore {
                 args.push(v);
                 sql.push_str(&format!(" AND {cond} ${}", args.len()));
             };
-            if p.role.is_staff() {
-                let teams: Vec<String> = if p.role.works_queues() { p.team_ids.iter().map(|t| format!("'{t}'")).collect() } else { Vec::new() };
-                let granted: Vec<String> = p.grants.iter().map(|(m, _)| format!("'{m}'")).collect();
-                if teams.is_empty() && granted.is_empty() {
-                    return Ok(Vec::new());
-                }
-                sql.push_str(&format!(
-                    " AND (t.team_id IN ({}) OR t.member_id IN ({}))",
-                    if teams.is_empty() { "''".into() } else { teams.join(",") },
-                    if granted.is_empty() { "''".into() } else { granted.join(",") }
-                ));
-            } else {
-                let mut ms: Vec<MemberId> = p.proxied(careline_core::authz::ProxyScope::Messages).collect();
-                ms.extend(p.member_id);
-                if ms.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let ms: Vec<String> = ms.iter().map(|m| format!("'{m}'")).collect();
-                sql.push_str(&format!(" AND t.member_id IN ({})", ms.join(",")));
-            }
+            // Ids are UUIDs, so quoting them inline is safe.
+            let list = |ids: Vec<String>| if ids.is_empty() { "''".to_owned() } else { ids.join(",") };
+            sql.push_str(&format!(
+                " AND (t.team_id IN ({}) OR t.member_id IN ({}))",
+                list(scope.teams.iter().map(|t| format!("'{t}'")).collect()),
+                list(scope.members.iter().map(|m| format!("'{m}'")).collect()),
+            ));
             if let Some(q) = f.queue {
                 push("t.queue_id =", q.to_string(), &mut sql);
             }
@@ -1124,24 +1020,8 @@ impl Store for SqliteStore {
             Ok(out)
         })
         .await?;
-        // A list shows triage evidence: one read per member listed.
-        let mut reads: Vec<PhiRead> = Vec::new();
-        for (t, _) in &out {
-            if !reads.iter().any(|r| r.member == t.member_id)
-                && let Ok(grant) = p.ticket_access(t)
-            {
-                {
-                    reads.push(PhiRead {
-                        org: t.org_id,
-                        member: t.member_id,
-                        what: "ticket_list",
-                        id: t.id.to_string(),
-                        grant,
-                    });
-                }
-            }
-        }
-        self.log_reads(p, reads, now).await?;
+        self.log_reads(p, reads::ticket_list(p, out.iter().map(|(t, _)| t)), now)
+            .await?;
         Ok(out)
     }
 
@@ -1188,18 +1068,8 @@ impl Store for SqliteStore {
                 Ok((m, g))
             })
             .await?;
-        self.log_reads(
-            p,
-            vec![PhiRead {
-                org: m.org_id,
-                member: m.id,
-                what: "member",
-                id: m.id.to_string(),
-                grant,
-            }],
-            now,
-        )
-        .await?;
+        self.log_reads(p, vec![PhiRead::member(&m, grant)], now)
+            .await?;
         Ok((m, grant))
     }
 
@@ -1217,34 +1087,9 @@ impl Store for SqliteStore {
             let c = tx.conn;
             let mut t = rows::load_ticket(c, tx.crypto, id)?;
             p.work_ticket(&t)?;
-            let mut events = t.on_staff_reply(&p.actor(), internal, now)?;
-            let m = Message {
-                id: MessageId::new(),
-                org_id: t.org_id,
-                thread_id: t.thread_id,
-                ticket_id: Some(t.id),
-                kind: if internal { MessageKind::InternalNote } else { MessageKind::Staff },
-                author_id: Some(p.user_id),
-                author_name: p.name.clone(),
-                text: text.into_inner(),
-                triage: None,
-                created_at: now,
-                redaction: None,
-            };
+            let (m, events) = t.staff_reply(&p.actor(), text, internal, now)?;
             rows::insert_message(c, tx.crypto, &m)?;
             rows::upsert_ticket(c, tx.crypto, &t)?;
-            events.insert(
-                0,
-                NewEvent::new(
-                    EventKind::MessageCreated,
-                    json!({"message_id": m.id, "kind": m.kind, "text_sha256": ingest::text_digest(&m.text), "chars": m.text.chars().count()}),
-                )
-                .actor(Some(p.user_id))
-                .member(t.member_id)
-                .thread(t.thread_id)
-                .ticket(t.id)
-                .team(t.team_id),
-            );
             tx.append(t.org_id, now, events)?;
             attachments::link(tx, &p, &m, t.member_id, t.team_id, &files, now)?;
             Ok((m, t))
@@ -1265,18 +1110,12 @@ impl Store for SqliteStore {
             let mut t = rows::load_ticket(c, tx.crypto, id)?;
             p.work_ticket(&t)?;
             if let Some(to) = to {
-                let assignee = rows::load_user(c, to)?
-                    .filter(|u| u.org_id == t.org_id)
-                    .ok_or_else(|| {
-                        Error::invalid("staff_id does not name a staff user of this organization")
-                    })?;
-                if !assignee.role.works_queues() || !team_ids(c, assignee.id)?.contains(&t.team_id)
-                {
-                    return Err(Error::invalid(format!(
-                        "{} is not on this ticket's care team",
-                        assignee.name
-                    )));
-                }
+                let assignee = rows::load_user(c, to)?;
+                let teams = match &assignee {
+                    Some(u) => team_ids(c, u.id)?,
+                    None => Vec::new(),
+                };
+                t.check_assignee(assignee.as_ref(), &teams)?;
             }
             let events = t.assign(&p.actor(), to, now);
             rows::upsert_ticket(c, tx.crypto, &t)?;
@@ -1295,11 +1134,7 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<Ticket> {
         let pc = p.clone();
-        let what = if to == TicketStatus::Closed {
-            "close"
-        } else {
-            "solve"
-        };
+        let what = ticket::transition_attempt(to);
         let r = self.write_transition(pc, id, to, reason, now).await;
         refused(self, p, id, what, r, now).await
     }
@@ -1307,10 +1142,7 @@ impl Store for SqliteStore {
     async fn rota(&self, p: &Principal, team: TeamId) -> Result<Rota> {
         let p = p.clone();
         self.read(move |c, _| {
-            let t = rows::load_team(c, team)?;
-            if t.org_id != p.org_id || !p.role.is_staff() {
-                return Err(Error::NotFound("team"));
-            }
+            p.see_rota(&rows::load_team(c, team)?)?;
             rota(c, team)
         })
         .await
@@ -1319,32 +1151,9 @@ impl Store for SqliteStore {
     async fn set_rota(&self, p: &Principal, team: TeamId, r: Rota, now: Timestamp) -> Result<Rota> {
         let p = p.clone();
         self.write(move |tx| {
-            let t = rows::load_team(tx.conn, team)?;
-            if t.org_id != p.org_id {
-                return Err(Error::NotFound("team"));
-            }
-            let may = p.role == Role::Admin || (p.role == Role::Supervisor && p.team_ids.contains(&team));
-            if !may {
-                return Err(Error::forbidden("rota-managers", "only administrators and the team's supervisors set the on-call rota"));
-            }
-            let check = |u: Option<UserId>, clinical: bool, what: &str| -> Result<()> {
-                let Some(u) = u else { return Ok(()) };
-                let user = rows::load_user(tx.conn, u)?
-                    .filter(|x| x.org_id == p.org_id)
-                    .ok_or_else(|| Error::invalid(format!("{what}: no such staff user in this organization")))?;
-                if clinical && !user.role.is_clinical() {
-                    return Err(Error::invalid(format!("{what}: {} is a {}, not a nurse or physician", user.name, user.role)));
-                }
-                if !clinical && !matches!(user.role, Role::Supervisor | Role::Physician | Role::Nurse) {
-                    return Err(Error::invalid(format!("{what}: {} is a {}, not a supervisor", user.name, user.role)));
-                }
-                Ok(())
-            };
-            check(r.primary, true, "primary")?;
-            check(r.backup, true, "backup")?;
-            check(r.physician, true, "physician")?;
-            for s in &r.supervisors {
-                check(Some(*s), false, "supervisors")?;
+            p.manage_rota(&rows::load_team(tx.conn, team)?)?;
+            for (u, place) in r.named() {
+                place.check(p.org_id, rows::load_user(tx.conn, u)?.as_ref())?;
             }
             tx.conn
                 .prepare_cached(
@@ -1364,7 +1173,7 @@ impl Store for SqliteStore {
                     ])
                 })
                 .map_err(db)?;
-            tx.append(p.org_id, now, vec![NewEvent::new(EventKind::RotaSet, json!(r)).actor(Some(p.user_id)).team(team)])?;
+            tx.append(p.org_id, now, vec![r.set_event(p.user_id, team)])?;
             Ok(r)
         })
         .await
@@ -1383,7 +1192,7 @@ impl Store for SqliteStore {
                 let grant = pc.ticket_access(&t)?;
                 let mut s = c.prepare_cached("SELECT * FROM pages WHERE ticket_id = $1 ORDER BY created_at DESC, id DESC").map_err(db)?;
                 let pages = s.query_map([ticket.to_string()], rows::page).and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>()).map_err(db)?;
-                Ok((pages, PhiRead { org: t.org_id, member: t.member_id, what: "pages", id: t.id.to_string(), grant }))
+                Ok((pages, PhiRead::ticket(&t, "pages", grant)))
             })
             .await?;
         self.log_reads(p, vec![read], now).await?;
@@ -1485,10 +1294,7 @@ impl Store for SqliteStore {
             })?;
             let team = rows::load_team(tx.conn, t.team_id)?;
             let mut events = t.clear(&p.actor(), disposition, &note, &team, now)?;
-            for mut pg in open_pages_of(tx.conn, id)? {
-                events.extend(pg.supersede("clinical clearance recorded"));
-                rows::upsert_page(tx.conn, &pg)?;
-            }
+            events.extend(supersede_cleared(tx.conn, id)?);
             rows::upsert_ticket(tx.conn, tx.crypto, &t)?;
             tx.append(t.org_id, now, events)?;
             Ok(t)
@@ -1515,10 +1321,7 @@ impl Store for SqliteStore {
                 let s = settings(tx.conn, t.org_id)?;
                 let mut events = t.set_priority(&p.actor(), to, &reason, &team, &s.sla, now)?;
                 if t.clearance.is_some() {
-                    for mut pg in open_pages_of(tx.conn, id)? {
-                        events.extend(pg.supersede("clinical clearance recorded"));
-                        rows::upsert_page(tx.conn, &pg)?;
-                    }
+                    events.extend(supersede_cleared(tx.conn, id)?);
                 }
                 rows::upsert_ticket(tx.conn, tx.crypto, &t)?;
                 tx.append(t.org_id, now, events)?;
@@ -1545,8 +1348,7 @@ impl Store for SqliteStore {
                 let p = pc;
                 let t = rows::load_ticket(tx.conn, tx.crypto, id)?;
                 p.work_ticket(&t)?;
-                let v = Visit { id: VisitId::new(), org_id: t.org_id, ticket_id: t.id, member_id: t.member_id, kind, at, booked_by: p.user_id, created_at: now };
-                let events = t.book_visit(&p.actor(), kind, at, v.id)?;
+                let (v, events) = t.book_visit(&p.actor(), kind, at, now)?;
                 tx.conn
                     .prepare_cached("INSERT INTO visits (id, org_id, ticket_id, member_id, kind, at, booked_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                     .and_then(|mut s| {
@@ -1565,26 +1367,15 @@ impl Store for SqliteStore {
     }
 
     async fn set_settings(&self, p: &Principal, new: OrgSettings, now: Timestamp) -> Result<()> {
-        p.require(
-            &[Role::Admin],
-            "admin-only",
-            "only administrators change organization settings",
-        )?;
-        let p = p.clone();
+        let ev = new.change_event(p)?;
+        let org = p.org_id;
         self.write(move |tx| {
             let text = serde_json::to_string(&new).map_err(Error::internal)?;
             tx.conn
                 .prepare_cached("UPDATE organizations SET settings = $1 WHERE id = $2")
-                .and_then(|mut s| s.execute(params![text, p.org_id.to_string()]))
+                .and_then(|mut s| s.execute(params![text, org.to_string()]))
                 .map_err(db)?;
-            tx.append(
-                p.org_id,
-                now,
-                vec![
-                    NewEvent::new(EventKind::RotaSet, json!({"settings": new}))
-                        .actor(Some(p.user_id)),
-                ],
-            )
+            tx.append(org, now, vec![ev])
         })
         .await
     }
@@ -1689,9 +1480,8 @@ impl Store for SqliteStore {
         audit::report(self, p, since, until).await
     }
     async fn create_org(&self, name: &str, now: Timestamp) -> Result<Organization> {
-        let name = careline_core::validate::display_name(name, "organization name")?;
+        let (o, ev) = admin::new_org(name, now)?;
         self.write(move |tx| {
-            let o = Organization { id: OrgId::new(), name, created_at: now };
             tx.crypto.ensure_org_key(tx.conn, o.id, us(now))?;
             tx.conn
                 .prepare_cached("INSERT INTO organizations (id, name, settings, created_at) VALUES ($1, $2, $3, $4)")
@@ -1699,7 +1489,7 @@ impl Store for SqliteStore {
                     s.execute(params![o.id.to_string(), o.name, serde_json::to_string(&OrgSettings::default()).unwrap_or_else(|_| "{}".into()), us(now)])
                 })
                 .map_err(db)?;
-            tx.append(o.id, now, vec![NewEvent::new(EventKind::OrganizationCreated, json!({"name": o.name}))])?;
+            tx.append(o.id, now, vec![ev])?;
             Ok(o)
         })
         .await
@@ -1734,30 +1524,21 @@ impl Store for SqliteStore {
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<CareTeam> {
-        let name = careline_core::validate::display_name(name, "team name")?;
+        let (t, ev) = admin::new_team(org, name, actor)?;
         self.write(move |tx| {
-            let t = CareTeam { id: TeamId::new(), org_id: org, name, team_queue: QueueId::new(), clinical_queue: QueueId::new() };
             tx.conn
                 .prepare_cached("INSERT INTO teams (id, org_id, name, team_queue, clinical_queue, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .and_then(|mut s| {
                     s.execute(params![t.id.to_string(), org.to_string(), t.name, t.team_queue.to_string(), t.clinical_queue.to_string(), us(now)])
                 })
                 .map_err(db)?;
-            for (qid, kind, label) in [(t.team_queue, QueueKind::Team, "team"), (t.clinical_queue, QueueKind::Clinical, "clinical")] {
+            for (qid, kind, name) in admin::team_queues(&t) {
                 tx.conn
                     .prepare_cached("INSERT INTO queues (id, org_id, team_id, name, kind) VALUES ($1, $2, $3, $4, $5)")
-                    .and_then(|mut s| {
-                        s.execute(params![qid.to_string(), org.to_string(), t.id.to_string(), format!("{} {label}", t.name), kind.as_str()])
-                    })
+                    .and_then(|mut s| s.execute(params![qid.to_string(), org.to_string(), t.id.to_string(), name, kind.as_str()]))
                     .map_err(db)?;
             }
-            tx.append(
-                org,
-                now,
-                vec![NewEvent::new(EventKind::TeamCreated, json!({"name": t.name, "team_queue": t.team_queue, "clinical_queue": t.clinical_queue}))
-                    .actor(actor)
-                    .team(t.id)],
-            )?;
+            tx.append(org, now, vec![ev])?;
             Ok(t)
         })
         .await
@@ -1776,11 +1557,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, u: NewUser, actor: Option<UserId>, now: Timestamp) -> Result<User> {
-        let username = careline_core::validate::Username::parse(&u.username)?;
-        let name = careline_core::validate::display_name(&u.name, "name")?;
-        if u.role == Role::Member && u.member_id.is_none() {
-            return Err(Error::invalid("a member login must name its member"));
-        }
+        let user = u.user()?;
         self.write(move |tx| {
             if let Some(m) = u.member_id {
                 let member = rows::load_member(tx.conn, m)?;
@@ -1788,15 +1565,6 @@ impl Store for SqliteStore {
                     return Err(Error::NotFound("member"));
                 }
             }
-            let user = User {
-                id: UserId::new(),
-                org_id: u.org_id,
-                username: username.as_str().to_owned(),
-                name,
-                role: u.role,
-                member_id: u.member_id,
-                disabled: false,
-            };
             tx.conn
                 .prepare_cached(
                     "INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -1814,12 +1582,7 @@ impl Store for SqliteStore {
                     ])
                 })
                 .map_err(db)?;
-            let mut ev = NewEvent::new(EventKind::UserCreated, json!({"user_id": user.id, "username": user.username, "role": user.role}))
-                .actor(actor);
-            if let Some(m) = user.member_id {
-                ev = ev.member(m);
-            }
-            tx.append(user.org_id, now, vec![ev])?;
+            tx.append(user.org_id, now, vec![admin::user_created(&user, actor)])?;
             Ok(user)
         })
         .await
@@ -1849,23 +1612,14 @@ impl Store for SqliteStore {
             let t = rows::load_team(tx.conn, team)?;
             let u = rows::load_user(tx.conn, user)?
                 .ok_or(Error::NotFound("user"))?;
-            if t.org_id != org || u.org_id != org {
-                return Err(Error::NotFound("team"));
-            }
-            if !u.role.is_staff() {
-                return Err(Error::invalid("only staff join care teams"));
-            }
+            admin::check_team_join(org, &t, &u)?;
             let n = tx
                 .conn
                 .prepare_cached("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .and_then(|mut s| s.execute(params![team.to_string(), user.to_string()]))
                 .map_err(db)?;
             if n > 0 {
-                tx.append(
-                    org,
-                    now,
-                    vec![NewEvent::new(EventKind::UserTeamJoined, json!({"user_id": user})).actor(actor).team(team)],
-                )?;
+                tx.append(org, now, vec![admin::team_joined(team, user, actor)])?;
             }
             Ok(())
         })
@@ -1878,27 +1632,12 @@ impl Store for SqliteStore {
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<Member> {
-        let name = careline_core::validate::display_name(&m.name, "member name")?;
-        let language = careline_core::validate::language(&m.language)?;
+        let member = m.member(now)?;
         self.write(move |tx| {
             let team = rows::load_team(tx.conn, m.team_id)?;
             if team.org_id != m.org_id {
                 return Err(Error::NotFound("team"));
             }
-            let member = Member {
-                id: MemberId::new(),
-                org_id: m.org_id,
-                name,
-                date_of_birth: m.date_of_birth,
-                sex: m.sex,
-                language,
-                phone: m.phone,
-                email: m.email,
-                plan: m.plan,
-                team_id: m.team_id,
-                markers: m.markers,
-                created_at: now,
-            };
             let markers = serde_json::to_string(&member.markers).map_err(Error::internal)?;
             tx.conn
                 .prepare_cached(
@@ -1923,14 +1662,7 @@ impl Store for SqliteStore {
                     ])
                 })
                 .map_err(db)?;
-            tx.append(
-                member.org_id,
-                now,
-                vec![NewEvent::new(EventKind::MemberCreated, json!({"external_ref": m.external_ref}))
-                    .actor(actor)
-                    .member(member.id)
-                    .team(member.team_id)],
-            )?;
+            tx.append(member.org_id, now, vec![admin::member_created(&member, m.external_ref.as_deref(), actor)])?;
             Ok(member)
         })
         .await
@@ -2018,17 +1750,7 @@ impl Store for SqliteStore {
         reason: &str,
         now: Timestamp,
     ) -> Result<Message> {
-        p.require(
-            &[Role::PrivacyOfficer],
-            "privacy-officers",
-            "only privacy officers redact messages",
-        )?;
-        let reason = reason.trim().to_owned();
-        if reason.is_empty() || reason.chars().count() > 1000 {
-            return Err(Error::invalid(
-                "a redaction needs a reason of 1–1000 characters",
-            ));
-        }
+        let reason = privacy::redaction_request(p, reason)?;
         let p = p.clone();
         self.write(move |tx| {
             let c = tx.conn;
@@ -2038,29 +1760,15 @@ impl Store for SqliteStore {
                 .map_err(db)?
                 .filter(|m| m.org_id == p.org_id)
                 .ok_or(Error::NotFound("message"))?;
-            if m.redaction.is_some() {
-                return Err(Error::conflict("already-redacted", "this message was already redacted"));
-            }
+            let thread = rows::load_thread(c, m.thread_id)?;
+            let member = rows::load_member(c, thread.member_id)?;
+            let ev = privacy::redact(&p, &mut m, &member, &reason, now)?;
             c.prepare_cached(
                 "UPDATE messages SET redacted_at = $1, redacted_by = $2, redacted_by_role = $3, redaction_reason = $4 WHERE id = $5 AND redacted_at IS NULL",
             )
             .and_then(|mut s| s.execute(params![us(now), p.user_id.to_string(), p.role.as_str(), reason, id.to_string()]))
             .map_err(db)?;
-            let thread = rows::load_thread(c, m.thread_id)?;
-            let member = rows::load_member(c, thread.member_id)?;
-            let mut ev = NewEvent::new(
-                EventKind::MessageRedacted,
-                json!({"message_id": id, "reason": reason, "text_sha256": ingest::text_digest(&m.text)}),
-            )
-            .actor(Some(p.user_id))
-            .member(member.id)
-            .thread(m.thread_id)
-            .team(member.team_id);
-            if let Some(t) = m.ticket_id {
-                ev = ev.ticket(t);
-            }
             tx.append(m.org_id, now, vec![ev])?;
-            m.redaction = Some(Redaction { at: now, by: p.user_id, by_role: p.role, reason });
             Ok(m)
         })
         .await
@@ -2190,11 +1898,7 @@ fn paged_on(c: &Connection, p: &Principal, ticket: TicketId) -> Result<bool> {
         .query_map([ticket.to_string()], rows::page)
         .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db)?;
-    let actor = p.actor();
-    // An alarm may be taken by any clinician — of its own organization only.
-    Ok(pages
-        .iter()
-        .any(|pg| pg.org_id == p.org_id && pg.may_ack(&actor)))
+    Ok(p.holds_page(&pages))
 }
 
 impl SqliteStore {
@@ -2221,34 +1925,18 @@ impl SqliteStore {
     /// Record reads of PHI as events: who, with which role, what, and the
     /// grant that allowed it. A member reading their own data is not logged.
     async fn log_reads(&self, p: &Principal, reads: Vec<PhiRead>, now: Timestamp) -> Result<()> {
-        let reads: Vec<PhiRead> = reads
-            .into_iter()
-            .filter(|r| r.grant != Grant::Own)
-            .collect();
-        if reads.is_empty() {
+        let recorded = reads::recorded(p, &reads);
+        if recorded.is_empty() {
             return Ok(());
         }
-        let p = p.clone();
         self.write(move |tx| {
-            for r in reads {
-                let ev = NewEvent::new(EventKind::PhiRead, json!({"resource": r.what, "id": r.id, "grant": r.grant.as_str(), "role": p.role}))
-                    .actor(Some(p.user_id))
-                    .member(r.member);
-                tx.append(r.org, now, vec![ev])?;
+            for (org, events) in recorded {
+                tx.append(org, now, events)?;
             }
             Ok(())
         })
         .await
     }
-}
-
-/// One read of a member's data, to be logged.
-struct PhiRead {
-    org: OrgId,
-    member: MemberId,
-    what: &'static str,
-    id: String,
-    grant: Grant,
 }
 
 /// Recompute every organization's chain in the database behind `c`.

@@ -6,14 +6,13 @@ use crate::SqliteStore;
 use crate::rows::{self, db, us};
 use crate::writer::Tx;
 use careline_core::authz::{Principal, ProxyScope};
-use careline_core::event::{EventKind, NewEvent};
 use careline_core::ids::*;
-use careline_core::model::{Role, SensitiveCategory};
+use careline_core::model::SensitiveCategory;
+use careline_core::proxies::{self, ProxyList};
 use careline_core::{Error, Result};
 use careline_store::{ConsentChange, ProxyEntry};
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 /// The members a proxy user acts for now, with their scopes.
 pub fn scopes(c: &Connection, user: UserId, now: Timestamp) -> Result<Vec<(MemberId, ProxyScope)>> {
@@ -47,17 +46,7 @@ pub fn grant(
 ) -> Result<()> {
     let m = rows::load_member(tx.conn, member)?;
     let u = rows::load_user(tx.conn, proxy)?.ok_or(Error::NotFound("user"))?;
-    if m.org_id != org || u.org_id != org {
-        return Err(Error::NotFound("member"));
-    }
-    if u.role != Role::Proxy {
-        return Err(Error::invalid(
-            "proxy access is granted to users with the proxy role",
-        ));
-    }
-    if expires_at.is_some_and(|e| e <= now) {
-        return Err(Error::invalid("expires_at must be in the future"));
-    }
+    let ev = proxies::grant(org, &m, &u, scope, expires_at, actor, now)?;
     tx.conn
         .prepare_cached(
             "INSERT INTO proxies (proxy_user_id, member_id, expires_at, created_at, scope, granted_by) VALUES ($1, $2, $3, $4, $5, $6)
@@ -75,18 +64,7 @@ pub fn grant(
             ])
         })
         .map_err(db)?;
-    tx.append(
-        org,
-        now,
-        vec![
-            NewEvent::new(
-                EventKind::ProxyGranted,
-                json!({"proxy_user_id": proxy, "scope": scope, "expires_at": expires_at}),
-            )
-            .actor(actor)
-            .member(member),
-        ],
-    )
+    tx.append(org, now, vec![ev])
 }
 
 fn entry(r: &Row<'_>) -> rusqlite::Result<ProxyEntry> {
@@ -105,7 +83,11 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<ProxyEntry> {
 const SELECT_ENTRY: &str = "SELECT p.*, u.name AS proxy_name, m.name AS member_name FROM proxies p
      JOIN users u ON u.id = p.proxy_user_id JOIN members m ON m.id = p.member_id";
 
-fn entries(c: &Connection, filter: &str, arg: String, now: Timestamp) -> Result<Vec<ProxyEntry>> {
+fn entries(c: &Connection, of: ProxyList, now: Timestamp) -> Result<Vec<ProxyEntry>> {
+    let (filter, arg) = match of {
+        ProxyList::OfMember(m) => ("p.member_id", m.to_string()),
+        ProxyList::OfProxy(u) => ("p.proxy_user_id", u.to_string()),
+    };
     let sql = format!(
         "{SELECT_ENTRY} WHERE {filter} = $1 AND (p.expires_at IS NULL OR p.expires_at > $2) ORDER BY p.created_at"
     );
@@ -129,27 +111,26 @@ pub async fn grant_as_member(
     s.write(move |tx| {
         let m = rows::load_member(tx.conn, member)?;
         p.manage_proxies(&m, false)?;
-        let proxy = tx
+        let found = tx
             .conn
             .prepare_cached("SELECT * FROM users WHERE username = $1 AND org_id = $2")
-            .and_then(|mut st| st.query_row(params![username, p.org_id.to_string()], rows::user).optional())
-            .map_err(db)?
-            .filter(|u| u.role == Role::Proxy && !u.disabled)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "'{username}' is not a caregiver account of this organization; ask the clinic to create one"
-                ))
-            })?;
-        grant(tx, p.org_id, proxy.id, member, scope, expires_at, Some(p.user_id), now)?;
-        Ok(ProxyEntry {
-            proxy_user_id: proxy.id,
-            proxy_name: proxy.name,
-            member_id: member,
-            member_name: m.name,
+            .and_then(|mut st| {
+                st.query_row(params![username, p.org_id.to_string()], rows::user)
+                    .optional()
+            })
+            .map_err(db)?;
+        let proxy = proxies::named_caregiver(&username, found)?;
+        grant(
+            tx,
+            p.org_id,
+            proxy.id,
+            member,
             scope,
             expires_at,
-            created_at: now,
-        })
+            Some(p.user_id),
+            now,
+        )?;
+        Ok(ProxyEntry::granted(proxy, m, scope, expires_at, now))
     })
     .await
 }
@@ -164,11 +145,7 @@ pub async fn revoke(
     let p = p.clone();
     s.write(move |tx| {
         let m = rows::load_member(tx.conn, member)?;
-        // The caregiver may always step back from their own access.
-        let own_grant = p.role == Role::Proxy && p.user_id == proxy && p.org_id == m.org_id;
-        if !own_grant {
-            p.manage_proxies(&m, true)?;
-        }
+        proxies::may_revoke(&p, &m, proxy)?;
         let n = tx
             .conn
             .prepare_cached("DELETE FROM proxies WHERE proxy_user_id = $1 AND member_id = $2")
@@ -177,15 +154,7 @@ pub async fn revoke(
         if n == 0 {
             return Err(Error::NotFound("proxy"));
         }
-        tx.append(
-            m.org_id,
-            now,
-            vec![
-                NewEvent::new(EventKind::ProxyRevoked, json!({"proxy_user_id": proxy}))
-                    .actor(Some(p.user_id))
-                    .member(member),
-            ],
-        )
+        tx.append(m.org_id, now, vec![proxies::revoked(&p, member, proxy)])
     })
     .await
 }
@@ -200,22 +169,14 @@ pub async fn member_proxies(
     s.read(move |c, _| {
         let m = rows::load_member(c, member)?;
         p.manage_proxies(&m, true)?;
-        entries(c, "p.member_id", member.to_string(), now)
+        entries(c, ProxyList::OfMember(member), now)
     })
     .await
 }
 
 pub async fn my_grants(s: &SqliteStore, p: &Principal, now: Timestamp) -> Result<Vec<ProxyEntry>> {
-    let p = p.clone();
-    s.read(move |c, _| match (p.role, p.member_id) {
-        (Role::Proxy, _) => entries(c, "p.proxy_user_id", p.user_id.to_string(), now),
-        (Role::Member, Some(m)) => entries(c, "p.member_id", m.to_string(), now),
-        _ => Err(Error::forbidden(
-            "members-only",
-            "caregiver access is between members and their proxies; administrators use /api/v1/members/{id}/proxies",
-        )),
-    })
-    .await
+    let of = proxies::own_list(p)?;
+    s.read(move |c, _| entries(c, of, now)).await
 }
 
 pub async fn consents(
@@ -242,39 +203,15 @@ pub async fn set_consent(
     let p = p.clone();
     s.write(move |tx| {
         let mut m = rows::load_member(tx.conn, member)?;
-        let (on_behalf, reason) = p.record_consent(&m, change.reason.as_deref())?;
-        let list = &mut m.markers.consented_categories;
-        let had = list.contains(&change.category);
-        if had == change.granted {
-            return Ok(list.clone());
-        }
-        if change.granted {
-            list.push(change.category);
-        } else {
-            list.retain(|c| *c != change.category);
-        }
+        let Some(ev) = change.apply(&p, &mut m)? else {
+            return Ok(m.markers.consented_categories);
+        };
         let markers = serde_json::to_string(&m.markers).map_err(Error::internal)?;
         tx.conn
             .prepare_cached("UPDATE members SET markers = $1 WHERE id = $2")
             .and_then(|mut st| st.execute(params![markers, member.to_string()]))
             .map_err(db)?;
-        let kind = if change.granted {
-            EventKind::ConsentRecorded
-        } else {
-            EventKind::ConsentWithdrawn
-        };
-        tx.append(
-            m.org_id,
-            now,
-            vec![
-                NewEvent::new(
-                    kind,
-                    json!({"category": change.category, "on_behalf": on_behalf, "reason": reason}),
-                )
-                .actor(Some(p.user_id))
-                .member(member),
-            ],
-        )?;
+        tx.append(m.org_id, now, vec![ev])?;
         Ok(m.markers.consented_categories)
     })
     .await

@@ -7,11 +7,12 @@
 //! search in their access history. Also here: which member a ticket is
 //! about, for a clinician who must break the glass to open it.
 
+use crate::SqliteStore;
 use crate::rows::{self, db};
-use crate::{PhiRead, SqliteStore};
 use careline_core::authz::Principal;
 use careline_core::ids::{MemberId, TeamId, TicketId};
-use careline_core::search::{MAX_RESULTS, Query, Searchable};
+use careline_core::reads::PhiRead;
+use careline_core::search::{Search, Searchable};
 use careline_core::{Error, Result};
 use careline_store::MemberSummary;
 use jiff::Timestamp;
@@ -25,14 +26,7 @@ pub async fn search_members(
     limit: u32,
     now: Timestamp,
 ) -> Result<Vec<MemberSummary>> {
-    if !p.role.works_queues() {
-        return Err(Error::forbidden(
-            "call-takers-only",
-            "member search is for staff who take calls",
-        ));
-    }
-    let query = Query::parse(query)?;
-    let limit = usize::try_from(limit.clamp(1, MAX_RESULTS)).unwrap_or(20);
+    let mut search = Search::start(p, query, limit)?;
     let pc = p.clone();
     let found = s
         .read(move |c, _| {
@@ -63,30 +57,20 @@ pub async fn search_members(
                 })
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db)?;
-            let mut hits: Vec<(u8, String, MemberSummary)> = Vec::new();
             for (id, name, date_of_birth, phone, external_ref, language, team_id, team_name) in rows {
                 // The domain's rule decides, and names the grant to record.
                 let Ok(access) = pc.member_access(pc.org_id, id, team_id) else {
                     continue;
                 };
                 let cand = Searchable::new(&name, phone.as_deref(), external_ref.as_deref(), date_of_birth);
-                if let Some(rank) = query.rank(&cand) {
-                    hits.push((rank, cand.name, MemberSummary { id, name, date_of_birth, phone, external_ref, language, team_id, team_name, access }));
-                }
+                search.offer(cand, MemberSummary { id, name, date_of_birth, phone, external_ref, language, team_id, team_name, access });
             }
-            hits.sort_by(|(ra, a, _), (rb, b, _)| ra.cmp(rb).then_with(|| a.cmp(b)));
-            Ok(hits.into_iter().take(limit).map(|(_, _, m)| m).collect::<Vec<_>>())
+            Ok(search.best())
         })
         .await?;
     let reads = found
         .iter()
-        .map(|m| PhiRead {
-            org: p.org_id,
-            member: m.id,
-            what: "search",
-            id: m.id.to_string(),
-            grant: m.access,
-        })
+        .map(|m| PhiRead::search(p.org_id, m.id, m.access))
         .collect();
     s.log_reads(p, reads, now).await?;
     Ok(found)

@@ -7,8 +7,12 @@
 //! result together with its events in one transaction. Operations that touch
 //! a member's data take the caller's [`Principal`] and authorize inside, so
 //! nothing can reach data without passing the domain's access rules.
+//! The contract's own records (a tag, a break-glass grant, a webhook …)
+//! are made by methods on them (see `records.rs`), so every backend
+//! returns and records them alike.
 
 pub mod bus;
+mod records;
 
 use async_trait::async_trait;
 use careline_core::attachment::Attachment;
