@@ -42,6 +42,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 # shellcheck source=lib/pg.sh
 source "$HERE/lib/pg.sh"
+# shellcheck source=lib/proc.sh
+source "$HERE/lib/proc.sh"
 
 DURATION="${DURATION:-10}"
 CONC="${CONC:-64}"
@@ -59,21 +61,13 @@ unset CARELINE_DATABASE_URL CARELINE_DATA_DIR CARELINE_MASTER_KEY CARELINE_MASTE
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pg-ingest.XXXXXX")"
 PIDS=()
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
+    stop_pids "${PIDS[@]}"
     pg_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { printf '\n== %s\n' "$*" >&2; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 if [[ -z "${CARELINE_BIN:-}" ]]; then

@@ -54,6 +54,8 @@ BENCH="$(cd "$HERE/.." && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
 # shellcheck source=../lib/pg.sh
 source "$BENCH/lib/pg.sh"
+# shellcheck source=../lib/proc.sh
+source "$BENCH/lib/proc.sh"
 
 DURATION="${DURATION:-10}"
 LEVELS="${LEVELS:-1 16 64}"
@@ -78,21 +80,13 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/synapse-bench.XXXXXX")"
 SYN_PID=""
 CL_PID=""
 cleanup() {
-    local pid
-    for pid in "$SYN_PID" "$CL_PID"; do
-        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-            kill "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
-    done
+    stop_pids "$SYN_PID" "$CL_PID"
     pg_stop
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { printf '\n== %s\n' "$*" >&2; }
 now() { date +%s; }
 
 # --- 1. venv + Synapse ------------------------------------------------------

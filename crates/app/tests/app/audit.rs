@@ -5,9 +5,15 @@ use serde_json::json;
 use std::process::Command;
 
 fn verify(dir: &std::path::Path) -> (bool, String) {
+    verify_with(dir, &[])
+}
+
+/// `careline audit verify --data-dir DIR ARGS…`: whether it passed, and what it printed.
+fn verify_with(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> (bool, String) {
     let out = Command::new(bin())
         .args(["audit", "verify", "--data-dir"])
         .arg(dir)
+        .args(args)
         .output()
         .unwrap();
     (
@@ -307,21 +313,7 @@ async fn backup_while_serving_restores_to_a_working_verified_copy() {
     // and a copy that lost events since would not.
     let manifest = target.join("manifest.json");
     let against = |dir: &std::path::Path, manifest: &std::path::Path| {
-        let out = Command::new(bin())
-            .args(["audit", "verify", "--against"])
-            .arg(manifest)
-            .arg("--data-dir")
-            .arg(dir)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        verify_with(dir, &["--against".as_ref(), manifest.as_os_str()])
     };
     let (ok, text) = against(&target, &manifest);
     assert!(ok && text.contains("reaches the backup's head"), "{text}");

@@ -693,6 +693,19 @@ fn careline_on(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     cmd.output().unwrap()
 }
 
+/// member03's thread opens and still reads the message sent before the rotation.
+async fn reads_renewal(app: &App, thread: &str) {
+    let member = app.login("member03").await;
+    let t = app
+        .get(&format!("/api/v1/threads/{thread}"), &member)
+        .await
+        .json();
+    assert_eq!(
+        t["messages"][0]["text"],
+        "please renew my albuterol inhaler prescription"
+    );
+}
+
 #[tokio::test]
 async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
     let app = App::spawn().await;
@@ -714,15 +727,7 @@ async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
     let after = std::fs::read_to_string(&key).unwrap();
     assert_ne!(before, after, "a new master key is installed");
     let app = App::restart(dir, clock.clone()).await;
-    let member = app.login("member03").await;
-    let t = app
-        .get(&format!("/api/v1/threads/{thread}"), &member)
-        .await
-        .json();
-    assert_eq!(
-        t["messages"][0]["text"],
-        "please renew my albuterol inhaler prescription"
-    );
+    reads_renewal(&app, &thread).await;
     // The old key alone no longer opens the store, and says which key it needs.
     let dir = app.stop().await;
     let retired = files_under(dir.path())
@@ -741,15 +746,7 @@ async fn keys_rotate_rewraps_data_keys_and_messages_still_read() {
     // still beside the old one): the next start finishes it.
     std::fs::write(dir.path().join("master.key.next"), &after).unwrap();
     let app = App::restart(dir, clock).await;
-    let member = app.login("member03").await;
-    let t = app
-        .get(&format!("/api/v1/threads/{thread}"), &member)
-        .await
-        .json();
-    assert_eq!(
-        t["messages"][0]["text"],
-        "please renew my albuterol inhaler prescription"
-    );
+    reads_renewal(&app, &thread).await;
     let dir = app.stop().await;
     assert_eq!(std::fs::read_to_string(&key).unwrap(), after);
     assert!(!dir.path().join("master.key.next").exists());
