@@ -201,18 +201,21 @@ async fn postgres_backup_refuses_clearly() {
         "kept"
     );
 
-    let out = scratch.path().join("a");
-    let err = one_line(&careline(
-        &url,
-        &[
-            "backup",
-            "--out",
-            out.to_str().unwrap(),
-            "--pg-dump",
-            "/nonexistent/pg_dump",
-        ],
-        app.dir.path(),
-    ));
+    let with_pg_dump = |out: &str, pg_dump: &str| {
+        let out = scratch.path().join(out);
+        one_line(&careline(
+            &url,
+            &[
+                "backup",
+                "--out",
+                out.to_str().unwrap(),
+                "--pg-dump",
+                pg_dump,
+            ],
+            app.dir.path(),
+        ))
+    };
+    let err = with_pg_dump("a", "/nonexistent/pg_dump");
     assert!(
         err.contains("cannot run pg_dump at /nonexistent/pg_dump"),
         "{err}"
@@ -225,21 +228,10 @@ async fn postgres_backup_refuses_clearly() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let out = scratch.path().join("b");
-    let err = one_line(&careline(
-        &url,
-        &[
-            "backup",
-            "--out",
-            out.to_str().unwrap(),
-            "--pg-dump",
-            old.to_str().unwrap(),
-        ],
-        app.dir.path(),
-    ));
+    let err = with_pg_dump("b", old.to_str().unwrap());
     assert!(
         err.contains("is pg_dump 9.6.24, older than the PostgreSQL"),
         "{err}"
     );
-    assert!(!out.join("careline.pgdump").exists());
+    assert!(!scratch.path().join("b").join("careline.pgdump").exists());
 }
