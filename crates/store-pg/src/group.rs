@@ -29,6 +29,11 @@ use uuid::Uuid;
 /// session's snapshots; 64 writes already share one commit.
 const MAX_BATCH: usize = 64;
 
+/// Most writes one organization may have waiting on this node. Past it a
+/// write is refused at once as unavailable (HTTP 503, try again) instead of
+/// queueing without bound while the database falls behind.
+pub const QUEUE_LIMIT: usize = 4_096;
+
 type Run = Box<dyn for<'t> FnOnce(&'t mut Tx) -> BoxFuture<'t, Result<()>> + Send>;
 
 struct Job {
@@ -41,7 +46,7 @@ pub(crate) struct Groups {
     pool: PgPool,
     node: Uuid,
     bus: Bus,
-    queues: Mutex<HashMap<OrgId, mpsc::UnboundedSender<Job>>>,
+    queues: Mutex<HashMap<OrgId, mpsc::Sender<Job>>>,
 }
 
 impl Groups {
@@ -75,8 +80,15 @@ impl Groups {
         });
         let (done, answer) = oneshot::channel();
         self.queue(org)
-            .send(Job { run, done })
-            .map_err(|_| Error::Unavailable("the store is shutting down".into()))?;
+            .try_send(Job { run, done })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Error::Unavailable(format!(
+                    "{QUEUE_LIMIT} writes of this organization are already waiting on this node: try again shortly"
+                )),
+                mpsc::error::TrySendError::Closed(_) => {
+                    Error::Unavailable("the store is shutting down".into())
+                }
+            })?;
         answer
             .await
             .map_err(|_| Error::internal("a group commit ended without an answer"))??;
@@ -84,12 +96,12 @@ impl Groups {
         value.ok_or_else(|| Error::internal("a committed write left no result"))
     }
 
-    fn queue(&self, org: OrgId) -> mpsc::UnboundedSender<Job> {
+    fn queue(&self, org: OrgId) -> mpsc::Sender<Job> {
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = queues.get(&org).filter(|q| !q.is_closed()) {
             return q.clone();
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
         // Not background work of the app: the committer is part of the
         // write path, answers every write it took before it ends, and ends
         // when the store is dropped. A write in a task of its own is not
@@ -109,13 +121,7 @@ impl Groups {
 }
 
 /// One organization's committer: runs until the store is dropped.
-async fn committer(
-    pool: PgPool,
-    node: Uuid,
-    bus: Bus,
-    org: OrgId,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-) {
+async fn committer(pool: PgPool, node: Uuid, bus: Bus, org: OrgId, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);

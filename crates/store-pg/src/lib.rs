@@ -23,6 +23,7 @@ pub mod backup;
 mod chain;
 mod crypt;
 mod group;
+pub use group::QUEUE_LIMIT;
 mod hooks;
 mod mfa;
 mod proxies;

@@ -629,3 +629,80 @@ async fn group_commit_acknowledges_each_write_once_and_a_failing_write_rolls_bac
         "out of order: {mine:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_write_queue_refuses_at_once_instead_of_growing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let c = cluster(1).await;
+    let s = &c.nodes[0];
+    let x = clinic(s, "Flooded Clinic", 2).await;
+    let before = chain_ok(s, x.org.id).await;
+    let mut principals = Vec::new();
+    for (m, u) in &x.members {
+        principals.push((m.id, login(s, u, at(1)).await));
+    }
+    // Another session holds the chain lock: the committer waits on it and
+    // writes pile up in the queue.
+    let mut holder = s.pool().begin().await.unwrap();
+    sqlx_core::query::query("SELECT seq FROM chain_heads WHERE org_id = $1 FOR UPDATE")
+        .bind(x.org.id.0)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let total = careline_store_pg::QUEUE_LIMIT + 100;
+    let refused = Arc::new(AtomicUsize::new(0));
+    let writes: Vec<_> = (0..total)
+        .map(|k| {
+            let (member, p) = principals[k % principals.len()].clone();
+            let (node, refused) = (s.clone(), refused.clone());
+            tokio::spawn(async move {
+                let r = node
+                    .record_contact(contact(&p, member, &format!("{ROUTINE} [{k}]")), at(1))
+                    .await;
+                if let Err(careline_core::Error::Unavailable(why)) = &r {
+                    assert!(why.contains("already waiting"), "{why}");
+                    refused.fetch_add(1, Ordering::SeqCst);
+                }
+                r.map(|o| o.message.id)
+            })
+        })
+        .collect();
+    // Everything past the queue (and the group the committer holds) is refused at once.
+    let least = total - careline_store_pg::QUEUE_LIMIT - 64;
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while refused.load(Ordering::SeqCst) < least {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "only {} refused",
+        refused.load(Ordering::SeqCst)
+    );
+    holder.commit().await.unwrap();
+    let mut acked = 0;
+    for w in writes {
+        match w.await.unwrap() {
+            Ok(_) => acked += 1,
+            Err(careline_core::Error::Unavailable(_)) => {}
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    let refused = refused.load(Ordering::SeqCst);
+    assert_eq!(acked + refused, total);
+    assert!(
+        refused <= 100,
+        "{refused} refused: the queue took fewer than its limit"
+    );
+    let events = s.events(x.org.id, before, 1_000_000).await.unwrap();
+    let created = events
+        .iter()
+        .filter(|e| e.kind == "message.created")
+        .count();
+    assert_eq!(
+        created, acked,
+        "every write that was queued is recorded once"
+    );
+    chain_ok(s, x.org.id).await;
+}
