@@ -62,7 +62,9 @@ impl Groups {
     /// Run `write` in `org`'s next group transaction (which already holds
     /// the chain lock) and return its result once that transaction has
     /// committed. A write that fails is rolled back alone; if the commit
-    /// fails, every write in the group fails with it.
+    /// fails, every write in the group fails with it. A write must not
+    /// itself call `write` for the same organization: it would wait for the
+    /// committer that is running it.
     pub async fn write<T, F>(&self, org: OrgId, write: F) -> Result<T>
     where
         T: Send + 'static,
