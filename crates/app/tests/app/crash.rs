@@ -6,9 +6,8 @@ use crate::support::*;
 use careline::httpc::{self, Conn};
 use serde_json::json;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,36 +16,15 @@ struct Server {
     addr: SocketAddr,
 }
 
-#[allow(clippy::zombie_processes)] // the caller kills and waits on the child it gets back
 fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("CARELINE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "server exited before listening"
-        );
-        if let Some(rest) = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|r| r.split("://").nth(1))
-        {
-            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            // Keep draining stdout so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in out.lines() {});
-            return Server { child, addr };
-        }
-        assert!(Instant::now() < deadline, "server did not start");
+    let (child, url) = serve_child(
+        Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir),
+    );
+    Server {
+        child,
+        addr: addr_of(&url),
     }
 }
 
@@ -232,33 +210,16 @@ fn serve_terminates_tls_and_sends_hsts() {
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert, ck.cert.pem()).unwrap();
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("CARELINE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "server exited");
-    }
-    let url = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(url.starts_with("https://"), "{line}");
+    let (mut child, url) = serve_child(
+        Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+    );
+    assert!(url.starts_with("https://"), "{url}");
     let r = Command::new("curl")
         .args(["-s", "-i", "--cacert"])
         .arg(&cert)

@@ -9,46 +9,22 @@ use careline::httpc::{self, Conn};
 use careline_store::Store;
 use serde_json::json;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY: &str = "5f0a1c2e3d4b5a6978877665544332211000ffeeddccbbaa9988776655443322";
 
-#[allow(clippy::zombie_processes)] // the test kills and waits on every child
 fn start_node(dir: &std::path::Path, url: &str) -> (Child, SocketAddr) {
-    let mut child = Command::new(bin())
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("CARELINE_DATABASE_URL", url)
-        .env("CARELINE_MASTER_KEY", KEY)
-        .env("CARELINE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "node exited before listening"
-        );
-        if let Some(rest) = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|r| r.split("://").nth(1))
-        {
-            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-            std::thread::spawn(move || for _ in out.lines() {});
-            return (child, addr);
-        }
-        assert!(Instant::now() < deadline, "node did not start");
-    }
+    let (child, at) = serve_child(
+        Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("CARELINE_DATABASE_URL", url)
+            .env("CARELINE_MASTER_KEY", KEY),
+    );
+    (child, addr_of(&at))
 }
 
 async fn login(addr: SocketAddr, name: &str) -> String {

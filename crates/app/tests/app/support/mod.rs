@@ -391,3 +391,47 @@ pub fn assert_problem(r: &Response, status: u16, type_suffix: &str) {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_careline")
 }
+
+/// Start `careline serve` as a child process (`cmd` holds the binary and
+/// its arguments; `--listen 127.0.0.1:0` is the caller's) and wait until it
+/// says where it listens. Returns the child and its URL (`http://…` or
+/// `https://…`). Its output keeps being drained so it never blocks on a
+/// full pipe.
+#[allow(clippy::zombie_processes)] // the caller kills and waits on the child it gets back
+pub fn serve_child(cmd: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .env("CARELINE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "careline serve exited before listening"
+        );
+        if let Some(url) = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        {
+            let url = url.to_owned();
+            std::thread::spawn(move || for _ in out.lines() {});
+            return (child, url);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "careline serve did not start"
+        );
+    }
+}
+
+/// The address in a URL `scheme://host:port`.
+pub fn addr_of(url: &str) -> SocketAddr {
+    url.split("://").nth(1).unwrap().parse().unwrap()
+}
