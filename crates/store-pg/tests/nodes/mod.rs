@@ -116,30 +116,13 @@ struct Clinic {
 async fn clinic(s: &PgStore, name: &str, members: usize) -> Clinic {
     let org = s.create_org(name, t0()).await.unwrap();
     let team = s.create_team(org.id, "North", None, t0()).await.unwrap();
-    let admin = user(
-        s,
-        org.id,
-        &format!("admin.{}", org.id.0.simple()),
-        Role::Admin,
-        None,
-    )
-    .await;
-    let nurse = user(
-        s,
-        org.id,
-        &format!("nurse.{}", org.id.0.simple()),
-        Role::Nurse,
-        None,
-    )
-    .await;
-    let nurse2 = user(
-        s,
-        org.id,
-        &format!("nurse2.{}", org.id.0.simple()),
-        Role::Nurse,
-        None,
-    )
-    .await;
+    let staff = |prefix: &'static str, role: Role| {
+        let login = format!("{prefix}.{}", org.id.0.simple());
+        async move { user(s, org.id, &login, role, None).await }
+    };
+    let admin = staff("admin", Role::Admin).await;
+    let nurse = staff("nurse", Role::Nurse).await;
+    let nurse2 = staff("nurse2", Role::Nurse).await;
     for u in [&nurse, &nurse2] {
         s.add_to_team(org.id, team.id, u.id, None, t0())
             .await
