@@ -3,10 +3,11 @@
 //! and which events record it. Pure: the store executes the plan inside one
 //! transaction, so the sender is acknowledged only after all of it commits.
 
-use crate::authz::Principal;
+use crate::authz::{Grant, Principal};
 use crate::event::{EventKind, NewEvent};
 use crate::ids::*;
 use crate::model::{CareTeam, Member, Message, MessageKind, Role, Thread, Ticket, TicketStatus};
+use crate::reads::{PhiRead, recorded};
 use crate::settings::OrgSettings;
 use crate::validate::MessageText;
 use crate::{Error, Result};
@@ -69,19 +70,23 @@ pub struct ContactPlan {
     pub events: Vec<NewEvent>,
 }
 
-/// Who may record a contact about member `m`: a portal message comes from
-/// the member or their proxy; a call note from contact-centre or care-team
-/// staff of the member's organization.
-pub fn check_sender(p: &Principal, kind: ContactKind, m: &Member) -> Result<()> {
+/// Who may record a contact about member `m`, and the grant that lets
+/// them: a portal message comes from the member or their proxy; a call note
+/// from contact-centre or care-team staff who reach the member the way any
+/// staff read does (care team, tag, page or break-glass). A call-taker who
+/// does not reach the member may not write into their thread, and learns
+/// nothing about it from the refusal.
+pub fn check_sender(p: &Principal, kind: ContactKind, m: &Member) -> Result<Grant> {
     match kind {
         ContactKind::Message => {
-            p.member_access(m.org_id, m.id, m.team_id)?;
+            let grant = p.member_access(m.org_id, m.id, m.team_id)?;
             if p.role.is_staff() {
                 return Err(Error::forbidden(
                     "members-only",
                     "only a member or their proxy sends portal messages",
                 ));
             }
+            Ok(grant)
         }
         ContactKind::CallNote => {
             if p.org_id != m.org_id {
@@ -98,9 +103,9 @@ pub fn check_sender(p: &Principal, kind: ContactKind, m: &Member) -> Result<()> 
                 "call-intake",
                 "only contact-centre and care-team staff record calls",
             )?;
+            p.member_access(m.org_id, m.id, m.team_id)
         }
     }
-    Ok(())
 }
 
 /// A plan's guidance for the agent with the paged clinician named
@@ -114,15 +119,21 @@ pub fn text_digest(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Plan one contact for `member`, whose care team is `team`.
+/// Plan one contact by `p` for `member`, whose care team is `team`, after
+/// checking that `p` may record it ([`check_sender`]). A contact that joins
+/// an open ticket shows its sender that ticket (its triage may quote the
+/// member's earlier words), so for anyone but the member it also records
+/// that read.
 pub fn plan_contact(
+    p: &Principal,
     member: &Member,
     team: &CareTeam,
     existing: Existing,
     input: ContactIn,
     settings: &OrgSettings,
     now: Timestamp,
-) -> ContactPlan {
+) -> Result<ContactPlan> {
+    let grant = check_sender(p, input.kind, member)?;
     let policies = &settings.sla;
     let mut events = Vec::new();
     let actor = Some(input.author_id);
@@ -242,8 +253,12 @@ pub fn plan_contact(
             .agent_guidance(&input.judgement, "{nurse}")
     });
     let page_needed = Ticket::needs_page(before.as_ref(), &ticket);
+    if !new_ticket {
+        let read = PhiRead::ticket(&ticket, "ticket", grant);
+        events.extend(recorded(p, &[read]).into_iter().flat_map(|(_, e)| e));
+    }
 
-    ContactPlan {
+    Ok(ContactPlan {
         thread,
         new_thread,
         message,
@@ -253,5 +268,5 @@ pub fn plan_contact(
         agent_guidance,
         page_needed,
         events,
-    }
+    })
 }

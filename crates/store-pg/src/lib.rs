@@ -175,13 +175,14 @@ impl PgStore {
         };
         let kind = req.contact.kind;
         let mut plan = ingest::plan_contact(
+            p,
             &member,
             &team,
             Existing { thread, ticket },
             req.contact,
             &settings,
             now,
-        );
+        )?;
         if plan.new_thread {
             rows::insert_thread(tx.c(), &plan.thread).await?;
         }
@@ -795,6 +796,7 @@ impl Store for PgStore {
             let mut c = self.conn().await?;
             rows::load_member(&mut c, req.member_id).await?
         };
+        // Refused before it queues behind other writes; the plan checks again.
         ingest::check_sender(&req.principal, req.contact.kind, &member)?;
         let store = self.clone();
         let org = member.org_id;

@@ -766,7 +766,6 @@ impl Store for SqliteStore {
             let c = tx.conn;
             let member = rows::load_member(c, req.member_id)?;
             let p = &req.principal;
-            ingest::check_sender(p, req.contact.kind, &member)?;
             let team = rows::load_team(c, member.team_id)?;
             let settings = settings(c, member.org_id)?;
             let thread = thread_of_member(c, member.id)?;
@@ -775,7 +774,7 @@ impl Store for SqliteStore {
                 None => None,
             };
             let kind = req.contact.kind;
-            let mut plan = ingest::plan_contact(&member, &team, Existing { thread, ticket }, req.contact, &settings, now);
+            let mut plan = ingest::plan_contact(p, &member, &team, Existing { thread, ticket }, req.contact, &settings, now)?;
             if plan.new_thread {
                 rows::insert_thread(c, &plan.thread)?;
             }

@@ -273,3 +273,76 @@ async fn a_clinician_outside_the_care_team_is_offered_break_glass_for_a_ticket_a
     assert_eq!(r.status, 200);
     assert!(r.text().contains("metoprolol"));
 }
+
+#[tokio::test]
+async fn a_call_note_for_a_member_the_call_taker_does_not_reach_is_refused_and_leaks_nothing() {
+    let app = App::spawn().await;
+    // Margaret (North) wrote something only her care team should read.
+    let member = app.login("member01").await;
+    let secret = "I took 40 of my sleeping pills last night, intake-secret-5521";
+    let out = app.send(&member, secret).await;
+    let ticket = out["ticket"]["id"].as_str().unwrap().to_owned();
+    let member_id = app.me(&member).await["member_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = app.recorded("call.created").await.len();
+    let log_before = app.get("/api/v1/me/access-log", &member).await.json()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    // A South care guide knows her member id, and tries to log a call for her.
+    let south = app.login("guide.south1").await;
+    let r = app
+        .post(
+            "/api/v1/calls",
+            &south,
+            json!({"member_id": member_id, "notes": "pt called, wants an update"}),
+        )
+        .await;
+    assert_problem(&r, 403, "not-on-care-team");
+    assert!(!r.text().contains("intake-secret"), "{}", r.text());
+    assert!(!r.text().contains(&ticket), "{}", r.text());
+    // Nothing was written into her thread, and she saw no read by the South guide.
+    assert_eq!(app.recorded("call.created").await.len(), before);
+    let thread = app
+        .get(
+            &format!(
+                "/api/v1/threads/{}",
+                out["message"]["thread_id"].as_str().unwrap()
+            ),
+            &app.login("guide.north1").await,
+        )
+        .await
+        .json();
+    assert_eq!(thread["messages"].as_array().unwrap().len(), 2, "{thread}");
+    let log = app.get("/api/v1/me/access-log", &member).await.json();
+    assert!(
+        !log.to_string().contains("Gloria South"),
+        "the refused caller read nothing: {log}"
+    );
+
+    // The contact-centre agent on her team records the call: it joins her open
+    // ticket, whose triage quotes her earlier words, so that read is on her history.
+    let agent = app.login("agent1").await;
+    let r = app
+        .post(
+            "/api/v1/calls",
+            &agent,
+            json!({"member_id": member_id, "notes": "pt called back, feeling drowsy"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["ticket"]["id"], ticket.as_str());
+    assert_eq!(app.recorded("call.created").await.len(), before + 1);
+    let log = app.get("/api/v1/me/access-log", &member).await.json();
+    let items = log["items"].as_array().unwrap();
+    assert!(items.len() > log_before, "{log}");
+    assert!(
+        items
+            .iter()
+            .any(|e| e["name"] == "Alex Agent" && e["what"] == "ticket" && e["why"] == "care_team"),
+        "the agent's read of the ticket through the call is recorded: {log}"
+    );
+}
