@@ -101,6 +101,10 @@ pub struct BlobRef {
     /// `<org>/<sha256>`, relative to the store's prefix; pass it to
     /// [`BlobStore::open`].
     pub location: String,
+    /// Whether this call wrote the object (false: the same content was
+    /// stored already and is shared). Only a writer that wrote it may take
+    /// it back when what it was for is refused.
+    pub written: bool,
 }
 
 /// A place to keep encrypted blobs: a local directory or an S3 bucket.
@@ -253,6 +257,7 @@ impl BlobStore {
                 size,
                 stored_size,
                 location,
+                written: false,
             });
         }
 
@@ -296,6 +301,7 @@ impl BlobStore {
             size,
             stored_size,
             location,
+            written: true,
         })
     }
 

@@ -136,45 +136,49 @@ async fn refusal_notices(s: &PgStore, tx: &mut Tx, a: &Attachment, now: Timestam
 }
 
 impl PgStore {
-    pub(crate) async fn create_attachment_(
+    pub(crate) async fn create_attachments_(
         &self,
         p: &Principal,
-        n: NewAttachment,
+        files: Vec<NewAttachment>,
         now: Timestamp,
-    ) -> Result<Attachment> {
+    ) -> Result<Vec<Attachment>> {
         let mut tx = self.begin_for(p.org_id).await?;
-        let m = rows::load_member(tx.c(), n.member_id).await?;
-        let (a, ev) = n.quarantine(p, &m, now)?;
-        let sealed = self
-            .crypto
-            .seal(
-                tx.c(),
-                a.org_id,
-                &a.file_name,
-                &aad("attachment", &a.id, "file_name"),
-            )
-            .await?;
-        q("INSERT INTO attachments (id, org_id, member_id, uploaded_by, file_name, content_type, size, sha256, blob, state,
-              metadata_removed, next_scan_at, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12)")
-            .bind(a.id.0)
-            .bind(a.org_id.0)
-            .bind(a.member_id.0)
-            .bind(a.uploaded_by.0)
-            .bind(sealed)
-            .bind(a.content_type.clone())
-            .bind(i64::try_from(a.size).unwrap_or(i64::MAX))
-            .bind(a.sha256.clone())
-            .bind(a.blob.clone())
-            .bind(a.state.as_str())
-            .bind(rows::to_json(&a.metadata_removed)?)
-            .bind(us(now))
-            .execute(tx.c())
-            .await
-            .map_err(db)?;
-        tx.append(a.org_id, now, vec![ev]).await?;
+        let mut out = Vec::with_capacity(files.len());
+        for n in files {
+            let m = rows::load_member(tx.c(), n.member_id).await?;
+            let (a, ev) = n.quarantine(p, &m, now)?;
+            let sealed = self
+                .crypto
+                .seal(
+                    tx.c(),
+                    a.org_id,
+                    &a.file_name,
+                    &aad("attachment", &a.id, "file_name"),
+                )
+                .await?;
+            q("INSERT INTO attachments (id, org_id, member_id, uploaded_by, file_name, content_type, size, sha256, blob, state,
+                  metadata_removed, next_scan_at, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12)")
+                .bind(a.id.0)
+                .bind(a.org_id.0)
+                .bind(a.member_id.0)
+                .bind(a.uploaded_by.0)
+                .bind(sealed)
+                .bind(a.content_type.clone())
+                .bind(i64::try_from(a.size).unwrap_or(i64::MAX))
+                .bind(a.sha256.clone())
+                .bind(a.blob.clone())
+                .bind(a.state.as_str())
+                .bind(rows::to_json(&a.metadata_removed)?)
+                .bind(us(now))
+                .execute(tx.c())
+                .await
+                .map_err(db)?;
+            tx.append(a.org_id, now, vec![ev]).await?;
+            out.push(a);
+        }
         tx.commit(&self.bus).await?;
-        Ok(a)
+        Ok(out)
     }
 
     pub(crate) async fn attachment_(&self, p: &Principal, id: AttachmentId) -> Result<Attachment> {

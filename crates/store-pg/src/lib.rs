@@ -1675,13 +1675,13 @@ impl Store for PgStore {
         self.crypto.key(&mut c, org).await
     }
 
-    async fn create_attachment(
+    async fn create_attachments(
         &self,
         p: &Principal,
-        a: NewAttachment,
+        files: Vec<NewAttachment>,
         now: Timestamp,
-    ) -> Result<careline_core::attachment::Attachment> {
-        self.create_attachment_(p, a, now).await
+    ) -> Result<Vec<careline_core::attachment::Attachment>> {
+        self.create_attachments_(p, files, now).await
     }
 
     async fn attachment(

@@ -103,39 +103,43 @@ fn team_of(c: &Connection, member: MemberId) -> Result<TeamId> {
 pub async fn create(
     s: &SqliteStore,
     p: &Principal,
-    n: NewAttachment,
+    files: Vec<NewAttachment>,
     now: Timestamp,
-) -> Result<Attachment> {
+) -> Result<Vec<Attachment>> {
     let p = p.clone();
     s.write(move |tx| {
-        let m = rows::load_member(tx.conn, n.member_id)?;
-        let (a, ev) = n.quarantine(&p, &m, now)?;
-        let sealed = tx.crypto.seal(a.org_id, &a.file_name, &name_aad(a.id))?;
-        tx.conn
-            .prepare_cached(
-                "INSERT INTO attachments (id, org_id, member_id, uploaded_by, file_name, content_type, size, sha256, blob, state,
-                    metadata_removed, next_scan_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12)",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    a.id.to_string(),
-                    a.org_id.to_string(),
-                    a.member_id.to_string(),
-                    a.uploaded_by.to_string(),
-                    sealed,
-                    a.content_type,
-                    i64::try_from(a.size).unwrap_or(i64::MAX),
-                    a.sha256,
-                    a.blob,
-                    a.state.as_str(),
-                    serde_json::to_string(&a.metadata_removed).unwrap_or_else(|_| "[]".into()),
-                    us(now),
-                ])
-            })
-            .map_err(db)?;
-        tx.append(a.org_id, now, vec![ev])?;
-        Ok(a)
+        let mut out = Vec::with_capacity(files.len());
+        for n in files {
+            let m = rows::load_member(tx.conn, n.member_id)?;
+            let (a, ev) = n.quarantine(&p, &m, now)?;
+            let sealed = tx.crypto.seal(a.org_id, &a.file_name, &name_aad(a.id))?;
+            tx.conn
+                .prepare_cached(
+                    "INSERT INTO attachments (id, org_id, member_id, uploaded_by, file_name, content_type, size, sha256, blob, state,
+                        metadata_removed, next_scan_at, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $12)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        a.id.to_string(),
+                        a.org_id.to_string(),
+                        a.member_id.to_string(),
+                        a.uploaded_by.to_string(),
+                        sealed,
+                        a.content_type,
+                        i64::try_from(a.size).unwrap_or(i64::MAX),
+                        a.sha256,
+                        a.blob,
+                        a.state.as_str(),
+                        serde_json::to_string(&a.metadata_removed).unwrap_or_else(|_| "[]".into()),
+                        us(now),
+                    ])
+                })
+                .map_err(db)?;
+            tx.append(a.org_id, now, vec![ev])?;
+            out.push(a);
+        }
+        Ok(out)
     })
     .await
 }

@@ -1786,13 +1786,13 @@ impl Store for SqliteStore {
         self.crypto.data_key(org)
     }
 
-    async fn create_attachment(
+    async fn create_attachments(
         &self,
         p: &Principal,
-        a: NewAttachment,
+        files: Vec<NewAttachment>,
         now: Timestamp,
-    ) -> Result<careline_core::attachment::Attachment> {
-        attachments::create(self, p, a, now).await
+    ) -> Result<Vec<careline_core::attachment::Attachment>> {
+        attachments::create(self, p, files, now).await
     }
 
     async fn attachment(

@@ -756,13 +756,26 @@ pub trait Store: Send + Sync + 'static {
     // ---- attachments ----
     /// The organization's data key, which seals attachment blobs.
     async fn blob_key(&self, org: OrgId) -> Result<careline_crypto::DataKey>;
-    /// Records an uploaded file (already in the blob store), quarantined.
+    /// Records the files of one upload (already in the blob store),
+    /// quarantined, in one transaction: all of them or none.
+    async fn create_attachments(
+        &self,
+        p: &Principal,
+        files: Vec<NewAttachment>,
+        now: Timestamp,
+    ) -> Result<Vec<Attachment>>;
+    /// Records one uploaded file, quarantined.
     async fn create_attachment(
         &self,
         p: &Principal,
         a: NewAttachment,
         now: Timestamp,
-    ) -> Result<Attachment>;
+    ) -> Result<Attachment> {
+        self.create_attachments(p, vec![a], now)
+            .await?
+            .pop()
+            .ok_or_else(|| careline_core::Error::internal("an upload of one file recorded none"))
+    }
     /// An attachment's record and state, for anyone who may see the thread.
     async fn attachment(&self, p: &Principal, id: AttachmentId) -> Result<Attachment>;
     /// The attachment to serve: it must be clean; the read is recorded.

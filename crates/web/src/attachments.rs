@@ -151,8 +151,10 @@ pub async fn upload(
         ))
     })?;
     let cfg = s.attachments.clone();
-    let mut items = Vec::new();
-    while let Some(mut field) = form.next_field().await.map_err(multipart_error)? {
+    // All or nothing: every file is read and checked before any is stored,
+    // and a refusal after that takes back what this request stored.
+    let mut checked: Vec<Checked> = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         if field.name() != Some("file") {
             return Err(Error::invalid(format!(
                 "unexpected form field '{}': send each file in a field named 'file'",
@@ -160,113 +162,167 @@ pub async fn upload(
             ))
             .into());
         }
-        if items.len() >= cfg.max_files {
+        if checked.len() >= cfg.max_files {
             return Err(Error::TooLarge {
                 rule: "too-many-attachments",
-                detail: format!("at most {} files at a time", cfg.max_files),
-            }
-            .into());
-        }
-        let declared = field.content_type().map(str::to_owned);
-        let given_name = field.file_name().unwrap_or("attachment").to_owned();
-        let spooled = tempfile::NamedTempFile::new_in(&cfg.spool).map_err(io_error)?;
-        let mut out = tokio::fs::File::from_std(spooled.reopen().map_err(io_error)?);
-        let mut sniffer = Sniffer::new();
-        let mut size: u64 = 0;
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            size += chunk.len() as u64;
-            if size > cfg.max_bytes {
-                return Err(Error::TooLarge {
-                    rule: "attachment-too-large",
-                    detail: format!(
-                        "\"{}\" is larger than the {} MB limit",
-                        sanitize_filename(&given_name, Kind::Text),
-                        cfg.max_bytes / (1024 * 1024)
-                    ),
-                }
-                .into());
-            }
-            sniffer.update(&chunk);
-            out.write_all(&chunk).await.map_err(io_error)?;
-        }
-        out.flush().await.map_err(io_error)?;
-        drop(out);
-        let detected = sniffer.finish();
-        let Some(kind) = detected.kind() else {
-            return Err(Error::Unsupported {
-                rule: "attachment-type",
                 detail: format!(
-                    "\"{}\" looks like {}; careline accepts JPEG, PNG, HEIC/HEIF and WebP images, PDF documents and plain text",
-                    sanitize_filename(&given_name, Kind::Text),
-                    detected.what()
-                ),
-            }
-            .into());
-        };
-        let name = sanitize_filename(&given_name, kind);
-        if let Err(m) = check_declared(declared.as_deref(), kind) {
-            return Err(Error::Unsupported {
-                rule: "attachment-type-mismatch",
-                detail: format!(
-                    "\"{name}\" was sent as {} but its content is {}",
-                    m.declared,
-                    kind.description()
+                    "at most {} files at a time; none of these was stored",
+                    cfg.max_files
                 ),
             }
             .into());
         }
-        // Metadata (EXIF with GPS, XMP, comments) goes before anything is stored.
-        let clean = tempfile::NamedTempFile::new_in(&cfg.spool).map_err(io_error)?;
-        let (src, dst) = (spooled.path().to_owned(), clean.path().to_owned());
-        let report =
-            tokio::task::spawn_blocking(move || careline_attach::strip_metadata(kind, &src, &dst))
-                .await
-                .map_err(Error::internal)?
-                .map_err(|e| {
-                    Error::invalid(format!(
-                        "\"{name}\" cannot be read as {}: {e}",
-                        kind.description()
-                    ))
-                })?;
-        drop(spooled);
-        let path = clean.path().to_owned();
-        let sha256 = tokio::task::spawn_blocking(move || sha256_file(&path))
-            .await
-            .map_err(Error::internal)?
-            .map_err(io_error)?;
-        let org = p.org_id.to_string();
-        let key = s.store.blob_key(p.org_id).await?;
-        let stored = cfg
-            .blobs
-            .put_file(&org, clean.path(), &key, &blob_aad(&org, &sha256))
-            .await
-            .map_err(blob_error)?;
-        drop(clean);
-        let a = s
-            .store
-            .create_attachment(
-                &p,
-                NewAttachment {
-                    member_id: member,
-                    file_name: name,
-                    content_type: kind.mime().into(),
-                    size: stored.size,
-                    sha256: stored.sha256,
-                    blob: stored.location,
-                    metadata_removed: report.removed.iter().map(|r| (*r).to_owned()).collect(),
-                },
-                s.clock.now(),
-            )
-            .await?;
-        items.push(AttachmentView::new(&a, p.role.is_staff()));
+        checked.push(check_file(&cfg, field).await?);
     }
-    if items.is_empty() {
+    if checked.is_empty() {
         return Err(
             Error::invalid("no file: send each file in a multipart field named 'file'").into(),
         );
     }
+    let org = p.org_id.to_string();
+    let key = s.store.blob_key(p.org_id).await?;
+    let mut stored = Vec::with_capacity(checked.len());
+    let mut files = Vec::with_capacity(checked.len());
+    for c in checked {
+        let put = cfg
+            .blobs
+            .put_file(&org, c.clean.path(), &key, &blob_aad(&org, &c.sha256))
+            .await;
+        let blob = match put {
+            Ok(b) => b,
+            Err(e) => {
+                take_back(&cfg.blobs, &stored).await;
+                return Err(blob_error(e).into());
+            }
+        };
+        files.push(NewAttachment {
+            member_id: member,
+            file_name: c.name,
+            content_type: c.kind.mime().into(),
+            size: blob.size,
+            sha256: blob.sha256.clone(),
+            blob: blob.location.clone(),
+            metadata_removed: c.removed,
+        });
+        stored.push(blob);
+    }
+    let recorded = match s.store.create_attachments(&p, files, s.clock.now()).await {
+        Ok(r) => r,
+        Err(e) => {
+            take_back(&cfg.blobs, &stored).await;
+            return Err(e.into());
+        }
+    };
+    let items = recorded
+        .iter()
+        .map(|a| AttachmentView::new(a, p.role.is_staff()))
+        .collect();
     cfg.wake.notify_one();
     Ok((StatusCode::CREATED, Json(UploadList { items })))
+}
+
+/// One uploaded file that passed every check, stripped, waiting to be stored.
+struct Checked {
+    /// The stripped file; removed when dropped.
+    clean: tempfile::NamedTempFile,
+    name: String,
+    kind: Kind,
+    sha256: String,
+    /// What metadata was removed.
+    removed: Vec<String>,
+}
+
+/// Reads one multipart file to a spool file within the size limit, decides
+/// its type from its content, refuses what careline does not accept, and
+/// strips its metadata. Nothing is stored.
+async fn check_file(
+    cfg: &AttachmentConfig,
+    mut field: axum::extract::multipart::Field<'_>,
+) -> Result<Checked, Error> {
+    let declared = field.content_type().map(str::to_owned);
+    let given_name = field.file_name().unwrap_or("attachment").to_owned();
+    let spooled = tempfile::NamedTempFile::new_in(&cfg.spool).map_err(io_error)?;
+    let mut out = tokio::fs::File::from_std(spooled.reopen().map_err(io_error)?);
+    let mut sniffer = Sniffer::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        size += chunk.len() as u64;
+        if size > cfg.max_bytes {
+            return Err(Error::TooLarge {
+                rule: "attachment-too-large",
+                detail: format!(
+                    "\"{}\" is larger than the {} MB limit; no file of this upload was stored",
+                    sanitize_filename(&given_name, Kind::Text),
+                    cfg.max_bytes / (1024 * 1024)
+                ),
+            });
+        }
+        sniffer.update(&chunk);
+        out.write_all(&chunk).await.map_err(io_error)?;
+    }
+    out.flush().await.map_err(io_error)?;
+    drop(out);
+    let detected = sniffer.finish();
+    let Some(kind) = detected.kind() else {
+        return Err(Error::Unsupported {
+            rule: "attachment-type",
+            detail: format!(
+                "\"{}\" looks like {}; careline accepts JPEG, PNG, HEIC/HEIF and WebP images, PDF documents and plain text; no file of this upload was stored",
+                sanitize_filename(&given_name, Kind::Text),
+                detected.what()
+            ),
+        });
+    };
+    let name = sanitize_filename(&given_name, kind);
+    if let Err(m) = check_declared(declared.as_deref(), kind) {
+        return Err(Error::Unsupported {
+            rule: "attachment-type-mismatch",
+            detail: format!(
+                "\"{name}\" was sent as {} but its content is {}; no file of this upload was stored",
+                m.declared,
+                kind.description()
+            ),
+        });
+    }
+    // Metadata (EXIF with GPS, XMP, comments) goes before anything is stored.
+    let clean = tempfile::NamedTempFile::new_in(&cfg.spool).map_err(io_error)?;
+    let (src, dst) = (spooled.path().to_owned(), clean.path().to_owned());
+    let described = name.clone();
+    let report =
+        tokio::task::spawn_blocking(move || careline_attach::strip_metadata(kind, &src, &dst))
+            .await
+            .map_err(Error::internal)?
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "\"{described}\" cannot be read as {}: {e}",
+                    kind.description()
+                ))
+            })?;
+    drop(spooled);
+    let path = clean.path().to_owned();
+    let sha256 = tokio::task::spawn_blocking(move || sha256_file(&path))
+        .await
+        .map_err(Error::internal)?
+        .map_err(io_error)?;
+    Ok(Checked {
+        clean,
+        name,
+        kind,
+        sha256,
+        removed: report.removed.iter().map(|r| (*r).to_owned()).collect(),
+    })
+}
+
+/// Removes the objects this request wrote after the request was refused.
+/// Objects that were stored already (the same content uploaded before) are
+/// shared with earlier attachments and stay. A failure here leaves an
+/// object no record points to, which is logged: it holds only ciphertext.
+async fn take_back(blobs: &BlobStore, stored: &[careline_blob::BlobRef]) {
+    for b in stored.iter().filter(|b| b.written) {
+        if let Err(e) = blobs.delete(&b.location).await {
+            tracing::warn!(location = %b.location, error = %e, "could not remove the blob of a refused upload");
+        }
+    }
 }
 
 /// An attachment's record and scan state.

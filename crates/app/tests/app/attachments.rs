@@ -430,3 +430,76 @@ async fn without_a_scanner_uploads_are_kept_but_never_served() {
         "attachment-not-released",
     );
 }
+
+#[tokio::test]
+async fn an_upload_with_one_refused_file_stores_none_of_its_files() {
+    let app = App::spawn().await;
+    let member = app.login("member01").await;
+    let blobs = |app: &App| {
+        let dir = app.dir.path().join("blobs");
+        if dir.exists() {
+            files_under(&dir).len()
+        } else {
+            0
+        }
+    };
+    let (events, objects) = (
+        app.recorded("attachment.quarantined").await.len(),
+        blobs(&app),
+    );
+
+    // Eleven files where ten are allowed: 413, and not the first ten either.
+    let docs: Vec<Vec<u8>> = (0..11).map(|i| pdf(&format!("page {i}"))).collect();
+    let names: Vec<String> = (0..11).map(|i| format!("scan{i}.pdf")).collect();
+    let files: Vec<(&str, &str, &[u8])> = names
+        .iter()
+        .zip(&docs)
+        .map(|(n, d)| (n.as_str(), "application/pdf", d.as_slice()))
+        .collect();
+    let r = app.upload_many(&member, None, &files).await;
+    assert_problem(&r, 413, "too-many-attachments");
+    assert_eq!(app.recorded("attachment.quarantined").await.len(), events);
+    assert_eq!(
+        blobs(&app),
+        objects,
+        "no blob of the refused upload is kept"
+    );
+
+    // A good PDF first, then a file of a type careline refuses: 415, and the PDF is not kept.
+    let good = pdf("a good one");
+    let r = app
+        .upload_many(
+            &member,
+            None,
+            &[
+                ("letter.pdf", "application/pdf", good.as_slice()),
+                (
+                    "setup.exe",
+                    "application/octet-stream",
+                    b"MZ\x90\x00\x03\x00\x00\x00 not a document",
+                ),
+            ],
+        )
+        .await;
+    assert_problem(&r, 415, "attachment-type");
+    assert_eq!(app.recorded("attachment.quarantined").await.len(), events);
+    assert_eq!(
+        blobs(&app),
+        objects,
+        "no blob of the refused upload is kept"
+    );
+
+    // The same good PDF alone is stored.
+    let r = app
+        .upload_many(
+            &member,
+            None,
+            &[("letter.pdf", "application/pdf", good.as_slice())],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(
+        app.recorded("attachment.quarantined").await.len(),
+        events + 1
+    );
+}

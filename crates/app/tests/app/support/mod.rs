@@ -149,13 +149,27 @@ impl App {
         content_type: &str,
         bytes: &[u8],
     ) -> Response {
+        self.upload_many(token, member_id, &[(file_name, content_type, bytes)])
+            .await
+    }
+
+    /// Upload several files in one multipart request: (name, type, bytes).
+    pub async fn upload_many(
+        &self,
+        token: &str,
+        member_id: Option<&str>,
+        files: &[(&str, &str, &[u8])],
+    ) -> Response {
         let boundary = "careline-test-boundary-7d1f";
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut body = Vec::new();
+        for (file_name, content_type, bytes) in files {
+            body.extend_from_slice(format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            ).as_bytes());
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
         let path = match member_id {
             Some(m) => format!("/api/v1/attachments?member_id={m}"),
             None => "/api/v1/attachments".into(),
