@@ -466,27 +466,49 @@ pub async fn import_members(store: &dyn Store, org: OrgId, file: &std::path::Pat
             continue;
         }
         let none_if_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        specs.push((
-            row,
-            MemberSpec {
-                name: r.name,
-                team_id: team.id.0,
-                language,
-                date_of_birth: none_if_empty(r.date_of_birth),
-                sex: none_if_empty(r.sex),
-                phone: none_if_empty(r.phone),
-                email: none_if_empty(r.email),
-                plan: none_if_empty(r.plan),
-                conditions: list(r.conditions),
-                medications: list(r.medications),
-                allergies: list(r.allergies),
-                external_ref: none_if_empty(r.external_ref),
-                username: none_if_empty(r.username),
-                password: none_if_empty(r.password),
-                sensitive: vec![],
-                consented_categories: vec![],
-            },
-        ));
+        let spec = MemberSpec {
+            name: r.name,
+            team_id: team.id.0,
+            language,
+            date_of_birth: none_if_empty(r.date_of_birth),
+            sex: none_if_empty(r.sex),
+            phone: none_if_empty(r.phone),
+            email: none_if_empty(r.email),
+            plan: none_if_empty(r.plan),
+            conditions: list(r.conditions),
+            medications: list(r.medications),
+            allergies: list(r.allergies),
+            external_ref: none_if_empty(r.external_ref),
+            username: none_if_empty(r.username),
+            password: none_if_empty(r.password),
+            sensitive: vec![],
+            consented_categories: vec![],
+        };
+        if let Err(e) = careline_web::admin::check_member(org, &spec, now()) {
+            errors.push(format!("row {row}: {e}"));
+            continue;
+        }
+        // The same person twice in one file is a mistake in the file.
+        let key = |v: &Option<String>| v.as_deref().map(|x| x.trim().to_lowercase());
+        for (what, mine) in [
+            ("external_ref", key(&spec.external_ref)),
+            ("username", key(&spec.username)),
+        ] {
+            let Some(mine) = mine else { continue };
+            if let Some((first, _)) = specs.iter().find(|(_, o): &&(usize, MemberSpec)| {
+                let theirs = if what == "username" {
+                    key(&o.username)
+                } else {
+                    key(&o.external_ref)
+                };
+                theirs.as_deref() == Some(mine.as_str())
+            }) {
+                errors.push(format!(
+                    "row {row}: {what}: '{mine}' is also on row {first}"
+                ));
+            }
+        }
+        specs.push((row, spec));
     }
     if !errors.is_empty() {
         for e in &errors {

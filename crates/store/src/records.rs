@@ -263,18 +263,37 @@ impl NewUser {
 impl NewMember {
     /// The member to create: a display name and a supported language.
     pub fn member(&self, now: Timestamp) -> Result<Member> {
+        use careline_core::validate::{display_name, email, language, phone, short_text};
+        let short = |v: &Option<String>, what: &str| {
+            v.as_deref().map(|v| short_text(v, what, 200)).transpose()
+        };
+        let list = |v: &[String], what: &str| {
+            v.iter()
+                .map(|x| short_text(x, what, 200))
+                .collect::<Result<Vec<_>>>()
+        };
+        if let Some(r) = &self.external_ref {
+            short_text(r, "external_ref", 200)?;
+        }
+        let m = &self.markers;
         Ok(Member {
             id: MemberId::new(),
             org_id: self.org_id,
-            name: careline_core::validate::display_name(&self.name, "member name")?,
+            name: display_name(&self.name, "member name")?,
             date_of_birth: self.date_of_birth,
-            sex: self.sex.clone(),
-            language: careline_core::validate::language(&self.language)?,
-            phone: self.phone.clone(),
-            email: self.email.clone(),
-            plan: self.plan.clone(),
+            sex: short(&self.sex, "sex")?,
+            language: language(&self.language)?,
+            phone: self.phone.as_deref().map(phone).transpose()?,
+            email: self.email.as_deref().map(email).transpose()?,
+            plan: short(&self.plan, "plan")?,
             team_id: self.team_id,
-            markers: self.markers.clone(),
+            markers: HealthMarkers {
+                conditions: list(&m.conditions, "conditions")?,
+                medications: list(&m.medications, "medications")?,
+                allergies: list(&m.allergies, "allergies")?,
+                sensitive: m.sensitive.clone(),
+                consented_categories: m.consented_categories.clone(),
+            },
             created_at: now,
         })
     }

@@ -180,14 +180,11 @@ pub async fn create_staff(
     Ok(user)
 }
 
-/// Create a member (and their login, if asked).
-pub async fn create_member(
-    store: &dyn Store,
-    org: OrgId,
-    spec: MemberSpec,
-    actor: Option<UserId>,
-    now: Timestamp,
-) -> Result<(Member, Option<User>)> {
+/// The member a spec describes, checked as the store will check it (every
+/// field, and the login's username and password when one is asked for);
+/// nothing is written. Import validates a whole file with this before it
+/// writes a row.
+pub fn check_member(org: OrgId, spec: &MemberSpec, now: Timestamp) -> Result<NewMember> {
     let date_of_birth = spec
         .date_of_birth
         .as_deref()
@@ -198,46 +195,62 @@ pub async fn create_member(
                 .map_err(|_| Error::invalid(format!("date_of_birth '{d}' is not YYYY-MM-DD")))
         })
         .transpose()?;
-    let login = match (spec.username, spec.password) {
-        (Some(u), Some(p)) => Some((u, hash(p).await?)),
-        (None, None) => None,
+    match (&spec.username, &spec.password) {
+        (Some(u), Some(p)) => {
+            careline_core::validate::Username::parse(u)?;
+            careline_core::validate::check_password(p)?;
+        }
+        (None, None) => {}
         _ => {
             return Err(Error::invalid(
                 "give both username and password for a member login, or neither",
             ));
         }
-    };
-    let clean = |v: Vec<String>| {
-        v.into_iter()
+    }
+    let clean = |v: &[String]| {
+        v.iter()
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
     };
-    let member = store
-        .create_member(
-            NewMember {
-                org_id: org,
-                name: spec.name.clone(),
-                date_of_birth,
-                sex: spec.sex.filter(|s| !s.trim().is_empty()),
-                language: spec.language,
-                phone: spec.phone.filter(|s| !s.trim().is_empty()),
-                email: spec.email.filter(|s| !s.trim().is_empty()),
-                plan: spec.plan.filter(|s| !s.trim().is_empty()),
-                team_id: TeamId(spec.team_id),
-                markers: HealthMarkers {
-                    conditions: clean(spec.conditions),
-                    medications: clean(spec.medications),
-                    allergies: clean(spec.allergies),
-                    sensitive: spec.sensitive,
-                    consented_categories: spec.consented_categories,
-                },
-                external_ref: spec.external_ref.filter(|s| !s.trim().is_empty()),
-            },
-            actor,
-            now,
-        )
-        .await?;
+    let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let m = NewMember {
+        org_id: org,
+        name: spec.name.clone(),
+        date_of_birth,
+        sex: given(&spec.sex),
+        language: spec.language.clone(),
+        phone: given(&spec.phone),
+        email: given(&spec.email),
+        plan: given(&spec.plan),
+        team_id: TeamId(spec.team_id),
+        markers: HealthMarkers {
+            conditions: clean(&spec.conditions),
+            medications: clean(&spec.medications),
+            allergies: clean(&spec.allergies),
+            sensitive: spec.sensitive.clone(),
+            consented_categories: spec.consented_categories.clone(),
+        },
+        external_ref: given(&spec.external_ref),
+    };
+    m.member(now)?;
+    Ok(m)
+}
+
+/// Create a member (and their login, if asked).
+pub async fn create_member(
+    store: &dyn Store,
+    org: OrgId,
+    spec: MemberSpec,
+    actor: Option<UserId>,
+    now: Timestamp,
+) -> Result<(Member, Option<User>)> {
+    let new = check_member(org, &spec, now)?;
+    let login = match (spec.username, spec.password) {
+        (Some(u), Some(p)) => Some((u, hash(p).await?)),
+        _ => None,
+    };
+    let member = store.create_member(new, actor, now).await?;
     let user = match login {
         Some((username, password_hash)) => Some(
             store

@@ -168,3 +168,127 @@ fn cli_errors_are_one_line_and_non_zero() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("not-an-address"), "{err}");
 }
+
+#[tokio::test]
+async fn input_hygiene_control_characters_bidi_overrides_formulas_and_malformed_contacts_are_refused()
+ {
+    let app = App::spawn().await;
+    let admin = app.login("admin").await;
+    let team = app
+        .get("/api/v1/queues", &app.login("guide.north1").await)
+        .await
+        .json()["items"][0]["team_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let good = json!({"name": "Nina Nuevo", "team_id": team, "email": "nina@example.org", "phone": "+1 555 010 0199", "plan": "Gold PPO"});
+    for (field, bad) in [
+        ("email", "nina\u{0}@example.org"),
+        ("email", "not-an-address"),
+        ("phone", "call me\u{7}"),
+        ("phone", "12"),
+        ("plan", "Gold \u{202E}OPP"),
+        ("name", "=cmd|' /C calc'!A0"),
+        ("name", "Nina\u{7}"),
+    ] {
+        let mut body = good.clone();
+        body[field] = json!(bad);
+        let r = app.post("/api/v1/admin/members", &admin, body).await;
+        assert_problem(&r, 422, "invalid-input");
+        assert!(
+            r.json()["detail"].as_str().unwrap().contains(field),
+            "{field}: {}",
+            r.text()
+        );
+    }
+    let r = app
+        .post(
+            "/api/v1/admin/members",
+            &admin,
+            json!({"name": "Nina Nuevo", "team_id": team, "conditions": ["asthma", "@SUM(1)"]}),
+        )
+        .await;
+    assert_problem(&r, 422, "invalid-input");
+    let r = app.post("/api/v1/admin/members", &admin, good).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // A member's message with a right-to-left override is refused, and nothing is recorded.
+    let member = app.login("member01").await;
+    let before = app.recorded("message.created").await.len();
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &member,
+            json!({"text": "please refill \u{202E}gnp.exe\u{202C} thanks"}),
+        )
+        .await;
+    assert_problem(&r, 422, "invalid-input");
+    assert!(r.text().contains("U+202E"), "{}", r.text());
+    assert_eq!(app.recorded("message.created").await.len(), before);
+    // Right-to-left writing itself is fine.
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &member,
+            json!({"text": "أحتاج إعادة صرف الدواء"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[tokio::test]
+async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_nothing() {
+    if embedded_only("the admin commands work on the embedded database") {
+        return;
+    }
+    let dir = App::spawn().await.stop().await;
+    let csv = dir.path().join("members.csv");
+    std::fs::write(
+        &csv,
+        "name,team,external_ref,phone\nAnn Able,North,MRN-10,+1 555 010 0101\n=cmd|' /C calc'!A0,North,MRN-11,\nBea Bueno,South,mrn-10,\nCy Call,South,MRN-12,call me\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args([
+            "admin",
+            "import-members",
+            "--org",
+            "Demo Clinic",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("row 3: ") && err.contains("formula"), "{err}");
+    assert!(
+        err.contains("row 4: external_ref: 'mrn-10' is also on row 2"),
+        "{err}"
+    );
+    assert!(err.contains("row 5: ") && err.contains("phone"), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    // Ann (row 2) was fine, and still was not imported.
+    let out = Command::new(bin())
+        .args([
+            "admin",
+            "import-members",
+            "--org",
+            "Demo Clinic",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg({
+            let ok = dir.path().join("ann.csv");
+            std::fs::write(&ok, "name,team,external_ref\nAnn Able,North,MRN-10\n").unwrap();
+            ok
+        })
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
