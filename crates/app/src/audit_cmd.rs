@@ -251,7 +251,7 @@ pub async fn audit_verify(dir: &Path, o: VerifyOptions) -> Result<()> {
         match (&checkpoint, &unchecked) {
             (_, Some(why)) => println!("FAILED backup heads — {why}"),
             (None, None) => println!(
-                "NOTE no backup manifest to check the chain heads against (take one with careline backup, or name one with --against): events cut from the end of a chain together with its head are not detectable without one"
+                "NOTE no backup known: heads not checked against one (careline backup records it here; or --against MANIFEST)"
             ),
             (Some(_), None) => {}
         }

@@ -123,7 +123,8 @@ pub enum Problem {
     },
     /// The opened text's SHA-256 is not the one event `seq` recorded.
     TextDiffers { seq: i64 },
-    /// The sealed body does not open under this row's id.
+    /// The sealed body does not open under this row's id (`why`: the
+    /// decryption error, kept for the JSON report).
     Unreadable { why: String },
     /// An event of the record that cannot be applied.
     Record { seq: i64, why: String },
@@ -150,9 +151,9 @@ impl std::fmt::Display for Problem {
                 f,
                 "its text does not match the SHA-256 recorded by event {seq}"
             ),
-            Problem::Unreadable { why } => write!(
+            Problem::Unreadable { .. } => write!(
                 f,
-                "its body does not open under this row's id with the organization's key (altered, or moved from another row): {why}"
+                "its body does not open under this row's id with the organization's key: it was altered or moved from another row"
             ),
             Problem::Record { seq, why } => write!(f, "event {seq}: {why}"),
         }
@@ -791,5 +792,246 @@ impl DeepVerifier {
             p(self.seen, self.total.max(self.seen));
         }
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use careline_core::event::{EventKind, GENESIS_HASH, NewEvent};
+    use serde_json::json;
+
+    /// Seals `events` into one organization's chain and folds them.
+    fn fold(org: OrgId, events: Vec<NewEvent>) -> DeepVerifier {
+        let mut v = DeepVerifier::new(0, None);
+        v.organization(org, "Test Clinic");
+        let mut prev = GENESIS_HASH.to_owned();
+        let at: jiff::Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        for (i, n) in events.into_iter().enumerate() {
+            let e = Event::seal(org, i as i64 + 1, &prev, at, n);
+            prev.clone_from(&e.hash);
+            v.event(&e);
+        }
+        v
+    }
+
+    struct Ids {
+        thread: ThreadId,
+        member: MemberId,
+        ticket: TicketId,
+        team_queue: QueueId,
+        clinical_queue: QueueId,
+        nurse: UserId,
+    }
+
+    fn ids() -> Ids {
+        Ids {
+            thread: ThreadId::new(),
+            member: MemberId::new(),
+            ticket: TicketId::new(),
+            team_queue: QueueId::new(),
+            clinical_queue: QueueId::new(),
+            nurse: UserId::new(),
+        }
+    }
+
+    fn ticket_events(x: &Ids) -> Vec<NewEvent> {
+        let on = |k, p| {
+            NewEvent::new(k, p)
+                .ticket(x.ticket)
+                .thread(x.thread)
+                .member(x.member)
+        };
+        vec![
+            on(
+                EventKind::TicketCreated,
+                json!({"status": "new", "priority": "routine", "queue_id": x.team_queue}),
+            ),
+            on(
+                EventKind::TicketPriorityRaised,
+                json!({"from": "routine", "to": "urgent"}),
+            ),
+            on(
+                EventKind::TicketRouted,
+                json!({"to_queue": x.clinical_queue}),
+            ),
+            on(
+                EventKind::TicketAssigned,
+                json!({"from": null, "to": x.nurse}),
+            ),
+            on(
+                EventKind::TicketStatusChanged,
+                json!({"from": "new", "to": "open"}),
+            ),
+        ]
+    }
+
+    fn ticket_row(x: &Ids) -> TicketRow {
+        TicketRow {
+            id: x.ticket,
+            thread_id: x.thread,
+            member_id: x.member,
+            status: "open".into(),
+            priority: "urgent".into(),
+            queue_id: x.clinical_queue,
+            assignee_id: Some(x.nurse),
+        }
+    }
+
+    #[test]
+    fn a_ticket_row_that_follows_its_events_agrees() {
+        let x = ids();
+        let mut v = fold(OrgId::new(), ticket_events(&x));
+        v.ticket(ticket_row(&x));
+        let r = v.finish();
+        assert_eq!(r[0].findings, vec![], "{r:?}");
+        assert_eq!((r[0].events, r[0].tickets), (5, 1));
+    }
+
+    #[test]
+    fn a_ticket_changed_beside_its_events_is_named_field_by_field() {
+        let x = ids();
+        let mut v = fold(OrgId::new(), ticket_events(&x));
+        v.ticket(TicketRow {
+            status: "closed".into(),
+            priority: "routine".into(),
+            assignee_id: None,
+            ..ticket_row(&x)
+        });
+        let r = v.finish();
+        let fields: Vec<_> = r[0]
+            .findings
+            .iter()
+            .map(|f| match &f.problem {
+                Problem::Differs {
+                    field, recorded, ..
+                } => format!("{field}={recorded}"),
+                p => panic!("{p:?}"),
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "status=open".to_owned(),
+                "priority=urgent".to_owned(),
+                format!("assignee={}", x.nurse)
+            ]
+        );
+        assert!(
+            r[0].findings[0]
+                .to_string()
+                .contains("status is 'closed' but the record says 'open' (as of event 5)"),
+            "{}",
+            r[0].findings[0]
+        );
+    }
+
+    #[test]
+    fn a_missing_row_and_a_row_without_event_are_both_reported() {
+        let x = ids();
+        let mut v = fold(OrgId::new(), ticket_events(&x));
+        let stray = TicketId::new();
+        v.ticket(TicketRow {
+            id: stray,
+            ..ticket_row(&x)
+        });
+        let r = v.finish();
+        assert_eq!(
+            r[0].findings,
+            vec![
+                RowFinding {
+                    table: Table::Ticket,
+                    id: stray.to_string(),
+                    problem: Problem::WithoutEvent,
+                },
+                RowFinding {
+                    table: Table::Ticket,
+                    id: x.ticket.to_string(),
+                    problem: Problem::Missing { seq: 1 },
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_redacted_message_keeps_its_hash_and_must_carry_its_redaction() {
+        let x = ids();
+        let m = MessageId::new();
+        let digest = text_digest("call me back please");
+        let events = vec![
+            NewEvent::new(
+                EventKind::MessageCreated,
+                json!({"message_id": m, "kind": "member", "text_sha256": digest}),
+            )
+            .thread(x.thread)
+            .ticket(x.ticket),
+            NewEvent::new(
+                EventKind::MessageRedacted,
+                json!({"message_id": m, "reason": "wrong member", "text_sha256": digest}),
+            ),
+        ];
+        let row = |text: &str, redacted| MessageRow {
+            id: m,
+            thread_id: x.thread,
+            ticket_id: Some(x.ticket),
+            kind: "member".into(),
+            text: Ok(text.into()),
+            redacted,
+        };
+        let mut v = fold(OrgId::new(), events.clone());
+        v.message(row("call me back please", true));
+        assert_eq!(v.finish()[0].findings, vec![]);
+
+        let mut v = fold(OrgId::new(), events.clone());
+        v.message(row("call me back please", false));
+        let r = v.finish();
+        assert!(
+            matches!(
+                &r[0].findings[..],
+                [RowFinding {
+                    problem: Problem::Differs {
+                        field: "redaction",
+                        seq: 2,
+                        ..
+                    },
+                    ..
+                }]
+            ),
+            "{r:?}"
+        );
+
+        let mut v = fold(OrgId::new(), events);
+        v.message(row("call me back tomorrow", true));
+        let r = v.finish();
+        assert_eq!(
+            r[0].findings.iter().map(|f| &f.problem).collect::<Vec<_>>(),
+            [&Problem::TextDiffers { seq: 1 }]
+        );
+    }
+
+    #[test]
+    fn a_change_to_something_no_event_created_is_a_finding_of_the_record() {
+        let x = ids();
+        let v = fold(
+            OrgId::new(),
+            vec![
+                NewEvent::new(EventKind::TicketStatusChanged, json!({"to": "closed"}))
+                    .ticket(x.ticket),
+                NewEvent::new(
+                    EventKind::PageAcknowledged,
+                    json!({"page_id": PageId::new()}),
+                ),
+            ],
+        );
+        let r = v.finish();
+        assert_eq!(r[0].findings.len(), 2, "{r:?}");
+        assert!(r[0].findings.iter().all(|f| f.table == Table::Event));
+        assert!(
+            r[0].findings[0]
+                .to_string()
+                .contains("event 1: ticket.status_changed changes ticket"),
+            "{}",
+            r[0].findings[0]
+        );
     }
 }
