@@ -1,4 +1,5 @@
-//! `careline backup` and the restore check `careline audit verify --against`.
+//! `careline backup`, and the manifest the restore check `careline audit
+//! verify` reads (see `audit_cmd`).
 //!
 //! A backup is a directory: the database copy (`careline.db` from the
 //! embedded store, `careline.pgdump` from `pg_dump` on PostgreSQL), the local
@@ -12,13 +13,15 @@
 //! seq with the manifest's hash at that seq. Because every event's hash
 //! covers its predecessor, that one match proves every event up to the
 //! backup is there, unaltered: a restore that verifies on its own but lost
-//! the tail (an older dump, a partial restore) is caught.
+//! the tail (an older dump, a partial restore) is caught. A good backup is
+//! also recorded in the data directory (`last-backup.json`), so that a plain
+//! `audit verify` checks against the latest one.
 
 use anyhow::{Context, Result, anyhow};
 use careline_core::ids::OrgId;
-use careline_store::{ChainReport, Store};
+use careline_store::ChainReport;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The manifest's file name inside a backup directory.
 pub const MANIFEST: &str = "manifest.json";
@@ -164,6 +167,7 @@ async fn backup_embedded(dir: &Path, out: &Path) -> Result<()> {
                 organizations: heads(&reports),
             },
         )?;
+        remember(dir, out, taken_at);
     }
     println!(
         "backup written to {} ({} attachment blob file(s) copied)",
@@ -207,6 +211,7 @@ async fn backup_postgres(url: &str, dir: &Path, out: &Path, pg_dump: Option<&Pat
                 organizations: heads(&dump.chains),
             },
         )?;
+        remember(dir, out, taken_at);
     }
     println!(
         "backup written to {} ({PG_DUMP_FILE} by pg_dump {} from PostgreSQL {}; attachment blobs: {blobs})",
@@ -220,6 +225,21 @@ async fn backup_postgres(url: &str, dir: &Path, out: &Path, pg_dump: Option<&Pat
         out.join(MANIFEST).display()
     );
     finish(ok, &key_ids, out)
+}
+
+/// Record the new backup as the latest in `dir`; a data directory that
+/// cannot take the note does not spoil the backup, but is said out loud.
+fn remember(dir: &Path, out: &Path, taken_at: jiff::Timestamp) {
+    match crate::audit_cmd::remember_backup(dir, &out.join(MANIFEST), taken_at) {
+        Ok(p) => println!(
+            "recorded in {} as the latest backup: careline audit verify checks against it",
+            p.display()
+        ),
+        Err(e) => println!(
+            "WARNING the backup is good but could not be recorded as the latest ({e:#}): run careline audit verify with --against {}",
+            out.join(MANIFEST).display()
+        ),
+    }
 }
 
 fn finish(ok: bool, key_ids: &str, out: &Path) -> Result<()> {
@@ -263,98 +283,4 @@ fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
         }
     }
     Ok(n)
-}
-
-/// `careline audit verify [--against MANIFEST]`: every chain, and with a
-/// manifest, that every organization in it reaches its backed-up head.
-/// Prints a line per check; fails when any check fails.
-pub async fn audit_verify(dir: &Path, against: Option<&PathBuf>) -> Result<()> {
-    let manifest = against.map(|p| Manifest::read(p)).transpose()?;
-    let url = crate::cli::database_url();
-    if url.is_none() && !dir.join(careline_store_sqlite::DB_FILE).exists() {
-        return Err(anyhow!("no careline database in {}", dir.display()));
-    }
-    let store = crate::cli::open_any(dir)
-        .await
-        .map_err(|e| match &manifest {
-            Some(m) => anyhow!(
-                "{e:#} (the backup was taken under master key {})",
-                m.master_key_ids.join(", ")
-            ),
-            None => e,
-        })?;
-    let reports = store.verify_chains().await.map_err(|e| anyhow!("{e}"))?;
-    let mut ok = print_reports(&reports);
-    let total: i64 = reports.iter().map(|r| r.events).sum();
-    if let Some(m) = &manifest {
-        for head in &m.organizations {
-            match reaches(store.as_ref(), &reports, head).await? {
-                None => println!(
-                    "OK {} reaches the backup's head (event {})",
-                    head.name, head.seq
-                ),
-                Some(why) => {
-                    ok = false;
-                    println!("FAILED {} — {why}", head.name);
-                }
-            }
-        }
-    }
-    if !ok {
-        return Err(match &manifest {
-            Some(_) => anyhow!("the event record does not verify against the backup"),
-            None => anyhow!("the event record does not verify"),
-        });
-    }
-    println!(
-        "OK {total} events in {} organization(s): every chain verifies{}",
-        reports.len(),
-        match (&manifest, against) {
-            (Some(m), Some(p)) => format!(
-                " and reaches the heads of the backup of {} ({})",
-                m.taken_at,
-                p.display()
-            ),
-            _ => String::new(),
-        }
-    );
-    Ok(())
-}
-
-/// Why `head` is not reached by the database behind `store`; `None` when it is.
-async fn reaches(
-    store: &dyn Store,
-    reports: &[ChainReport],
-    head: &ChainHead,
-) -> Result<Option<String>> {
-    let Some(r) = reports.iter().find(|r| r.org_id == head.org_id) else {
-        return Ok(Some(format!(
-            "organization {} is missing (the backup has {} events of it)",
-            head.org_id, head.seq
-        )));
-    };
-    if r.error.is_some() {
-        return Ok(Some("its chain does not verify (see above)".to_owned()));
-    }
-    if r.events < head.seq {
-        return Ok(Some(format!(
-            "the chain ends at event {}, before the backup's head (event {}): events were lost",
-            r.events, head.seq
-        )));
-    }
-    if head.seq == 0 {
-        return Ok(None);
-    }
-    let at = store
-        .events(head.org_id, head.seq - 1, 1)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    match at.first() {
-        Some(e) if e.seq == head.seq && e.hash == head.hash => Ok(None),
-        Some(e) if e.seq == head.seq => Ok(Some(format!(
-            "event {} differs from the backup's (hash {}, the backup has {}): this is not the history that was backed up",
-            head.seq, e.hash, head.hash
-        ))),
-        _ => Ok(Some(format!("event {} is missing", head.seq))),
-    }
 }

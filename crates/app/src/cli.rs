@@ -108,7 +108,8 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Recompute every organization's hash chain; OK with the count, or the first bad event.
+    /// Recompute every organization's hash chain and check it reaches the
+    /// latest backup's heads; with --deep, also every row against the record.
     Verify(VerifyArgs),
 }
 
@@ -116,11 +117,20 @@ enum AuditCmd {
 struct VerifyArgs {
     #[command(flatten)]
     data: DataDir,
-    /// A backup's manifest.json: also check that every organization's chain
-    /// reaches the head the backup recorded (after a restore: nothing from
-    /// before the backup is lost).
-    #[arg(long, value_name = "MANIFEST")]
+    /// A backup's manifest.json (or its directory): check that every
+    /// organization's chain reaches the head the backup recorded (after a
+    /// restore: nothing from before the backup is lost). Default: the latest
+    /// backup `careline backup` recorded in the data directory.
+    #[arg(long, value_name = "MANIFEST", env = "CARELINE_BACKUP_MANIFEST")]
     against: Option<PathBuf>,
+    /// Also rebuild from the record what every message, ticket, page and
+    /// attachment row must be (opening each message body) and report every
+    /// row that disagrees, is missing, or has no event.
+    #[arg(long)]
+    deep: bool,
+    /// text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
 }
 
 fn init_logging(json: bool) {
@@ -226,9 +236,13 @@ pub fn main() -> ExitCode {
             })
         })(),
         Command::Audit(AuditCmd::Verify(a)) => runtime().and_then(|rt| {
-            rt.block_on(crate::backup_cmd::audit_verify(
+            rt.block_on(crate::audit_cmd::audit_verify(
                 &a.data.data_dir,
-                a.against.as_ref(),
+                crate::audit_cmd::VerifyOptions {
+                    against: a.against,
+                    deep: a.deep,
+                    json: a.format == "json",
+                },
             ))
         }),
         Command::Admin(cmd) => {

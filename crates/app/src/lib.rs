@@ -3,6 +3,7 @@
 //! audit verification and the load generator.
 
 pub mod admin_cmd;
+pub mod audit_cmd;
 pub mod backup_cmd;
 pub mod bench;
 pub mod cli;

@@ -66,14 +66,24 @@ pub struct AuditRun {
     pub seconds: f64,
 }
 
-struct Progress {
+/// A progress bar on stderr (when `on`), redrawn at most every 100 ms.
+pub(crate) struct Progress {
     on: bool,
-    total: u64,
+    pub(crate) total: u64,
     last: std::time::Instant,
 }
 
 impl Progress {
-    fn show(&mut self, done: u64, force: bool) {
+    pub(crate) fn new(on: bool, total: u64) -> Progress {
+        Progress {
+            on,
+            total,
+            last: std::time::Instant::now(),
+        }
+    }
+
+    /// Draw `done` of `total`; `force` draws now and ends the line.
+    pub(crate) fn show(&mut self, done: u64, force: bool) {
         if !self.on || (!force && self.last.elapsed().as_millis() < 100) {
             return;
         }
@@ -112,11 +122,7 @@ pub async fn audit(
     let started = std::time::Instant::now();
     let e = |e: careline_core::Error| anyhow!("{e}");
     let total = store.contact_count(since, until).await.map_err(e)?;
-    let mut bar = Progress {
-        on: progress,
-        total: total.max(0) as u64,
-        last: std::time::Instant::now(),
-    };
+    let mut bar = Progress::new(progress, total.max(0) as u64);
     let mut after = None;
     let mut run = AuditRun {
         contacts: 0,

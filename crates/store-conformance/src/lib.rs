@@ -82,6 +82,7 @@ case_list!(
     red_flag_interlock_and_clearance,
     event_chain_is_gap_free_and_verifies,
     concurrent_writers_keep_one_chain,
+    every_row_agrees_with_the_record_after_a_day_of_work,
     session_principal_lifecycle,
     care_team_and_tag_grants,
     break_glass_expires_and_is_reviewed,

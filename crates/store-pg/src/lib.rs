@@ -22,6 +22,7 @@ mod audit;
 pub mod backup;
 mod chain;
 mod crypt;
+mod deep;
 mod group;
 pub use group::QUEUE_LIMIT;
 mod hooks;
@@ -1739,6 +1740,13 @@ impl Store for PgStore {
 
     async fn verify_chains(&self) -> Result<Vec<ChainReport>> {
         chain::verify_all(&self.pool).await
+    }
+
+    async fn verify_rows(
+        &self,
+        progress: Option<careline_store::deep::Progress>,
+    ) -> Result<Vec<careline_store::deep::RowReport>> {
+        self.verify_rows_(progress).await
     }
 
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {

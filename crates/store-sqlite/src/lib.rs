@@ -6,6 +6,7 @@ mod access;
 mod attachments;
 mod audit;
 mod crypt;
+mod deep;
 mod hooks;
 mod proxies;
 mod rows;
@@ -1850,6 +1851,14 @@ impl Store for SqliteStore {
 
     async fn verify_chains(&self) -> Result<Vec<ChainReport>> {
         self.read(|c, _| verify_chains_on(c)).await
+    }
+
+    async fn verify_rows(
+        &self,
+        progress: Option<careline_store::deep::Progress>,
+    ) -> Result<Vec<careline_store::deep::RowReport>> {
+        self.read(move |c, k| deep::verify_rows_on(c, k, progress))
+            .await
     }
 
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>> {

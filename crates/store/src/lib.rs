@@ -12,6 +12,7 @@
 //! returns and records them alike.
 
 pub mod bus;
+pub mod deep;
 mod records;
 
 use async_trait::async_trait;
@@ -817,6 +818,10 @@ pub trait Store: Send + Sync + 'static {
     // ---- the record ----
     /// Recompute every organization's chain.
     async fn verify_chains(&self) -> Result<Vec<ChainReport>>;
+    /// Rebuild from the event record what every message, ticket, page and
+    /// attachment row must be and compare the rows with it, in one snapshot
+    /// (see [`deep`]); `progress` hears how far it got.
+    async fn verify_rows(&self, progress: Option<deep::Progress>) -> Result<Vec<deep::RowReport>>;
     /// Events after `after_seq` for one organization, in order (replay for SSE and exports).
     async fn events(&self, org: OrgId, after_seq: i64, limit: u32) -> Result<Vec<Event>>;
 

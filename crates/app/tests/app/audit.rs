@@ -8,14 +8,13 @@ fn verify(dir: &std::path::Path) -> (bool, String) {
     verify_with(dir, &[])
 }
 
-/// `careline audit verify --data-dir DIR ARGS…`: whether it passed, and what it printed.
+/// `careline audit verify --data-dir DIR ARGS…` (on the app's PostgreSQL
+/// database when it has one): whether it passed, and what it printed.
 fn verify_with(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> (bool, String) {
-    let out = Command::new(bin())
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = careline_in(
+        dir,
+        &[&["audit".as_ref(), "verify".as_ref()], args].concat(),
+    );
     (
         out.status.success(),
         format!(
@@ -24,6 +23,21 @@ fn verify_with(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> (bool, Strin
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// `careline ARGS… --data-dir DIR`, on the app's PostgreSQL database when it has one.
+fn careline_in(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("CARELINE_MASTER_KEY")
+        .env_remove("CARELINE_BACKUP_MANIFEST");
+    match database_of(dir) {
+        Some(url) => cmd.env("CARELINE_DATABASE_URL", url),
+        None => cmd.env_remove("CARELINE_DATABASE_URL"),
+    };
+    cmd.output().unwrap()
 }
 
 fn db(dir: &std::path::Path) -> rusqlite::Connection {
@@ -350,5 +364,379 @@ async fn backup_while_serving_restores_to_a_working_verified_copy() {
             .await
             .json()["file_name"],
         "bp-log.txt"
+    );
+}
+
+// ---- deep verification: the rows the API serves, against the record ----
+//
+// Each tampering below changes a row beside the event record, as anyone
+// holding the database can once a guard trigger is dropped. Plain `audit
+// verify` passes every one of them (the chain is intact), which each test
+// shows first; `audit verify --deep` names the row. They run on the embedded
+// database and, with CARELINE_TEST_BACKEND=postgres, on PostgreSQL.
+
+/// The database behind an app's data directory, on either backend.
+enum Tamper {
+    Sqlite(rusqlite::Connection),
+    Pg(String),
+}
+
+impl Tamper {
+    fn of(dir: &std::path::Path) -> Tamper {
+        match database_of(dir) {
+            Some(url) => Tamper::Pg(url),
+            None => Tamper::Sqlite(db(dir)),
+        }
+    }
+
+    fn psql(url: &str, sql: &str) -> String {
+        let out = Command::new(pg_tool("psql"))
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-At", "-d"])
+            .arg(url)
+            .arg("-c")
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn exec(&self, sql: &str) {
+        match self {
+            Tamper::Sqlite(c) => c.execute_batch(sql).unwrap(),
+            Tamper::Pg(url) => {
+                Self::psql(url, sql);
+            }
+        }
+    }
+
+    /// The first column of the first row, as text.
+    fn one(&self, sql: &str) -> String {
+        match self {
+            Tamper::Sqlite(c) => c
+                .query_row(sql, [], |r| r.get::<_, String>(0))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            Tamper::Pg(url) => {
+                let v = Self::psql(url, sql);
+                assert!(!v.is_empty(), "{sql}: no row");
+                v.lines().next().unwrap().to_owned()
+            }
+        }
+    }
+
+    /// An id as a literal of the column's type.
+    fn id(&self, id: &str) -> String {
+        match self {
+            Tamper::Sqlite(_) => format!("'{id}'"),
+            Tamper::Pg(_) => format!("'{id}'::uuid"),
+        }
+    }
+
+    /// Drop the guard triggers of `table`, as someone with the database can.
+    fn unguard(&self, table: &str) {
+        match self {
+            Tamper::Sqlite(c) => {
+                let names: Vec<String> = c
+                    .prepare(
+                        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?1",
+                    )
+                    .unwrap()
+                    .query_map([table], |r| r.get(0))
+                    .unwrap()
+                    .collect::<rusqlite::Result<_>>()
+                    .unwrap();
+                for n in names {
+                    c.execute_batch(&format!("DROP TRIGGER {n}")).unwrap();
+                }
+            }
+            Tamper::Pg(url) => {
+                Self::psql(url, &format!("ALTER TABLE {table} DISABLE TRIGGER USER"));
+            }
+        }
+    }
+}
+
+/// Demo Clinic with one of everything the deep check rebuilds: member
+/// messages and a staff reply on a ticket, an emergency with its page and
+/// automatic reply, an attachment sent with a message, and a redacted
+/// message. Returns the stopped app's data directory.
+async fn app_with_every_kind_of_row() -> tempfile::TempDir {
+    let app = App::spawn().await;
+    let member = app.login("member01").await;
+    let first = app
+        .send(&member, "Need a refill of my metformin please")
+        .await;
+    let up = app
+        .upload(
+            &member,
+            None,
+            "bp-log.txt",
+            "text/plain",
+            b"Mon 128/82\nTue 131/85\n",
+        )
+        .await;
+    assert_eq!(up.status, 201, "{}", up.text());
+    let file = up.json()["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            "/api/v1/messages",
+            &member,
+            json!({"text": "Here is my blood pressure log", "attachment_ids": [file]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let ticket = first["ticket"]["id"].as_str().unwrap().to_owned();
+    let guide = app.login("guide.north1").await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{ticket}/replies"),
+            &guide,
+            json!({"text": "Sent to your pharmacy, ready after 4pm.", "internal": false}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let m2 = app.login("member02").await;
+    let red = app
+        .send(
+            &m2,
+            "crushing chest pain going down my left arm and I am sweating",
+        )
+        .await;
+    assert!(red["page"]["id"].is_string(), "{red}");
+    let oops = app.send(&member, "my neighbour's phone is 555-0199").await;
+    let privacy = app.login("privacy").await;
+    let r = app
+        .post(
+            &format!(
+                "/api/v1/messages/{}/redact",
+                oops["message"]["id"].as_str().unwrap()
+            ),
+            &privacy,
+            json!({"reason": "another person's number"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    app.stop().await
+}
+
+/// Plain verify passes (the chain is intact) and `--deep` fails, naming
+/// `id` and saying `what`.
+fn only_deep_catches(dir: &std::path::Path, id: &str, what: &str) -> String {
+    let (ok, out) = verify(dir);
+    assert!(ok, "plain verify passes this tampering: {out}");
+    let (ok, out) = verify_with(dir, &["--deep".as_ref()]);
+    assert!(!ok, "--deep must fail: {out}");
+    assert!(
+        out.lines().any(|l| l.contains(id) && l.contains(what)),
+        "--deep must name {id} ({what}): {out}"
+    );
+    assert!(out.contains("disagree with the event record"), "{out}");
+    out
+}
+
+#[tokio::test]
+async fn deep_verify_passes_an_untouched_database_with_a_redacted_message() {
+    let dir = app_with_every_kind_of_row().await;
+    let (ok, out) = verify_with(dir.path(), &["--deep".as_ref()]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("every message, ticket, page and attachment row agrees with the record"),
+        "{out}"
+    );
+    // member01: refill, log, redacted; the guide's reply; member02's
+    // emergency and its automatic reply.
+    assert!(
+        out.contains("6 message(s), 2 ticket(s), 1 page(s), 1 attachment(s) agree"),
+        "{out}"
+    );
+    let out = careline_in(
+        dir.path(),
+        &["audit", "verify", "--deep", "--format", "json"].map(std::ffi::OsStr::new),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["rows"][0]["findings"], json!([]), "{report}");
+}
+
+#[tokio::test]
+async fn deep_verify_catches_a_deleted_message_row_that_plain_verify_passes() {
+    let dir = app_with_every_kind_of_row().await;
+    let t = Tamper::of(dir.path());
+    let id = t.one("SELECT id FROM messages WHERE kind = 'staff'");
+    t.unguard("messages");
+    t.exec(&format!("DELETE FROM messages WHERE id = {}", t.id(&id)));
+    drop(t);
+    only_deep_catches(dir.path(), &format!("message {id}"), "the row is missing");
+}
+
+#[tokio::test]
+async fn deep_verify_catches_a_ticket_closed_in_the_database_that_plain_verify_passes() {
+    let dir = app_with_every_kind_of_row().await;
+    let t = Tamper::of(dir.path());
+    let id = t.one("SELECT id FROM tickets WHERE priority = 'emergency'");
+    t.unguard("tickets");
+    t.exec(&format!(
+        "UPDATE tickets SET status = 'closed' WHERE id = {}",
+        t.id(&id)
+    ));
+    drop(t);
+    only_deep_catches(
+        dir.path(),
+        &format!("ticket {id}"),
+        "status is 'closed' but the record says 'new'",
+    );
+}
+
+#[tokio::test]
+async fn deep_verify_catches_two_swapped_message_bodies_that_plain_verify_passes() {
+    let dir = app_with_every_kind_of_row().await;
+    let t = Tamper::of(dir.path());
+    let a = t.one("SELECT id FROM messages WHERE kind = 'member' ORDER BY created_at, id LIMIT 1");
+    let b = t.one("SELECT id FROM messages WHERE kind = 'staff'");
+    let body_a = t.one(&format!(
+        "SELECT body FROM messages WHERE id = {}",
+        t.id(&a)
+    ));
+    let body_b = t.one(&format!(
+        "SELECT body FROM messages WHERE id = {}",
+        t.id(&b)
+    ));
+    assert!(!body_a.contains('\'') && !body_b.contains('\''));
+    t.unguard("messages");
+    t.exec(&format!(
+        "UPDATE messages SET body = '{body_b}' WHERE id = {}; UPDATE messages SET body = '{body_a}' WHERE id = {};",
+        t.id(&a),
+        t.id(&b)
+    ));
+    drop(t);
+    let out = only_deep_catches(
+        dir.path(),
+        &format!("message {a}"),
+        "does not open under this row's id",
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&format!("message {b}")) && l.contains("does not open")),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn deep_verify_catches_a_page_acknowledged_in_the_database_that_plain_verify_passes() {
+    let dir = app_with_every_kind_of_row().await;
+    let t = Tamper::of(dir.path());
+    let id = t.one("SELECT id FROM pages");
+    t.unguard("pages");
+    // An acknowledged page stops climbing the rota: nobody is paged again.
+    t.exec(&format!(
+        "UPDATE pages SET status = 'acknowledged' WHERE id = {}",
+        t.id(&id)
+    ));
+    drop(t);
+    only_deep_catches(
+        dir.path(),
+        &format!("page {id}"),
+        "status is 'acknowledged' but the record says 'open'",
+    );
+}
+
+#[tokio::test]
+async fn deep_verify_catches_an_attachment_released_in_the_database_that_plain_verify_passes() {
+    let dir = app_with_every_kind_of_row().await;
+    let t = Tamper::of(dir.path());
+    let id = t.one("SELECT id FROM attachments");
+    let state = t.one("SELECT state FROM attachments");
+    assert_ne!(state, "clean", "no scanner runs in this test");
+    t.unguard("attachments");
+    // A file nobody scanned, released to be served.
+    t.exec(&format!(
+        "UPDATE attachments SET state = 'clean' WHERE id = {}",
+        t.id(&id)
+    ));
+    drop(t);
+    only_deep_catches(
+        dir.path(),
+        &format!("attachment {id}"),
+        &format!("scan state is 'clean' but the record says '{state}'"),
+    );
+}
+
+#[tokio::test]
+async fn deep_verify_catches_a_message_row_that_no_event_created_that_plain_verify_passes() {
+    let dir = app_with_every_kind_of_row().await;
+    let t = Tamper::of(dir.path());
+    let source = t.one("SELECT id FROM messages WHERE kind = 'staff'");
+    let forged = careline_core::ids::MessageId::new().to_string();
+    // A reply nobody wrote, slipped into the member's thread.
+    t.exec(&format!(
+        "INSERT INTO messages (id, org_id, thread_id, ticket_id, kind, author_id, author_name, body, triage, created_at)
+         SELECT {}, org_id, thread_id, ticket_id, kind, author_id, author_name, body, triage, created_at + 1
+         FROM messages WHERE id = {}",
+        t.id(&forged),
+        t.id(&source)
+    ));
+    drop(t);
+    only_deep_catches(
+        dir.path(),
+        &format!("message {forged}"),
+        "no event created it",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_verify_checks_the_latest_backup_and_catches_a_tail_cut_with_its_head() {
+    let dir = app_with_traffic().await;
+    let backups = tempfile::tempdir().unwrap();
+    let out = backups.path().join("b1");
+    let ran = careline_in(
+        dir.path(),
+        &["backup".as_ref(), "--out".as_ref(), out.as_os_str()],
+    );
+    let said = String::from_utf8_lossy(&ran.stdout).into_owned();
+    assert!(
+        ran.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(said.contains("as the latest backup"), "{said}");
+    let (ok, text) = verify(dir.path());
+    assert!(
+        ok && text.contains("reaches the heads of the latest backup"),
+        "{text}"
+    );
+    // Someone cuts the last events and rolls the recorded head back with
+    // them: every chain still verifies on its own.
+    let t = Tamper::of(dir.path());
+    let org = t.one("SELECT id FROM organizations WHERE name = 'Demo Clinic'");
+    let head: i64 = t
+        .one(&format!(
+            "SELECT CAST(seq AS TEXT) FROM chain_heads WHERE org_id = {}",
+            t.id(&org)
+        ))
+        .parse()
+        .unwrap();
+    let keep = head - 3;
+    t.unguard("events");
+    t.exec(&format!(
+        "DELETE FROM events WHERE org_id = {o} AND seq > {keep};
+         UPDATE chain_heads SET seq = {keep},
+             hash = (SELECT hash FROM events WHERE org_id = {o} AND seq = {keep})
+           WHERE org_id = {o};",
+        o = t.id(&org)
+    ));
+    drop(t);
+    // Without being told where the backup is, verify finds it and fails.
+    let (ok, text) = verify(dir.path());
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "ends at event {keep}, before the backup's head (event {head})"
+        )),
+        "{text}"
     );
 }

@@ -146,3 +146,126 @@ pub async fn concurrent_writers_keep_one_chain(f: Fresh) {
     );
     assert_eq!(count(&new_a, "phi.read") + count(&new_b, "phi.read"), 16);
 }
+
+/// Deep verification (`verify_rows`) after every kind of change the record
+/// knows of a message, ticket, page and attachment: no row disagrees, and
+/// every row is counted.
+pub async fn every_row_agrees_with_the_record_after_a_day_of_work(f: Fresh) {
+    use careline_core::Disposition;
+    use careline_core::model::TicketStatus;
+    use careline_core::validate::MessageText;
+    use careline_store::{NewAttachment, ScanOutcome};
+    let s = &f.store;
+    let o = Org::new(s, "Deep Alpha").await;
+    let other = Org::new(s, "Deep Beta").await;
+    o.north_rota().await;
+    let me = o.login(&o.member_user, at(1)).await;
+    let guide = o.login(&o.guide, at(1)).await;
+    let nurse = o.login(&o.nurse, at(1)).await;
+    let privacy = o.login(&o.privacy, at(1)).await;
+    // A routine ticket: claimed, answered, reopened, solved, closed.
+    let routine = o.send(&me, o.member.id, ROUTINE, at(1)).await;
+    let t = routine.ticket.id;
+    s.assign(&guide, t, Some(o.guide.id), at(2)).await.unwrap();
+    let text = |t: &str| MessageText::parse(t).unwrap();
+    s.reply(&guide, t, text("Sent it over."), false, vec![], at(3))
+        .await
+        .unwrap();
+    s.reply(
+        &guide,
+        t,
+        text("Pharmacy called back."),
+        true,
+        vec![],
+        at(3),
+    )
+    .await
+    .unwrap();
+    let again = o.send(&me, o.member.id, "Thanks, got it", at(4)).await;
+    s.transition(&guide, t, TicketStatus::Solved, None, at(5))
+        .await
+        .unwrap();
+    s.transition(&guide, t, TicketStatus::Closed, None, at(6))
+        .await
+        .unwrap();
+    // An attachment: uploaded, scanned clean, sent with a message.
+    let file = s
+        .create_attachment(
+            &me,
+            NewAttachment {
+                member_id: o.member.id,
+                file_name: "log.png".into(),
+                content_type: "image/png".into(),
+                size: 42,
+                sha256: careline_core::ingest::text_digest("log.png"),
+                blob: "blobs/deep-log".into(),
+                metadata_removed: vec![],
+            },
+            at(7),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim_scans(at(7), SignedDuration::from_mins(5), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    s.finish_scan(file.id, ScanOutcome::Clean, at(7))
+        .await
+        .unwrap();
+    s.record_contact(
+        message(&me, o.member.id, "Here is my log", vec![file.id]),
+        at(8),
+    )
+    .await
+    .unwrap();
+    // An emergency: paged, escalated once, acknowledged, cleared down,
+    // raised again by hand (paging anew).
+    let red = o.send(&me, o.member.id, EMERGENCY, at(10)).await;
+    assert!(red.page.is_some() && red.auto_reply.is_some());
+    let escalated = s.escalate_due(at(30), 10).await.unwrap();
+    assert_eq!(escalated.len(), 1);
+    let nurse2 = o.login(&o.nurse2, at(31)).await;
+    s.ack_page(&nurse2, escalated[0].id, at(31)).await.unwrap();
+    s.clear(
+        &nurse,
+        red.ticket.id,
+        Disposition::Routine,
+        "Spoke to her, reflux".into(),
+        at(32),
+    )
+    .await
+    .unwrap();
+    s.set_priority(
+        &nurse,
+        red.ticket.id,
+        Disposition::Urgent,
+        "called back, worse".into(),
+        at(33),
+    )
+    .await
+    .unwrap();
+    // A redaction keeps the sealed text and its hash.
+    s.redact_message(&privacy, again.message.id, "wrong member", at(34))
+        .await
+        .unwrap();
+    // The other organization's rows are checked under it.
+    let them = other.login(&other.member_user, at(1)).await;
+    other.send(&them, other.member.id, URGENT, at(1)).await;
+
+    let reports = s.verify_rows(None).await.unwrap();
+    for r in &reports {
+        assert!(r.findings.is_empty(), "{}: {:#?}", r.org_name, r.findings);
+    }
+    let a = reports.iter().find(|r| r.org_name == "Deep Alpha").unwrap();
+    // Routine, two replies, thanks, log; emergency and its automatic reply.
+    assert_eq!((a.messages, a.tickets, a.attachments), (7, 2, 1), "{a:?}");
+    assert!(
+        a.pages >= 3,
+        "first page, its escalation, the new page: {a:?}"
+    );
+    let b = reports.iter().find(|r| r.org_name == "Deep Beta").unwrap();
+    assert_eq!((b.messages, b.tickets), (1, 1), "{b:?}");
+}
