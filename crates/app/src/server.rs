@@ -244,8 +244,7 @@ pub async fn start_serving(
             let mut server = axum_server::from_tcp(listener)?
                 .handle(handle)
                 .acceptor(idle)
-                .first_request_timeout(limits.header)
-                .http1_only();
+                .first_request_timeout(limits.header);
             server
                 .http_builder()
                 .http1()
@@ -270,8 +269,7 @@ pub async fn start_serving(
             let mut server = axum_server::from_tcp(listener)?
                 .handle(handle)
                 .acceptor(acceptor)
-                .first_request_timeout(limits.header)
-                .http1_only();
+                .first_request_timeout(limits.header);
             server
                 .http_builder()
                 .http1()
