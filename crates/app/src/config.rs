@@ -33,6 +33,17 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// Connections this node keeps to PostgreSQL (default 16).
     pub database_pool: Option<u32>,
+    /// Seconds a client may take to send a request's headers (default 10).
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a client may take to send a request's body (default 60).
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds a connection may sit with nothing sent either way (default 60).
+    pub keep_alive_timeout_secs: Option<u64>,
+    /// Seconds from a request's headers to its answer (default 60; event streams excepted).
+    pub request_timeout_secs: Option<u64>,
+    /// Networks outbound requests (webhooks) may reach although they are
+    /// loopback, private or link-local: `["10.20.0.0/16", "127.0.0.1"]`.
+    pub outbound_allow: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -60,6 +71,10 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Connections to PostgreSQL this node keeps at most.
     pub database_pool: u32,
+    /// How long a client may take over each part of a request.
+    pub timeouts: careline_web::limits::Timeouts,
+    /// Where webhooks may be delivered.
+    pub outbound: careline_core::outbound::OutboundPolicy,
 }
 
 /// Where attachments are stored and scanned, and their limits.
@@ -163,7 +178,54 @@ impl Settings {
                 "the database pool must be between 2 and 1000 connections (got {database_pool})"
             );
         }
+        let defaults = careline_web::limits::Timeouts::default();
+        let secs = |k: &str,
+                    file: Option<u64>,
+                    default: std::time::Duration|
+         -> Result<std::time::Duration> {
+            let v = number(k, file)?.unwrap_or(default.as_secs());
+            if !(1..=3600).contains(&v) {
+                anyhow::bail!("{k} must be between 1 and 3600 seconds (got {v})");
+            }
+            Ok(std::time::Duration::from_secs(v))
+        };
+        let timeouts = careline_web::limits::Timeouts {
+            header: secs(
+                "CARELINE_HEADER_TIMEOUT_SECS",
+                f.header_timeout_secs,
+                defaults.header,
+            )?,
+            body: secs(
+                "CARELINE_BODY_TIMEOUT_SECS",
+                f.body_timeout_secs,
+                defaults.body,
+            )?,
+            keep_alive: secs(
+                "CARELINE_KEEP_ALIVE_TIMEOUT_SECS",
+                f.keep_alive_timeout_secs,
+                defaults.keep_alive,
+            )?,
+            request: secs(
+                "CARELINE_REQUEST_TIMEOUT_SECS",
+                f.request_timeout_secs,
+                defaults.request,
+            )?,
+        };
+        let allow: Vec<String> = match env("CARELINE_OUTBOUND_ALLOW") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            None => f.outbound_allow.unwrap_or_default(),
+        };
+        let allow: Vec<&str> = allow.iter().map(String::as_str).collect();
+        let outbound = careline_core::outbound::OutboundPolicy::new(&allow)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Settings {
+            timeouts,
+            outbound,
             database_url,
             database_pool: u32::try_from(database_pool)
                 .unwrap_or(careline_store_pg::DEFAULT_POOL_SIZE),

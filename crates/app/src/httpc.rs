@@ -50,6 +50,21 @@ impl Conn {
         })
     }
 
+    /// Connect from a chosen local address (a test posing as another client).
+    pub async fn connect_from(local: std::net::IpAddr, addr: SocketAddr) -> io::Result<Conn> {
+        let socket = match local {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(local, 0))?;
+        let s = socket.connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(Conn {
+            addr,
+            io: BufReader::new(s),
+        })
+    }
+
     /// Send a request with an optional bearer token and JSON body, and read the response.
     pub async fn request(
         &mut self,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod httpc;
+pub mod idle;
 pub mod keys_cmd;
 pub mod safety_cmd;
 pub mod scanning;

@@ -57,6 +57,11 @@ pub async fn build_state(
     clock: Arc<dyn Clock>,
 ) -> Result<(AppState, watch::Sender<bool>)> {
     let engine = load_engine(settings.protocols.as_deref())?;
+    // The decoy hash for unknown usernames is made now, off the runtime's
+    // threads, so that the first login naming no account costs no more than any other.
+    tokio::task::spawn_blocking(careline_web::auth::decoy_hash)
+        .await
+        .context("preparing the login decoy")?;
     let (tx, rx) = watch::channel(false);
     let store = open_store(settings, rx.clone()).await?;
     let attachments = attachment_config(settings)?;
@@ -68,10 +73,17 @@ pub async fn build_state(
         config: Arc::new(WebConfig {
             session_ttl: settings.session_ttl,
             tls: settings.tls.is_some(),
+            // Keep-alive comments at least twice per keep-alive timeout, so
+            // a quiet stream is never closed as idle.
+            sse_keep_alive: (settings.timeouts.keep_alive / 2)
+                .min(std::time::Duration::from_secs(15)),
+            outbound: settings.outbound.clone(),
+            timeouts: settings.timeouts,
             ..WebConfig::default()
         }),
         shutdown: rx,
-        login_limiter: Arc::default(),
+        login_throttle: Arc::default(),
+        login_notes: Arc::default(),
         principals: Arc::default(),
         attachments: Arc::new(attachments),
     };
@@ -206,19 +218,38 @@ pub async fn start_serving(
         .with_context(|| format!("cannot listen on {listen}"))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let app =
-        careline_web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let limits = state.config.timeouts;
+    let app = careline_web::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            careline_web::limits::enforce,
+        ))
+        .into_make_service_with_connect_info::<SocketAddr>();
     let mut stop = shutdown.subscribe();
+    // Both listeners are the same server: in-flight requests get 30 s to
+    // finish at shutdown, and slow or silent clients are cut off by the
+    // header, first-request and keep-alive limits (body and per-request
+    // limits are the router's).
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    spawn_named("http-shutdown", async move {
+        let _ = stop.wait_for(|s| *s).await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    let idle = crate::idle::IdleAcceptor {
+        idle: limits.keep_alive,
+    };
     let task = match tls {
         None => {
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            spawn_named("http-server", async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-            })
+            let mut server = axum_server::from_tcp(listener)?
+                .handle(handle)
+                .acceptor(idle)
+                .first_request_timeout(limits.header);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header);
+            spawn_named("http-server", async move { server.serve(app).await })
         }
         Some((cert, key)) => {
             // One process-wide provider; a second install is harmless.
@@ -232,13 +263,17 @@ pub async fn start_serving(
                         key.display()
                     )
                 })?;
-            let handle = axum_server::Handle::new();
-            let h = handle.clone();
-            spawn_named("https-shutdown", async move {
-                let _ = stop.wait_for(|s| *s).await;
-                h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-            });
-            let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle);
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .handshake_timeout(limits.header)
+                .acceptor(idle);
+            let mut server = axum_server::from_tcp(listener)?
+                .handle(handle)
+                .acceptor(acceptor)
+                .first_request_timeout(limits.header);
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(limits.header);
             spawn_named("https-server", async move { server.serve(app).await })
         }
     };

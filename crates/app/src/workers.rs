@@ -57,6 +57,12 @@ pub fn start(
             webhook_sender(state.clone(), cfg, shutdown.clone()),
         ),
     ];
+    if let Some(rx) = state.login_notes.take_receiver() {
+        workers.push(spawn_named(
+            "login-recorder",
+            careline_web::auth::record_login_notes(state.clone(), rx, shutdown.clone()),
+        ));
+    }
     workers.extend(crate::scanning::start(state, shutdown));
     workers
 }
@@ -124,27 +130,31 @@ pub fn retry_delay(cfg: &WorkerConfig, attempt: i64, jitter_seed: u128) -> Signe
     SignedDuration::from_secs_f64(capped * jitter)
 }
 
-async fn send(d: &Delivery, now: Timestamp, timeout: Duration) -> Result<(), String> {
-    let rest = d
-        .url
-        .strip_prefix("http://")
-        .ok_or("only http:// is supported")?;
-    let (hostport, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:80")
-    };
+async fn send(
+    d: &Delivery,
+    policy: &careline_core::outbound::OutboundPolicy,
+    now: Timestamp,
+    timeout: Duration,
+) -> Result<(), String> {
     let attempt = async {
-        let addr = tokio::net::lookup_host(&hostport)
+        // Resolved and checked now, and the checked address is the one
+        // connected to: a name that has come to point at a refused address
+        // since registration is refused here.
+        let (addrs, path) = careline_web::outbound::resolve(policy, &d.url)
             .await
-            .map_err(|e| format!("{hostport}: {e}"))?
-            .next()
-            .ok_or("no address")?;
-        let mut c = Conn::connect(addr).await.map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
+        let mut last = String::from("no address");
+        let mut conn = None;
+        for addr in addrs {
+            match Conn::connect(addr).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    break;
+                }
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        let mut c = conn.ok_or(last)?;
         let t = now.as_second();
         let headers = [
             ("X-Careline-Signature", sign(&d.secret, t, &d.body)),
@@ -186,7 +196,7 @@ pub async fn deliver_once(state: &AppState, cfg: &WorkerConfig) -> usize {
         }
     };
     for d in &batch {
-        let result = send(d, now, cfg.send_timeout).await;
+        let result = send(d, &state.config.outbound, now, cfg.send_timeout).await;
         let now = state.clock.now();
         let (ok, err, retry) = match result {
             Ok(()) => (true, None, None),

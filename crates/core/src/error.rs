@@ -7,6 +7,9 @@ pub enum Error {
     /// Input that does not meet the rules (size, format, missing field).
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed input that a named rule refuses (HTTP 422 with the rule as its type).
+    #[error("{detail}")]
+    Unprocessable { rule: &'static str, detail: String },
     /// No valid credentials.
     #[error("{0}")]
     Unauthenticated(String),

@@ -119,6 +119,9 @@ pub enum EventKind {
     BreakGlass,
     #[serde(rename = "privacy.break_glass_reviewed")]
     BreakGlassReviewed,
+    /// Repeated failed logins for a privileged account: an alert.
+    #[serde(rename = "privacy.login_attack")]
+    LoginAttack,
     #[serde(rename = "mfa.enrolled")]
     MfaEnrolled,
     #[serde(rename = "mfa.recovery_code_used")]
@@ -182,6 +185,7 @@ impl EventKind {
             EventKind::CollaboratorRemoved => "thread.collaborator_removed",
             EventKind::BreakGlass => "privacy.break_glass",
             EventKind::BreakGlassReviewed => "privacy.break_glass_reviewed",
+            EventKind::LoginAttack => "privacy.login_attack",
             EventKind::MfaEnrolled => "mfa.enrolled",
             EventKind::MfaRecoveryUsed => "mfa.recovery_code_used",
             EventKind::PhiRead => "phi.read",

@@ -1,6 +1,7 @@
-//! Logins, sessions and second factors: when repeated failures lock an
-//! account, when a session lapses, and the events each step records. The
-//! stores keep sessions by the hash of their token and call in here.
+//! Logins, sessions and second factors: when a session lapses, whose
+//! attacked login alerts the privacy officers, and the events each step
+//! records. The stores keep sessions by the hash of their token and call in
+//! here; how repeated failures are slowed down is in [`crate::login`].
 
 use crate::authz::{Grant, Principal, ProxyScope};
 use crate::event::{EventKind, NewEvent};
@@ -9,26 +10,27 @@ use crate::model::{Role, User};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
-/// Failed logins within the window that lock an account.
-pub const LOCKOUT_FAILURES: u32 = 5;
-/// The lockout window, and how long a lock lasts after the last failure.
-pub const LOCKOUT_WINDOW: SignedDuration = SignedDuration::from_mins(15);
 /// How often a session's last use is written down, at most.
 const TOUCH_EVERY: SignedDuration = SignedDuration::from_mins(1);
 
-/// Failures after this instant count towards a lock.
-pub fn lockout_since(now: Timestamp) -> Timestamp {
-    now.checked_sub(LOCKOUT_WINDOW).unwrap_or(Timestamp::MIN)
+/// Roles whose login under attack alerts the privacy officers: those who
+/// reach many members' records or change who may (administrators, privacy
+/// officers, supervisors) and the clinicians, whose accounts see red-flag
+/// tickets across teams through pages and break-glass.
+pub fn alerts_when_attacked(role: Role) -> bool {
+    matches!(
+        role,
+        Role::Admin | Role::PrivacyOfficer | Role::Supervisor | Role::Nurse | Role::Physician
+    )
 }
 
-/// Until when the account is locked, given its most recent failures since
-/// [`lockout_since`] (newest first, at most [`LOCKOUT_FAILURES`]).
-pub fn locked_until(recent: &[Timestamp], now: Timestamp) -> Option<Timestamp> {
-    if recent.len() < LOCKOUT_FAILURES as usize {
-        return None;
-    }
-    let last = recent.first()?;
-    last.checked_add(LOCKOUT_WINDOW).ok().filter(|u| *u > now)
+/// Failed logins for a privileged account crossed the alert threshold: an
+/// alert for the privacy officers (their event stream carries `privacy.*`).
+pub fn login_attack(user: UserId, role: Role, failures: u32) -> NewEvent {
+    NewEvent::new(
+        EventKind::LoginAttack,
+        json!({"user_id": user, "role": role.as_str(), "failures": failures}),
+    )
 }
 
 /// A session last used at `seen` has lapsed after `idle` without use.
@@ -140,14 +142,11 @@ mod tests {
     }
 
     #[test]
-    fn five_recent_failures_lock_for_the_window_after_the_last() {
-        let now = at(10);
-        let four = [at(9), at(8), at(7), at(6)];
-        assert_eq!(locked_until(&four, now), None);
-        let five = [at(9), at(8), at(7), at(6), at(5)];
-        assert_eq!(locked_until(&five, now), Some(at(24)));
-        assert_eq!(locked_until(&five, at(30)), None, "the lock ran out");
-        assert_eq!(lockout_since(now), at(-5));
+    fn privileged_and_clinical_logins_alert_when_attacked_and_others_do_not() {
+        assert!(alerts_when_attacked(Role::Nurse));
+        assert!(alerts_when_attacked(Role::Admin));
+        assert!(!alerts_when_attacked(Role::CareGuide));
+        assert!(!alerts_when_attacked(Role::Member));
     }
 
     #[test]

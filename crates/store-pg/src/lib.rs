@@ -590,6 +590,20 @@ impl Store for PgStore {
         tx.commit(&self.bus).await
     }
 
+    async fn record_login_attack(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: careline_core::model::Role,
+        failures: u32,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin_for(org).await?;
+        tx.append(org, now, vec![session::login_attack(user, role, failures)])
+            .await?;
+        tx.commit(&self.bus).await
+    }
+
     async fn record_login_throttled(
         &self,
         org: OrgId,
@@ -775,21 +789,6 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<bool> {
         self.use_recovery_code_(user, code_hash, now).await
-    }
-
-    async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>> {
-        let mut c = self.conn().await?;
-        let recent: Vec<(i64,)> = sqlx_core::query_as::query_as(
-            "SELECT at FROM login_failures WHERE user_id = $1 AND at > $2 ORDER BY at DESC LIMIT $3",
-        )
-        .bind(user.0)
-        .bind(us(session::lockout_since(now)))
-        .bind(i64::from(session::LOCKOUT_FAILURES))
-        .fetch_all(&mut *c)
-        .await
-        .map_err(db)?;
-        let recent: Vec<Timestamp> = recent.into_iter().map(|(at,)| rows::from_us(at)).collect();
-        Ok(session::locked_until(&recent, now))
     }
 
     async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome> {

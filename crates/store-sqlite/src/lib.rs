@@ -510,6 +510,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_login_attack(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: careline_core::model::Role,
+        failures: u32,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.write(move |tx| tx.append(org, now, vec![session::login_attack(user, role, failures)]))
+            .await
+    }
+
     async fn record_login_throttled(
         &self,
         org: OrgId,
@@ -741,23 +753,6 @@ impl Store for SqliteStore {
                 tx.append(org, now, vec![session::recovery_used(user)])?;
             }
             Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>> {
-        self.read(move |c, _| {
-            let mut s = c
-                .prepare_cached("SELECT at FROM login_failures WHERE user_id = $1 AND at > $2 ORDER BY at DESC LIMIT $3")
-                .map_err(db)?;
-            let recent = s
-                .query_map(
-                    params![user.to_string(), us(session::lockout_since(now)), session::LOCKOUT_FAILURES],
-                    |r| rows::ts(r, "at"),
-                )
-                .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(db)?;
-            Ok(session::locked_until(&recent, now))
         })
         .await
     }

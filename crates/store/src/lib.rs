@@ -373,8 +373,18 @@ pub trait Store: Send + Sync + 'static {
         address: Option<std::net::IpAddr>,
         now: Timestamp,
     ) -> Result<()>;
-    /// A login refused by the per-address throttle before the password was
-    /// checked, recorded against the account it named.
+    /// Failed logins for a privileged account crossed the alert threshold
+    /// (see `careline_core::login`): an alert for the privacy officers.
+    async fn record_login_attack(
+        &self,
+        org_id: OrgId,
+        user_id: UserId,
+        role: careline_core::model::Role,
+        failures: u32,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// A login refused by the throttle before the password was checked,
+    /// recorded against the account it named.
     async fn record_login_throttled(
         &self,
         org_id: OrgId,
@@ -419,8 +429,6 @@ pub trait Store: Send + Sync + 'static {
         code_hash: &str,
         now: Timestamp,
     ) -> Result<bool>;
-    /// Until when an account is locked after repeated failures, if it is.
-    async fn login_locked_until(&self, user: UserId, now: Timestamp) -> Result<Option<Timestamp>>;
 
     // ---- contacts ----
     /// Record a triaged contact: message, ticket, routing, SLA clocks and

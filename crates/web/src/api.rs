@@ -28,60 +28,51 @@ pub async fn create_session(
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<(StatusCode, axum::http::HeaderMap, Json<SessionCreated>)> {
     let now = s.clock.now();
-    if let Err((refused, record)) = throttle_address(&s, peer.ip(), now) {
+    let ip = peer.ip();
+    let username = req.username.trim().to_owned();
+    let key = careline_core::login::account_key(&username);
+    // The throttle knows usernames as typed, not accounts: a name that is no
+    // account is refused exactly as a real one, and nothing here waits on
+    // the record (outcomes are written after the answer).
+    if let Err(refused) = s.login_throttle.admit(&key, ip, now) {
         s.metrics.login_failures.inc();
-        // Each refused attempt is recorded against the account it named, up
-        // to a cap per address and minute so a flood cannot flood the record.
-        if record && let Some(c) = s.store.credentials(req.username.trim()).await? {
-            s.store
-                .record_login_throttled(c.user.org_id, c.user.id, peer.ip(), now)
-                .await?;
+        if refused.record {
+            s.login_notes.send(auth::LoginNote::Throttled {
+                username,
+                address: ip,
+                at: now,
+            });
         }
-        return Err(refused.into());
+        return Err(refused.error.into());
     }
-    let creds = s.store.credentials(req.username.trim()).await?;
-    if let Some(c) = &creds
-        && let Some(until) = s.store.login_locked_until(c.user.id, now).await?
-    {
-        {
-            s.store
-                .record_login_failure(
-                    c.user.org_id,
-                    Some(c.user.id),
-                    &c.user.username,
-                    Some(peer.ip()),
-                    now,
-                )
-                .await?;
-            return Err(Error::RateLimited {
-                rule: "account-locked",
-                detail: format!(
-                    "too many failed logins for this account; it is locked until {until}"
-                ),
-                retry_after_secs: u64::try_from(until.as_second() - now.as_second())
-                    .unwrap_or(60)
-                    .max(1),
-            }
-            .into());
-        }
-    }
+    let failed = |s: &AppState| {
+        let f = s.login_throttle.failed(&key, ip, now);
+        s.metrics.login_failures.inc();
+        s.login_notes.send(auth::LoginNote::Failed {
+            username: username.clone(),
+            address: ip,
+            at: now,
+            alert: f.alert.then_some(f.account_failures),
+        });
+    };
+    let creds = s.store.credentials(&username).await?;
     let (hash, user) = match &creds {
-        Some(c) if !c.user.disabled => (c.password_hash.clone(), Some(c.user.clone())),
-        _ => (auth::decoy_hash().to_owned(), None),
+        Some(c) if !c.user.disabled => (Some(c.password_hash.clone()), Some(c.user.clone())),
+        _ => (None, None),
     };
     let password = req.password.clone();
-    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(Error::internal)?;
+    // Argon2 runs on the blocking pool, against the account's hash or the
+    // decoy at the same cost.
+    let ok = tokio::task::spawn_blocking(move || {
+        let decoy = auth::decoy_hash();
+        auth::verify_password(&password, hash.as_deref().unwrap_or(decoy))
+    })
+    .await
+    .map_err(Error::internal)?;
     let user = match (ok, user) {
         (true, Some(u)) => u,
-        (_, u) => {
-            if let Some(u) = u {
-                s.store
-                    .record_login_failure(u.org_id, Some(u.id), &u.username, Some(peer.ip()), now)
-                    .await?;
-            }
-            s.metrics.login_failures.inc();
+        _ => {
+            failed(&s);
             return Err(Error::Unauthenticated("unknown username or wrong password".into()).into());
         }
     };
@@ -95,19 +86,11 @@ pub async fn create_session(
     .await
     {
         if matches!(e, Error::Unauthenticated(_)) {
-            s.store
-                .record_login_failure(
-                    user.org_id,
-                    Some(user.id),
-                    &user.username,
-                    Some(peer.ip()),
-                    now,
-                )
-                .await?;
-            s.metrics.login_failures.inc();
+            failed(&s);
         }
         return Err(e.into());
     }
+    s.login_throttle.succeeded(&key, ip);
     let enrolled = s.store.mfa_state(user.id).await?.enabled;
     let mfa_pending = !enrolled
         && s.store
@@ -159,47 +142,6 @@ pub async fn create_session(
             },
         }),
     ))
-}
-
-/// Login attempts allowed per client address per minute.
-const LOGINS_PER_ADDRESS_PER_MINUTE: u32 = 30;
-
-/// Counts a login attempt from `ip`. Past the limit the attempt is refused;
-/// the flag says whether the refusal should still be recorded as an event
-/// (the first as many again as the limit, each minute).
-fn throttle_address(
-    s: &AppState,
-    ip: std::net::IpAddr,
-    now: jiff::Timestamp,
-) -> Result<(), (Error, bool)> {
-    let minute = now.as_second() / 60;
-    let Ok(mut map) = s.login_limiter.lock() else {
-        return Ok(());
-    };
-    if map.len() > 100_000 {
-        map.retain(|_, (m, _)| *m == minute);
-    }
-    let e = map.entry(ip).or_insert((minute, 0));
-    if e.0 != minute {
-        *e = (minute, 0);
-    }
-    e.1 += 1;
-    if e.1 > LOGINS_PER_ADDRESS_PER_MINUTE {
-        let record = e.1 <= 2 * LOGINS_PER_ADDRESS_PER_MINUTE;
-        return Err((
-            Error::RateLimited {
-                rule: "too-many-attempts",
-                detail: format!(
-                    "more than {LOGINS_PER_ADDRESS_PER_MINUTE} login attempts from your address this minute"
-                ),
-                retry_after_secs: u64::try_from(60 - now.as_second() % 60)
-                    .unwrap_or(60)
-                    .max(1),
-            },
-            record,
-        ));
-    }
-    Ok(())
 }
 
 /// Who the caller is.

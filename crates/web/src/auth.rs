@@ -36,7 +36,9 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 }
 
 /// A stored hash to verify against when the username does not exist, so a
-/// wrong username costs as much time as a wrong password.
+/// wrong username costs as much time as a wrong password. Made once, on the
+/// blocking pool at start (see the server's wiring), so that no login pays
+/// for making it.
 pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| hash_password("decoy-password-never-matches").unwrap_or_default())
@@ -212,5 +214,128 @@ impl FromRequestParts<AppState> for Session {
         let Auth(p) = Auth::from_request_parts(parts, state).await?;
         let token = request_token(parts)?;
         Ok(Session(p, token_hash(&token)))
+    }
+}
+
+/// A login outcome on its way to the event record.
+#[derive(Debug, Clone)]
+pub enum LoginNote {
+    /// A wrong password or second factor for the username as typed; `alert`
+    /// carries the username's failure count when it crossed the alert threshold.
+    Failed {
+        username: String,
+        address: std::net::IpAddr,
+        at: jiff::Timestamp,
+        alert: Option<u32>,
+    },
+    /// An attempt the throttle refused before any password was checked.
+    Throttled {
+        username: String,
+        address: std::net::IpAddr,
+        at: jiff::Timestamp,
+    },
+}
+
+/// Login outcomes are recorded after the answer, by one background task:
+/// whether a username is an account then costs the answer no time (no store
+/// write for real accounts that an unknown name would not get).
+#[derive(Debug)]
+pub struct LoginNotes {
+    tx: tokio::sync::mpsc::Sender<LoginNote>,
+    rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<LoginNote>>>,
+}
+
+/// Outcomes waiting to be recorded at most; past that, a flood is logged, not queued.
+const LOGIN_NOTES_QUEUE: usize = 4096;
+
+impl Default for LoginNotes {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(LOGIN_NOTES_QUEUE);
+        LoginNotes {
+            tx,
+            rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+}
+
+impl LoginNotes {
+    pub fn send(&self, note: LoginNote) {
+        if self.tx.try_send(note).is_err() {
+            tracing::warn!("too many login outcomes waiting: one was not recorded");
+        }
+    }
+
+    /// The receiving end, once: for the task that records them.
+    pub fn take_receiver(&self) -> Option<tokio::sync::mpsc::Receiver<LoginNote>> {
+        self.rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+}
+
+/// Record login outcomes until `shutdown`, then whatever is still queued.
+pub async fn record_login_notes(
+    state: AppState,
+    mut rx: tokio::sync::mpsc::Receiver<LoginNote>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let note = tokio::select! {
+            n = rx.recv() => n,
+            _ = shutdown.changed() => None,
+        };
+        match note {
+            Some(n) => record_note(&state, n).await,
+            None => break,
+        }
+    }
+    while let Ok(n) = rx.try_recv() {
+        record_note(&state, n).await;
+    }
+}
+
+async fn record_note(s: &AppState, note: LoginNote) {
+    let result = async {
+        match note {
+            LoginNote::Failed {
+                username,
+                address,
+                at,
+                alert,
+            } => {
+                let Some(c) = s.store.credentials(&username).await? else {
+                    return Ok(());
+                };
+                let u = c.user;
+                s.store
+                    .record_login_failure(u.org_id, Some(u.id), &u.username, Some(address), at)
+                    .await?;
+                if let Some(failures) = alert
+                    && careline_core::session::alerts_when_attacked(u.role)
+                {
+                    tracing::warn!(user = %u.id, role = u.role.as_str(), failures, "repeated failed logins for a privileged account");
+                    s.store
+                        .record_login_attack(u.org_id, u.id, u.role, failures, at)
+                        .await?;
+                }
+            }
+            LoginNote::Throttled {
+                username,
+                address,
+                at,
+            } => {
+                if let Some(c) = s.store.credentials(&username).await? {
+                    s.store
+                        .record_login_throttled(c.user.org_id, c.user.id, address, at)
+                        .await?;
+                }
+            }
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record a login outcome");
     }
 }

@@ -58,6 +58,12 @@ impl IntoResponse for ApiError {
                 "Invalid input",
                 d,
             ),
+            Error::Unprocessable { rule, detail } => problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                rule,
+                "Unprocessable",
+                detail,
+            ),
             Error::Unauthenticated(d) => {
                 let mut r = problem(
                     StatusCode::UNAUTHORIZED,

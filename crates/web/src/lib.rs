@@ -10,8 +10,10 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod mfa;
+pub mod outbound;
 pub mod privacy;
 pub mod safety;
 pub mod sse;
@@ -45,6 +47,13 @@ pub struct WebConfig {
     pub break_glass: jiff::SignedDuration,
     /// Served over TLS: send HSTS, mark cookies Secure.
     pub tls: bool,
+    /// How often an idle event stream sends a keep-alive comment; below the
+    /// server's keep-alive timeout so a quiet stream is never cut as idle.
+    pub sse_keep_alive: std::time::Duration,
+    /// Where webhooks (and any other outbound request) may go.
+    pub outbound: careline_core::outbound::OutboundPolicy,
+    /// How long a client may take over each part of a request.
+    pub timeouts: limits::Timeouts,
 }
 
 impl Default for WebConfig {
@@ -54,6 +63,9 @@ impl Default for WebConfig {
             idle_timeout: jiff::SignedDuration::from_mins(30),
             break_glass: jiff::SignedDuration::from_hours(1),
             tls: false,
+            sse_keep_alive: std::time::Duration::from_secs(15),
+            outbound: careline_core::outbound::OutboundPolicy::default(),
+            timeouts: limits::Timeouts::default(),
         }
     }
 }
@@ -70,9 +82,10 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Recently authenticated callers.
     pub principals: Arc<auth::PrincipalCache>,
-    /// Login attempts per client address in the current minute.
-    pub login_limiter:
-        Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>>,
+    /// Failed and refused logins by username and source (see `careline_core::login`).
+    pub login_throttle: Arc<careline_core::login::LoginThrottle>,
+    /// Login outcomes on their way to the record, written after the answer.
+    pub login_notes: Arc<auth::LoginNotes>,
     /// Where uploads are stored and the limits on them.
     pub attachments: Arc<attachments::AttachmentConfig>,
 }

@@ -451,6 +451,9 @@ pub async fn post_webhook(
     Auth(p): Auth,
     Body(req): Body<WebhookRequest>,
 ) -> ApiResult<(StatusCode, Json<Webhook>)> {
+    Webhook::manage_request(&p)?;
+    // Checked again, on the addresses of the moment, at every delivery.
+    crate::outbound::resolve(&s.config.outbound, &req.url).await?;
     let w = s
         .store
         .create_webhook(&p, req.url, req.secret, req.events, s.clock.now())

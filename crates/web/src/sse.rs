@@ -96,6 +96,7 @@ pub async fn events(
     s.metrics.sse_clients.fetch_add(1, Ordering::Relaxed);
     let guard = Guard(s.metrics.clone());
     let shutdown = s.shutdown.clone();
+    let keep_alive = s.config.sse_keep_alive.max(Duration::from_millis(100));
     let hello = SseEvent::default()
         .event("ready")
         .data(serde_json::json!({"user_id": p.user_id}).to_string());
@@ -125,5 +126,5 @@ pub async fn events(
         },
     );
     Sse::new(futures_util::StreamExt::chain(first, rest))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .keep_alive(KeepAlive::new().interval(keep_alive))
 }

@@ -435,10 +435,10 @@ async fn sessions_end_on_logout_on_admin_revocation_and_when_idle() {
 }
 
 #[tokio::test]
-async fn repeated_failed_logins_lock_the_account_and_throttle_the_address() {
+async fn failed_logins_are_recorded_and_one_address_hammering_many_usernames_is_throttled() {
     let app = App::spawn().await;
     let bad = json!({"username": "guide.south1@demo.careline", "password": "not-the-password"});
-    for _ in 0..5 {
+    for _ in 0..3 {
         assert_problem(
             &app.call("POST", "/api/v1/sessions", None, Some(bad.clone()))
                 .await,
@@ -446,21 +446,7 @@ async fn repeated_failed_logins_lock_the_account_and_throttle_the_address() {
             "unauthenticated",
         );
     }
-    let good = json!({"username": "guide.south1@demo.careline", "password": PASSWORD});
-    let r = app
-        .call("POST", "/api/v1/sessions", None, Some(good.clone()))
-        .await;
-    assert_problem(&r, 429, "account-locked");
-    assert!(r.header("retry-after").is_some());
-    // Fifteen minutes later the lock is gone.
-    app.clock.advance(jiff::SignedDuration::from_mins(16));
-    assert_eq!(
-        app.call("POST", "/api/v1/sessions", None, Some(good))
-            .await
-            .status,
-        201
-    );
-    // One address hammering many accounts is throttled.
+    // One address hammering many usernames is throttled.
     let mut last = 0;
     for i in 0..40 {
         let r = app.call("POST", "/api/v1/sessions", None, Some(json!({"username": format!("nobody{i}@demo.careline"), "password": "whatever-password"}))).await;
@@ -470,17 +456,22 @@ async fn repeated_failed_logins_lock_the_account_and_throttle_the_address() {
     // A throttled attempt at a real account is recorded against that account,
     // before any password is checked; failures carry the address too.
     let south = json!({"username": "guide.south1@demo.careline", "password": PASSWORD});
-    assert_problem(
-        &app.call("POST", "/api/v1/sessions", None, Some(south))
-            .await,
-        429,
-        "too-many-attempts",
+    let r = app
+        .call("POST", "/api/v1/sessions", None, Some(south))
+        .await;
+    assert_problem(&r, 429, "too-many-attempts");
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        app.wait_until(10, || async {
+            app.recorded("session.login_throttled").await.len() == 1
+                && app.recorded("session.login_failed").await.len() == 3
+        })
+        .await
     );
     let throttled = app.recorded("session.login_throttled").await;
-    assert_eq!(throttled.len(), 1, "{throttled:?}");
     assert_eq!(throttled[0]["address"], "127.0.0.1");
     let failed = app.recorded("session.login_failed").await;
-    assert!(failed.len() >= 6 && failed.iter().all(|f| f["address"] == "127.0.0.1"));
+    assert!(failed.iter().all(|f| f["address"] == "127.0.0.1"));
 }
 
 #[tokio::test]

@@ -177,6 +177,9 @@ impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title, detail) = match self.0 {
             Error::Invalid(d) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid input", d),
+            Error::Unprocessable { detail, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "Not accepted", detail)
+            }
             Error::Unauthenticated(_) => return Redirect::to("/login").into_response(),
             Error::Forbidden { detail, .. } => (StatusCode::FORBIDDEN, "Not allowed", detail),
             Error::NotFound(what) => (

@@ -90,6 +90,12 @@ fn database_for(dir: &std::path::Path) -> Option<String> {
     }
 }
 
+/// Webhook receivers in the tests listen on 127.0.0.1, which careline
+/// refuses unless the outbound allow-list names it.
+pub fn test_outbound() -> careline_core::outbound::OutboundPolicy {
+    careline_core::outbound::OutboundPolicy::new(&["127.0.0.1"]).unwrap()
+}
+
 impl App {
     pub async fn spawn() -> App {
         Self::spawn_with_files(None, None, 25 * 1024 * 1024).await
@@ -101,6 +107,20 @@ impl App {
         clamd: Option<String>,
         blobs: Option<careline_blob::BlobStore>,
         max_bytes: u64,
+    ) -> App {
+        Self::spawn_custom(clamd, blobs, max_bytes, |_| {}).await
+    }
+
+    /// The demo app with settings changed by `tweak` (timeouts, the outbound allow-list).
+    pub async fn spawn_with_settings(tweak: impl FnOnce(&mut Settings)) -> App {
+        Self::spawn_custom(None, None, 25 * 1024 * 1024, tweak).await
+    }
+
+    async fn spawn_custom(
+        clamd: Option<String>,
+        blobs: Option<careline_blob::BlobStore>,
+        max_bytes: u64,
+        tweak: impl FnOnce(&mut Settings),
     ) -> App {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FakeClock::new("2026-05-04T09:00:00Z".parse().unwrap()));
@@ -114,6 +134,8 @@ impl App {
         settings.attachments.clamd = clamd;
         settings.attachments.max_bytes = max_bytes;
         settings.database_url = database_for(dir.path());
+        settings.outbound = test_outbound();
+        tweak(&mut settings);
         let (mut state, shutdown) = build_state(&settings, clock.clone() as Arc<dyn Clock>)
             .await
             .unwrap();
@@ -222,6 +244,7 @@ impl App {
             dir.path(),
             clock.clone(),
             careline::workers::WorkerConfig::default(),
+            |_| {},
         )
         .await;
         App {
@@ -238,6 +261,7 @@ impl App {
             other.dir.path(),
             other.clock.clone(),
             careline::workers::WorkerConfig::default(),
+            |_| {},
         )
         .await;
         App {
@@ -260,7 +284,18 @@ impl App {
             max_attempts: 3,
             send_timeout: std::time::Duration::from_secs(2),
         };
-        let running = Self::node(dir.path(), clock.clone(), cfg).await;
+        Self::restart_with(dir, clock, cfg, |_| {}).await
+    }
+
+    /// Start again on an existing data directory with worker settings `cfg`
+    /// and settings changed by `tweak`.
+    pub async fn restart_with(
+        dir: tempfile::TempDir,
+        clock: Arc<FakeClock>,
+        cfg: careline::workers::WorkerConfig,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> App {
+        let running = Self::node(dir.path(), clock.clone(), cfg, tweak).await;
         App {
             addr: running.addr,
             clock,
@@ -273,6 +308,7 @@ impl App {
         dir: &std::path::Path,
         clock: Arc<FakeClock>,
         cfg: careline::workers::WorkerConfig,
+        tweak: impl FnOnce(&mut Settings),
     ) -> Running {
         let settings = Settings::resolve(
             None,
@@ -283,6 +319,8 @@ impl App {
         .unwrap();
         let mut settings = settings;
         settings.database_url = database_for(dir);
+        settings.outbound = test_outbound();
+        tweak(&mut settings);
         let (state, shutdown) = build_state(&settings, clock as Arc<dyn Clock>)
             .await
             .unwrap();
