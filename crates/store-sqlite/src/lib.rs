@@ -213,6 +213,14 @@ impl SqliteStore {
                 .map_err(|_| Error::internal("bad organization id"))?;
             crypto.ensure_org_key(&conn, org, 0)?;
         }
+        // Member rows from before their fields were sealed are sealed now.
+        let sealed = crypt::seal_plain_members(&mut conn, &crypto)?;
+        if sealed > 0 {
+            tracing::info!(
+                members = sealed,
+                "sealed the identifiers and health markers of existing members"
+            );
+        }
         let bus = Bus::default();
         // The writer leaves checkpoints to the checkpointer thread.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
@@ -764,7 +772,7 @@ impl Store for SqliteStore {
     async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome> {
         self.write(move |tx| {
             let c = tx.conn;
-            let member = rows::load_member(c, req.member_id)?;
+            let member = rows::load_member(c, tx.crypto, req.member_id)?;
             let p = &req.principal;
             ingest::check_sender(p, req.contact.kind, &member)?;
             let team = rows::load_team(c, member.team_id)?;
@@ -833,7 +841,7 @@ impl Store for SqliteStore {
                     .and_then(|mut s| s.query_row([id.to_string()], rows::thread).optional())
                     .map_err(db)?
                     .ok_or(Error::NotFound("thread"))?;
-                let member = rows::load_member(c, thread.member_id)?;
+                let member = rows::load_member(c, k, thread.member_id)?;
                 let grant = p.thread_access(&member)?;
                 let mut s = c
                     .prepare_cached(
@@ -890,8 +898,8 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<AccessEntry>> {
         let p = p.clone();
-        self.read(move |c, _| {
-            let m = rows::load_member(c, member)?;
+        self.read(move |c, k| {
+            let m = rows::load_member(c, k, member)?;
             p.see_access_log(&m)?;
             let mut s = c
                 .prepare_cached(
@@ -1062,8 +1070,8 @@ impl Store for SqliteStore {
     async fn member(&self, p: &Principal, id: MemberId, now: Timestamp) -> Result<(Member, Grant)> {
         let pc = p.clone();
         let (m, grant) = self
-            .read(move |c, _| {
-                let m = rows::load_member(c, id)?;
+            .read(move |c, k| {
+                let m = rows::load_member(c, k, id)?;
                 let g = pc.record_access(m.org_id, m.id, m.team_id)?;
                 Ok((m, g))
             })
@@ -1560,7 +1568,7 @@ impl Store for SqliteStore {
         let user = u.user()?;
         self.write(move |tx| {
             if let Some(m) = u.member_id {
-                let member = rows::load_member(tx.conn, m)?;
+                let member = rows::load_member(tx.conn, tx.crypto, m)?;
                 if member.org_id != u.org_id {
                     return Err(Error::NotFound("member"));
                 }
@@ -1638,44 +1646,33 @@ impl Store for SqliteStore {
             if team.org_id != m.org_id {
                 return Err(Error::NotFound("team"));
             }
-            let markers = serde_json::to_string(&member.markers).map_err(Error::internal)?;
-            tx.conn
-                .prepare_cached(
-                    "INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        member.id.to_string(),
-                        member.org_id.to_string(),
-                        member.name,
-                        member.date_of_birth.map(|d| d.to_string()),
-                        member.sex,
-                        member.language,
-                        member.phone,
-                        member.email,
-                        member.plan,
-                        member.team_id.to_string(),
-                        markers,
-                        m.external_ref,
-                        us(now)
-                    ])
-                })
-                .map_err(db)?;
-            tx.append(member.org_id, now, vec![admin::member_created(&member, m.external_ref.as_deref(), actor)])?;
+            rows::insert_member(tx.conn, tx.crypto, &member, m.external_ref.as_deref())?;
+            tx.append(
+                member.org_id,
+                now,
+                vec![admin::member_created(
+                    &member,
+                    m.external_ref.as_deref(),
+                    actor,
+                )],
+            )?;
             Ok(member)
         })
         .await
     }
 
     async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
-        self.read(move |c, _| {
+        self.read(move |c, k| {
             let mut s = c
-                .prepare_cached("SELECT * FROM members WHERE org_id = $1 ORDER BY name")
+                .prepare_cached("SELECT * FROM members WHERE org_id = $1")
                 .map_err(db)?;
-            s.query_map([org.to_string()], rows::member)
+            let mut all = s
+                .query_map([org.to_string()], rows::member(k))
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(db)
+                .map_err(db)?;
+            // Names are sealed, so the database cannot order them.
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(all)
         })
         .await
     }
@@ -1761,7 +1758,7 @@ impl Store for SqliteStore {
                 .filter(|m| m.org_id == p.org_id)
                 .ok_or(Error::NotFound("message"))?;
             let thread = rows::load_thread(c, m.thread_id)?;
-            let member = rows::load_member(c, thread.member_id)?;
+            let member = rows::load_member(c, tx.crypto, thread.member_id)?;
             let ev = privacy::redact(&p, &mut m, &member, &reason, now)?;
             c.prepare_cached(
                 "UPDATE messages SET redacted_at = $1, redacted_by = $2, redacted_by_role = $3, redaction_reason = $4 WHERE id = $5 AND redacted_at IS NULL",
@@ -1776,8 +1773,8 @@ impl Store for SqliteStore {
 
     async fn reach_member(&self, p: &Principal, member: MemberId) -> Result<Grant> {
         let p = p.clone();
-        self.read(move |c, _| {
-            let m = rows::load_member(c, member)?;
+        self.read(move |c, k| {
+            let m = rows::load_member(c, k, member)?;
             p.member_access(m.org_id, m.id, m.team_id)
         })
         .await
