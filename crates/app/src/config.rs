@@ -60,6 +60,10 @@ pub struct Settings {
     pub database_url: Option<String>,
     /// Connections to PostgreSQL this node keeps at most.
     pub database_pool: u32,
+    /// The master key file (unless `CARELINE_MASTER_KEY` is set):
+    /// `CARELINE_MASTER_KEY_FILE`, else the one an older data directory
+    /// holds, else `<data dir>.key` beside the data directory.
+    pub key_file: PathBuf,
 }
 
 /// Where attachments are stored and scanned, and their limits.
@@ -163,15 +167,17 @@ impl Settings {
                 "the database pool must be between 2 and 1000 connections (got {database_pool})"
             );
         }
+        let data_dir = data_dir
+            .or(f.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         Ok(Settings {
+            key_file: careline_store_sqlite::key_file(&data_dir),
             database_url,
             database_pool: u32::try_from(database_pool)
                 .unwrap_or(careline_store_pg::DEFAULT_POOL_SIZE),
             attachments,
             listen,
-            data_dir: data_dir
-                .or(f.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir,
             protocols: protocols.or(f.protocols),
             session_ttl: jiff::SignedDuration::from_hours(hours),
             log_json,

@@ -61,11 +61,57 @@ pub fn next_key_file(key_file: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// The key file in use: `CARELINE_MASTER_KEY_FILE`, or `<data_dir>/master.key`.
+/// The key file in use: `CARELINE_MASTER_KEY_FILE` if set; else the key
+/// file an existing data directory already holds (`<data_dir>/master.key`,
+/// where earlier versions created it); else [`default_key_file`], beside the
+/// data directory rather than in it.
 pub fn key_file(data_dir: &Path) -> PathBuf {
-    std::env::var_os("CARELINE_MASTER_KEY_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data_dir.join(MASTER_KEY_FILE))
+    if let Some(explicit) = std::env::var_os("CARELINE_MASTER_KEY_FILE") {
+        return PathBuf::from(explicit);
+    }
+    let inside = data_dir.join(MASTER_KEY_FILE);
+    if inside.exists() {
+        return inside;
+    }
+    default_key_file(data_dir)
+}
+
+/// Where a new key file goes by default: `careline-data.key` beside the data
+/// directory `careline-data`, so a copy of the directory (a backup, a disk
+/// image of the volume) does not carry the key that opens it.
+pub fn default_key_file(data_dir: &Path) -> PathBuf {
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    match (dir.parent(), dir.file_name()) {
+        (Some(parent), Some(name)) => {
+            let mut file = name.to_owned();
+            file.push(".key");
+            parent.join(file)
+        }
+        _ => data_dir.join(MASTER_KEY_FILE),
+    }
+}
+
+/// Whether `key_file` lies inside `data_dir` (where a copy of the directory
+/// would take the key along).
+pub fn key_in_data_dir(data_dir: &Path, key_file: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let key_dir = key_file.parent().map(canon).unwrap_or_default();
+    key_dir.starts_with(canon(data_dir))
+}
+
+/// Says so, once per start, when the master key is read from a file inside
+/// the data directory. Such setups keep working (refusing would take a
+/// running service down at upgrade); the warning names the fix.
+pub fn warn_if_key_in_data_dir(data_dir: &Path, key_file: &Path) {
+    if std::env::var_os("CARELINE_MASTER_KEY").is_some() || !key_in_data_dir(data_dir, key_file) {
+        return;
+    }
+    tracing::warn!(
+        key_file = %key_file.display(),
+        data_dir = %data_dir.display(),
+        "the master key file is inside the data directory, so any copy of the directory can be decrypted: move it to another disk or a secret store (for example {}) and set CARELINE_MASTER_KEY_FILE to it, or use CARELINE_MASTER_KEY",
+        default_key_file(data_dir).display()
+    );
 }
 
 /// WAL size (in pages) past which the checkpointer truncates it.
@@ -146,7 +192,7 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 impl SqliteStore {
     /// Open (creating and migrating if needed) the store in `data_dir`, with
     /// the master key from `CARELINE_MASTER_KEY` or the key file (created on
-    /// first start: `CARELINE_MASTER_KEY_FILE`, default `<data_dir>/master.key`).
+    /// first start) that [`key_file`] names.
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::internal(format!(
@@ -154,7 +200,20 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
-        let key_file = key_file(data_dir);
+        Self::open_with_key_file(data_dir, &key_file(data_dir))
+    }
+
+    /// [`SqliteStore::open`] with the master key from `CARELINE_MASTER_KEY`
+    /// or `key_file` (created on first start).
+    pub fn open_with_key_file(data_dir: &Path, key_file: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let key_file = key_file.to_path_buf();
+        warn_if_key_in_data_dir(data_dir, &key_file);
         let master = load_master(&key_file)?;
         match Self::open_with_key(data_dir, master) {
             Err(e)
@@ -1992,4 +2051,47 @@ pub fn verify_chains_on(c: &Connection) -> Result<Vec<ChainReport>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod key_location_tests {
+    use super::*;
+
+    /// These tests read where the key file goes; a key given in the
+    /// environment would bypass that.
+    fn key_from_environment() -> bool {
+        std::env::var_os("CARELINE_MASTER_KEY").is_some()
+            || std::env::var_os("CARELINE_MASTER_KEY_FILE").is_some()
+    }
+
+    #[test]
+    fn a_new_data_directory_gets_its_master_key_beside_it_not_inside() {
+        if key_from_environment() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("careline-data");
+        drop(SqliteStore::open(&data).unwrap());
+        assert!(root.path().join("careline-data.key").is_file());
+        assert!(!data.join(MASTER_KEY_FILE).exists());
+        assert!(!key_in_data_dir(&data, &key_file(&data)));
+    }
+
+    #[test]
+    fn a_data_directory_that_holds_its_key_keeps_opening_with_it() {
+        if key_from_environment() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("careline-data");
+        let inside = data.join(MASTER_KEY_FILE);
+        drop(SqliteStore::open_with_key_file(&data, &inside).unwrap());
+        assert_eq!(key_file(&data), inside);
+        assert!(key_in_data_dir(&data, &inside));
+        // Opening with the key it was created with (a new key would not
+        // unwrap the data keys), and creating none beside it.
+        drop(SqliteStore::open(&data).unwrap());
+        assert!(!root.path().join("careline-data.key").exists());
+    }
 }
