@@ -75,6 +75,10 @@ pub struct Settings {
     pub timeouts: careline_web::limits::Timeouts,
     /// Where webhooks may be delivered.
     pub outbound: careline_core::outbound::OutboundPolicy,
+    /// The master key file (unless `CARELINE_MASTER_KEY` is set):
+    /// `CARELINE_MASTER_KEY_FILE`, else the one an older data directory
+    /// holds, else `<data dir>.key` beside the data directory.
+    pub key_file: PathBuf,
 }
 
 /// Where attachments are stored and scanned, and their limits.
@@ -223,17 +227,19 @@ impl Settings {
         let allow: Vec<&str> = allow.iter().map(String::as_str).collect();
         let outbound = careline_core::outbound::OutboundPolicy::new(&allow)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let data_dir = data_dir
+            .or(f.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         Ok(Settings {
             timeouts,
             outbound,
+            key_file: careline_store_sqlite::key_file(&data_dir),
             database_url,
             database_pool: u32::try_from(database_pool)
                 .unwrap_or(careline_store_pg::DEFAULT_POOL_SIZE),
             attachments,
             listen,
-            data_dir: data_dir
-                .or(f.data_dir)
-                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            data_dir,
             protocols: protocols.or(f.protocols),
             session_ttl: jiff::SignedDuration::from_hours(hours),
             log_json,

@@ -55,7 +55,7 @@ pub async fn run(cmd: KeysCmd) -> Result<()> {
                 MasterKey::from_env_or_file("CARELINE_MASTER_KEY", &file, false)
                     .map_err(|e| anyhow!("{e}"))?;
             }
-            Target::Postgres(connect_pg(url, &d.data_dir, 2).await?)
+            Target::Postgres(connect_pg(url, &d.data_dir, &key_file(&d.data_dir), 2).await?)
         }
         None => {
             if !d.data_dir.join(careline_store_sqlite::DB_FILE).exists() {
@@ -139,13 +139,19 @@ pub fn install_next_key(file: &Path, next: &Path) -> Result<PathBuf> {
 }
 
 /// Connect a node to PostgreSQL with the master key from
-/// `CARELINE_MASTER_KEY` or the key file of `data_dir`. If the database is
+/// `CARELINE_MASTER_KEY` or `file`. If the database is
 /// wrapped by the key a rotation left beside the key file (it committed but
 /// did not get to install the key), use that key and install it.
-pub async fn connect_pg(url: &str, data_dir: &Path, pool_size: u32) -> Result<PgStore> {
+pub async fn connect_pg(
+    url: &str,
+    data_dir: &Path,
+    file: &Path,
+    pool_size: u32,
+) -> Result<PgStore> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| anyhow!("cannot create {}: {e}", data_dir.display()))?;
-    let file = key_file(data_dir);
+    careline_store_sqlite::warn_if_key_in_data_dir(data_dir, file);
+    let file = file.to_path_buf();
     let master = load_master(&file).map_err(|e| anyhow!("{e}"))?;
     let next = next_key_file(&file);
     match PgStore::connect(url, master, pool_size).await {

@@ -98,12 +98,19 @@ pub async fn open_store(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Arc<dyn Store>> {
     let Some(url) = &settings.database_url else {
-        let store = SqliteStore::open(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = SqliteStore::open_with_key_file(&settings.data_dir, &settings.key_file)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         return Ok(Arc::new(store));
     };
     crate::config::check_database_url(url)?;
     let store = Arc::new(
-        crate::keys_cmd::connect_pg(url, &settings.data_dir, settings.database_pool).await?,
+        crate::keys_cmd::connect_pg(
+            url,
+            &settings.data_dir,
+            &settings.key_file,
+            settings.database_pool,
+        )
+        .await?,
     );
     if settings.attachments.blob_store.is_none() {
         tracing::warn!(

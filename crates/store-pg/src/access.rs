@@ -4,6 +4,7 @@
 //! queued for their review).
 
 use crate::PgStore;
+use crate::crypt::Crypto;
 use crate::rows::{self, db, get, q, us};
 use careline_core::authz::Principal;
 use careline_core::ids::*;
@@ -15,9 +16,14 @@ use jiff::Timestamp;
 use sqlx_postgres::{PgConnection, PgRow};
 use uuid::Uuid;
 
-async fn thread_member(c: &mut PgConnection, p: &Principal, thread: ThreadId) -> Result<Member> {
+async fn thread_member(
+    c: &mut PgConnection,
+    k: &Crypto,
+    p: &Principal,
+    thread: ThreadId,
+) -> Result<Member> {
     let t = rows::load_thread(c, thread).await?;
-    let m = rows::load_member(c, t.member_id).await?;
+    let m = rows::load_member(c, k, t.member_id).await?;
     if m.org_id != p.org_id {
         return Err(Error::NotFound("thread"));
     }
@@ -66,7 +72,7 @@ impl PgStore {
     ) -> Result<Collaborator> {
         let reason = privacy::check_ask(p, Ask::Tag, &reason, expires_at, now)?;
         let mut tx = self.begin_for(p.org_id).await?;
-        let m = thread_member(tx.c(), p, thread).await?;
+        let m = thread_member(tx.c(), &self.crypto, p, thread).await?;
         let colleague = rows::load_user(tx.c(), user).await?;
         let (c, ev) =
             Collaborator::tag(p, &m, thread, colleague.as_ref(), reason, expires_at, now)?;
@@ -98,7 +104,7 @@ impl PgStore {
     ) -> Result<()> {
         privacy::untag_request(p)?;
         let mut tx = self.begin_for(p.org_id).await?;
-        let m = thread_member(tx.c(), p, thread).await?;
+        let m = thread_member(tx.c(), &self.crypto, p, thread).await?;
         privacy::may_untag(p, &m, user)?;
         let n = q("UPDATE collaborators SET revoked_at = $1, revoked_by = $2
                    WHERE thread_id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1")
@@ -124,7 +130,7 @@ impl PgStore {
         thread: ThreadId,
     ) -> Result<Vec<Collaborator>> {
         let mut c = self.conn().await?;
-        let m = thread_member(&mut c, p, thread).await?;
+        let m = thread_member(&mut c, &self.crypto, p, thread).await?;
         p.member_access(m.org_id, m.id, m.team_id)?;
         let found = q(
             "SELECT c.*, u.name AS name FROM collaborators c JOIN users u ON u.id = c.user_id
@@ -147,7 +153,7 @@ impl PgStore {
     ) -> Result<BreakGlass> {
         let reason = privacy::check_ask(p, Ask::BreakGlass, &reason, until, now)?;
         let mut tx = self.begin_for(p.org_id).await?;
-        let m = rows::load_member(tx.c(), member).await?;
+        let m = rows::load_member(tx.c(), &self.crypto, member).await?;
         let (b, ev) = BreakGlass::open(p, &m, reason, until, now)?;
         q("INSERT INTO break_glass (id, org_id, member_id, user_id, reason, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(b.id)

@@ -7,7 +7,7 @@
 //! their organization's chain lock with `FOR UPDATE SKIP LOCKED` and leased
 //! in that transaction, so no two workers scan one file at once.
 
-use crate::crypt::aad;
+use crate::crypt::{Crypto, aad};
 use crate::rows::{self, db, get, q, us};
 use crate::tx::Tx;
 use crate::{PgStore, by_org};
@@ -67,8 +67,8 @@ async fn load(c: &mut PgConnection, s: &PgStore, id: AttachmentId) -> Result<Att
 /// Who may see an attachment: whoever reaches the member's thread; members
 /// and proxies not those of internal notes or call notes, and their own
 /// uploads before they are sent.
-async fn access(c: &mut PgConnection, p: &Principal, a: &Attachment) -> Result<Grant> {
-    let m = rows::load_member(c, a.member_id)
+async fn access(c: &mut PgConnection, k: &Crypto, p: &Principal, a: &Attachment) -> Result<Grant> {
+    let m = rows::load_member(c, k, a.member_id)
         .await
         .map_err(|_| Error::NotFound("attachment"))?;
     let kind: Option<(String,)> = match a.message_id {
@@ -83,7 +83,13 @@ async fn access(c: &mut PgConnection, p: &Principal, a: &Attachment) -> Result<G
 }
 
 async fn team_of(c: &mut PgConnection, member: MemberId) -> Result<TeamId> {
-    Ok(rows::load_member(c, member).await?.team_id)
+    let team: Option<(Uuid,)> =
+        sqlx_core::query_as::query_as("SELECT team_id FROM members WHERE id = $1")
+            .bind(member.0)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+    team.map(|(t,)| TeamId(t)).ok_or(Error::NotFound("member"))
 }
 
 /// Attaches the sender's uploads to a new message (inside its transaction).
@@ -127,7 +133,7 @@ pub async fn link(
 
 /// The member is told in their language; staff get an internal note.
 async fn refusal_notices(s: &PgStore, tx: &mut Tx, a: &Attachment, now: Timestamp) -> Result<()> {
-    let member = rows::load_member(tx.c(), a.member_id).await?;
+    let member = rows::load_member(tx.c(), &s.crypto, a.member_id).await?;
     for (msg, ev) in attachment::refusal_notices(a, &member, now) {
         rows::insert_message(tx.c(), &s.crypto, &msg).await?;
         tx.append(a.org_id, now, vec![ev]).await?;
@@ -145,7 +151,7 @@ impl PgStore {
         let mut tx = self.begin_for(p.org_id).await?;
         let mut out = Vec::with_capacity(files.len());
         for n in files {
-            let m = rows::load_member(tx.c(), n.member_id).await?;
+            let m = rows::load_member(tx.c(), &self.crypto, n.member_id).await?;
             let (a, ev) = n.quarantine(p, &m, now)?;
             let sealed = self
                 .crypto
@@ -187,7 +193,7 @@ impl PgStore {
         if a.org_id != p.org_id {
             return Err(Error::NotFound("attachment"));
         }
-        access(&mut c, p, &a).await?;
+        access(&mut c, &self.crypto, p, &a).await?;
         Ok(a)
     }
 
@@ -202,7 +208,7 @@ impl PgStore {
         if a.org_id != p.org_id {
             return Err(Error::NotFound("attachment"));
         }
-        let grant = access(tx.c(), p, &a).await?;
+        let grant = access(tx.c(), &self.crypto, p, &a).await?;
         a.check_servable()?;
         for (org, events) in reads::recorded(p, &[PhiRead::attachment(&a, grant)]) {
             tx.append(org, now, events).await?;
@@ -226,7 +232,7 @@ impl PgStore {
         let mut out = Vec::with_capacity(found.len());
         for r in &found {
             let a = row(&mut c, self, r).await?;
-            if access(&mut c, p, &a).await.is_ok() {
+            if access(&mut c, &self.crypto, p, &a).await.is_ok() {
                 out.push(a);
             }
         }

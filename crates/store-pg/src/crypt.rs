@@ -220,6 +220,37 @@ impl Crypto {
     }
 }
 
+/// Seal `text` with an organization's data key already in hand (for a row
+/// with several sealed fields).
+pub fn seal_with(dk: &DataKey, text: &str, aad: &str) -> Result<String> {
+    dk.seal_str(text, aad.as_bytes()).map_err(crypto_err)
+}
+
+/// Open a field the schema says is sealed: anything else is an error, never
+/// shown as it is.
+pub fn open_sealed(dk: &DataKey, stored: &str, aad: &str) -> Result<String> {
+    dk.open_str(stored, aad.as_bytes()).map_err(crypto_err)
+}
+
+/// Seal the identifiers and health markers of member rows written before
+/// they were sealed (or by a node of an older version during an upgrade),
+/// in one transaction: every such row or none. The rows are locked, so two
+/// nodes starting at once do not seal a row twice: the second finds it
+/// sealed. Returns how many rows this call sealed.
+pub async fn seal_plain_members(pool: &PgPool, k: &Crypto) -> Result<usize> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    let plain = q("SELECT * FROM members WHERE sealed = 0 FOR UPDATE")
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+    for r in &plain {
+        let m = crate::rows::member(&mut tx, k, r).await?;
+        crate::rows::update_member(&mut tx, k, &m).await?;
+    }
+    tx.commit().await.map_err(db)?;
+    Ok(plain.len())
+}
+
 /// The one-line refusal when this node's master key is not the one the
 /// database's data keys are wrapped by. `Unavailable` (503 on a request):
 /// this node cannot serve, another with the current key can.

@@ -110,6 +110,14 @@ impl PgStore {
         };
         // Refuses a master key that does not open the stored data keys.
         store.crypto.load_all(&store.pool).await?;
+        // Member rows from before their fields were sealed are sealed now.
+        let sealed = crypt::seal_plain_members(&store.pool, &store.crypto).await?;
+        if sealed > 0 {
+            tracing::info!(
+                members = sealed,
+                "sealed the identifiers and health markers of existing members"
+            );
+        }
         Ok(store)
     }
 
@@ -794,7 +802,7 @@ impl Store for PgStore {
     async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome> {
         let member = {
             let mut c = self.conn().await?;
-            rows::load_member(&mut c, req.member_id).await?
+            rows::load_member(&mut c, &self.crypto, req.member_id).await?
         };
         // Refused before it queues behind other writes; the plan checks again.
         ingest::check_sender(&req.principal, req.contact.kind, &member)?;
@@ -816,7 +824,7 @@ impl Store for PgStore {
         let (thread, msgs, read) = {
             let mut c = self.conn().await?;
             let thread = rows::load_thread(&mut c, id).await?;
-            let member = rows::load_member(&mut c, thread.member_id).await?;
+            let member = rows::load_member(&mut c, &self.crypto, thread.member_id).await?;
             let grant = p.thread_access(&member)?;
             let found = q("SELECT * FROM messages WHERE thread_id = $1 ORDER BY created_at, id")
                 .bind(id.0)
@@ -940,7 +948,7 @@ impl Store for PgStore {
     async fn member(&self, p: &Principal, id: MemberId, now: Timestamp) -> Result<(Member, Grant)> {
         let m = {
             let mut c = self.conn().await?;
-            rows::load_member(&mut c, id).await?
+            rows::load_member(&mut c, &self.crypto, id).await?
         };
         let grant = p.record_access(m.org_id, m.id, m.team_id)?;
         self.log_reads(p, vec![PhiRead::member(&m, grant)], now)
@@ -955,7 +963,7 @@ impl Store for PgStore {
         limit: u32,
     ) -> Result<Vec<AccessEntry>> {
         let mut c = self.conn().await?;
-        let m = rows::load_member(&mut c, member).await?;
+        let m = rows::load_member(&mut c, &self.crypto, member).await?;
         p.see_access_log(&m)?;
         let found = q("SELECT e.at, e.actor_id, e.payload, u.name, u.role FROM events e LEFT JOIN users u ON u.id = e.actor_id
                        WHERE e.member_id = $1 AND e.kind = 'phi.read' ORDER BY e.at DESC, e.seq DESC LIMIT $2")
@@ -1451,7 +1459,7 @@ impl Store for PgStore {
         let user = u.user()?;
         let mut tx = self.begin_for(u.org_id).await?;
         if let Some(m) = u.member_id {
-            let member = rows::load_member(tx.c(), m).await?;
+            let member = rows::load_member(tx.c(), &self.crypto, m).await?;
             if member.org_id != u.org_id {
                 return Err(Error::NotFound("member"));
             }
@@ -1524,24 +1532,7 @@ impl Store for PgStore {
         if team.org_id != m.org_id {
             return Err(Error::NotFound("team"));
         }
-        q("INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
-            .bind(member.id.0)
-            .bind(member.org_id.0)
-            .bind(member.name.clone())
-            .bind(member.date_of_birth.map(|d| d.to_string()))
-            .bind(member.sex.clone())
-            .bind(member.language.clone())
-            .bind(member.phone.clone())
-            .bind(member.email.clone())
-            .bind(member.plan.clone())
-            .bind(member.team_id.0)
-            .bind(rows::to_json(&member.markers)?)
-            .bind(m.external_ref.clone())
-            .bind(us(now))
-            .execute(tx.c())
-            .await
-            .map_err(db)?;
+        rows::insert_member(tx.c(), &self.crypto, &member, m.external_ref.as_deref()).await?;
         tx.append(
             member.org_id,
             now,
@@ -1557,12 +1548,19 @@ impl Store for PgStore {
     }
 
     async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
-        let found = q("SELECT * FROM members WHERE org_id = $1 ORDER BY name")
+        let mut c = self.conn().await?;
+        let found = q("SELECT * FROM members WHERE org_id = $1")
             .bind(org.0)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *c)
             .await
             .map_err(db)?;
-        found.iter().map(rows::member).collect()
+        let mut all = Vec::with_capacity(found.len());
+        for r in &found {
+            all.push(rows::member(&mut c, &self.crypto, r).await?);
+        }
+        // Names are sealed, so the database cannot order them.
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
     }
 
     async fn grant_proxy(
@@ -1576,7 +1574,18 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<()> {
         let mut tx = self.begin_for(org).await?;
-        proxies::grant(&mut tx, org, proxy, member, scope, expires_at, actor, now).await?;
+        proxies::grant(
+            &mut tx,
+            &self.crypto,
+            org,
+            proxy,
+            member,
+            scope,
+            expires_at,
+            actor,
+            now,
+        )
+        .await?;
         tx.commit(&self.bus).await
     }
 
@@ -1648,7 +1657,7 @@ impl Store for PgStore {
             .ok_or(Error::NotFound("message"))?;
         let mut m = rows::message(tx.c(), &self.crypto, &row).await?;
         let thread = rows::load_thread(tx.c(), m.thread_id).await?;
-        let member = rows::load_member(tx.c(), thread.member_id).await?;
+        let member = rows::load_member(tx.c(), &self.crypto, thread.member_id).await?;
         let ev = privacy::redact(p, &mut m, &member, &reason, now)?;
         q("UPDATE messages SET redacted_at = $1, redacted_by = $2, redacted_by_role = $3, redaction_reason = $4 WHERE id = $5 AND redacted_at IS NULL")
             .bind(us(now))
@@ -1666,7 +1675,7 @@ impl Store for PgStore {
 
     async fn reach_member(&self, p: &Principal, member: MemberId) -> Result<Grant> {
         let mut c = self.conn().await?;
-        let m = rows::load_member(&mut c, member).await?;
+        let m = rows::load_member(&mut c, &self.crypto, member).await?;
         p.member_access(m.org_id, m.id, m.team_id)
     }
 

@@ -3,6 +3,7 @@
 //! either side) and the member's consent to share sensitive categories.
 
 use crate::PgStore;
+use crate::crypt::{Crypto, aad, open_sealed};
 use crate::rows::{self, db, get, q, us};
 use crate::tx::Tx;
 use careline_core::authz::{Principal, ProxyScope};
@@ -18,6 +19,7 @@ use sqlx_postgres::PgRow;
 #[allow(clippy::too_many_arguments)]
 pub async fn grant(
     tx: &mut Tx,
+    k: &Crypto,
     org: OrgId,
     proxy: UserId,
     member: MemberId,
@@ -26,7 +28,7 @@ pub async fn grant(
     actor: Option<UserId>,
     now: Timestamp,
 ) -> Result<()> {
-    let m = rows::load_member(tx.c(), member).await?;
+    let m = rows::load_member(tx.c(), k, member).await?;
     let u = rows::load_user(tx.c(), proxy)
         .await?
         .ok_or(Error::NotFound("user"))?;
@@ -46,13 +48,27 @@ pub async fn grant(
     tx.append(org, now, vec![ev]).await
 }
 
-fn entry(r: &PgRow) -> Result<ProxyEntry> {
+/// The member's name in a grant row, opened if sealed.
+async fn member_name(s: &PgStore, r: &PgRow) -> Result<String> {
+    let name: String = get(r, "member_name")?;
+    let sealed: i16 = get(r, "member_sealed")?;
+    if sealed == 0 {
+        return Ok(name);
+    }
+    let member = MemberId(rows::uuid(r, "member_id")?);
+    let org = OrgId(rows::uuid(r, "member_org")?);
+    let mut c = s.conn().await?;
+    let dk = s.crypto.key(&mut c, org).await?;
+    open_sealed(&dk, &name, &aad("member", &member, "name"))
+}
+
+async fn entry(s: &PgStore, r: &PgRow) -> Result<ProxyEntry> {
     let scope: String = get(r, "scope")?;
     Ok(ProxyEntry {
         proxy_user_id: UserId(rows::uuid(r, "proxy_user_id")?),
         proxy_name: get(r, "proxy_name")?,
         member_id: MemberId(rows::uuid(r, "member_id")?),
-        member_name: get(r, "member_name")?,
+        member_name: member_name(s, r).await?,
         scope: ProxyScope::parse(&scope).unwrap_or(ProxyScope::Messages),
         expires_at: rows::opt_ts(r, "expires_at")?,
         created_at: rows::ts(r, "created_at")?,
@@ -63,13 +79,13 @@ fn entry(r: &PgRow) -> Result<ProxyEntry> {
 async fn entries(s: &PgStore, of: ProxyList, now: Timestamp) -> Result<Vec<ProxyEntry>> {
     let (sql, id) = match of {
         ProxyList::OfMember(m) => (
-            "SELECT p.*, u.name AS proxy_name, m.name AS member_name FROM proxies p
+            "SELECT p.*, u.name AS proxy_name, m.name AS member_name, m.sealed AS member_sealed, m.org_id AS member_org FROM proxies p
              JOIN users u ON u.id = p.proxy_user_id JOIN members m ON m.id = p.member_id
              WHERE p.member_id = $1 AND (p.expires_at IS NULL OR p.expires_at > $2) ORDER BY p.created_at",
             m.0,
         ),
         ProxyList::OfProxy(u) => (
-            "SELECT p.*, u.name AS proxy_name, m.name AS member_name FROM proxies p
+            "SELECT p.*, u.name AS proxy_name, m.name AS member_name, m.sealed AS member_sealed, m.org_id AS member_org FROM proxies p
              JOIN users u ON u.id = p.proxy_user_id JOIN members m ON m.id = p.member_id
              WHERE p.proxy_user_id = $1 AND (p.expires_at IS NULL OR p.expires_at > $2) ORDER BY p.created_at",
             u.0,
@@ -81,7 +97,11 @@ async fn entries(s: &PgStore, of: ProxyList, now: Timestamp) -> Result<Vec<Proxy
         .fetch_all(&s.pool)
         .await
         .map_err(db)?;
-    found.iter().map(entry).collect()
+    let mut out = Vec::with_capacity(found.len());
+    for r in &found {
+        out.push(entry(s, r).await?);
+    }
+    Ok(out)
 }
 
 impl PgStore {
@@ -96,7 +116,7 @@ impl PgStore {
     ) -> Result<ProxyEntry> {
         let username = username.trim().to_owned();
         let mut tx = self.begin_for(p.org_id).await?;
-        let m = rows::load_member(tx.c(), member).await?;
+        let m = rows::load_member(tx.c(), &self.crypto, member).await?;
         p.manage_proxies(&m, false)?;
         let row = q("SELECT * FROM users WHERE username = $1 AND org_id = $2")
             .bind(username.clone())
@@ -107,6 +127,7 @@ impl PgStore {
         let proxy = proxies::named_caregiver(&username, row.as_ref().map(rows::user).transpose()?)?;
         grant(
             &mut tx,
+            &self.crypto,
             p.org_id,
             proxy.id,
             member,
@@ -128,7 +149,7 @@ impl PgStore {
         now: Timestamp,
     ) -> Result<()> {
         let mut tx = self.begin_for(p.org_id).await?;
-        let m = rows::load_member(tx.c(), member).await?;
+        let m = rows::load_member(tx.c(), &self.crypto, member).await?;
         proxies::may_revoke(p, &m, proxy)?;
         let n = q("DELETE FROM proxies WHERE proxy_user_id = $1 AND member_id = $2")
             .bind(proxy.0)
@@ -153,7 +174,7 @@ impl PgStore {
     ) -> Result<Vec<ProxyEntry>> {
         let m = {
             let mut c = self.conn().await?;
-            rows::load_member(&mut c, member).await?
+            rows::load_member(&mut c, &self.crypto, member).await?
         };
         p.manage_proxies(&m, true)?;
         entries(self, ProxyList::OfMember(member), now).await
@@ -174,7 +195,7 @@ impl PgStore {
     ) -> Result<Vec<SensitiveCategory>> {
         let m = {
             let mut c = self.conn().await?;
-            rows::load_member(&mut c, member).await?
+            rows::load_member(&mut c, &self.crypto, member).await?
         };
         p.see_consents(&m)?;
         Ok(m.markers.consented_categories)
@@ -188,16 +209,11 @@ impl PgStore {
         now: Timestamp,
     ) -> Result<Vec<SensitiveCategory>> {
         let mut tx = self.begin_for(p.org_id).await?;
-        let mut m = rows::load_member(tx.c(), member).await?;
+        let mut m = rows::load_member(tx.c(), &self.crypto, member).await?;
         let Some(ev) = change.apply(p, &mut m)? else {
             return Ok(m.markers.consented_categories);
         };
-        q("UPDATE members SET markers = $1 WHERE id = $2")
-            .bind(rows::to_json(&m.markers)?)
-            .bind(member.0)
-            .execute(tx.c())
-            .await
-            .map_err(db)?;
+        rows::update_member(tx.c(), &self.crypto, &m).await?;
         tx.append(m.org_id, now, vec![ev]).await?;
         tx.commit(&self.bus).await?;
         Ok(m.markers.consented_categories)

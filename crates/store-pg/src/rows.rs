@@ -1,7 +1,7 @@
 //! Reading and writing rows: the one place that knows how each domain record
 //! is laid out in PostgreSQL. Sealed fields are opened and sealed here too.
 
-use crate::crypt::{Crypto, aad};
+use crate::crypt::{Crypto, aad, open_sealed, seal_with};
 use careline_core::escalation::Page;
 use careline_core::event::Event;
 use careline_core::ids::*;
@@ -173,32 +173,140 @@ pub async fn load_user(c: &mut PgConnection, id: UserId) -> Result<Option<User>>
     row.as_ref().map(user).transpose()
 }
 
-pub fn member(r: &PgRow) -> Result<Member> {
-    let dob: Option<String> = get(r, "date_of_birth")?;
+/// The member fields sealed at rest, as in the embedded store: the
+/// identifiers (name, birth date, phone, e-mail) and the health markers
+/// (conditions, medications, allergies, sensitive categories), plus sex and
+/// plan. Language, team and the organization's own reference stay readable:
+/// routing needs the first two, and the reference is unique per
+/// organization and already in the `member.created` event.
+pub const MEMBER_SEALED_FIELDS: [&str; 7] = [
+    "name",
+    "date_of_birth",
+    "sex",
+    "phone",
+    "email",
+    "plan",
+    "markers",
+];
+
+/// Read a member, opening its sealed fields (or taking a row from before
+/// they were sealed as it is).
+pub async fn member(c: &mut PgConnection, k: &Crypto, r: &PgRow) -> Result<Member> {
+    let id = MemberId(uuid(r, "id")?);
+    let org = OrgId(uuid(r, "org_id")?);
+    let sealed: i16 = get(r, "sealed")?;
+    let dk = if sealed != 0 {
+        Some(k.key(c, org).await?)
+    } else {
+        None
+    };
+    let field = |name: &str| -> Result<Option<String>> {
+        let v: Option<String> = get(r, name)?;
+        match (v, &dk) {
+            (Some(v), Some(dk)) => open_sealed(dk, &v, &aad("member", &id, name)).map(Some),
+            (v, _) => Ok(v),
+        }
+    };
+    let markers = field("markers")?.unwrap_or_default();
     Ok(Member {
-        id: MemberId(uuid(r, "id")?),
-        org_id: OrgId(uuid(r, "org_id")?),
-        name: get(r, "name")?,
-        date_of_birth: dob.and_then(|d| d.parse().ok()),
-        sex: get(r, "sex")?,
+        id,
+        org_id: org,
+        name: field("name")?.unwrap_or_default(),
+        date_of_birth: field("date_of_birth")?.and_then(|d| d.parse().ok()),
+        sex: field("sex")?,
         language: get(r, "language")?,
-        phone: get(r, "phone")?,
-        email: get(r, "email")?,
-        plan: get(r, "plan")?,
+        phone: field("phone")?,
+        email: field("email")?,
+        plan: field("plan")?,
         team_id: TeamId(uuid(r, "team_id")?),
-        markers: json(r, "markers")?,
+        markers: serde_json::from_str(&markers)
+            .map_err(|e| Error::internal(format!("member markers: {e}")))?,
         created_at: ts(r, "created_at")?,
     })
 }
 
-pub async fn load_member(c: &mut PgConnection, id: MemberId) -> Result<Member> {
+/// A member's sealed columns, in the order of [`MEMBER_SEALED_FIELDS`].
+async fn sealed_member_fields(
+    c: &mut PgConnection,
+    k: &Crypto,
+    m: &Member,
+) -> Result<[Option<String>; 7]> {
+    let dk = k.key(c, m.org_id).await?;
+    let plain = [
+        Some(m.name.clone()),
+        m.date_of_birth.map(|d| d.to_string()),
+        m.sex.clone(),
+        m.phone.clone(),
+        m.email.clone(),
+        m.plan.clone(),
+        Some(to_json(&m.markers)?),
+    ];
+    let mut out: [Option<String>; 7] = Default::default();
+    for ((slot, value), name) in out.iter_mut().zip(plain).zip(MEMBER_SEALED_FIELDS) {
+        *slot = value
+            .map(|v| seal_with(&dk, &v, &aad("member", &m.id, name)))
+            .transpose()?;
+    }
+    Ok(out)
+}
+
+/// Insert a new member, sealed.
+pub async fn insert_member(
+    c: &mut PgConnection,
+    k: &Crypto,
+    m: &Member,
+    external_ref: Option<&str>,
+) -> Result<()> {
+    let [name, dob, sex, phone, email, plan, markers] = sealed_member_fields(c, k, m).await?;
+    q("INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at, sealed)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)")
+        .bind(m.id.0)
+        .bind(m.org_id.0)
+        .bind(name)
+        .bind(dob)
+        .bind(sex)
+        .bind(m.language.clone())
+        .bind(phone)
+        .bind(email)
+        .bind(plan)
+        .bind(m.team_id.0)
+        .bind(markers)
+        .bind(external_ref.map(str::to_owned))
+        .bind(us(m.created_at))
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+/// Rewrite a member's sealed fields from `m` (sealing a row written before
+/// they were sealed, or storing changed markers).
+pub async fn update_member(c: &mut PgConnection, k: &Crypto, m: &Member) -> Result<()> {
+    let [name, dob, sex, phone, email, plan, markers] = sealed_member_fields(c, k, m).await?;
+    q("UPDATE members SET name = $1, date_of_birth = $2, sex = $3, phone = $4, email = $5, plan = $6, markers = $7, sealed = 1
+       WHERE id = $8")
+        .bind(name)
+        .bind(dob)
+        .bind(sex)
+        .bind(phone)
+        .bind(email)
+        .bind(plan)
+        .bind(markers)
+        .bind(m.id.0)
+        .execute(&mut *c)
+        .await
+        .map_err(db)?;
+    Ok(())
+}
+
+pub async fn load_member(c: &mut PgConnection, k: &Crypto, id: MemberId) -> Result<Member> {
     let row = q("SELECT * FROM members WHERE id = $1")
         .bind(id.0)
         .fetch_optional(&mut *c)
         .await
         .map_err(db)?
         .ok_or(Error::NotFound("member"))?;
-    member(&row)
+    member(c, k, &row).await
 }
 
 pub async fn team_ids(c: &mut PgConnection, user: UserId) -> Result<Vec<TeamId>> {

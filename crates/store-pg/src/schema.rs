@@ -17,7 +17,8 @@ use sqlx_postgres::{PgConnection, PgPool};
 const MIGRATION_LOCK: i64 = 0x6361_7265_6c69_6e65;
 
 /// Each entry moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE organizations (
     id          uuid PRIMARY KEY,
     name        text NOT NULL CONSTRAINT organizations_name_unique UNIQUE,
@@ -382,7 +383,17 @@ CREATE TRIGGER pages_no_truncate BEFORE TRUNCATE ON pages
     FOR EACH STATEMENT EXECUTE FUNCTION careline_refuse('pages are never deleted');
 CREATE TRIGGER attachments_no_truncate BEFORE TRUNCATE ON attachments
     FOR EACH STATEMENT EXECUTE FUNCTION careline_refuse('attachments are kept');
-"#];
+"#,
+    // Member identifiers and health markers are sealed with the organization's
+    // data key; `sealed` tells sealed rows from rows written before. Opening
+    // the store seals the older rows (it needs the key, so SQL alone cannot).
+    // An index on sealed names orders nothing.
+    r#"
+ALTER TABLE members ADD COLUMN sealed smallint NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS members_org;
+CREATE INDEX members_org ON members(org_id);
+"#,
+];
 
 /// The newest schema version this build knows.
 pub fn latest() -> i32 {

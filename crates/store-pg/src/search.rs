@@ -7,6 +7,10 @@
 //! The matching is `careline_core::search`, run over the caller's reachable
 //! members (their teams plus their grants), not in SQL, so both stores
 //! compare text exactly alike without depending on the `unaccent` extension.
+//! It has to be: names, phones and birth dates are sealed at rest, so each
+//! reachable member is opened first. Keyed hashes would allow only
+//! whole-value equality, and call-takers type parts of names and the last
+//! digits of phones.
 
 use crate::PgStore;
 use crate::rows::{self, db, get, q};
@@ -17,7 +21,6 @@ use careline_core::search::{Search, Searchable};
 use careline_core::{Error, Result};
 use careline_store::MemberSummary;
 use jiff::Timestamp;
-use jiff::civil::Date;
 use uuid::Uuid;
 
 impl PgStore {
@@ -31,15 +34,16 @@ impl PgStore {
         let mut search = Search::start(p, query, limit)?;
         let teams: Vec<Uuid> = p.team_ids.iter().map(|t| t.0).collect();
         let granted: Vec<Uuid> = p.grants.iter().map(|(m, _)| m.0).collect();
-        let found = q("SELECT m.id, m.name, m.date_of_birth, m.phone, m.external_ref, m.language, m.team_id, t.name AS team_name
+        let mut c = self.conn().await?;
+        let found = q("SELECT m.*, t.name AS team_name
                        FROM members m JOIN teams t ON t.id = m.team_id
                        WHERE m.org_id = $1 AND (m.team_id = ANY($2) OR m.id = ANY($3))")
-            .bind(p.org_id.0)
-            .bind(teams)
-            .bind(granted)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+        .bind(p.org_id.0)
+        .bind(teams)
+        .bind(granted)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(db)?;
         for r in &found {
             let id = MemberId(rows::uuid(r, "id")?);
             let team_id = TeamId(rows::uuid(r, "team_id")?);
@@ -47,30 +51,28 @@ impl PgStore {
             let Ok(access) = p.member_access(p.org_id, id, team_id) else {
                 continue;
             };
-            let name: String = get(r, "name")?;
-            let phone: Option<String> = get(r, "phone")?;
+            let m = rows::member(&mut c, &self.crypto, r).await?;
             let external_ref: Option<String> = get(r, "external_ref")?;
-            let dob: Option<String> = get(r, "date_of_birth")?;
-            let date_of_birth = dob.and_then(|d| d.parse::<Date>().ok());
             let cand = Searchable::new(
-                &name,
-                phone.as_deref(),
+                &m.name,
+                m.phone.as_deref(),
                 external_ref.as_deref(),
-                date_of_birth,
+                m.date_of_birth,
             );
             let summary = MemberSummary {
                 id,
-                name,
-                date_of_birth,
-                phone,
+                name: m.name,
+                date_of_birth: m.date_of_birth,
+                phone: m.phone,
                 external_ref,
-                language: get(r, "language")?,
+                language: m.language,
                 team_id,
                 team_name: get(r, "team_name")?,
                 access,
             };
             search.offer(cand, summary);
         }
+        drop(c);
         let out = search.best();
         let reads = out
             .iter()

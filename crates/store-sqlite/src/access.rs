@@ -4,6 +4,7 @@
 //! queued for their review).
 
 use crate::SqliteStore;
+use crate::crypt::Crypto;
 use crate::rows::{self, db, us};
 use careline_core::authz::Principal;
 use careline_core::ids::*;
@@ -15,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn thread_member(
     c: &Connection,
+    k: &Crypto,
     p: &Principal,
     thread: ThreadId,
 ) -> Result<careline_core::model::Member> {
@@ -26,7 +28,7 @@ fn thread_member(
         .ok_or(Error::NotFound("thread"))?
         .parse()
         .map_err(|_| Error::internal("bad member id"))?;
-    let m = rows::load_member(c, member)?;
+    let m = rows::load_member(c, k, member)?;
     if m.org_id != p.org_id {
         return Err(Error::NotFound("thread"));
     }
@@ -60,7 +62,7 @@ pub async fn add_collaborator(
     let reason = privacy::check_ask(p, Ask::Tag, &reason, expires_at, now)?;
     let p = p.clone();
     s.write(move |tx| {
-        let m = thread_member(tx.conn, &p, thread)?;
+        let m = thread_member(tx.conn, tx.crypto, &p, thread)?;
         let colleague = rows::load_user(tx.conn, user)?;
         let (c, ev) = Collaborator::tag(&p, &m, thread, colleague.as_ref(), reason, expires_at, now)?;
         tx.conn
@@ -88,7 +90,7 @@ pub async fn remove_collaborator(
     privacy::untag_request(p)?;
     let p = p.clone();
     s.write(move |tx| {
-        let m = thread_member(tx.conn, &p, thread)?;
+        let m = thread_member(tx.conn, tx.crypto, &p, thread)?;
         privacy::may_untag(&p, &m, user)?;
         let n = tx
             .conn
@@ -109,8 +111,8 @@ pub async fn collaborators(
     thread: ThreadId,
 ) -> Result<Vec<Collaborator>> {
     let p = p.clone();
-    s.read(move |c, _| {
-        let m = thread_member(c, &p, thread)?;
+    s.read(move |c, k| {
+        let m = thread_member(c, k, &p, thread)?;
         p.member_access(m.org_id, m.id, m.team_id)?;
         let mut st = c
             .prepare_cached("SELECT c.*, u.name AS name FROM collaborators c JOIN users u ON u.id = c.user_id WHERE c.thread_id = $1 ORDER BY c.created_at")
@@ -149,7 +151,7 @@ pub async fn break_glass(
     let reason = privacy::check_ask(p, Ask::BreakGlass, &reason, until, now)?;
     let p = p.clone();
     s.write(move |tx| {
-        let m = rows::load_member(tx.conn, member)?;
+        let m = rows::load_member(tx.conn, tx.crypto, member)?;
         let (b, ev) = BreakGlass::open(&p, &m, reason, until, now)?;
         tx.conn
             .prepare_cached("INSERT INTO break_glass (id, org_id, member_id, user_id, reason, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")

@@ -91,13 +91,19 @@ fn message_kind(c: &Connection, m: Option<MessageId>) -> Result<Option<String>> 
 /// Who may see an attachment: whoever reaches the member's thread; members
 /// and proxies not those of internal notes or call notes, and their own
 /// uploads before they are sent.
-fn access(c: &Connection, p: &Principal, a: &Attachment) -> Result<Grant> {
-    let m = rows::load_member(c, a.member_id).map_err(|_| Error::NotFound("attachment"))?;
+fn access(c: &Connection, k: &Crypto, p: &Principal, a: &Attachment) -> Result<Grant> {
+    let m = rows::load_member(c, k, a.member_id).map_err(|_| Error::NotFound("attachment"))?;
     attachment::access(p, &m, a, message_kind(c, a.message_id)?.as_deref())
 }
 
 fn team_of(c: &Connection, member: MemberId) -> Result<TeamId> {
-    Ok(rows::load_member(c, member)?.team_id)
+    let team: Option<String> = c
+        .prepare_cached("SELECT team_id FROM members WHERE id = $1")
+        .and_then(|mut s| s.query_row([member.to_string()], |r| r.get(0)).optional())
+        .map_err(db)?;
+    team.ok_or(Error::NotFound("member"))?
+        .parse()
+        .map_err(|_| Error::internal("bad team id"))
 }
 
 pub async fn create(
@@ -110,7 +116,7 @@ pub async fn create(
     s.write(move |tx| {
         let mut out = Vec::with_capacity(files.len());
         for n in files {
-            let m = rows::load_member(tx.conn, n.member_id)?;
+            let m = rows::load_member(tx.conn, tx.crypto, n.member_id)?;
             let (a, ev) = n.quarantine(&p, &m, now)?;
             let sealed = tx.crypto.seal(a.org_id, &a.file_name, &name_aad(a.id))?;
             tx.conn
@@ -151,7 +157,7 @@ pub async fn get(s: &SqliteStore, p: &Principal, id: AttachmentId) -> Result<Att
         if a.org_id != p.org_id {
             return Err(Error::NotFound("attachment"));
         }
-        access(c, &p, &a)?;
+        access(c, k, &p, &a)?;
         Ok(a)
     })
     .await
@@ -169,7 +175,7 @@ pub async fn download(
         if a.org_id != p.org_id {
             return Err(Error::NotFound("attachment"));
         }
-        let grant = access(tx.conn, &p, &a)?;
+        let grant = access(tx.conn, tx.crypto, &p, &a)?;
         a.check_servable()?;
         for (org, events) in reads::recorded(&p, &[PhiRead::attachment(&a, grant)]) {
             tx.append(org, now, events)?;
@@ -194,7 +200,7 @@ pub async fn of_thread(
         )?;
         Ok(all
             .into_iter()
-            .filter(|a| a.org_id == p.org_id && access(c, &p, a).is_ok())
+            .filter(|a| a.org_id == p.org_id && access(c, k, &p, a).is_ok())
             .collect())
     })
     .await
@@ -233,7 +239,7 @@ pub fn link(
 
 /// The member is told in their language; staff get an internal note.
 fn refusal_notices(tx: &Tx<'_>, a: &Attachment, now: Timestamp) -> Result<()> {
-    let member = rows::load_member(tx.conn, a.member_id)?;
+    let member = rows::load_member(tx.conn, tx.crypto, a.member_id)?;
     for (msg, ev) in attachment::refusal_notices(a, &member, now) {
         rows::insert_message(tx.conn, tx.crypto, &msg)?;
         tx.append(a.org_id, now, vec![ev])?;

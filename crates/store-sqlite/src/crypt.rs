@@ -3,7 +3,9 @@
 //! bodies (member messages, replies, internal notes, call notes), triage
 //! results (they quote the member's words), clinical clearances and safety
 //! findings are sealed with it, bound to their row by associated data.
-//! Rows written before encryption existed are read as they are.
+//! Rows written before encryption existed are read as they are; member rows
+//! from before their fields were sealed are sealed when the store opens
+//! ([`seal_plain_members`]).
 
 use crate::rows::db;
 use careline_core::ids::OrgId;
@@ -106,6 +108,19 @@ impl Crypto {
         dk.seal_str(text, aad.as_bytes()).map_err(crypto_err)
     }
 
+    /// Open a field the schema says is sealed: anything else is an error,
+    /// never shown as it is.
+    pub fn open_sealed(&self, org: OrgId, stored: &str, aad: &str) -> Result<String> {
+        let keys = self
+            .keys
+            .read()
+            .map_err(|_| Error::internal("key map poisoned"))?;
+        let dk = keys
+            .get(&org)
+            .ok_or_else(|| Error::internal(format!("no data key for organization {org}")))?;
+        dk.open_str(stored, aad.as_bytes()).map_err(crypto_err)
+    }
+
     /// Open what `seal` produced; plaintext from before encryption passes through.
     pub fn open(&self, org: OrgId, stored: &str, aad: &str) -> Result<String> {
         if !is_sealed(stored) {
@@ -142,4 +157,161 @@ pub fn rewrap_all(c: &Connection, old: &MasterKey, new: &MasterKey) -> Result<us
         .map_err(db)?;
     }
     Ok(rewrapped.len())
+}
+
+/// Seal the identifiers and health markers of member rows written before
+/// they were sealed, in one transaction: every such row, or (on any error)
+/// none. Rows already sealed are left alone, so running it again does
+/// nothing. Returns how many rows it sealed.
+///
+/// The plaintext must not linger in the files either: `secure_delete`
+/// zeroes the space the old values leave in their pages, and a truncating
+/// checkpoint afterwards drops the WAL frames that still held them. (Copies
+/// taken before, such as backups, still hold them.)
+pub fn seal_plain_members(c: &mut Connection, k: &Crypto) -> Result<usize> {
+    let waiting: i64 = c
+        .query_row("SELECT count(*) FROM members WHERE sealed = 0", [], |r| {
+            r.get(0)
+        })
+        .map_err(db)?;
+    if waiting == 0 {
+        return Ok(0);
+    }
+    c.execute_batch("PRAGMA secure_delete = ON;").map_err(db)?;
+    let tx = c
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
+    let plain = {
+        let mut s = tx
+            .prepare("SELECT * FROM members WHERE sealed = 0")
+            .map_err(db)?;
+        s.query_map([], crate::rows::member(k))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db)?
+    };
+    for m in &plain {
+        crate::rows::update_member(&tx, k, m)?;
+    }
+    tx.commit().map_err(db)?;
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .map_err(db)?;
+    // Everything written from here on is sealed already.
+    c.execute_batch("PRAGMA secure_delete = OFF;").map_err(db)?;
+    Ok(plain.len())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use crate::SqliteStore;
+    use careline_core::ids::MemberId;
+    use careline_crypto::MasterKey;
+    use careline_store::Store;
+    use rusqlite::{Connection, params};
+
+    /// The files a copy of the data directory would hold.
+    fn files(dir: &std::path::Path) -> Vec<u8> {
+        let mut all = std::fs::read(dir.join(crate::DB_FILE)).unwrap();
+        if let Ok(wal) = std::fs::read(dir.join(format!("{}-wal", crate::DB_FILE))) {
+            all.extend(wal);
+        }
+        all
+    }
+
+    fn contains(hay: &[u8], needle: &str) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+    }
+
+    const SECRETS: [&str; 5] = [
+        "Dolores Quintana",
+        "1951-08-30",
+        "+1-555-0199",
+        "dolores@example.org",
+        "bipolar disorder",
+    ];
+
+    #[tokio::test]
+    async fn members_stored_in_plaintext_by_the_previous_version_are_sealed_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = MasterKey::generate().unwrap();
+        let now = jiff::Timestamp::from_second(1_900_000_000).unwrap();
+        // The previous version: its schema (one migration less) and a member
+        // inserted exactly as it inserted them.
+        let (org, team) = {
+            let store = SqliteStore::open_with_key(dir.path(), master.clone()).unwrap();
+            let org = store.create_org("Old Clinic", now).await.unwrap();
+            let team = store.create_team(org.id, "North", None, now).await.unwrap();
+            (org, team)
+        };
+        let member = MemberId::default();
+        {
+            let c = Connection::open(dir.path().join(crate::DB_FILE)).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            c.execute_batch(&format!(
+                "ALTER TABLE members DROP COLUMN sealed; PRAGMA user_version = {};",
+                crate::schema::latest() - 1
+            ))
+            .unwrap();
+            c.execute(
+                "INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                params![
+                    member.to_string(),
+                    org.id.to_string(),
+                    SECRETS[0],
+                    SECRETS[1],
+                    "F",
+                    "es",
+                    SECRETS[2],
+                    SECRETS[3],
+                    "Medicaid",
+                    team.id.to_string(),
+                    format!(r#"{{"conditions":["{}"],"medications":["lithium 300 mg"]}}"#, SECRETS[4]),
+                    "OLD-1",
+                    now.as_microsecond()
+                ],
+            )
+            .unwrap();
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .unwrap();
+        }
+        assert!(
+            contains(&files(dir.path()), SECRETS[4]),
+            "the old row is plaintext"
+        );
+
+        let store = SqliteStore::open_with_key(dir.path(), master.clone()).unwrap();
+        let found = store.members(org.id).await.unwrap();
+        assert_eq!(found.len(), 1);
+        let m = &found[0];
+        assert_eq!(m.id, member);
+        assert_eq!(m.name, SECRETS[0]);
+        assert_eq!(m.date_of_birth.unwrap().to_string(), SECRETS[1]);
+        assert_eq!(m.phone.as_deref(), Some(SECRETS[2]));
+        assert_eq!(m.email.as_deref(), Some(SECRETS[3]));
+        assert_eq!(m.markers.conditions, vec![SECRETS[4].to_owned()]);
+        assert_eq!(m.markers.medications, vec!["lithium 300 mg".to_owned()]);
+        assert_eq!(m.language, "es");
+        let on_disk = files(dir.path());
+        for secret in SECRETS.iter().chain(&["lithium 300 mg", "Medicaid"]) {
+            assert!(
+                !contains(&on_disk, secret),
+                "{secret} is still readable in the data directory"
+            );
+        }
+        let sealed_once: String = Connection::open(dir.path().join(crate::DB_FILE))
+            .unwrap()
+            .query_row("SELECT markers FROM members", [], |r| r.get(0))
+            .unwrap();
+        drop(store);
+
+        // Opening again seals nothing twice and reads the same member.
+        let store = SqliteStore::open_with_key(dir.path(), master).unwrap();
+        let sealed_twice: String = Connection::open(dir.path().join(crate::DB_FILE))
+            .unwrap()
+            .query_row("SELECT markers FROM members", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sealed_once, sealed_twice);
+        assert_eq!(store.members(org.id).await.unwrap()[0].name, SECRETS[0]);
+    }
 }

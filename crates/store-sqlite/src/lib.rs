@@ -62,11 +62,57 @@ pub fn next_key_file(key_file: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// The key file in use: `CARELINE_MASTER_KEY_FILE`, or `<data_dir>/master.key`.
+/// The key file in use: `CARELINE_MASTER_KEY_FILE` if set; else the key
+/// file an existing data directory already holds (`<data_dir>/master.key`,
+/// where earlier versions created it); else [`default_key_file`], beside the
+/// data directory rather than in it.
 pub fn key_file(data_dir: &Path) -> PathBuf {
-    std::env::var_os("CARELINE_MASTER_KEY_FILE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| data_dir.join(MASTER_KEY_FILE))
+    if let Some(explicit) = std::env::var_os("CARELINE_MASTER_KEY_FILE") {
+        return PathBuf::from(explicit);
+    }
+    let inside = data_dir.join(MASTER_KEY_FILE);
+    if inside.exists() {
+        return inside;
+    }
+    default_key_file(data_dir)
+}
+
+/// Where a new key file goes by default: `careline-data.key` beside the data
+/// directory `careline-data`, so a copy of the directory (a backup, a disk
+/// image of the volume) does not carry the key that opens it.
+pub fn default_key_file(data_dir: &Path) -> PathBuf {
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    match (dir.parent(), dir.file_name()) {
+        (Some(parent), Some(name)) => {
+            let mut file = name.to_owned();
+            file.push(".key");
+            parent.join(file)
+        }
+        _ => data_dir.join(MASTER_KEY_FILE),
+    }
+}
+
+/// Whether `key_file` lies inside `data_dir` (where a copy of the directory
+/// would take the key along).
+pub fn key_in_data_dir(data_dir: &Path, key_file: &Path) -> bool {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let key_dir = key_file.parent().map(canon).unwrap_or_default();
+    key_dir.starts_with(canon(data_dir))
+}
+
+/// Says so, once per start, when the master key is read from a file inside
+/// the data directory. Such setups keep working (refusing would take a
+/// running service down at upgrade); the warning names the fix.
+pub fn warn_if_key_in_data_dir(data_dir: &Path, key_file: &Path) {
+    if std::env::var_os("CARELINE_MASTER_KEY").is_some() || !key_in_data_dir(data_dir, key_file) {
+        return;
+    }
+    tracing::warn!(
+        key_file = %key_file.display(),
+        data_dir = %data_dir.display(),
+        "the master key file is inside the data directory, so any copy of the directory can be decrypted: move it to another disk or a secret store (for example {}) and set CARELINE_MASTER_KEY_FILE to it, or use CARELINE_MASTER_KEY",
+        default_key_file(data_dir).display()
+    );
 }
 
 /// WAL size (in pages) past which the checkpointer truncates it.
@@ -147,7 +193,7 @@ fn open_conn(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
 impl SqliteStore {
     /// Open (creating and migrating if needed) the store in `data_dir`, with
     /// the master key from `CARELINE_MASTER_KEY` or the key file (created on
-    /// first start: `CARELINE_MASTER_KEY_FILE`, default `<data_dir>/master.key`).
+    /// first start) that [`key_file`] names.
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             Error::internal(format!(
@@ -155,7 +201,20 @@ impl SqliteStore {
                 data_dir.display()
             ))
         })?;
-        let key_file = key_file(data_dir);
+        Self::open_with_key_file(data_dir, &key_file(data_dir))
+    }
+
+    /// [`SqliteStore::open`] with the master key from `CARELINE_MASTER_KEY`
+    /// or `key_file` (created on first start).
+    pub fn open_with_key_file(data_dir: &Path, key_file: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let key_file = key_file.to_path_buf();
+        warn_if_key_in_data_dir(data_dir, &key_file);
         let master = load_master(&key_file)?;
         match Self::open_with_key(data_dir, master) {
             Err(e)
@@ -213,6 +272,14 @@ impl SqliteStore {
                 .parse()
                 .map_err(|_| Error::internal("bad organization id"))?;
             crypto.ensure_org_key(&conn, org, 0)?;
+        }
+        // Member rows from before their fields were sealed are sealed now.
+        let sealed = crypt::seal_plain_members(&mut conn, &crypto)?;
+        if sealed > 0 {
+            tracing::info!(
+                members = sealed,
+                "sealed the identifiers and health markers of existing members"
+            );
         }
         let bus = Bus::default();
         // The writer leaves checkpoints to the checkpointer thread.
@@ -760,7 +827,7 @@ impl Store for SqliteStore {
     async fn record_contact(&self, req: ContactRequest, now: Timestamp) -> Result<ContactOutcome> {
         self.write(move |tx| {
             let c = tx.conn;
-            let member = rows::load_member(c, req.member_id)?;
+            let member = rows::load_member(c, tx.crypto, req.member_id)?;
             let p = &req.principal;
             let team = rows::load_team(c, member.team_id)?;
             let settings = settings(c, member.org_id)?;
@@ -828,7 +895,7 @@ impl Store for SqliteStore {
                     .and_then(|mut s| s.query_row([id.to_string()], rows::thread).optional())
                     .map_err(db)?
                     .ok_or(Error::NotFound("thread"))?;
-                let member = rows::load_member(c, thread.member_id)?;
+                let member = rows::load_member(c, k, thread.member_id)?;
                 let grant = p.thread_access(&member)?;
                 let mut s = c
                     .prepare_cached(
@@ -885,8 +952,8 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<AccessEntry>> {
         let p = p.clone();
-        self.read(move |c, _| {
-            let m = rows::load_member(c, member)?;
+        self.read(move |c, k| {
+            let m = rows::load_member(c, k, member)?;
             p.see_access_log(&m)?;
             let mut s = c
                 .prepare_cached(
@@ -1057,8 +1124,8 @@ impl Store for SqliteStore {
     async fn member(&self, p: &Principal, id: MemberId, now: Timestamp) -> Result<(Member, Grant)> {
         let pc = p.clone();
         let (m, grant) = self
-            .read(move |c, _| {
-                let m = rows::load_member(c, id)?;
+            .read(move |c, k| {
+                let m = rows::load_member(c, k, id)?;
                 let g = pc.record_access(m.org_id, m.id, m.team_id)?;
                 Ok((m, g))
             })
@@ -1555,7 +1622,7 @@ impl Store for SqliteStore {
         let user = u.user()?;
         self.write(move |tx| {
             if let Some(m) = u.member_id {
-                let member = rows::load_member(tx.conn, m)?;
+                let member = rows::load_member(tx.conn, tx.crypto, m)?;
                 if member.org_id != u.org_id {
                     return Err(Error::NotFound("member"));
                 }
@@ -1633,44 +1700,33 @@ impl Store for SqliteStore {
             if team.org_id != m.org_id {
                 return Err(Error::NotFound("team"));
             }
-            let markers = serde_json::to_string(&member.markers).map_err(Error::internal)?;
-            tx.conn
-                .prepare_cached(
-                    "INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        member.id.to_string(),
-                        member.org_id.to_string(),
-                        member.name,
-                        member.date_of_birth.map(|d| d.to_string()),
-                        member.sex,
-                        member.language,
-                        member.phone,
-                        member.email,
-                        member.plan,
-                        member.team_id.to_string(),
-                        markers,
-                        m.external_ref,
-                        us(now)
-                    ])
-                })
-                .map_err(db)?;
-            tx.append(member.org_id, now, vec![admin::member_created(&member, m.external_ref.as_deref(), actor)])?;
+            rows::insert_member(tx.conn, tx.crypto, &member, m.external_ref.as_deref())?;
+            tx.append(
+                member.org_id,
+                now,
+                vec![admin::member_created(
+                    &member,
+                    m.external_ref.as_deref(),
+                    actor,
+                )],
+            )?;
             Ok(member)
         })
         .await
     }
 
     async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
-        self.read(move |c, _| {
+        self.read(move |c, k| {
             let mut s = c
-                .prepare_cached("SELECT * FROM members WHERE org_id = $1 ORDER BY name")
+                .prepare_cached("SELECT * FROM members WHERE org_id = $1")
                 .map_err(db)?;
-            s.query_map([org.to_string()], rows::member)
+            let mut all = s
+                .query_map([org.to_string()], rows::member(k))
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(db)
+                .map_err(db)?;
+            // Names are sealed, so the database cannot order them.
+            all.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(all)
         })
         .await
     }
@@ -1756,7 +1812,7 @@ impl Store for SqliteStore {
                 .filter(|m| m.org_id == p.org_id)
                 .ok_or(Error::NotFound("message"))?;
             let thread = rows::load_thread(c, m.thread_id)?;
-            let member = rows::load_member(c, thread.member_id)?;
+            let member = rows::load_member(c, tx.crypto, thread.member_id)?;
             let ev = privacy::redact(&p, &mut m, &member, &reason, now)?;
             c.prepare_cached(
                 "UPDATE messages SET redacted_at = $1, redacted_by = $2, redacted_by_role = $3, redaction_reason = $4 WHERE id = $5 AND redacted_at IS NULL",
@@ -1771,8 +1827,8 @@ impl Store for SqliteStore {
 
     async fn reach_member(&self, p: &Principal, member: MemberId) -> Result<Grant> {
         let p = p.clone();
-        self.read(move |c, _| {
-            let m = rows::load_member(c, member)?;
+        self.read(move |c, k| {
+            let m = rows::load_member(c, k, member)?;
             p.member_access(m.org_id, m.id, m.team_id)
         })
         .await
@@ -1998,4 +2054,47 @@ pub fn verify_chains_on(c: &Connection) -> Result<Vec<ChainReport>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod key_location_tests {
+    use super::*;
+
+    /// These tests read where the key file goes; a key given in the
+    /// environment would bypass that.
+    fn key_from_environment() -> bool {
+        std::env::var_os("CARELINE_MASTER_KEY").is_some()
+            || std::env::var_os("CARELINE_MASTER_KEY_FILE").is_some()
+    }
+
+    #[test]
+    fn a_new_data_directory_gets_its_master_key_beside_it_not_inside() {
+        if key_from_environment() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("careline-data");
+        drop(SqliteStore::open(&data).unwrap());
+        assert!(root.path().join("careline-data.key").is_file());
+        assert!(!data.join(MASTER_KEY_FILE).exists());
+        assert!(!key_in_data_dir(&data, &key_file(&data)));
+    }
+
+    #[test]
+    fn a_data_directory_that_holds_its_key_keeps_opening_with_it() {
+        if key_from_environment() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("careline-data");
+        let inside = data.join(MASTER_KEY_FILE);
+        drop(SqliteStore::open_with_key_file(&data, &inside).unwrap());
+        assert_eq!(key_file(&data), inside);
+        assert!(key_in_data_dir(&data, &inside));
+        // Opening with the key it was created with (a new key would not
+        // unwrap the data keys), and creating none beside it.
+        drop(SqliteStore::open(&data).unwrap());
+        assert!(!root.path().join("careline-data.key").exists());
+    }
 }

@@ -3,6 +3,7 @@
 //! either side) and the member's consent to share sensitive categories.
 
 use crate::SqliteStore;
+use crate::crypt::Crypto;
 use crate::rows::{self, db, us};
 use crate::writer::Tx;
 use careline_core::authz::{Principal, ProxyScope};
@@ -44,7 +45,7 @@ pub fn grant(
     actor: Option<UserId>,
     now: Timestamp,
 ) -> Result<()> {
-    let m = rows::load_member(tx.conn, member)?;
+    let m = rows::load_member(tx.conn, tx.crypto, member)?;
     let u = rows::load_user(tx.conn, proxy)?.ok_or(Error::NotFound("user"))?;
     let ev = proxies::grant(org, &m, &u, scope, expires_at, actor, now)?;
     tx.conn
@@ -67,23 +68,34 @@ pub fn grant(
     tx.append(org, now, vec![ev])
 }
 
-fn entry(r: &Row<'_>) -> rusqlite::Result<ProxyEntry> {
-    let scope: String = r.get("scope")?;
-    Ok(ProxyEntry {
-        proxy_user_id: rows::id(r, "proxy_user_id")?,
-        proxy_name: r.get("proxy_name")?,
-        member_id: rows::id(r, "member_id")?,
-        member_name: r.get("member_name")?,
-        scope: ProxyScope::parse(&scope).unwrap_or(ProxyScope::Messages),
-        expires_at: rows::opt_ts(r, "expires_at")?,
-        created_at: rows::ts(r, "created_at")?,
-    })
+fn entry(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<ProxyEntry> + '_ {
+    move |r| {
+        let scope: String = r.get("scope")?;
+        let member_id: MemberId = rows::id(r, "member_id")?;
+        let member_name: String = r.get("member_name")?;
+        let member_name = if r.get::<_, i64>("member_sealed")? != 0 {
+            let org = rows::id(r, "member_org")?;
+            k.open_sealed(org, &member_name, &rows::aad("member", &member_id, "name"))
+                .map_err(rows::sealed_err)?
+        } else {
+            member_name
+        };
+        Ok(ProxyEntry {
+            proxy_user_id: rows::id(r, "proxy_user_id")?,
+            proxy_name: r.get("proxy_name")?,
+            member_id,
+            member_name,
+            scope: ProxyScope::parse(&scope).unwrap_or(ProxyScope::Messages),
+            expires_at: rows::opt_ts(r, "expires_at")?,
+            created_at: rows::ts(r, "created_at")?,
+        })
+    }
 }
 
-const SELECT_ENTRY: &str = "SELECT p.*, u.name AS proxy_name, m.name AS member_name FROM proxies p
+const SELECT_ENTRY: &str = "SELECT p.*, u.name AS proxy_name, m.name AS member_name, m.sealed AS member_sealed, m.org_id AS member_org FROM proxies p
      JOIN users u ON u.id = p.proxy_user_id JOIN members m ON m.id = p.member_id";
 
-fn entries(c: &Connection, of: ProxyList, now: Timestamp) -> Result<Vec<ProxyEntry>> {
+fn entries(c: &Connection, k: &Crypto, of: ProxyList, now: Timestamp) -> Result<Vec<ProxyEntry>> {
     let (filter, arg) = match of {
         ProxyList::OfMember(m) => ("p.member_id", m.to_string()),
         ProxyList::OfProxy(u) => ("p.proxy_user_id", u.to_string()),
@@ -92,7 +104,7 @@ fn entries(c: &Connection, of: ProxyList, now: Timestamp) -> Result<Vec<ProxyEnt
         "{SELECT_ENTRY} WHERE {filter} = $1 AND (p.expires_at IS NULL OR p.expires_at > $2) ORDER BY p.created_at"
     );
     let mut st = c.prepare_cached(&sql).map_err(db)?;
-    st.query_map(params![arg, us(now)], entry)
+    st.query_map(params![arg, us(now)], entry(k))
         .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(db)
 }
@@ -109,7 +121,7 @@ pub async fn grant_as_member(
     let p = p.clone();
     let username = username.trim().to_owned();
     s.write(move |tx| {
-        let m = rows::load_member(tx.conn, member)?;
+        let m = rows::load_member(tx.conn, tx.crypto, member)?;
         p.manage_proxies(&m, false)?;
         let found = tx
             .conn
@@ -144,7 +156,7 @@ pub async fn revoke(
 ) -> Result<()> {
     let p = p.clone();
     s.write(move |tx| {
-        let m = rows::load_member(tx.conn, member)?;
+        let m = rows::load_member(tx.conn, tx.crypto, member)?;
         proxies::may_revoke(&p, &m, proxy)?;
         let n = tx
             .conn
@@ -166,17 +178,17 @@ pub async fn member_proxies(
     now: Timestamp,
 ) -> Result<Vec<ProxyEntry>> {
     let p = p.clone();
-    s.read(move |c, _| {
-        let m = rows::load_member(c, member)?;
+    s.read(move |c, k| {
+        let m = rows::load_member(c, k, member)?;
         p.manage_proxies(&m, true)?;
-        entries(c, ProxyList::OfMember(member), now)
+        entries(c, k, ProxyList::OfMember(member), now)
     })
     .await
 }
 
 pub async fn my_grants(s: &SqliteStore, p: &Principal, now: Timestamp) -> Result<Vec<ProxyEntry>> {
     let of = proxies::own_list(p)?;
-    s.read(move |c, _| entries(c, of, now)).await
+    s.read(move |c, k| entries(c, k, of, now)).await
 }
 
 pub async fn consents(
@@ -185,8 +197,8 @@ pub async fn consents(
     member: MemberId,
 ) -> Result<Vec<SensitiveCategory>> {
     let p = p.clone();
-    s.read(move |c, _| {
-        let m = rows::load_member(c, member)?;
+    s.read(move |c, k| {
+        let m = rows::load_member(c, k, member)?;
         p.see_consents(&m)?;
         Ok(m.markers.consented_categories)
     })
@@ -202,15 +214,11 @@ pub async fn set_consent(
 ) -> Result<Vec<SensitiveCategory>> {
     let p = p.clone();
     s.write(move |tx| {
-        let mut m = rows::load_member(tx.conn, member)?;
+        let mut m = rows::load_member(tx.conn, tx.crypto, member)?;
         let Some(ev) = change.apply(&p, &mut m)? else {
             return Ok(m.markers.consented_categories);
         };
-        let markers = serde_json::to_string(&m.markers).map_err(Error::internal)?;
-        tx.conn
-            .prepare_cached("UPDATE members SET markers = $1 WHERE id = $2")
-            .and_then(|mut st| st.execute(params![markers, member.to_string()]))
-            .map_err(db)?;
+        rows::update_member(tx.conn, tx.crypto, &m)?;
         tx.append(m.org_id, now, vec![ev])?;
         Ok(m.markers.consented_categories)
     })

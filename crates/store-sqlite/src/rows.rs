@@ -151,27 +151,143 @@ pub fn load_user(c: &Connection, u: UserId) -> Result<Option<User>> {
         .map_err(db)
 }
 
-pub fn member(row: &Row<'_>) -> rusqlite::Result<Member> {
-    let dob: Option<String> = row.get("date_of_birth")?;
-    Ok(Member {
-        id: id(row, "id")?,
-        org_id: id(row, "org_id")?,
-        name: row.get("name")?,
-        date_of_birth: dob.and_then(|d| d.parse().ok()),
-        sex: row.get("sex")?,
-        language: row.get("language")?,
-        phone: row.get("phone")?,
-        email: row.get("email")?,
-        plan: row.get("plan")?,
-        team_id: id(row, "team_id")?,
-        markers: json(row, "markers")?,
-        created_at: ts(row, "created_at")?,
-    })
+/// The member fields sealed at rest: the identifiers (name, birth date,
+/// phone, e-mail) and the health markers (conditions, medications,
+/// allergies, sensitive categories), plus sex and plan. Language, team and
+/// the organization's own reference stay readable: routing needs the first
+/// two, and the reference is unique per organization and already in the
+/// `member.created` event.
+pub const MEMBER_SEALED_FIELDS: [&str; 7] = [
+    "name",
+    "date_of_birth",
+    "sex",
+    "phone",
+    "email",
+    "plan",
+    "markers",
+];
+
+/// Read a member, opening its sealed fields (or taking a row from before
+/// they were sealed as it is).
+pub fn member(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<Member> + '_ {
+    move |row| {
+        let mid: MemberId = id(row, "id")?;
+        let org: OrgId = id(row, "org_id")?;
+        let sealed = row.get::<_, i64>("sealed")? != 0;
+        let field = |name: &str| -> rusqlite::Result<Option<String>> {
+            match row.get::<_, Option<String>>(name)? {
+                Some(v) if sealed => k
+                    .open_sealed(org, &v, &aad("member", &mid, name))
+                    .map(Some)
+                    .map_err(sealed_err),
+                other => Ok(other),
+            }
+        };
+        let markers = field("markers")?.unwrap_or_default();
+        Ok(Member {
+            id: mid,
+            org_id: org,
+            name: field("name")?.unwrap_or_default(),
+            date_of_birth: field("date_of_birth")?.and_then(|d| d.parse().ok()),
+            sex: field("sex")?,
+            language: row.get("language")?,
+            phone: field("phone")?,
+            email: field("email")?,
+            plan: field("plan")?,
+            team_id: id(row, "team_id")?,
+            markers: serde_json::from_str(&markers).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+            created_at: ts(row, "created_at")?,
+        })
+    }
 }
 
-pub fn load_member(c: &Connection, m: MemberId) -> Result<Member> {
+/// A member's sealed columns, in the order of [`MEMBER_SEALED_FIELDS`].
+fn sealed_member_fields(k: &Crypto, m: &Member) -> Result<[Option<String>; 7]> {
+    let markers = to_json(&m.markers)?;
+    let plain = [
+        Some(m.name.clone()),
+        m.date_of_birth.map(|d| d.to_string()),
+        m.sex.clone(),
+        m.phone.clone(),
+        m.email.clone(),
+        m.plan.clone(),
+        Some(markers),
+    ];
+    let mut out: [Option<String>; 7] = Default::default();
+    for ((slot, value), name) in out.iter_mut().zip(plain).zip(MEMBER_SEALED_FIELDS) {
+        *slot = value
+            .map(|v| k.seal(m.org_id, &v, &aad("member", &m.id, name)))
+            .transpose()?;
+    }
+    Ok(out)
+}
+
+/// Insert a new member, sealed.
+pub fn insert_member(
+    c: &Connection,
+    k: &Crypto,
+    m: &Member,
+    external_ref: Option<&str>,
+) -> Result<()> {
+    let [name, dob, sex, phone, email, plan, markers] = sealed_member_fields(k, m)?;
+    c.prepare_cached(
+        "INSERT INTO members (id, org_id, name, date_of_birth, sex, language, phone, email, plan, team_id, markers, external_ref, created_at, sealed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            m.id.to_string(),
+            m.org_id.to_string(),
+            name,
+            dob,
+            sex,
+            m.language,
+            phone,
+            email,
+            plan,
+            m.team_id.to_string(),
+            markers,
+            external_ref,
+            us(m.created_at)
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Rewrite a member's sealed fields from `m` (sealing a row written before
+/// they were sealed, or storing changed markers).
+pub fn update_member(c: &Connection, k: &Crypto, m: &Member) -> Result<()> {
+    let [name, dob, sex, phone, email, plan, markers] = sealed_member_fields(k, m)?;
+    c.prepare_cached(
+        "UPDATE members SET name = $1, date_of_birth = $2, sex = $3, phone = $4, email = $5, plan = $6, markers = $7, sealed = 1
+         WHERE id = $8",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            name,
+            dob,
+            sex,
+            phone,
+            email,
+            plan,
+            markers,
+            m.id.to_string()
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+pub fn load_member(c: &Connection, k: &Crypto, m: MemberId) -> Result<Member> {
     c.prepare_cached("SELECT * FROM members WHERE id = $1")
-        .and_then(|mut s| s.query_row([m.to_string()], member).optional())
+        .and_then(|mut s| s.query_row([m.to_string()], member(k)).optional())
         .map_err(db)?
         .ok_or(Error::NotFound("member"))
 }
@@ -194,7 +310,7 @@ pub fn thread(row: &Row<'_>) -> rusqlite::Result<Thread> {
     })
 }
 
-fn sealed_err(e: careline_core::Error) -> rusqlite::Error {
+pub fn sealed_err(e: careline_core::Error) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         0,
         rusqlite::types::Type::Text,

@@ -348,6 +348,12 @@ CREATE TRIGGER messages_redaction_is_final BEFORE UPDATE OF redacted_at, redacte
 WHEN OLD.redacted_at IS NOT NULL
 BEGIN SELECT RAISE(ABORT, 'a redaction is final: it is never changed or undone'); END;
 "#,
+    // Member identifiers and health markers are sealed with the organization's
+    // data key; `sealed` tells sealed rows from rows written before. Opening
+    // the store seals the older rows (it needs the key, so SQL alone cannot).
+    r#"
+ALTER TABLE members ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

@@ -4,19 +4,26 @@
 //! team, tag, page, break-glass) in their own organization, compares text
 //! without regard to case or accents ("lucia" finds "Lucía"), and records
 //! each member it returns as a read of their data, so the member sees the
-//! search in their access history. Also here: which member a ticket is
+//! search in their access history.
+//!
+//! Names, phones and birth dates are sealed at rest, so the comparison
+//! cannot happen in SQL: the members the caller reaches are opened and
+//! compared in memory. That set is what SQL fetched before sealing too (the
+//! rule of reach narrows it, the text match was always in memory), and it
+//! keeps every kind of match the call-taker relies on: a part of a name,
+//! without accents, the last digits of a phone. Keyed hashes would allow
+//! only whole-value equality. Also here: which member a ticket is
 //! about, for a clinician who must break the glass to open it.
 
 use crate::SqliteStore;
 use crate::rows::{self, db};
 use careline_core::authz::Principal;
-use careline_core::ids::{MemberId, TeamId, TicketId};
+use careline_core::ids::{MemberId, TicketId};
 use careline_core::reads::PhiRead;
 use careline_core::search::{Search, Searchable};
 use careline_core::{Error, Result};
 use careline_store::MemberSummary;
 use jiff::Timestamp;
-use jiff::civil::Date;
 use rusqlite::{OptionalExtension, params};
 
 pub async fn search_members(
@@ -29,41 +36,36 @@ pub async fn search_members(
     let mut search = Search::start(p, query, limit)?;
     let pc = p.clone();
     let found = s
-        .read(move |c, _| {
+        .read(move |c, k| {
             let teams: Vec<String> = pc.team_ids.iter().map(|t| t.to_string()).collect();
             let granted: Vec<String> = pc.grants.iter().map(|(m, _)| m.to_string()).collect();
             let as_json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
             let mut st = c
                 .prepare_cached(
-                    "SELECT m.id, m.name, m.date_of_birth, m.phone, m.external_ref, m.language, m.team_id, t.name AS team_name
+                    "SELECT m.*, t.name AS team_name
                      FROM members m JOIN teams t ON t.id = m.team_id
                      WHERE m.org_id = $1
                        AND (m.team_id IN (SELECT value FROM json_each($2)) OR m.id IN (SELECT value FROM json_each($3)))",
                 )
                 .map_err(db)?;
+            let read_member = rows::member(k);
             let rows = st
                 .query_map(params![pc.org_id.to_string(), as_json(&teams), as_json(&granted)], |r| {
-                    let dob: Option<String> = r.get("date_of_birth")?;
                     Ok((
-                        rows::id::<MemberId>(r, "id")?,
-                        r.get::<_, String>("name")?,
-                        dob.and_then(|d| d.parse::<Date>().ok()),
-                        r.get::<_, Option<String>>("phone")?,
+                        read_member(r)?,
                         r.get::<_, Option<String>>("external_ref")?,
-                        r.get::<_, String>("language")?,
-                        rows::id::<TeamId>(r, "team_id")?,
                         r.get::<_, String>("team_name")?,
                     ))
                 })
                 .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(db)?;
-            for (id, name, date_of_birth, phone, external_ref, language, team_id, team_name) in rows {
+            for (m, external_ref, team_name) in rows {
                 // The domain's rule decides, and names the grant to record.
-                let Ok(access) = pc.member_access(pc.org_id, id, team_id) else {
+                let Ok(access) = pc.member_access(pc.org_id, m.id, m.team_id) else {
                     continue;
                 };
-                let cand = Searchable::new(&name, phone.as_deref(), external_ref.as_deref(), date_of_birth);
-                search.offer(cand, MemberSummary { id, name, date_of_birth, phone, external_ref, language, team_id, team_name, access });
+                let cand = Searchable::new(&m.name, m.phone.as_deref(), external_ref.as_deref(), m.date_of_birth);
+                search.offer(cand, MemberSummary { id: m.id, name: m.name, date_of_birth: m.date_of_birth, phone: m.phone, external_ref, language: m.language, team_id: m.team_id, team_name, access });
             }
             Ok(search.best())
         })

@@ -20,7 +20,9 @@ fn start(dir: &std::path::Path) -> Server {
     let (child, url) = serve_child(
         Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir),
+            .arg(dir)
+            // The key stays in the temporary directory and goes away with it.
+            .env("CARELINE_MASTER_KEY_FILE", dir.join("master.key")),
     );
     Server {
         child,
@@ -48,6 +50,7 @@ async fn crash_sigkill_loses_no_acknowledged_message_and_chain_verifies() {
     let seeded = Command::new(bin())
         .args(["demo", "--data-dir"])
         .arg(dir.path())
+        .env("CARELINE_MASTER_KEY_FILE", dir.path().join("master.key"))
         .output()
         .unwrap();
     assert!(seeded.status.success());

@@ -964,3 +964,66 @@ async fn organization_policy_requires_totp_enrolment_then_every_login_needs_the_
         "unauthenticated",
     );
 }
+
+/// Everything the database holds, as someone with a copy of the data
+/// directory (the database file and its WAL), or a dump of the PostgreSQL
+/// tables, would read it.
+fn raw_database(app: &App) -> Vec<u8> {
+    match database_of(app.dir.path()) {
+        Some(url) => {
+            let out = std::process::Command::new(pg_tool("pg_dump"))
+                .args(["--data-only", "--dbname", &url])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        }
+        None => {
+            let db = app.dir.path().join("careline.db");
+            let mut all = std::fs::read(&db).unwrap();
+            if let Ok(wal) = std::fs::read(app.dir.path().join("careline.db-wal")) {
+                all.extend(wal);
+            }
+            all
+        }
+    }
+}
+
+#[tokio::test]
+async fn demo_members_health_markers_and_identifiers_are_not_readable_in_the_database() {
+    let app = App::spawn().await;
+    let store = &app.running.as_ref().unwrap().state.store;
+    let org = store.org_by_name("Demo Clinic").await.unwrap().unwrap();
+    let members = store.members(org.id).await.unwrap();
+    assert_eq!(members.len(), 20);
+    let mut secrets: Vec<String> = Vec::new();
+    for m in &members {
+        let k = &m.markers;
+        secrets.extend(
+            k.conditions
+                .iter()
+                .chain(&k.medications)
+                .chain(&k.allergies)
+                .cloned(),
+        );
+        secrets.extend(k.sensitive.iter().map(|s| s.item.clone()));
+        secrets.extend(m.date_of_birth.map(|d| d.to_string()));
+        secrets.extend(m.phone.clone());
+        secrets.extend(m.email.clone());
+    }
+    assert!(secrets.iter().any(|s| s == "major depressive disorder"));
+    assert!(secrets.len() > 80, "{secrets:?}");
+    let raw = raw_database(&app);
+    let readable: Vec<&String> = secrets
+        .iter()
+        .filter(|s| raw.windows(s.len()).any(|w| w == s.as_bytes()))
+        .collect();
+    assert!(
+        readable.is_empty(),
+        "readable in the database: {readable:?}"
+    );
+}

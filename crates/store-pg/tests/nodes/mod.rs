@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
 mod keys;
+mod members;
 mod tls;
 
 const EMERGENCY: &str = "I have crushing chest pain going down my left arm and I'm sweating a lot";

@@ -131,6 +131,9 @@ impl App {
             None,
         )
         .unwrap();
+        // The key stays in the temporary directory, so it goes away with it;
+        // the tests that copy or rotate it find it there.
+        settings.key_file = dir.path().join("master.key");
         settings.attachments.clamd = clamd;
         settings.attachments.max_bytes = max_bytes;
         settings.database_url = database_for(dir.path());
