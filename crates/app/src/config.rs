@@ -189,7 +189,10 @@ impl Settings {
          -> Result<std::time::Duration> {
             let v = number(k, file)?.unwrap_or(default.as_secs());
             if !(1..=3600).contains(&v) {
-                anyhow::bail!("{k} must be between 1 and 3600 seconds (got {v})");
+                let key = k.trim_start_matches("CARELINE_").to_lowercase();
+                anyhow::bail!(
+                    "{k} ({key} in the config file) must be between 1 and 3600 seconds (got {v})"
+                );
             }
             Ok(std::time::Duration::from_secs(v))
         };
@@ -258,5 +261,47 @@ pub fn check_database_url(url: &str) -> Result<()> {
             "database URL '{}' is not postgres://…; leave it unset for the embedded database in the data directory",
             url.split('@').next_back().unwrap_or(url)
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(text: &str) -> Result<Settings> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("careline.toml");
+        std::fs::write(&path, text)?;
+        Settings::resolve(Some(&path), None, None, None)
+    }
+
+    #[test]
+    fn connection_limits_and_the_outbound_allow_list_come_from_the_config_file() {
+        let s = with_file(
+            "header_timeout_secs = 5\nbody_timeout_secs = 90\nkeep_alive_timeout_secs = 30\nrequest_timeout_secs = 120\noutbound_allow = [\"10.20.0.0/16\", \"127.0.0.1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.timeouts.header.as_secs(), 5);
+        assert_eq!(s.timeouts.body.as_secs(), 90);
+        assert_eq!(s.timeouts.keep_alive.as_secs(), 30);
+        assert_eq!(s.timeouts.request.as_secs(), 120);
+        assert_eq!(s.outbound.allowed().len(), 2);
+        let d = with_file("").unwrap();
+        assert_eq!(d.timeouts, careline_web::limits::Timeouts::default());
+        assert!(
+            d.outbound.allowed().is_empty(),
+            "nothing restricted is allowed by default"
+        );
+    }
+
+    #[test]
+    fn a_bad_allow_list_entry_or_a_zero_timeout_is_refused_at_start() {
+        let e = with_file("outbound_allow = [\"metadata.internal\"]\n").unwrap_err();
+        assert!(e.to_string().contains("metadata.internal"), "{e}");
+        let e = with_file("header_timeout_secs = 0\n").unwrap_err();
+        assert!(
+            e.to_string().contains("CARELINE_HEADER_TIMEOUT_SECS"),
+            "{e}"
+        );
     }
 }

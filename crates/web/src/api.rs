@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 /// Log in with a username and password.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = LoginRequest,
-    responses((status = 201, body = SessionCreated), (status = 401, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = SessionCreated), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub async fn create_session(
     State(s): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
