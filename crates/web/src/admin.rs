@@ -23,10 +23,17 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaffSpec {
+    /// E-mail style: `name@domain`, at most 254 characters.
+    #[schema(max_length = 254)]
     pub username: String,
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// care_guide, agent, nurse, physician, supervisor, safety_reviewer, privacy_officer, admin or service.
+    #[schema(schema_with = crate::views::names::staff_role)]
     pub role: String,
+    /// 12–256 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: String,
     #[serde(default)]
     pub team_ids: Vec<Uuid>,
@@ -36,12 +43,16 @@ pub struct StaffSpec {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberSpec {
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub team_id: Uuid,
     /// `en` or `es`.
     #[serde(default = "default_language")]
+    #[schema(schema_with = crate::views::names::language)]
     pub language: String,
     /// YYYY-MM-DD.
+    #[schema(format = Date)]
     pub date_of_birth: Option<String>,
     pub sex: Option<String>,
     pub phone: Option<String>,
@@ -65,6 +76,8 @@ pub struct MemberSpec {
     pub external_ref: Option<String>,
     /// With `password`: a portal login for the member.
     pub username: Option<String>,
+    /// 12–256 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: Option<String>,
 }
 
@@ -81,11 +94,15 @@ pub struct ProxySpec {
     pub proxy_user_id: Option<Uuid>,
     pub username: Option<String>,
     pub name: Option<String>,
+    /// 12–256 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: Option<String>,
     /// RFC 3339; omitted means until revoked.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// `messages` (threads, messages, tickets), `record` (profile, health
     /// markers, access history, consent) or `full` (the default).
+    #[schema(schema_with = crate::views::names::proxy_scope)]
     pub scope: Option<String>,
 }
 
@@ -134,6 +151,8 @@ impl From<&User> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamSpec {
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 

@@ -115,8 +115,10 @@ pub async fn ticket_pages(
 #[serde(deny_unknown_fields)]
 pub struct ClearanceRequest {
     /// The disposition the clinician judged: emergency, urgent or routine.
+    #[schema(schema_with = crate::views::names::disposition)]
     pub disposition: String,
-    /// What was decided and why.
+    /// What was decided and why: 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub note: String,
 }
 
@@ -139,7 +141,10 @@ pub async fn clearance(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
+    #[schema(schema_with = crate::views::names::disposition)]
     pub priority: String,
+    /// Why the priority changes (required).
+    #[schema(min_length = 1)]
     pub reason: String,
 }
 
@@ -169,8 +174,10 @@ pub async fn priority(
 #[serde(deny_unknown_fields)]
 pub struct VisitRequest {
     /// routine, same_day, urgent_care or ed.
+    #[schema(schema_with = crate::views::names::visit_kind)]
     pub kind: String,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -266,8 +273,12 @@ pub async fn put_rota(
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatusQuery {
+    /// Safety reviews: `open` or `resolved` (default: both). Webhook
+    /// deliveries: `pending`, `delivered` or `dead` (the default).
+    /// Break-glass reviews: `open` for unreviewed only.
     pub status: Option<String>,
 }
 
@@ -285,6 +296,8 @@ pub async fn safety_reviews(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
+    /// 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub note: String,
 }
 
@@ -305,11 +318,14 @@ pub async fn resolve_review(
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// RFC 3339; default 30 days before `until`.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; default now.
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -436,11 +452,14 @@ pub async fn put_settings(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
-    /// http:// URL of the receiver (a pager or SMS gateway, an EHR).
+    /// http:// URL of the receiver (a pager or SMS gateway, an EHR), at most 2,000 characters.
+    #[schema(pattern = "^http://", max_length = 2000)]
     pub url: String,
     /// Shared secret for the HMAC-SHA256 signature (at least 16 characters).
+    #[schema(min_length = 16)]
     pub secret: String,
-    /// Event kinds, e.g. ["page.*", "escalation.alarm"].
+    /// Event kinds, e.g. ["page.*", "escalation.alarm"]: at least one, each 1–100 characters.
+    #[schema(min_items = 1)]
     pub events: Vec<String>,
 }
 
