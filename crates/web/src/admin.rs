@@ -176,6 +176,16 @@ pub async fn create_staff(
             "members and proxies are created through members and proxies",
         ));
     }
+    // Every team is checked before the account exists, so a wrong team id
+    // leaves nothing behind (and the same request can simply be sent again).
+    let teams = store.teams(org).await?;
+    if spec
+        .team_ids
+        .iter()
+        .any(|t| !teams.iter().any(|team| team.id.0 == *t))
+    {
+        return Err(Error::NotFound("team"));
+    }
     let password_hash = hash(spec.password).await?;
     let user = store
         .create_user(
@@ -218,7 +228,15 @@ pub async fn create_member(
         })
         .transpose()?;
     let login = match (spec.username, spec.password) {
-        (Some(u), Some(p)) => Some((u, hash(p).await?)),
+        (Some(u), Some(p)) => {
+            // The login is checked before the member is created, so a bad or
+            // taken username does not leave a member without it behind.
+            let name = careline_core::validate::Username::parse(&u)?;
+            if store.credentials(name.as_str()).await?.is_some() {
+                return Err(Error::conflict("duplicate", "that username is taken"));
+            }
+            Some((u, hash(p).await?))
+        }
         (None, None) => None,
         _ => {
             return Err(Error::invalid(
@@ -292,6 +310,16 @@ pub async fn grant_proxy(
     let proxy = match (spec.proxy_user_id, spec.username, spec.name, spec.password) {
         (Some(id), None, None, None) => UserId(id),
         (None, Some(username), Some(name), Some(password)) => {
+            // The member is checked before the proxy's account exists, so a
+            // wrong member id leaves no account behind.
+            if !store
+                .members(org)
+                .await?
+                .iter()
+                .any(|m| m.id.0 == spec.member_id)
+            {
+                return Err(Error::NotFound("member"));
+            }
             let password_hash = hash(password).await?;
             store
                 .create_user(
@@ -393,7 +421,7 @@ pub async fn list_users(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/staff", tag = "admin", security(("bearer" = [])), request_body = StaffSpec, responses((status = 201, body = UserView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/staff", tag = "admin", security(("bearer" = [])), request_body = StaffSpec, responses((status = 201, body = UserView), (status = 404, body = Problem, description = "no such team"), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn post_staff(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -443,7 +471,7 @@ pub async fn list_members(
     Ok(Json(items))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/members", tag = "admin", security(("bearer" = [])), request_body = MemberSpec, responses((status = 201, body = AdminMemberView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/members", tag = "admin", security(("bearer" = [])), request_body = MemberSpec, responses((status = 201, body = AdminMemberView), (status = 404, body = Problem, description = "no such team"), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn post_member(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -476,7 +504,7 @@ pub struct ProxyGranted {
     pub member_id: Uuid,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/proxies", tag = "admin", security(("bearer" = [])), request_body = ProxySpec, responses((status = 201, body = ProxyGranted), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/proxies", tag = "admin", security(("bearer" = [])), request_body = ProxySpec, responses((status = 201, body = ProxyGranted), (status = 404, body = Problem, description = "no such member or proxy"), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn post_proxy(
     State(s): State<AppState>,
     Auth(p): Auth,

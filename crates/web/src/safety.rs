@@ -192,7 +192,7 @@ pub struct VisitView {
 
 /// Book a visit. A routine visit for an uncleared red flag needs a clinician.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/visits", tag = "escalation", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    request_body = VisitRequest, responses((status = 201, body = VisitView), (status = 403, body = Problem)))]
+    request_body = VisitRequest, responses((status = 201, body = VisitView), (status = 403, body = Problem), (status = 409, body = Problem, description = "the ticket is closed")))]
 pub async fn book_visit(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -685,7 +685,7 @@ async fn openapi_declares_query_parameters_in_the_query_and_path_parameters_in_t
             }
         }
     }
-    // The query strings the handlers read, each optional.
+    // The query strings the handlers read; only a member search needs its words.
     for (path, names) in [
         (
             "/api/v1/tickets",
@@ -707,7 +707,8 @@ async fn openapi_declares_query_parameters_in_the_query_and_path_parameters_in_t
                 .find(|p| p["name"] == *name)
                 .unwrap_or_else(|| panic!("{path}: '{name}' is not declared"));
             assert_eq!(p["in"], "query", "{path} {name}");
-            assert_ne!(p["required"], true, "{path} {name} is optional");
+            let required = (path, *name) == ("/api/v1/members", "q");
+            assert_eq!(p["required"] == true, required, "{path} {name}");
         }
     }
     let status = &ops
@@ -794,4 +795,62 @@ async fn openapi_declares_the_problems_each_operation_can_answer_as_problem_json
             .iter()
             .all(|r| r != "member" && r != "proxy")
     );
+}
+
+#[tokio::test]
+async fn an_account_refused_for_a_wrong_team_or_member_leaves_nothing_behind() {
+    let app = App::spawn().await;
+    let admin = app.login("admin").await;
+    let nowhere = "00000000-0000-0000-0000-000000000001";
+    let team = app.get("/api/v1/admin/teams", &admin).await.json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let staff = |teams: Vec<&str>| {
+        json!({"username": "new.nurse@demo.careline", "name": "New Nurse", "role": "nurse",
+               "password": "a-long-password", "team_ids": teams})
+    };
+    assert_problem(
+        &app.post("/api/v1/admin/staff", &admin, staff(vec![nowhere]))
+            .await,
+        404,
+        "not-found",
+    );
+    // The same request with the right team goes through: nothing was left half-made.
+    let r = app
+        .post("/api/v1/admin/staff", &admin, staff(vec![&team]))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // A member whose login is taken is not created without it.
+    let members_before = app.get("/api/v1/admin/members", &admin).await.json();
+    let r = app
+        .post(
+            "/api/v1/admin/members",
+            &admin,
+            json!({"name": "Ann Again", "team_id": team,
+                   "username": "member01@demo.careline", "password": "a-long-password"}),
+        )
+        .await;
+    assert_problem(&r, 409, "duplicate");
+    assert_eq!(
+        app.get("/api/v1/admin/members", &admin).await.json(),
+        members_before
+    );
+
+    // A caregiver for a member who does not exist gets no account.
+    let proxy = |member: &str| {
+        json!({"member_id": member, "username": "new.carer@demo.careline", "name": "New Carer",
+               "password": "a-long-password"})
+    };
+    assert_problem(
+        &app.post("/api/v1/admin/proxies", &admin, proxy(nowhere)).await,
+        404,
+        "not-found",
+    );
+    let member = members_before[0]["id"].as_str().unwrap();
+    let r = app
+        .post("/api/v1/admin/proxies", &admin, proxy(member))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
 }

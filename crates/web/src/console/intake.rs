@@ -98,6 +98,7 @@ const SEARCH_LIMIT: u32 = 20;
 pub struct SearchQuery {
     /// At least 2 characters: part of a name, a phone number, the member's
     /// reference, or a date of birth (`1946-03-14` or `3/14/1946`).
+    #[param(required = true, min_length = 2, max_length = 100)]
     pub q: Option<String>,
     /// At most 20 (the default).
     pub limit: Option<u32>,
