@@ -432,13 +432,31 @@ pub async fn get_settings(
     Ok(Json(s.store.settings(p.org_id).await?))
 }
 
-/// Replace the organization's settings.
+/// Replace the organization's settings: the whole document from GET, with
+/// changes; a document that leaves a setting out is refused.
 #[utoipa::path(put, path = "/api/v1/admin/settings", tag = "admin", security(("bearer" = [])), request_body = Object, responses((status = 200, body = Object), (status = 422, body = Problem)))]
 pub async fn put_settings(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Body(new): Body<OrgSettings>,
+    Body(raw): Body<serde_json::Value>,
 ) -> ApiResult<Json<OrgSettings>> {
+    p.require(
+        &[careline_core::model::Role::Admin],
+        "admin-only",
+        "only administrators change organization settings",
+    )?;
+    // A PUT replaces every setting. A body that leaves one out must not
+    // quietly put the default back (the emergency texts, the roles that
+    // need a second factor): every setting is named, and nothing else.
+    let whole = serde_json::to_value(OrgSettings::default()).map_err(Error::internal)?;
+    if let Some(problem) = incomplete(&whole, &raw, "settings") {
+        return Err(Error::invalid(format!(
+            "{problem}: PUT replaces every setting, so send the whole document from GET /api/v1/admin/settings with your changes"
+        ))
+        .into());
+    }
+    let new: OrgSettings = serde_json::from_value(raw)
+        .map_err(|e| Error::invalid(format!("invalid settings: {e}")))?;
     if new.ack.emergency_minutes < 1
         || new.ack.urgent_minutes < 1
         || new.ack.emergency_minutes > new.ack.urgent_minutes
@@ -447,6 +465,22 @@ pub async fn put_settings(
     }
     s.store.set_settings(&p, new.clone(), s.clock.now()).await?;
     Ok(Json(new))
+}
+
+/// The first object key of `whole` missing from `given`, or of `given`
+/// unknown to `whole`, at any depth, said as a sentence; `None` when both
+/// name the same keys. Arrays and values are left to deserialization.
+fn incomplete(whole: &serde_json::Value, given: &serde_json::Value, at: &str) -> Option<String> {
+    let (Some(whole), Some(given)) = (whole.as_object(), given.as_object()) else {
+        return whole.is_object().then(|| format!("{at} must be an object"));
+    };
+    if let Some(k) = given.keys().find(|k| !whole.contains_key(*k)) {
+        return Some(format!("{at} has no setting '{k}'"));
+    }
+    whole.iter().find_map(|(k, w)| match given.get(k) {
+        None => Some(format!("{at}.{k} is missing")),
+        Some(g) => incomplete(w, g, &format!("{at}.{k}")),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,7 +1,7 @@
 //! The REST API as members, staff and integrators use it.
 
 use crate::support::*;
-use careline::httpc::{Conn, Response};
+use careline::httpc::{self, Conn, Response};
 use serde_json::json;
 use std::time::Duration;
 
@@ -844,7 +844,8 @@ async fn an_account_refused_for_a_wrong_team_or_member_leaves_nothing_behind() {
                "password": "a-long-password"})
     };
     assert_problem(
-        &app.post("/api/v1/admin/proxies", &admin, proxy(nowhere)).await,
+        &app.post("/api/v1/admin/proxies", &admin, proxy(nowhere))
+            .await,
         404,
         "not-found",
     );
@@ -853,4 +854,53 @@ async fn an_account_refused_for_a_wrong_team_or_member_leaves_nothing_behind() {
         .post("/api/v1/admin/proxies", &admin, proxy(member))
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[tokio::test]
+async fn settings_sent_in_part_are_refused_and_nothing_is_reset() {
+    let app = App::spawn().await;
+    let admin = app.login("admin").await;
+    let before = app.get("/api/v1/admin/settings", &admin).await.json();
+    let put = |body: serde_json::Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            httpc::call(
+                app.addr,
+                "PUT",
+                "/api/v1/admin/settings",
+                Some(&admin),
+                Some(&body),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let r = put(json!({"ack": {"emergency_minutes": 3, "urgent_minutes": 20}})).await;
+    assert_problem(&r, 422, "invalid-input");
+    assert!(r.json()["detail"].as_str().unwrap().contains("missing"));
+    assert_problem(&put(json!({})).await, 422, "invalid-input");
+    let mut unknown = before.clone();
+    unknown["colour"] = json!("red");
+    assert_problem(&put(unknown).await, 422, "invalid-input");
+    let mut partial_sla = before.clone();
+    partial_sla["sla"]
+        .as_object_mut()
+        .unwrap()
+        .remove("routine");
+    assert_problem(&put(partial_sla).await, 422, "invalid-input");
+    assert_eq!(
+        app.get("/api/v1/admin/settings", &admin).await.json(),
+        before
+    );
+
+    // The whole document, changed, is accepted.
+    let mut changed = before.clone();
+    changed["ack"]["emergency_minutes"] = json!(3);
+    let r = put(changed.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        app.get("/api/v1/admin/settings", &admin).await.json(),
+        changed
+    );
 }
