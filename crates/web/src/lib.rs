@@ -95,6 +95,7 @@ pub struct AppState {
         privacy::my_proxies, console::intake::live_triage, console::intake::search_members, privacy::consents, privacy::set_consent, privacy::logout, privacy::redact,
         attachments::upload, attachments::get_attachment, attachments::content, attachments::export, privacy::revoke_sessions, mfa::start, mfa::finish,
     ),
+    components(schemas(views::ReviewStatus, views::DeliveryStatus)),
     modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "privacy"), (name = "attachments"), (name = "admin"))
 )]

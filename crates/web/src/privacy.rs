@@ -214,7 +214,7 @@ pub async fn break_glass(
 }
 
 /// The privacy officers' break-glass review queue (`?status=open` for unreviewed only).
-#[utoipa::path(get, path = "/api/v1/privacy/break-glass", tag = "privacy", security(("bearer" = [])), params(crate::safety::StatusQuery), responses((status = 200, body = Object), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/privacy/break-glass", tag = "privacy", security(("bearer" = [])), params(("status" = Option<String>, Query, description = "`open` for the accesses not yet reviewed; anything else, or none, for all.")), responses((status = 200, body = Object), (status = 403, body = Problem)))]
 pub async fn break_glass_queue(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -272,18 +272,18 @@ pub async fn put_rota(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+/// The `?status=` filter of the review queues and the delivery list; each
+/// operation documents the values it takes.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusQuery {
-    /// Safety reviews: `open` or `resolved` (default: both). Webhook
-    /// deliveries: `pending`, `delivered` or `dead` (the default).
-    /// Break-glass reviews: `open` for unreviewed only.
     pub status: Option<String>,
 }
 
 /// The safety-review queue: failures to clinically escalate found by the audit.
-#[utoipa::path(get, path = "/api/v1/safety-reviews", tag = "safety", security(("bearer" = [])), params(StatusQuery), responses((status = 200, body = Object), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/safety-reviews", tag = "safety", security(("bearer" = [])),
+    params(("status" = Option<crate::views::ReviewStatus>, Query, description = "Only reviews in this state (default: both).")),
+    responses((status = 200, body = Object), (status = 403, body = Problem)))]
 pub async fn safety_reviews(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -523,7 +523,9 @@ pub async fn list_webhooks(
 }
 
 /// Deliveries by status; `dead` is the dead-letter list.
-#[utoipa::path(get, path = "/api/v1/admin/webhooks/deliveries", tag = "admin", security(("bearer" = [])), params(StatusQuery), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/admin/webhooks/deliveries", tag = "admin", security(("bearer" = [])),
+    params(("status" = Option<crate::views::DeliveryStatus>, Query, description = "Which deliveries (default: `dead`, the dead-letter list).")),
+    responses((status = 200, body = Object)))]
 pub async fn list_deliveries(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -178,6 +178,34 @@ pub struct TicketQuery {
     pub limit: Option<u32>,
 }
 
+/// The states `GET /api/v1/safety-reviews?status=` filters on.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    Open,
+    Resolved,
+}
+
+/// The states `GET /api/v1/admin/webhooks/deliveries?status=` lists.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    /// The dead-letter list.
+    Dead,
+}
+
+/// The form `POST /api/v1/attachments` reads (documentation only: the
+/// handler streams the parts as they arrive).
+#[derive(Debug, ToSchema)]
+pub struct UploadForm {
+    /// A file: JPEG, PNG, HEIC/HEIF or WebP image, PDF or plain text.
+    /// Send one part named `file` per file.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
 // ---------- responses ----------
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -657,6 +657,28 @@ async fn openapi_declares_query_parameters_in_the_query_and_path_parameters_in_t
         .json();
     let ops = operations(&doc);
     assert!(ops.len() > 60, "{} operations", ops.len());
+    // Every schema a parameter, body or response refers to is in the document.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} is not in the document"
+        );
+    }
     for (method, path, op) in &ops {
         let params = op["parameters"].as_array().cloned().unwrap_or_default();
         for p in &params {
