@@ -41,5 +41,7 @@ echo "== the API integration tests again, on PostgreSQL (and the two-node failov
 CARELINE_TEST_BACKEND=postgres cargo test -p careline --test app --locked
 echo "== simulation: a month of contact-centre load on a virtual clock"
 cargo test -p careline --test app --locked -- --ignored --nocapture simulation
+echo "== the running API against its OpenAPI document (Schemathesis, as a member, a guide, a nurse and an admin)"
+scripts/schemathesis.sh
 echo "== end-to-end: the console and the portal in Chromium"
 e2e/run.sh

@@ -23,10 +23,17 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaffSpec {
+    /// E-mail style: `name@domain`, at most 254 characters.
+    #[schema(max_length = 254)]
     pub username: String,
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// care_guide, agent, nurse, physician, supervisor, safety_reviewer, privacy_officer, admin or service.
+    #[schema(schema_with = crate::views::names::staff_role)]
     pub role: String,
+    /// 12–256 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: String,
     #[serde(default)]
     pub team_ids: Vec<Uuid>,
@@ -36,12 +43,16 @@ pub struct StaffSpec {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberSpec {
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub team_id: Uuid,
     /// `en` or `es`.
     #[serde(default = "default_language")]
+    #[schema(schema_with = crate::views::names::language)]
     pub language: String,
     /// YYYY-MM-DD.
+    #[schema(format = Date)]
     pub date_of_birth: Option<String>,
     pub sex: Option<String>,
     pub phone: Option<String>,
@@ -65,6 +76,8 @@ pub struct MemberSpec {
     pub external_ref: Option<String>,
     /// With `password`: a portal login for the member.
     pub username: Option<String>,
+    /// 12–256 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: Option<String>,
 }
 
@@ -81,11 +94,15 @@ pub struct ProxySpec {
     pub proxy_user_id: Option<Uuid>,
     pub username: Option<String>,
     pub name: Option<String>,
+    /// 12–256 characters.
+    #[schema(min_length = 12, max_length = 256)]
     pub password: Option<String>,
     /// RFC 3339; omitted means until revoked.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// `messages` (threads, messages, tickets), `record` (profile, health
     /// markers, access history, consent) or `full` (the default).
+    #[schema(schema_with = crate::views::names::proxy_scope)]
     pub scope: Option<String>,
 }
 
@@ -134,6 +151,8 @@ impl From<&User> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TeamSpec {
+    /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -156,6 +175,16 @@ pub async fn create_staff(
         return Err(Error::invalid(
             "members and proxies are created through members and proxies",
         ));
+    }
+    // Every team is checked before the account exists, so a wrong team id
+    // leaves nothing behind (and the same request can simply be sent again).
+    let teams = store.teams(org).await?;
+    if spec
+        .team_ids
+        .iter()
+        .any(|t| !teams.iter().any(|team| team.id.0 == *t))
+    {
+        return Err(Error::NotFound("team"));
     }
     let password_hash = hash(spec.password).await?;
     let user = store
@@ -247,7 +276,15 @@ pub async fn create_member(
 ) -> Result<(Member, Option<User>)> {
     let new = check_member(org, &spec, now)?;
     let login = match (spec.username, spec.password) {
-        (Some(u), Some(p)) => Some((u, hash(p).await?)),
+        (Some(u), Some(p)) => {
+            // The login is checked before the member is created, so a taken
+            // username does not leave a member without it behind.
+            let name = careline_core::validate::Username::parse(&u)?;
+            if store.credentials(name.as_str()).await?.is_some() {
+                return Err(Error::conflict("duplicate", "that username is taken"));
+            }
+            Some((u, hash(p).await?))
+        }
         _ => None,
     };
     let member = store.create_member(new, actor, now).await?;
@@ -286,6 +323,16 @@ pub async fn grant_proxy(
     let proxy = match (spec.proxy_user_id, spec.username, spec.name, spec.password) {
         (Some(id), None, None, None) => UserId(id),
         (None, Some(username), Some(name), Some(password)) => {
+            // The member is checked before the proxy's account exists, so a
+            // wrong member id leaves no account behind.
+            if !store
+                .members(org)
+                .await?
+                .iter()
+                .any(|m| m.id.0 == spec.member_id)
+            {
+                return Err(Error::NotFound("member"));
+            }
             let password_hash = hash(password).await?;
             store
                 .create_user(
@@ -387,7 +434,7 @@ pub async fn list_users(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/staff", tag = "admin", security(("bearer" = [])), request_body = StaffSpec, responses((status = 201, body = UserView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/staff", tag = "admin", security(("bearer" = [])), request_body = StaffSpec, responses((status = 201, body = UserView), (status = 404, body = Problem, description = "no such team"), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn post_staff(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -437,7 +484,7 @@ pub async fn list_members(
     Ok(Json(items))
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/members", tag = "admin", security(("bearer" = [])), request_body = MemberSpec, responses((status = 201, body = AdminMemberView), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/members", tag = "admin", security(("bearer" = [])), request_body = MemberSpec, responses((status = 201, body = AdminMemberView), (status = 404, body = Problem, description = "no such team"), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn post_member(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -470,7 +517,7 @@ pub struct ProxyGranted {
     pub member_id: Uuid,
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/proxies", tag = "admin", security(("bearer" = [])), request_body = ProxySpec, responses((status = 201, body = ProxyGranted), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/admin/proxies", tag = "admin", security(("bearer" = [])), request_body = ProxySpec, responses((status = 201, body = ProxyGranted), (status = 404, body = Problem, description = "no such member or proxy"), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn post_proxy(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -21,7 +21,9 @@ use uuid::Uuid;
 
 /// Log in with a username and password.
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = LoginRequest,
-    responses((status = 201, body = SessionCreated), (status = 401, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 201, body = SessionCreated), (status = 401, body = Problem),
+        (status = 403, body = Problem, description = "the account has a second factor and none was sent"),
+        (status = 422, body = Problem), (status = 429, body = Problem, description = "too many attempts from this address, or too many failures for this username from this address: wait as Retry-After says")))]
 pub async fn create_session(
     State(s): State<AppState>,
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
@@ -219,7 +221,9 @@ async fn record(
 /// A member (or their proxy) sends a message. It is triaged, stored with its
 /// ticket and events in one transaction, and acknowledged only after commit.
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", security(("bearer" = [])), request_body = NewMessage,
-    responses((status = 201, body = ContactCreated), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = ContactCreated), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "no such member"), (status = 422, body = Problem),
+        (status = 503, body = Problem, description = "too many messages of this organization are waiting to be written; send again")))]
 pub async fn create_message(
     State(s): State<AppState>,
     Auth(p): Auth,

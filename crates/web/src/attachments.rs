@@ -127,9 +127,10 @@ fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
 
 /// Upload files (multipart, fields named `file`). Each is checked, stripped
 /// of metadata, stored encrypted and quarantined until scanned.
-#[utoipa::path(post, path = "/api/v1/attachments", tag = "attachments", security(("bearer" = [])), params(UploadQuery),
-    request_body(content_type = "multipart/form-data", content = String, description = "one or more fields named `file`"),
-    responses((status = 201, body = UploadList), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/attachments", tag = "attachments", security(("bearer" = [])),
+    params(("member_id" = Option<Uuid>, Query, description = "The member the files are about: required for staff and for a proxy acting for more than one member.")),
+    request_body(content_type = "multipart/form-data", content = crate::views::UploadForm, description = "one or more fields named `file`"),
+    responses((status = 201, body = UploadList), (status = 404, body = Problem, description = "no such member"), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
 pub async fn upload(
     State(s): State<AppState>,
     Auth(p): Auth,

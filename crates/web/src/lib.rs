@@ -108,7 +108,8 @@ pub struct AppState {
         privacy::my_proxies, console::intake::live_triage, console::intake::search_members, privacy::consents, privacy::set_consent, privacy::logout, privacy::redact,
         attachments::upload, attachments::get_attachment, attachments::content, attachments::export, privacy::revoke_sessions, mfa::start, mfa::finish,
     ),
-    modifiers(&BearerAuth),
+    components(schemas(views::ReviewStatus, views::DeliveryStatus)),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags((name = "sessions"), (name = "messages"), (name = "calls"), (name = "tickets"), (name = "events"), (name = "escalation"), (name = "safety"), (name = "privacy"), (name = "attachments"), (name = "admin"))
 )]
 pub struct ApiDoc;
@@ -129,6 +130,115 @@ impl utoipa::Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// Declares the problem responses every operation can give by construction,
+/// so the document cannot forget them: 401 and 403 wherever a session is
+/// required (no or an expired token; a role or access refused, a second
+/// factor still to enrol, a cookie session without its CSRF token), 400 and
+/// 404 wherever an id is in the path, 422 wherever a query string or body is
+/// read, and 400, 413 and 415 for a JSON body that is malformed, too large or
+/// not JSON. Each handler's annotation adds what only it can answer. Every
+/// problem is declared as `application/problem+json`, the type it is sent as.
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                declare_problems(op);
+            }
+        }
+    }
+}
+
+fn declare_problems(op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::path::ParameterIn;
+    let params = op.parameters.as_deref().unwrap_or_default();
+    let has_param = |place: ParameterIn| {
+        params
+            .iter()
+            .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == place))
+    };
+    let (in_path, in_query) = (has_param(ParameterIn::Path), has_param(ParameterIn::Query));
+    let json_body =
+        matches!(&op.request_body, Some(RefOr::T(b)) if b.content.contains_key("application/json"));
+    let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    if secured {
+        wanted.push(("401", "no session token, or an unknown or expired one"));
+        wanted.push((
+            "403",
+            "the caller's role or access does not allow this (or a second factor must be enrolled first)",
+        ));
+    }
+    if in_path {
+        wanted.push(("400", "a path parameter is not a valid id"));
+        wanted.push(("404", "no such resource the caller may see"));
+    }
+    if json_body {
+        wanted.push(("400", "the body is not well-formed JSON"));
+        wanted.push(("413", "the body is larger than 256 KiB"));
+        wanted.push(("415", "the body is not sent as application/json"));
+    }
+    if json_body || in_query {
+        wanted.push((
+            "422",
+            "a field or query parameter is missing, of the wrong type or out of range",
+        ));
+    }
+    let responses = &mut op.responses.responses;
+    for (status, why) in wanted {
+        responses
+            .entry(status.to_owned())
+            .or_insert_with(|| RefOr::T(problem_response(why)));
+    }
+    for (status, r) in responses.iter_mut() {
+        let RefOr::T(r) = r else { continue };
+        // OpenAPI requires a description on every response.
+        if r.description.is_empty() {
+            r.description = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("response")
+                .to_owned();
+        }
+        if r.content
+            .get("application/json")
+            .is_some_and(is_problem_content)
+            && let Some(c) = r.content.shift_remove("application/json")
+        {
+            r.content.insert(error::PROBLEM_JSON.to_owned(), c);
+        }
+    }
+}
+
+fn problem_response(why: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(why)
+        .content(
+            error::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+}
+
+fn is_problem_content(c: &utoipa::openapi::RefOr<utoipa::openapi::Content>) -> bool {
+    use utoipa::openapi::RefOr;
+    matches!(c, RefOr::T(c) if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")))
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -185,6 +295,19 @@ async fn method_not_allowed() -> Response {
         "Method not allowed",
         "this endpoint does not accept that method",
     )
+}
+
+/// Every error the API sends is problem+json: a refusal the framework made
+/// before a handler ran (a path id or query string that does not parse, a
+/// body it could not read) is rewritten here. Pages keep their own errors.
+async fn problems_only(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    if api && error::is_bare_error(&resp) {
+        error::reject_as_problem(resp).await
+    } else {
+        resp
+    }
 }
 
 /// Count and time every request, and set the headers every response carries.
@@ -399,6 +522,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(problems_only))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

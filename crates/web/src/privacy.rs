@@ -121,8 +121,11 @@ pub async fn member_access_log(
 #[serde(deny_unknown_fields)]
 pub struct TagRequest {
     pub user_id: Uuid,
+    /// 1–1,000 characters.
+    #[schema(min_length = 1, max_length = 1000)]
     pub reason: String,
     /// RFC 3339; default 7 days from now, at most 30.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -185,7 +188,8 @@ pub async fn remove_collaborator(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakGlassRequest {
-    /// Why: privacy officers review every break-glass access.
+    /// Why: privacy officers review every break-glass access. 10–1,000 characters.
+    #[schema(min_length = 10, max_length = 1000)]
     pub reason: String,
 }
 
@@ -210,7 +214,7 @@ pub async fn break_glass(
 }
 
 /// The privacy officers' break-glass review queue (`?status=open` for unreviewed only).
-#[utoipa::path(get, path = "/api/v1/privacy/break-glass", tag = "privacy", security(("bearer" = [])), params(crate::safety::StatusQuery), responses((status = 200, body = Object), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/privacy/break-glass", tag = "privacy", security(("bearer" = [])), params(("status" = Option<String>, Query, description = "`open` for the accesses not yet reviewed; anything else, or none, for all.")), responses((status = 200, body = Object), (status = 403, body = Problem)))]
 pub async fn break_glass_queue(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -225,6 +229,8 @@ pub async fn break_glass_queue(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
+    /// 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub note: String,
 }
 
@@ -288,8 +294,10 @@ pub struct ProxyRequest {
     /// The caregiver's username (a proxy account of this organization).
     pub username: String,
     /// `messages`, `record` or `full` (the default).
+    #[schema(schema_with = crate::views::names::proxy_scope)]
     pub scope: Option<String>,
     /// RFC 3339; omitted means until revoked.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -373,7 +381,7 @@ pub struct Consents {
 #[serde(deny_unknown_fields)]
 pub struct ConsentRequest {
     /// `behavioral_health`, `substance_use`, `sexual_reproductive_health` or `hiv`.
-    #[schema(value_type = String)]
+    #[schema(schema_with = crate::views::names::sensitive_category)]
     pub category: SensitiveCategory,
     /// true records consent, false withdraws it.
     pub granted: bool,
@@ -428,7 +436,8 @@ pub async fn set_consent(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedactRequest {
-    /// Why the content must no longer be shown (recorded).
+    /// Why the content must no longer be shown (recorded): 1–1,000 characters.
+    #[schema(min_length = 1, max_length = 1000)]
     pub reason: String,
 }
 

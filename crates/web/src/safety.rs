@@ -115,8 +115,10 @@ pub async fn ticket_pages(
 #[serde(deny_unknown_fields)]
 pub struct ClearanceRequest {
     /// The disposition the clinician judged: emergency, urgent or routine.
+    #[schema(schema_with = crate::views::names::disposition)]
     pub disposition: String,
-    /// What was decided and why.
+    /// What was decided and why: 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub note: String,
 }
 
@@ -139,7 +141,10 @@ pub async fn clearance(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
+    #[schema(schema_with = crate::views::names::disposition)]
     pub priority: String,
+    /// Why the priority changes (required).
+    #[schema(min_length = 1)]
     pub reason: String,
 }
 
@@ -169,8 +174,10 @@ pub async fn priority(
 #[serde(deny_unknown_fields)]
 pub struct VisitRequest {
     /// routine, same_day, urgent_care or ed.
+    #[schema(schema_with = crate::views::names::visit_kind)]
     pub kind: String,
     /// RFC 3339.
+    #[schema(format = DateTime)]
     pub at: String,
 }
 
@@ -185,7 +192,7 @@ pub struct VisitView {
 
 /// Book a visit. A routine visit for an uncleared red flag needs a clinician.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/visits", tag = "escalation", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    request_body = VisitRequest, responses((status = 201, body = VisitView), (status = 403, body = Problem)))]
+    request_body = VisitRequest, responses((status = 201, body = VisitView), (status = 403, body = Problem), (status = 409, body = Problem, description = "the ticket is closed")))]
 pub async fn book_visit(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -265,14 +272,18 @@ pub async fn put_rota(
     ))
 }
 
-#[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+/// The `?status=` filter of the review queues and the delivery list; each
+/// operation documents the values it takes.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatusQuery {
     pub status: Option<String>,
 }
 
 /// The safety-review queue: failures to clinically escalate found by the audit.
-#[utoipa::path(get, path = "/api/v1/safety-reviews", tag = "safety", security(("bearer" = [])), params(StatusQuery), responses((status = 200, body = Object), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/safety-reviews", tag = "safety", security(("bearer" = [])),
+    params(("status" = Option<crate::views::ReviewStatus>, Query, description = "Only reviews in this state (default: both).")),
+    responses((status = 200, body = Object), (status = 403, body = Problem)))]
 pub async fn safety_reviews(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -285,6 +296,8 @@ pub async fn safety_reviews(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
+    /// 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub note: String,
 }
 
@@ -305,11 +318,14 @@ pub async fn resolve_review(
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// RFC 3339; default 30 days before `until`.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; default now.
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -416,13 +432,31 @@ pub async fn get_settings(
     Ok(Json(s.store.settings(p.org_id).await?))
 }
 
-/// Replace the organization's settings.
+/// Replace the organization's settings: the whole document from GET, with
+/// changes; a document that leaves a setting out is refused.
 #[utoipa::path(put, path = "/api/v1/admin/settings", tag = "admin", security(("bearer" = [])), request_body = Object, responses((status = 200, body = Object), (status = 422, body = Problem)))]
 pub async fn put_settings(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Body(new): Body<OrgSettings>,
+    Body(raw): Body<serde_json::Value>,
 ) -> ApiResult<Json<OrgSettings>> {
+    p.require(
+        &[careline_core::model::Role::Admin],
+        "admin-only",
+        "only administrators change organization settings",
+    )?;
+    // A PUT replaces every setting. A body that leaves one out must not
+    // quietly put the default back (the emergency texts, the roles that
+    // need a second factor): every setting is named, and nothing else.
+    let whole = serde_json::to_value(OrgSettings::default()).map_err(Error::internal)?;
+    if let Some(problem) = incomplete(&whole, &raw, "settings") {
+        return Err(Error::invalid(format!(
+            "{problem}: PUT replaces every setting, so send the whole document from GET /api/v1/admin/settings with your changes"
+        ))
+        .into());
+    }
+    let new: OrgSettings = serde_json::from_value(raw)
+        .map_err(|e| Error::invalid(format!("invalid settings: {e}")))?;
     if new.ack.emergency_minutes < 1
         || new.ack.urgent_minutes < 1
         || new.ack.emergency_minutes > new.ack.urgent_minutes
@@ -433,14 +467,33 @@ pub async fn put_settings(
     Ok(Json(new))
 }
 
+/// The first object key of `whole` missing from `given`, or of `given`
+/// unknown to `whole`, at any depth, said as a sentence; `None` when both
+/// name the same keys. Arrays and values are left to deserialization.
+fn incomplete(whole: &serde_json::Value, given: &serde_json::Value, at: &str) -> Option<String> {
+    let (Some(whole), Some(given)) = (whole.as_object(), given.as_object()) else {
+        return whole.is_object().then(|| format!("{at} must be an object"));
+    };
+    if let Some(k) = given.keys().find(|k| !whole.contains_key(*k)) {
+        return Some(format!("{at} has no setting '{k}'"));
+    }
+    whole.iter().find_map(|(k, w)| match given.get(k) {
+        None => Some(format!("{at}.{k} is missing")),
+        Some(g) => incomplete(w, g, &format!("{at}.{k}")),
+    })
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
-    /// http:// URL of the receiver (a pager or SMS gateway, an EHR).
+    /// http:// URL of the receiver (a pager or SMS gateway, an EHR), at most 2,000 characters.
+    #[schema(pattern = "^http://", max_length = 2000)]
     pub url: String,
     /// Shared secret for the HMAC-SHA256 signature (at least 16 characters).
+    #[schema(min_length = 16)]
     pub secret: String,
-    /// Event kinds, e.g. ["page.*", "escalation.alarm"].
+    /// Event kinds, e.g. ["page.*", "escalation.alarm"]: at least one, each 1–100 characters.
+    #[schema(min_items = 1)]
     pub events: Vec<String>,
 }
 
@@ -473,7 +526,9 @@ pub async fn list_webhooks(
 }
 
 /// Deliveries by status; `dead` is the dead-letter list.
-#[utoipa::path(get, path = "/api/v1/admin/webhooks/deliveries", tag = "admin", security(("bearer" = [])), params(StatusQuery), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/admin/webhooks/deliveries", tag = "admin", security(("bearer" = [])),
+    params(("status" = Option<crate::views::DeliveryStatus>, Query, description = "Which deliveries (default: `dead`, the dead-letter list).")),
+    responses((status = 200, body = Object)))]
 pub async fn list_deliveries(
     State(s): State<AppState>,
     Auth(p): Auth,

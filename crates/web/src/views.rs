@@ -11,6 +11,83 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+// ---------- request field schemas ----------
+
+/// Schemas for request fields the domain accepts only from a fixed list,
+/// built from the domain's own names so the document cannot drift from
+/// what the handlers parse.
+pub mod names {
+    use careline_core::Disposition;
+    use careline_core::model::{Role, TicketStatus};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+    fn one_of(values: impl IntoIterator<Item = &'static str>) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+    }
+
+    /// Ticket states, as `POST /tickets/{id}/transitions` and `?status=` take them.
+    pub fn ticket_status() -> ObjectBuilder {
+        one_of(TicketStatus::ALL.map(TicketStatus::as_str))
+    }
+
+    /// Dispositions and priorities.
+    pub fn disposition() -> ObjectBuilder {
+        one_of(
+            [
+                Disposition::Emergency,
+                Disposition::Urgent,
+                Disposition::Routine,
+            ]
+            .map(Disposition::as_str),
+        )
+    }
+
+    /// Roles a staff account can be created with.
+    pub fn staff_role() -> ObjectBuilder {
+        one_of(
+            [
+                Role::CareGuide,
+                Role::Agent,
+                Role::Nurse,
+                Role::Physician,
+                Role::Supervisor,
+                Role::SafetyReviewer,
+                Role::PrivacyOfficer,
+                Role::Admin,
+                Role::Service,
+            ]
+            .map(Role::as_str),
+        )
+    }
+
+    /// Kinds of visit that can be booked.
+    pub fn visit_kind() -> ObjectBuilder {
+        one_of(["routine", "same_day", "urgent_care", "ed"])
+    }
+
+    /// What a proxy may do for a member.
+    pub fn proxy_scope() -> ObjectBuilder {
+        one_of(["messages", "record", "full"])
+    }
+
+    /// Sensitive categories a member can consent to share.
+    pub fn sensitive_category() -> ObjectBuilder {
+        one_of([
+            "behavioral_health",
+            "substance_use",
+            "sexual_reproductive_health",
+            "hiv",
+        ])
+    }
+
+    /// Languages careline writes to members in.
+    pub fn language() -> ObjectBuilder {
+        one_of(["en", "es"])
+    }
+}
+
 // ---------- requests ----------
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -32,6 +109,8 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
+    /// 1–20,000 characters once trimmed.
+    #[schema(min_length = 1, max_length = 20000)]
     pub text: String,
     /// Required for a proxy acting for more than one member; a member may omit it.
     pub member_id: Option<Uuid>,
@@ -43,6 +122,8 @@ pub struct NewMessage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReply {
+    /// 1–20,000 characters once trimmed.
+    #[schema(min_length = 1, max_length = 20000)]
     pub text: String,
     /// An internal note is visible to staff only.
     #[serde(default)]
@@ -63,7 +144,10 @@ pub struct AssignRequest {
 #[serde(deny_unknown_fields)]
 pub struct TransitionRequest {
     /// new, open, pending_member, pending_internal, solved or closed.
+    #[schema(schema_with = names::ticket_status)]
     pub to: String,
+    /// At most 2,000 characters.
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -71,18 +155,55 @@ pub struct TransitionRequest {
 #[serde(deny_unknown_fields)]
 pub struct NewCall {
     pub member_id: Uuid,
+    /// 1–20,000 characters once trimmed.
+    #[schema(min_length = 1, max_length = 20000)]
     pub notes: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TicketQuery {
+    /// Only this queue's tickets.
     pub queue: Option<Uuid>,
+    /// Only tickets in this state.
+    #[param(schema_with = names::ticket_status)]
     pub status: Option<String>,
+    /// Only tickets of this priority.
+    #[param(schema_with = names::disposition)]
     pub priority: Option<String>,
+    /// Only this member's tickets.
     pub member: Option<Uuid>,
     /// At most 1000; default 200.
     pub limit: Option<u32>,
+}
+
+/// The states `GET /api/v1/safety-reviews?status=` filters on.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    Open,
+    Resolved,
+}
+
+/// The states `GET /api/v1/admin/webhooks/deliveries?status=` lists.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    /// The dead-letter list.
+    Dead,
+}
+
+/// The form `POST /api/v1/attachments` reads (documentation only: the
+/// handler streams the parts as they arrive).
+#[derive(Debug, ToSchema)]
+pub struct UploadForm {
+    /// A file: JPEG, PNG, HEIC/HEIF or WebP image, PDF or plain text.
+    /// Send one part named `file` per file.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
 }
 
 // ---------- responses ----------
@@ -472,4 +593,52 @@ pub struct CallCreated {
 pub fn parse_disposition(s: &str) -> Result<Disposition, careline_core::Error> {
     s.parse::<Disposition>()
         .map_err(careline_core::Error::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::names;
+    use careline_core::Disposition;
+    use careline_core::model::{Role, TicketStatus, VisitKind};
+    use utoipa::openapi::schema::ObjectBuilder;
+
+    fn values(b: ObjectBuilder) -> Vec<String> {
+        b.build()
+            .enum_values
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_name_the_document_offers_is_one_the_domain_accepts() {
+        for s in values(names::ticket_status()) {
+            s.parse::<TicketStatus>().unwrap();
+        }
+        for s in values(names::disposition()) {
+            s.parse::<Disposition>().unwrap();
+        }
+        for s in values(names::visit_kind()) {
+            s.parse::<VisitKind>().unwrap();
+        }
+        let roles = values(names::staff_role());
+        for s in &roles {
+            assert!(s.parse::<Role>().unwrap().is_staff(), "{s}");
+        }
+        assert_eq!(roles.len(), 9, "every staff role");
+        for s in values(names::proxy_scope()) {
+            crate::admin::parse_scope(Some(&s)).unwrap();
+        }
+        for s in values(names::language()) {
+            careline_core::validate::language(&s).unwrap();
+        }
+        for s in values(names::sensitive_category()) {
+            serde_json::from_value::<careline_core::model::SensitiveCategory>(
+                serde_json::Value::String(s),
+            )
+            .unwrap();
+        }
+    }
 }

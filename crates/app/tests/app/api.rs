@@ -1,7 +1,7 @@
 //! The REST API as members, staff and integrators use it.
 
 use crate::support::*;
-use careline::httpc::Conn;
+use careline::httpc::{self, Conn, Response};
 use serde_json::json;
 use std::time::Duration;
 
@@ -525,4 +525,404 @@ async fn openapi_health_readiness_and_metrics_are_served() {
     let r = app.get("/api/v1/me", &member).await;
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+}
+
+/// Sends a request with an optional content type and body, as a client
+/// that gets the details wrong would.
+async fn raw(app: &App, method: &str, path: &str, token: &str, ct: Option<&str>) -> Response {
+    Conn::connect(app.addr)
+        .await
+        .unwrap()
+        .send_raw(method, path, Some(token), ct, b"hello")
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn refusals_before_any_handler_are_problem_json_with_the_right_status() {
+    let app = App::spawn().await;
+    let guide = app.login("guide.north1").await;
+    let agent = app.login("agent1").await;
+    let safety = app.login("safety").await;
+    let nil = "00000000-0000-0000-0000-000000000000";
+
+    // Query strings that do not parse: 422, like a body field of the wrong type.
+    assert_problem(
+        &app.get("/api/v1/tickets?limit=abc", &guide).await,
+        422,
+        "invalid-input",
+    );
+    assert_problem(
+        &app.get("/api/v1/members?q=ann&limit=abc", &agent).await,
+        422,
+        "invalid-query",
+    );
+    let r = app
+        .get("/api/v1/safety-reviews?status=open&colour=red", &safety)
+        .await;
+    assert_problem(&r, 422, "invalid-query");
+    assert!(r.json()["detail"].as_str().unwrap().contains("colour"));
+    assert_problem(
+        &app.get("/api/v1/reports/safety?since=1&since=2", &safety)
+            .await,
+        422,
+        "invalid-query",
+    );
+
+    // Ids in the path that are not UUIDs: 400, naming the parameter.
+    let r = app.get("/api/v1/tickets/not-a-uuid", &guide).await;
+    assert_problem(&r, 400, "invalid-path");
+    assert!(r.json()["detail"].as_str().unwrap().contains("not-a-uuid"));
+    assert_problem(
+        &app.call(
+            "DELETE",
+            &format!("/api/v1/threads/{nil}/collaborators/nobody"),
+            Some(&guide),
+            None,
+        )
+        .await,
+        400,
+        "invalid-path",
+    );
+
+    // A body that is not JSON, or has no content type at all.
+    let reply = format!("/api/v1/tickets/{nil}/replies");
+    assert_problem(
+        &raw(&app, "POST", &reply, &guide, Some("text/plain")).await,
+        415,
+        "unsupported-media-type",
+    );
+    assert_problem(
+        &raw(&app, "POST", &reply, &guide, None).await,
+        415,
+        "unsupported-media-type",
+    );
+
+    // An upload whose query string or form is wrong.
+    assert_problem(
+        &raw(
+            &app,
+            "POST",
+            "/api/v1/attachments?member_id=zz",
+            &guide,
+            Some("multipart/form-data; boundary=x"),
+        )
+        .await,
+        422,
+        "invalid-query",
+    );
+
+    // Unknown routes and wrong methods, under the API and outside it.
+    assert_problem(
+        &app.get("/api/v1/tickets/x/y/z", &guide).await,
+        404,
+        "not-found",
+    );
+    assert_problem(
+        &app.call("GET", "/no/such/page", None, None).await,
+        404,
+        "not-found",
+    );
+    let r = app
+        .call("PATCH", "/api/v1/tickets", Some(&guide), None)
+        .await;
+    assert_problem(&r, 405, "method-not-allowed");
+    assert!(r.header("allow").is_some_and(|a| a.contains("GET")));
+    assert_problem(
+        &app.call("DELETE", "/api/v1/me", Some(&guide), None).await,
+        405,
+        "method-not-allowed",
+    );
+}
+
+/// The operations of the served OpenAPI document: (method, path, operation).
+fn operations(doc: &serde_json::Value) -> Vec<(String, String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
+                out.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn openapi_declares_query_parameters_in_the_query_and_path_parameters_in_the_path() {
+    let app = App::spawn().await;
+    let doc = app
+        .call("GET", "/api/v1/openapi.json", None, None)
+        .await
+        .json();
+    let ops = operations(&doc);
+    assert!(ops.len() > 60, "{} operations", ops.len());
+    // Every schema a parameter, body or response refers to is in the document.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_owned());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        let name = r.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} is not in the document"
+        );
+    }
+    for (method, path, op) in &ops {
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        for p in &params {
+            let name = p["name"].as_str().unwrap();
+            match p["in"].as_str().unwrap() {
+                "path" => {
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: path parameter '{name}' is not in the path"
+                    );
+                    assert_eq!(p["required"], true, "{method} {path} {name}");
+                }
+                "query" => {}
+                other => panic!("{method} {path}: '{name}' declared in {other}"),
+            }
+        }
+        // Every `{name}` of the template is declared as a path parameter.
+        for seg in path.split('/') {
+            if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path"),
+                    "{method} {path}: '{name}' is not declared"
+                );
+            }
+        }
+    }
+    // The query strings the handlers read; only a member search needs its words.
+    for (path, names) in [
+        (
+            "/api/v1/tickets",
+            &["queue", "status", "priority", "member", "limit"][..],
+        ),
+        ("/api/v1/members", &["q", "limit"][..]),
+        ("/api/v1/safety-reviews", &["status"][..]),
+        ("/api/v1/reports/safety", &["since", "until"][..]),
+        ("/api/v1/privacy/break-glass", &["status"][..]),
+        ("/api/v1/admin/webhooks/deliveries", &["status"][..]),
+        ("/api/v1/attachments", &["member_id"][..]),
+    ] {
+        let (_, _, op) = ops.iter().find(|(_, p, _)| p == path).unwrap();
+        for name in names {
+            let p = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == *name)
+                .unwrap_or_else(|| panic!("{path}: '{name}' is not declared"));
+            assert_eq!(p["in"], "query", "{path} {name}");
+            let required = (path, *name) == ("/api/v1/members", "q");
+            assert_eq!(p["required"] == true, required, "{path} {name}");
+        }
+    }
+    let status = &ops
+        .iter()
+        .find(|(m, p, _)| m == "get" && p == "/api/v1/tickets")
+        .unwrap()
+        .2["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "status")
+        .unwrap()["schema"]["enum"];
+    assert!(
+        status
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "pending_member")
+    );
+}
+
+#[tokio::test]
+async fn openapi_declares_the_problems_each_operation_can_answer_as_problem_json() {
+    let app = App::spawn().await;
+    let doc = app
+        .call("GET", "/api/v1/openapi.json", None, None)
+        .await
+        .json();
+    for (method, path, op) in operations(&doc) {
+        let responses = op["responses"].as_object().unwrap();
+        let declares = |s: &str| responses.contains_key(s);
+        let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        let json_body = op["requestBody"]["content"]["application/json"].is_object();
+        if secured {
+            assert!(declares("401") && declares("403"), "{method} {path}");
+        }
+        if params.iter().any(|p| p["in"] == "path") {
+            assert!(declares("400") && declares("404"), "{method} {path}");
+        }
+        if json_body || params.iter().any(|p| p["in"] == "query") {
+            assert!(declares("422"), "{method} {path}");
+        }
+        if json_body {
+            assert!(
+                declares("400") && declares("413") && declares("415"),
+                "{method} {path}"
+            );
+        }
+        for (status, r) in responses {
+            assert!(
+                r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{method} {path} {status}: every response has a description"
+            );
+            if status.starts_with('4') || status.starts_with('5') {
+                assert_eq!(
+                    r["content"]["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+                assert!(r["content"]["application/json"].is_null());
+            }
+        }
+    }
+    // Request bodies carry the limits the domain enforces.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["NewMessage"]["properties"]["text"]["maxLength"],
+        20_000
+    );
+    assert_eq!(schemas["NewMessage"]["properties"]["text"]["minLength"], 1);
+    assert_eq!(
+        schemas["BreakGlassRequest"]["properties"]["reason"]["minLength"],
+        10
+    );
+    assert_eq!(
+        schemas["ClearanceRequest"]["properties"]["disposition"]["enum"],
+        json!(["emergency", "urgent", "routine"])
+    );
+    assert!(
+        schemas["StaffSpec"]["properties"]["role"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r != "member" && r != "proxy")
+    );
+}
+
+#[tokio::test]
+async fn an_account_refused_for_a_wrong_team_or_member_leaves_nothing_behind() {
+    let app = App::spawn().await;
+    let admin = app.login("admin").await;
+    let nowhere = "00000000-0000-0000-0000-000000000001";
+    let team = app.get("/api/v1/admin/teams", &admin).await.json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let staff = |teams: Vec<&str>| {
+        json!({"username": "new.nurse@demo.careline", "name": "New Nurse", "role": "nurse",
+               "password": "a-long-password", "team_ids": teams})
+    };
+    assert_problem(
+        &app.post("/api/v1/admin/staff", &admin, staff(vec![nowhere]))
+            .await,
+        404,
+        "not-found",
+    );
+    // The same request with the right team goes through: nothing was left half-made.
+    let r = app
+        .post("/api/v1/admin/staff", &admin, staff(vec![&team]))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // A member whose login is taken is not created without it.
+    let members_before = app.get("/api/v1/admin/members", &admin).await.json();
+    let r = app
+        .post(
+            "/api/v1/admin/members",
+            &admin,
+            json!({"name": "Ann Again", "team_id": team,
+                   "username": "member01@demo.careline", "password": "a-long-password"}),
+        )
+        .await;
+    assert_problem(&r, 409, "duplicate");
+    assert_eq!(
+        app.get("/api/v1/admin/members", &admin).await.json(),
+        members_before
+    );
+
+    // A caregiver for a member who does not exist gets no account.
+    let proxy = |member: &str| {
+        json!({"member_id": member, "username": "new.carer@demo.careline", "name": "New Carer",
+               "password": "a-long-password"})
+    };
+    assert_problem(
+        &app.post("/api/v1/admin/proxies", &admin, proxy(nowhere))
+            .await,
+        404,
+        "not-found",
+    );
+    let member = members_before[0]["id"].as_str().unwrap();
+    let r = app
+        .post("/api/v1/admin/proxies", &admin, proxy(member))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[tokio::test]
+async fn settings_sent_in_part_are_refused_and_nothing_is_reset() {
+    let app = App::spawn().await;
+    let admin = app.login("admin").await;
+    let before = app.get("/api/v1/admin/settings", &admin).await.json();
+    let put = |body: serde_json::Value| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            httpc::call(
+                app.addr,
+                "PUT",
+                "/api/v1/admin/settings",
+                Some(&admin),
+                Some(&body),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let r = put(json!({"ack": {"emergency_minutes": 3, "urgent_minutes": 20}})).await;
+    assert_problem(&r, 422, "invalid-input");
+    assert!(r.json()["detail"].as_str().unwrap().contains("missing"));
+    assert_problem(&put(json!({})).await, 422, "invalid-input");
+    let mut unknown = before.clone();
+    unknown["colour"] = json!("red");
+    assert_problem(&put(unknown).await, 422, "invalid-input");
+    let mut partial_sla = before.clone();
+    partial_sla["sla"]
+        .as_object_mut()
+        .unwrap()
+        .remove("routine");
+    assert_problem(&put(partial_sla).await, 422, "invalid-input");
+    assert_eq!(
+        app.get("/api/v1/admin/settings", &admin).await.json(),
+        before
+    );
+
+    // The whole document, changed, is accepted.
+    let mut changed = before.clone();
+    changed["ack"]["emergency_minutes"] = json!(3);
+    let r = put(changed.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        app.get("/api/v1/admin/settings", &admin).await.json(),
+        changed
+    );
 }

@@ -37,6 +37,8 @@ const CALL_TAKERS: [Role; 5] = [
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriageRequest {
+    /// 1–20,000 characters once trimmed.
+    #[schema(min_length = 1, max_length = 20000)]
     pub text: String,
 }
 
@@ -91,10 +93,12 @@ pub async fn live_triage(
 const SEARCH_LIMIT: u32 = 20;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// At least 2 characters: part of a name, a phone number, the member's
     /// reference, or a date of birth (`1946-03-14` or `3/14/1946`).
+    #[param(required = true, min_length = 2, max_length = 100)]
     pub q: Option<String>,
     /// At most 20 (the default).
     pub limit: Option<u32>,
