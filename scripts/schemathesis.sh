@@ -29,7 +29,11 @@ if [ ! -x "$venv/bin/st" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis==4.32.5'
 fi
-command -v curl >/dev/null || { echo "schemathesis.sh: curl is required" >&2; exit 1; }
+if ! command -v curl >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl ca-certificates >/dev/null
+fi
 
 if [ -z "${CARELINE_BIN:-}" ]; then
   cargo build -q --locked -p careline
