@@ -11,7 +11,7 @@ use careline_core::model::Organization;
 use careline_core::model::Role;
 use careline_store::Store;
 use careline_web::admin::{
-    MemberSpec, ProxySpec, StaffSpec, create_member, create_staff, grant_proxy,
+    MemberSpec, ProxySpec, StaffSpec, create_member, create_staff, grant_proxy, prepare_member,
 };
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
@@ -516,19 +516,26 @@ pub async fn import_members(store: &dyn Store, org: OrgId, file: &std::path::Pat
         }
         bail!("{} row(s) are invalid; nothing was imported", errors.len());
     }
-    let (mut ok, mut failed) = (0usize, 0usize);
+    // Every row is good: check the logins against the database and hash
+    // their passwords, then write every member in one transaction.
+    let mut prepared = Vec::with_capacity(specs.len());
     for (row, spec) in specs {
-        match create_member(store, org, spec, None, now()).await {
-            Ok(_) => ok += 1,
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: row {row}: {e}", file.display());
-            }
+        match prepare_member(store, org, spec, now()).await {
+            Ok(p) => prepared.push(p),
+            Err(e) => errors.push(format!("row {row}: {e}")),
         }
     }
-    println!("imported {ok} member(s); {failed} row(s) failed");
-    if failed > 0 {
-        bail!("{failed} row(s) could not be imported (see above); the others were");
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{}: {e}", file.display());
+        }
+        bail!("{} row(s) are invalid; nothing was imported", errors.len());
     }
+    let n = prepared.len();
+    store
+        .create_members(prepared, None, now())
+        .await
+        .map_err(|e| anyhow!("{}: {e}; nothing was imported", file.display()))?;
+    println!("imported {n} member(s)");
     Ok(())
 }

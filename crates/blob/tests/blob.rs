@@ -252,8 +252,18 @@ async fn deduplicates(b: &Backend) {
     assert!(first.written, "the first upload wrote the object");
     assert!(!second.written, "the second found it stored and shares it");
     assert_eq!(
-        (&first.sha256, first.size, first.stored_size, &first.location),
-        (&second.sha256, second.size, second.stored_size, &second.location)
+        (
+            &first.sha256,
+            first.size,
+            first.stored_size,
+            &first.location
+        ),
+        (
+            &second.sha256,
+            second.size,
+            second.stored_size,
+            &second.location
+        )
     );
     // Not uploaded again: a new upload would have a new salt and nonces.
     assert_eq!(b.store.read_stored(&first.location).await.unwrap(), stored);

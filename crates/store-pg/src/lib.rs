@@ -1464,20 +1464,7 @@ impl Store for PgStore {
                 return Err(Error::NotFound("member"));
             }
         }
-        q("INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-            .bind(user.id.0)
-            .bind(user.org_id.0)
-            .bind(user.username.clone())
-            .bind(user.name.clone())
-            .bind(user.role.as_str())
-            .bind(user.member_id.map(|m| m.0))
-            .bind(u.password_hash)
-            .bind(us(now))
-            .execute(tx.c())
-            .await
-            .map_err(db)?;
-        tx.append(user.org_id, now, vec![admin::user_created(&user, actor)])
-            .await?;
+        insert_user(&mut tx, &user, &u.password_hash, actor, now).await?;
         tx.commit(&self.bus).await?;
         Ok(user)
     }
@@ -1520,31 +1507,51 @@ impl Store for PgStore {
         tx.commit(&self.bus).await
     }
 
-    async fn create_member(
+    async fn create_members(
         &self,
-        m: NewMember,
+        members: Vec<(NewMember, Option<MemberLogin>)>,
         actor: Option<UserId>,
         now: Timestamp,
-    ) -> Result<Member> {
-        let member = m.member(now)?;
-        let mut tx = self.begin_for(m.org_id).await?;
-        let team = rows::load_team(tx.c(), m.team_id).await?;
-        if team.org_id != m.org_id {
-            return Err(Error::NotFound("team"));
+    ) -> Result<Vec<(Member, Option<User>)>> {
+        let Some(org) = members.first().map(|(m, _)| m.org_id) else {
+            return Ok(Vec::new());
+        };
+        let mut tx = self.begin_for(org).await?;
+        let mut out = Vec::with_capacity(members.len());
+        for (m, login) in members {
+            if m.org_id != org {
+                return Err(Error::invalid(
+                    "members are created one organization at a time",
+                ));
+            }
+            let member = m.member(now)?;
+            let team = rows::load_team(tx.c(), m.team_id).await?;
+            if team.org_id != m.org_id {
+                return Err(Error::NotFound("team"));
+            }
+            rows::insert_member(tx.c(), &self.crypto, &member, m.external_ref.as_deref()).await?;
+            tx.append(
+                member.org_id,
+                now,
+                vec![admin::member_created(
+                    &member,
+                    m.external_ref.as_deref(),
+                    actor,
+                )],
+            )
+            .await?;
+            let user = match login {
+                Some(l) => {
+                    let user = l.for_member(&member).user()?;
+                    insert_user(&mut tx, &user, &l.password_hash, actor, now).await?;
+                    Some(user)
+                }
+                None => None,
+            };
+            out.push((member, user));
         }
-        rows::insert_member(tx.c(), &self.crypto, &member, m.external_ref.as_deref()).await?;
-        tx.append(
-            member.org_id,
-            now,
-            vec![admin::member_created(
-                &member,
-                m.external_ref.as_deref(),
-                actor,
-            )],
-        )
-        .await?;
         tx.commit(&self.bus).await?;
-        Ok(member)
+        Ok(out)
     }
 
     async fn members(&self, org: OrgId) -> Result<Vec<Member>> {
@@ -1781,4 +1788,28 @@ impl Store for PgStore {
     async fn ticket_member(&self, p: &Principal, ticket: TicketId) -> Result<MemberId> {
         self.ticket_member_(p, ticket).await
     }
+}
+
+/// A staff, member or proxy account, and its event.
+async fn insert_user(
+    tx: &mut Tx,
+    user: &User,
+    password_hash: &str,
+    actor: Option<UserId>,
+    now: Timestamp,
+) -> Result<()> {
+    q("INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(user.id.0)
+        .bind(user.org_id.0)
+        .bind(user.username.clone())
+        .bind(user.name.clone())
+        .bind(user.role.as_str())
+        .bind(user.member_id.map(|m| m.0))
+        .bind(password_hash.to_owned())
+        .bind(us(now))
+        .execute(tx.c())
+        .await
+        .map_err(db)?;
+    tx.append(user.org_id, now, vec![admin::user_created(user, actor)])
+        .await
 }

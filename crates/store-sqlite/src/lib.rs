@@ -375,6 +375,34 @@ impl SqliteStore {
     }
 }
 
+/// A staff, member or proxy account, and its event.
+fn insert_user(
+    tx: &Tx<'_>,
+    user: &User,
+    password_hash: &str,
+    actor: Option<UserId>,
+    now: Timestamp,
+) -> Result<()> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                user.id.to_string(),
+                user.org_id.to_string(),
+                user.username,
+                user.name,
+                user.role.as_str(),
+                user.member_id.map(|m| m.to_string()),
+                password_hash,
+                us(now)
+            ])
+        })
+        .map_err(db)?;
+    tx.append(user.org_id, now, vec![admin::user_created(user, actor)])
+}
+
 fn settings(c: &Connection, org: OrgId) -> Result<OrgSettings> {
     let settings: Option<String> = c
         .prepare_cached("SELECT settings FROM organizations WHERE id = $1")
@@ -1627,24 +1655,7 @@ impl Store for SqliteStore {
                     return Err(Error::NotFound("member"));
                 }
             }
-            tx.conn
-                .prepare_cached(
-                    "INSERT INTO users (id, org_id, username, name, role, member_id, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        user.id.to_string(),
-                        user.org_id.to_string(),
-                        user.username,
-                        user.name,
-                        user.role.as_str(),
-                        user.member_id.map(|m| m.to_string()),
-                        u.password_hash,
-                        us(now)
-                    ])
-                })
-                .map_err(db)?;
-            tx.append(user.org_id, now, vec![admin::user_created(&user, actor)])?;
+            insert_user(tx, &user, &u.password_hash, actor, now)?;
             Ok(user)
         })
         .await
@@ -1688,29 +1699,50 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_member(
+    async fn create_members(
         &self,
-        m: NewMember,
+        members: Vec<(NewMember, Option<MemberLogin>)>,
         actor: Option<UserId>,
         now: Timestamp,
-    ) -> Result<Member> {
-        let member = m.member(now)?;
+    ) -> Result<Vec<(Member, Option<User>)>> {
+        let planned = members
+            .into_iter()
+            .map(|(m, login)| {
+                let member = m.member(now)?;
+                let user = login.map(|l| {
+                    let u = l.for_member(&member);
+                    u.user().map(|user| (user, l.password_hash))
+                });
+                Ok((m, member, user.transpose()?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         self.write(move |tx| {
-            let team = rows::load_team(tx.conn, m.team_id)?;
-            if team.org_id != m.org_id {
-                return Err(Error::NotFound("team"));
+            let mut out = Vec::with_capacity(planned.len());
+            for (m, member, login) in planned {
+                let team = rows::load_team(tx.conn, m.team_id)?;
+                if team.org_id != m.org_id {
+                    return Err(Error::NotFound("team"));
+                }
+                rows::insert_member(tx.conn, tx.crypto, &member, m.external_ref.as_deref())?;
+                tx.append(
+                    member.org_id,
+                    now,
+                    vec![admin::member_created(
+                        &member,
+                        m.external_ref.as_deref(),
+                        actor,
+                    )],
+                )?;
+                let user = match login {
+                    Some((user, hash)) => {
+                        insert_user(tx, &user, &hash, actor, now)?;
+                        Some(user)
+                    }
+                    None => None,
+                };
+                out.push((member, user));
             }
-            rows::insert_member(tx.conn, tx.crypto, &member, m.external_ref.as_deref())?;
-            tx.append(
-                member.org_id,
-                now,
-                vec![admin::member_created(
-                    &member,
-                    m.external_ref.as_deref(),
-                    actor,
-                )],
-            )?;
-            Ok(member)
+            Ok(out)
         })
         .await
     }

@@ -303,6 +303,28 @@ pub struct NewMember {
     pub external_ref: Option<String>,
 }
 
+/// A member's own portal login, created with the member.
+#[derive(Debug, Clone)]
+pub struct MemberLogin {
+    pub username: String,
+    /// Already hashed (Argon2id), never the password itself.
+    pub password_hash: String,
+}
+
+impl MemberLogin {
+    /// The account this login is for member `m`.
+    pub fn for_member(&self, m: &Member) -> NewUser {
+        NewUser {
+            org_id: m.org_id,
+            username: self.username.clone(),
+            name: m.name.clone(),
+            role: careline_core::model::Role::Member,
+            member_id: Some(m.id),
+            password_hash: self.password_hash.clone(),
+        }
+    }
+}
+
 /// A login session, stored by the hash of its token only.
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -680,12 +702,27 @@ pub trait Store: Send + Sync + 'static {
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<()>;
+    /// Creates members, each with their portal login if one is given, in
+    /// one transaction: all of them or, on any refusal, none.
+    async fn create_members(
+        &self,
+        members: Vec<(NewMember, Option<MemberLogin>)>,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<Vec<(Member, Option<User>)>>;
+    /// Creates one member without a login.
     async fn create_member(
         &self,
         m: NewMember,
         actor: Option<UserId>,
         now: Timestamp,
-    ) -> Result<Member>;
+    ) -> Result<Member> {
+        self.create_members(vec![(m, None)], actor, now)
+            .await?
+            .pop()
+            .map(|(m, _)| m)
+            .ok_or_else(|| careline_core::Error::internal("creating one member created none"))
+    }
     async fn members(&self, org: OrgId) -> Result<Vec<Member>>;
     /// Lets a proxy user act for a member within `scope` (replacing any
     /// earlier grant between the two). Callers authorize: an administrator,

@@ -13,7 +13,7 @@ use careline_core::authz::Principal;
 use careline_core::ids::*;
 use careline_core::model::*;
 use careline_core::{Error, Result};
-use careline_store::{NewMember, NewUser, Store};
+use careline_store::{MemberLogin, NewMember, NewUser, Store};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -266,7 +266,35 @@ pub fn check_member(org: OrgId, spec: &MemberSpec, now: Timestamp) -> Result<New
     Ok(m)
 }
 
-/// Create a member (and their login, if asked).
+/// A checked member and their login (password hashed), ready to write.
+pub async fn prepare_member(
+    store: &dyn Store,
+    org: OrgId,
+    spec: MemberSpec,
+    now: Timestamp,
+) -> Result<(NewMember, Option<MemberLogin>)> {
+    let new = check_member(org, &spec, now)?;
+    let login = match (spec.username, spec.password) {
+        (Some(u), Some(p)) => {
+            // A taken username is named before anything is written.
+            let name = careline_core::validate::Username::parse(&u)?;
+            if store.credentials(name.as_str()).await?.is_some() {
+                return Err(Error::conflict(
+                    "duplicate",
+                    format!("the username {} is taken", name.as_str()),
+                ));
+            }
+            Some(MemberLogin {
+                username: u,
+                password_hash: hash(p).await?,
+            })
+        }
+        _ => None,
+    };
+    Ok((new, login))
+}
+
+/// Create a member and their login, if asked, in one transaction.
 pub async fn create_member(
     store: &dyn Store,
     org: OrgId,
@@ -274,40 +302,12 @@ pub async fn create_member(
     actor: Option<UserId>,
     now: Timestamp,
 ) -> Result<(Member, Option<User>)> {
-    let new = check_member(org, &spec, now)?;
-    let login = match (spec.username, spec.password) {
-        (Some(u), Some(p)) => {
-            // The login is checked before the member is created, so a taken
-            // username does not leave a member without it behind.
-            let name = careline_core::validate::Username::parse(&u)?;
-            if store.credentials(name.as_str()).await?.is_some() {
-                return Err(Error::conflict("duplicate", "that username is taken"));
-            }
-            Some((u, hash(p).await?))
-        }
-        _ => None,
-    };
-    let member = store.create_member(new, actor, now).await?;
-    let user = match login {
-        Some((username, password_hash)) => Some(
-            store
-                .create_user(
-                    NewUser {
-                        org_id: org,
-                        username,
-                        name: spec.name,
-                        role: Role::Member,
-                        member_id: Some(member.id),
-                        password_hash,
-                    },
-                    actor,
-                    now,
-                )
-                .await?,
-        ),
-        None => None,
-    };
-    Ok((member, user))
+    let prepared = prepare_member(store, org, spec, now).await?;
+    store
+        .create_members(vec![prepared], actor, now)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::internal("creating one member created none"))
 }
 
 /// Grant a proxy access to a member, creating the proxy's login if asked.

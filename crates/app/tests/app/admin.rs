@@ -131,7 +131,6 @@ async fn import_members_reports_bad_rows_by_number_and_imports_nothing_then_impo
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 member(s)"));
-    // Importing the same file again conflicts per row instead of duplicating.
     let out = Command::new(bin())
         .args([
             "admin",
@@ -144,10 +143,13 @@ async fn import_members_reports_bad_rows_by_number_and_imports_nothing_then_impo
         .arg(&good)
         .output()
         .unwrap();
+    // Importing the same file again is refused whole (one transaction).
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("row 2: a member with that external reference exists")
+        err.contains("a member with that external reference exists")
+            && err.contains("nothing was imported"),
+        "{err}"
     );
 }
 
@@ -291,4 +293,41 @@ async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // A row that only the database can refuse (Ann's reference is now taken)
+    // takes the good row before it down with it: one transaction.
+    let import = |name: &str, body: &str| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, body).unwrap();
+        Command::new(bin())
+            .args([
+                "admin",
+                "import-members",
+                "--org",
+                "Demo Clinic",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .arg(&f)
+            .output()
+            .unwrap()
+    };
+    let out = import(
+        "clash.csv",
+        "name,team,external_ref\nEve Early,North,MRN-31\nFay Late,South,MRN-10\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    // Eve was not written: importing her alone now succeeds.
+    let out = import(
+        "eve.csv",
+        "name,team,external_ref\nEve Early,North,MRN-31\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 member(s)"));
 }
