@@ -238,19 +238,11 @@ async fn input_hygiene_control_characters_bidi_overrides_formulas_and_malformed_
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
-#[tokio::test]
-async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_nothing() {
-    if embedded_only("the admin commands work on the embedded database") {
-        return;
-    }
-    let dir = App::spawn().await.stop().await;
-    let csv = dir.path().join("members.csv");
-    std::fs::write(
-        &csv,
-        "name,team,external_ref,phone\nAnn Able,North,MRN-10,+1 555 010 0101\n=cmd|' /C calc'!A0,North,MRN-11,\nBea Bueno,South,mrn-10,\nCy Call,South,MRN-12,call me\n",
-    )
-    .unwrap();
-    let out = Command::new(bin())
+/// `careline admin import-members` of a CSV file written with `body`.
+fn import_csv(dir: &std::path::Path, name: &str, body: &str) -> std::process::Output {
+    let f = dir.join(name);
+    std::fs::write(&f, body).unwrap();
+    Command::new(bin())
         .args([
             "admin",
             "import-members",
@@ -258,10 +250,23 @@ async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_
             "Demo Clinic",
             "--data-dir",
         ])
-        .arg(dir.path())
-        .arg(&csv)
+        .arg(dir)
+        .arg(&f)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_nothing() {
+    if embedded_only("the admin commands work on the embedded database") {
+        return;
+    }
+    let dir = App::spawn().await.stop().await;
+    let out = import_csv(
+        dir.path(),
+        "members.csv",
+        "name,team,external_ref,phone\nAnn Able,North,MRN-10,+1 555 010 0101\n=cmd|' /C calc'!A0,North,MRN-11,\nBea Bueno,South,mrn-10,\nCy Call,South,MRN-12,call me\n",
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("row 3: ") && err.contains("formula"), "{err}");
@@ -272,22 +277,11 @@ async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_
     assert!(err.contains("row 5: ") && err.contains("phone"), "{err}");
     assert!(err.contains("nothing was imported"), "{err}");
     // Ann (row 2) was fine, and still was not imported.
-    let out = Command::new(bin())
-        .args([
-            "admin",
-            "import-members",
-            "--org",
-            "Demo Clinic",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .arg({
-            let ok = dir.path().join("ann.csv");
-            std::fs::write(&ok, "name,team,external_ref\nAnn Able,North,MRN-10\n").unwrap();
-            ok
-        })
-        .output()
-        .unwrap();
+    let out = import_csv(
+        dir.path(),
+        "ann.csv",
+        "name,team,external_ref\nAnn Able,North,MRN-10\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -296,23 +290,8 @@ async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_
 
     // A row that only the database can refuse (Ann's reference is now taken)
     // takes the good row before it down with it: one transaction.
-    let import = |name: &str, body: &str| {
-        let f = dir.path().join(name);
-        std::fs::write(&f, body).unwrap();
-        Command::new(bin())
-            .args([
-                "admin",
-                "import-members",
-                "--org",
-                "Demo Clinic",
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .arg(&f)
-            .output()
-            .unwrap()
-    };
-    let out = import(
+    let out = import_csv(
+        dir.path(),
         "clash.csv",
         "name,team,external_ref\nEve Early,North,MRN-31\nFay Late,South,MRN-10\n",
     );
@@ -320,7 +299,8 @@ async fn import_refuses_formula_cells_and_rows_repeated_in_the_file_and_imports_
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("nothing was imported"), "{err}");
     // Eve was not written: importing her alone now succeeds.
-    let out = import(
+    let out = import_csv(
+        dir.path(),
         "eve.csv",
         "name,team,external_ref\nEve Early,North,MRN-31\n",
     );
