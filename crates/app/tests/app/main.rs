@@ -20,6 +20,7 @@ mod crash;
 mod escalation;
 mod failover;
 mod intake;
+mod live;
 mod matrix;
 mod privacy;
 mod simulation;
