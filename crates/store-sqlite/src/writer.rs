@@ -308,17 +308,12 @@ mod tests {
         // The writer is held busy inside a job it has already taken.
         let (started_tx, started) = std::sync::mpsc::channel::<()>();
         let (release, held) = std::sync::mpsc::channel::<()>();
-        let busy = tokio::spawn({
-            let w = w.clone();
-            async move {
-                w.write(move |_| {
-                    started_tx.send(()).unwrap();
-                    held.recv().unwrap();
-                    Ok(())
-                })
-                .await
-            }
-        });
+        let mut busy = Box::pin(w.write(move |_| {
+            started_tx.send(()).unwrap();
+            held.recv().unwrap();
+            Ok(())
+        }));
+        assert!(poll_once(&mut busy).await.is_pending());
         tokio::task::spawn_blocking(move || started.recv().unwrap())
             .await
             .unwrap();
@@ -348,7 +343,7 @@ mod tests {
         }
 
         release.send(()).unwrap();
-        busy.await.unwrap().unwrap();
+        busy.await.unwrap();
         for (n, f) in queued.into_iter().enumerate() {
             assert_eq!(f.await.unwrap(), n as i64);
         }
