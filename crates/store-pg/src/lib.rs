@@ -97,7 +97,10 @@ impl PgStore {
 
     /// Use an existing pool: migrate, then load or create the data keys.
     pub async fn open(pool: PgPool, master: MasterKey) -> Result<PgStore> {
-        schema::migrate(&pool).await.map_err(db)?;
+        let version = schema::migrate(&pool).await.map_err(db)?;
+        if version > schema::latest() {
+            return Err(schema_too_new(version.into(), schema::latest().into()));
+        }
         let bus = Bus::default();
         let node = Uuid::now_v7();
         let store = PgStore {

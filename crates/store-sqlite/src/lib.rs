@@ -202,7 +202,10 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        schema::migrate(&mut conn).map_err(db)?;
+        let version = schema::migrate(&mut conn).map_err(db)?;
+        if version > schema::latest() {
+            return Err(schema_too_new(version.into(), schema::latest().into()));
+        }
         let crypto = Arc::new(Crypto::new(master));
         crypto.load(&conn)?;
         // Organizations created before encryption get their data key now.

@@ -327,6 +327,15 @@ pub struct ChainReport {
     pub error: Option<String>,
 }
 
+/// The refusal to open a database whose schema a newer careline wrote: this
+/// binary would misread tables it does not know, or write rows the newer
+/// one no longer expects.
+pub fn schema_too_new(found: i64, known: i64) -> careline_core::Error {
+    careline_core::Error::Unavailable(format!(
+        "the database is at schema version {found} but this careline knows only up to {known}: upgrade careline before starting it against this database"
+    ))
+}
+
 /// A user's account with its password hash, for login.
 #[derive(Debug, Clone)]
 pub struct Credentials {
