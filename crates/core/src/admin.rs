@@ -72,6 +72,13 @@ pub fn team_joined(team: TeamId, user: UserId, actor: Option<UserId>) -> NewEven
         .team(team)
 }
 
+/// The event recording that `user` was taken off `team`.
+pub fn team_left(team: TeamId, user: UserId, actor: Option<UserId>) -> NewEvent {
+    NewEvent::new(EventKind::UserTeamLeft, json!({"user_id": user}))
+        .actor(actor)
+        .team(team)
+}
+
 /// A new login account of `org`: an e-mail style username (lower-cased), a
 /// display name, and, for a member's own login, the member it is.
 pub fn new_user(

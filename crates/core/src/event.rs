@@ -25,6 +25,8 @@ pub enum EventKind {
     UserCreated,
     #[serde(rename = "user.team_joined")]
     UserTeamJoined,
+    #[serde(rename = "user.team_left")]
+    UserTeamLeft,
     #[serde(rename = "member.created")]
     MemberCreated,
     #[serde(rename = "proxy.granted")]
@@ -138,6 +140,7 @@ impl EventKind {
             EventKind::TeamCreated => "team.created",
             EventKind::UserCreated => "user.created",
             EventKind::UserTeamJoined => "user.team_joined",
+            EventKind::UserTeamLeft => "user.team_left",
             EventKind::MemberCreated => "member.created",
             EventKind::ProxyGranted => "proxy.granted",
             EventKind::ProxyRevoked => "proxy.revoked",
@@ -191,6 +194,20 @@ impl EventKind {
             EventKind::PhiRead => "phi.read",
         }
     }
+}
+
+/// Event kinds after which a cached caller (session, roles, teams, grants) may be stale.
+pub fn changes_access(kind: &str) -> bool {
+    kind.starts_with("session.")
+        || kind.starts_with("mfa.")
+        || kind.starts_with("user.")
+        || kind.starts_with("proxy.")
+        || kind.starts_with("thread.collaborator")
+        || kind.starts_with("privacy.break_glass")
+        || kind.starts_with("page.")
+        || kind.starts_with("escalation.")
+        || kind == "ticket.status_changed"
+        || kind == "member.created"
 }
 
 /// An event as the domain produces it, before it has a place in the chain.

@@ -23,6 +23,7 @@ pub mod search;
 pub mod session;
 pub mod settings;
 pub mod sla;
+pub mod stream;
 pub mod ticket;
 pub mod validate;
 

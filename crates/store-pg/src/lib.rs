@@ -98,7 +98,10 @@ impl PgStore {
 
     /// Use an existing pool: migrate, then load or create the data keys.
     pub async fn open(pool: PgPool, master: MasterKey) -> Result<PgStore> {
-        schema::migrate(&pool).await.map_err(db)?;
+        let version = schema::migrate(&pool).await.map_err(db)?;
+        if version > schema::latest() {
+            return Err(schema_too_new(version.into(), schema::latest().into()));
+        }
         let bus = Bus::default();
         let node = Uuid::now_v7();
         let store = PgStore {
@@ -625,11 +628,12 @@ impl Store for PgStore {
         tx.commit(&self.bus).await
     }
 
-    async fn principal(
+    async fn load_principal(
         &self,
         token_hash: &str,
         now: Timestamp,
         idle: jiff::SignedDuration,
+        mark_used: bool,
     ) -> Result<Option<Principal>> {
         let mut c = self.conn().await?;
         let row = q("SELECT u.*, COALESCE(s.last_seen_at, s.created_at) AS seen, s.mfa_pending AS mfa_pending
@@ -691,7 +695,7 @@ impl Store for PgStore {
                     .map(|(m,)| (MemberId(m), Grant::BreakGlass)),
             );
         }
-        if session::touch_due(seen, now) {
+        if mark_used && session::touch_due(seen, now) {
             q("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
                 .bind(us(now))
                 .bind(token_hash)
@@ -706,6 +710,36 @@ impl Store for PgStore {
             grants,
             enrolment_only,
         )))
+    }
+
+    async fn session_facts(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<careline_core::stream::SessionFacts>> {
+        let mut c = self.conn().await?;
+        let row = q("SELECT s.expires_at, s.revoked_at, COALESCE(s.last_seen_at, s.created_at) AS seen, u.disabled,
+                (SELECT MIN(c.expires_at) FROM collaborators c WHERE c.user_id = s.user_id AND c.revoked_at IS NULL AND c.expires_at > $2) AS tag_until,
+                (SELECT MIN(b.expires_at) FROM break_glass b WHERE b.user_id = s.user_id AND b.expires_at > $2) AS glass_until,
+                (SELECT MIN(x.expires_at) FROM proxies x WHERE x.proxy_user_id = s.user_id AND x.expires_at > $2) AS proxy_until
+              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1")
+            .bind(token_hash)
+            .bind(us(now))
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(db)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut grant_expiries = Vec::new();
+        for col in ["tag_until", "glass_until", "proxy_until"] {
+            grant_expiries.extend(rows::opt_ts(&row, col)?);
+        }
+        Ok(Some(careline_core::stream::SessionFacts {
+            expires_at: rows::ts(&row, "expires_at")?,
+            revoked_at: rows::opt_ts(&row, "revoked_at")?,
+            seen: rows::ts(&row, "seen")?,
+            disabled: get(&row, "disabled")?,
+            grant_expiries,
+        }))
     }
 
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
@@ -1505,6 +1539,35 @@ impl Store for PgStore {
                 .await?;
         }
         tx.commit(&self.bus).await
+    }
+
+    async fn remove_from_team(
+        &self,
+        org: OrgId,
+        team: TeamId,
+        user: UserId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin_for(org).await?;
+        let t = rows::load_team(tx.c(), team).await?;
+        let u = rows::load_user(tx.c(), user)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        admin::check_team_join(org, &t, &u)?;
+        let n = q("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+            .bind(team.0)
+            .bind(user.0)
+            .execute(tx.c())
+            .await
+            .map_err(db)?
+            .rows_affected();
+        if n > 0 {
+            tx.append(org, now, vec![admin::team_left(team, user, actor)])
+                .await?;
+        }
+        tx.commit(&self.bus).await?;
+        Ok(n > 0)
     }
 
     async fn create_members(

@@ -115,6 +115,15 @@ pub fn warn_if_key_in_data_dir(data_dir: &Path, key_file: &Path) {
     );
 }
 
+/// A session as it stands, and when its user's time-limited grants still
+/// in force run out, for a live stream judging its caller again. Numbered
+/// parameters, because `$2` is met before `$1`.
+const SESSION_FACTS: &str = "SELECT s.expires_at, s.revoked_at, COALESCE(s.last_seen_at, s.created_at) AS seen, u.disabled,
+    (SELECT MIN(c.expires_at) FROM collaborators c WHERE c.user_id = s.user_id AND c.revoked_at IS NULL AND c.expires_at > ?2) AS tag_until,
+    (SELECT MIN(b.expires_at) FROM break_glass b WHERE b.user_id = s.user_id AND b.expires_at > ?2) AS glass_until,
+    (SELECT MIN(x.expires_at) FROM proxies x WHERE x.proxy_user_id = s.user_id AND x.expires_at > ?2) AS proxy_until
+  FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?1";
+
 /// WAL size (in pages) past which the checkpointer truncates it.
 const WAL_LIMIT_FRAMES: i64 = 16_384;
 
@@ -253,7 +262,10 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        schema::migrate(&mut conn).map_err(db)?;
+        let version = schema::migrate(&mut conn).map_err(db)?;
+        if version > schema::latest() {
+            return Err(schema_too_new(version.into(), schema::latest().into()));
+        }
         let crypto = Arc::new(Crypto::new(master));
         crypto.load(&conn)?;
         // Organizations created before encryption get their data key now.
@@ -628,11 +640,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn principal(
+    async fn load_principal(
         &self,
         token_hash: &str,
         now: Timestamp,
         idle: jiff::SignedDuration,
+        mark_used: bool,
     ) -> Result<Option<Principal>> {
         let token_hash = token_hash.to_owned();
         let th = token_hash.clone();
@@ -691,7 +704,7 @@ impl Store for SqliteStore {
         let Some((p, stale)) = found else {
             return Ok(None);
         };
-        if stale {
+        if stale && mark_used {
             self.write(move |tx| {
                 tx.conn
                     .prepare_cached("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
@@ -702,6 +715,42 @@ impl Store for SqliteStore {
             .await?;
         }
         Ok(Some(p))
+    }
+
+    async fn session_facts(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<careline_core::stream::SessionFacts>> {
+        let th = token_hash.to_owned();
+        self.read(move |c, _| {
+            c.prepare_cached(SESSION_FACTS)
+                .and_then(|mut s| {
+                    s.query_row(params![th, us(now)], |r| {
+                        let grant_expiries = ["tag_until", "glass_until", "proxy_until"]
+                            .iter()
+                            .filter_map(|col| r.get::<_, Option<i64>>(*col).transpose())
+                            .map(|v| {
+                                v.map(|us| {
+                                    Timestamp::from_microsecond(us).unwrap_or(Timestamp::MAX)
+                                })
+                            })
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        Ok(careline_core::stream::SessionFacts {
+                            expires_at: rows::ts(r, "expires_at")?,
+                            revoked_at: r.get::<_, Option<i64>>("revoked_at")?.map(|us| {
+                                Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+                            }),
+                            seen: rows::ts(r, "seen")?,
+                            disabled: r.get::<_, i64>("disabled")? != 0,
+                            grant_expiries,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(db)
+        })
+        .await
     }
 
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
@@ -1695,6 +1744,31 @@ impl Store for SqliteStore {
                 tx.append(org, now, vec![admin::team_joined(team, user, actor)])?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn remove_from_team(
+        &self,
+        org: OrgId,
+        team: TeamId,
+        user: UserId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        self.write(move |tx| {
+            let t = rows::load_team(tx.conn, team)?;
+            let u = rows::load_user(tx.conn, user)?.ok_or(Error::NotFound("user"))?;
+            admin::check_team_join(org, &t, &u)?;
+            let n = tx
+                .conn
+                .prepare_cached("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+                .and_then(|mut s| s.execute(params![team.to_string(), user.to_string()]))
+                .map_err(db)?;
+            if n > 0 {
+                tx.append(org, now, vec![admin::team_left(team, user, actor)])?;
+            }
+            Ok(n > 0)
         })
         .await
     }

@@ -19,6 +19,12 @@ use tokio::sync::oneshot;
 /// Most jobs committed together.
 const MAX_BATCH: usize = 512;
 
+/// Most writes that may wait for the writer. Past it a write is refused at
+/// once as unavailable (HTTP 503, try again), with nothing recorded, instead
+/// of queueing without bound while the disk falls behind: the same bound and
+/// answer as PostgreSQL's group commit gives each organization.
+pub const QUEUE_LIMIT: usize = 4_096;
+
 /// A write connection inside an open transaction, plus the events the job
 /// appended (published only after commit).
 pub struct Tx<'c> {
@@ -138,13 +144,13 @@ type Job = Box<dyn FnOnce(&Connection, &Crypto) -> Finished + Send>;
 /// Handle to the writer thread.
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
 }
 
 impl Writer {
     /// Start the writer thread on `conn`.
     pub fn start(conn: Connection, bus: Bus, crypto: Arc<Crypto>) -> std::io::Result<Writer> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_LIMIT);
         std::thread::Builder::new()
             .name("careline-sqlite-writer".into())
             .spawn(move || run(conn, rx, bus, crypto))?;
@@ -180,9 +186,14 @@ impl Writer {
                 }),
             }
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| Error::Unavailable("the store is shutting down".into()))?;
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => Error::Unavailable(format!(
+                "{QUEUE_LIMIT} writes are already waiting for the database: try again shortly"
+            )),
+            mpsc::TrySendError::Disconnected(_) => {
+                Error::Unavailable("the store is shutting down".into())
+            }
+        })?;
         rx.await
             .map_err(|_| Error::Unavailable("the store writer stopped".into()))?
     }
@@ -268,4 +279,85 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, bus: Bus, crypto: Arc<Crypto>)
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+
+    /// Poll a future once: a write that was queued stays pending.
+    async fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *f).poll(cx))).await
+    }
+
+    #[tokio::test]
+    async fn a_full_write_queue_refuses_at_once_and_every_accepted_write_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("queue.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (n INTEGER NOT NULL)")
+            .unwrap();
+        let crypto = Arc::new(Crypto::new(careline_crypto::MasterKey::from_bytes([7; 32])));
+        let w = Writer::start(conn, Bus::default(), crypto).unwrap();
+
+        // The writer is held busy inside a job it has already taken.
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let mut busy = Box::pin(w.write(move |_| {
+            started_tx.send(()).unwrap();
+            held.recv().unwrap();
+            Ok(())
+        }));
+        assert!(poll_once(&mut busy).await.is_pending());
+        tokio::task::spawn_blocking(move || started.recv().unwrap())
+            .await
+            .unwrap();
+
+        let mut queued = Vec::new();
+        for n in 0..QUEUE_LIMIT as i64 {
+            let mut f = Box::pin(w.write(move |tx| {
+                tx.conn
+                    .execute("INSERT INTO t (n) VALUES (?1)", [n])
+                    .map_err(Error::internal)?;
+                Ok(n)
+            }));
+            assert!(poll_once(&mut f).await.is_pending(), "write {n} was queued");
+            queued.push(f);
+        }
+        let mut over = Box::pin(w.write(|tx| {
+            tx.conn
+                .execute("INSERT INTO t (n) VALUES (-1)", [])
+                .map_err(Error::internal)?;
+            Ok(-1)
+        }));
+        match poll_once(&mut over).await {
+            Poll::Ready(Err(Error::Unavailable(why))) => {
+                assert!(why.contains("4096 writes are already waiting"), "{why}");
+            }
+            other => panic!("the write past the bound was not refused at once: {other:?}"),
+        }
+
+        release.send(()).unwrap();
+        busy.await.unwrap();
+        for (n, f) in queued.into_iter().enumerate() {
+            assert_eq!(f.await.unwrap(), n as i64);
+        }
+        let check = Connection::open(&path).unwrap();
+        let (rows, distinct, refused): (i64, i64, i64) = check
+            .query_row(
+                "SELECT COUNT(*), COUNT(DISTINCT n), COUNT(*) FILTER (WHERE n < 0) FROM t",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (rows, distinct, refused),
+            (QUEUE_LIMIT as i64, QUEUE_LIMIT as i64, 0)
+        );
+    }
 }

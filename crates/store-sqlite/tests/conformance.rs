@@ -14,6 +14,29 @@ async fn open() -> Fresh {
     Fresh::new(Arc::new(store), dir)
 }
 
+#[test]
+fn a_database_from_a_newer_careline_is_refused_at_open_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = careline_crypto::MasterKey::generate().unwrap();
+    drop(SqliteStore::open_with_key(dir.path(), master.clone()).unwrap());
+    let known = careline_store_sqlite::schema::latest();
+    let newer = known + 2;
+    let db = dir.path().join(careline_store_sqlite::DB_FILE);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {newer}"))
+        .unwrap();
+    let refused = SqliteStore::open_with_key(dir.path(), master)
+        .err()
+        .expect("an older careline refuses a newer schema");
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the database is at schema version {newer} but this careline knows only up to {known}: upgrade careline before starting it against this database"
+        )
+    );
+}
+
 careline_store_conformance::conformance_tests! {
     open = open;
     organization_isolation,

@@ -17,19 +17,7 @@ pub struct Bus {
     access_epoch: Arc<AtomicU64>,
 }
 
-/// Event kinds after which a cached caller (session, roles, teams, grants) may be stale.
-pub fn changes_access(kind: &str) -> bool {
-    kind.starts_with("session.")
-        || kind.starts_with("mfa.")
-        || kind.starts_with("user.")
-        || kind.starts_with("proxy.")
-        || kind.starts_with("thread.collaborator")
-        || kind.starts_with("privacy.break_glass")
-        || kind.starts_with("page.")
-        || kind.starts_with("escalation.")
-        || kind == "ticket.status_changed"
-        || kind == "member.created"
-}
+pub use careline_core::event::changes_access;
 
 impl Default for Bus {
     fn default() -> Self {

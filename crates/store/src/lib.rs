@@ -350,6 +350,15 @@ pub struct ChainReport {
     pub error: Option<String>,
 }
 
+/// The refusal to open a database whose schema a newer careline wrote: this
+/// binary would misread tables it does not know, or write rows the newer
+/// one no longer expects.
+pub fn schema_too_new(found: i64, known: i64) -> careline_core::Error {
+    careline_core::Error::Unavailable(format!(
+        "the database is at schema version {found} but this careline knows only up to {known}: upgrade careline before starting it against this database"
+    ))
+}
+
 /// A user's account with its password hash, for login.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -421,7 +430,52 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         now: Timestamp,
         idle: jiff::SignedDuration,
+    ) -> Result<Option<Principal>> {
+        self.load_principal(token_hash, now, idle, true).await
+    }
+    /// As [`Store::principal`]; `mark_used` says whether this counts as a
+    /// use of the session for its idle timeout (a request does; a stream
+    /// checking its caller again does not, or an unattended console would
+    /// never time out).
+    async fn load_principal(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        idle: jiff::SignedDuration,
+        mark_used: bool,
     ) -> Result<Option<Principal>>;
+    /// The session behind a token hash as it stands, live or not, with the
+    /// expiries of its user's time-limited grants; `None` for an unknown token.
+    async fn session_facts(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<careline_core::stream::SessionFacts>>;
+    /// Whether a session still carries a live event stream: the caller as
+    /// they are now and until when that holds, or why the session ended.
+    /// Does not count as a use of the session.
+    async fn session_standing(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+        idle: jiff::SignedDuration,
+    ) -> Result<careline_core::stream::Standing> {
+        use careline_core::stream::{SessionEnd, Standing, standing};
+        let Some(facts) = self.session_facts(token_hash, now).await? else {
+            return Ok(Standing::Ended(SessionEnd::Revoked));
+        };
+        let until = match standing(&facts, now, idle) {
+            Ok(until) => until,
+            Err(end) => return Ok(Standing::Ended(end)),
+        };
+        Ok(
+            match self.load_principal(token_hash, now, idle, false).await? {
+                Some(principal) => Standing::Live { principal, until },
+                // Ended between the two reads.
+                None => Standing::Ended(SessionEnd::Revoked),
+            },
+        )
+    }
     async fn revoke_session(&self, token_hash: &str, now: Timestamp) -> Result<()>;
     /// An administrator ends every session of a user; returns how many.
     async fn revoke_user_sessions(
@@ -702,6 +756,16 @@ pub trait Store: Send + Sync + 'static {
         actor: Option<UserId>,
         now: Timestamp,
     ) -> Result<()>;
+    /// Take a staff user off a care team (their access through it ends at
+    /// once); false if they were not on it.
+    async fn remove_from_team(
+        &self,
+        org: OrgId,
+        team: TeamId,
+        user: UserId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Creates members, each with their portal login if one is given, in
     /// one transaction: all of them or, on any refusal, none.
     async fn create_members(

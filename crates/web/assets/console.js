@@ -337,6 +337,12 @@
     // Marks the page as live (tests and the status line wait for it).
     source.addEventListener("ready", function () { document.documentElement.dataset.live = "on"; });
     source.addEventListener("error", function () { document.documentElement.dataset.live = "reconnecting"; });
+    // The session ended (logout, revocation, expiry): stop reconnecting and sign in again.
+    source.addEventListener("session-ended", function () {
+      source.close();
+      document.documentElement.dataset.live = "ended";
+      window.location.assign("/login");
+    });
   }
 
   // ---- local times and countdowns ----

@@ -418,6 +418,34 @@ pub async fn post_team(
     Ok((StatusCode::CREATED, Json((&t).into())))
 }
 
+/// Take a staff user off a care team: their access to its members, queues
+/// and live events ends at once (a move, a departure).
+#[utoipa::path(delete, path = "/api/v1/admin/teams/{id}/members/{user_id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn remove_team_member(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    axum::extract::Path((team, user)): axum::extract::Path<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    require_admin(&p)?;
+    let removed = s
+        .store
+        .remove_from_team(
+            p.org_id,
+            TeamId(team),
+            UserId(user),
+            Some(p.user_id),
+            s.clock.now(),
+        )
+        .await?;
+    if removed {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Error::NotFound("team member").into())
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])), responses((status = 200, body = Vec<UserView>), (status = 403, body = Problem)))]
 pub async fn list_users(
     State(s): State<AppState>,

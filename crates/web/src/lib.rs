@@ -97,7 +97,7 @@ pub struct AppState {
         api::create_session, api::me, api::create_message, api::create_call, api::get_thread, api::list_queues,
         api::list_tickets, api::get_ticket, api::reply, api::assign, api::transition, sse::events,
         admin::list_teams, admin::post_team, admin::list_users, admin::post_staff, admin::list_members,
-        admin::post_member, admin::post_proxy,
+        admin::post_member, admin::post_proxy, admin::remove_team_member,
         safety::my_pages, safety::ack_page, safety::ticket_pages, safety::clearance, safety::priority, safety::book_visit,
         safety::get_rota, safety::put_rota, safety::safety_reviews, safety::resolve_review, safety::safety_report,
         safety::get_settings, safety::put_settings, safety::post_webhook, safety::list_webhooks, safety::list_deliveries,
@@ -461,6 +461,11 @@ fn api_routes() -> Vec<(&'static str, &'static str, Handler)> {
         ),
         ("GET", "/admin/teams", get(admin::list_teams)),
         ("POST", "/admin/teams", post(admin::post_team)),
+        (
+            "DELETE",
+            "/admin/teams/{id}/members/{user_id}",
+            axum::routing::delete(admin::remove_team_member),
+        ),
         ("GET", "/admin/users", get(admin::list_users)),
         (
             "POST",

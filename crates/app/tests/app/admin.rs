@@ -154,6 +154,40 @@ async fn import_members_reports_bad_rows_by_number_and_imports_nothing_then_impo
 }
 
 #[test]
+fn a_database_from_a_newer_careline_stops_the_cli_with_one_line_naming_both_versions() {
+    if embedded_only(
+        "the stored schema version is set on the embedded database here; the PostgreSQL store has its own test",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = || {
+        Command::new(bin())
+            .args(["migrate", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(migrate().status.success());
+    let known = careline_store_sqlite::schema::latest();
+    rusqlite::Connection::open(dir.path().join(careline_store_sqlite::DB_FILE))
+        .unwrap()
+        .execute_batch(&format!("PRAGMA user_version = {}", known + 1))
+        .unwrap();
+    let out = migrate();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "the database is at schema version {} but this careline knows only up to {known}: upgrade careline",
+            known + 1
+        )),
+        "{err}"
+    );
+}
+
+#[test]
 fn cli_errors_are_one_line_and_non_zero() {
     let out = Command::new(bin())
         .args([

@@ -118,6 +118,9 @@ async fn invariant_2_unacknowledged_page_climbs_the_chain_and_alarms_the_supervi
         );
         app.clock.advance(jiff::SignedDuration::from_secs(11));
         let pages = pages_until(&app, &nurse, &ticket, |p| p.len() == i + 1).await;
+        // The supervisor's console is in use meanwhile: the stream of a
+        // session left idle past its timeout ends.
+        assert_eq!(app.get("/api/v1/pages", &supervisor).await.status, 200);
         assert_eq!(pages[0]["level"], *level);
         assert_eq!(pages[1]["status"], "escalated");
     }

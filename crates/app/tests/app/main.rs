@@ -20,6 +20,7 @@ mod crash;
 mod escalation;
 mod failover;
 mod intake;
+mod live;
 mod login;
 mod matrix;
 mod outbound;

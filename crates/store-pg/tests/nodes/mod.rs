@@ -221,6 +221,30 @@ async fn several_nodes_starting_at_once_migrate_once() {
     assert_eq!(applied, i64::from(careline_store_pg::schema::latest()));
 }
 
+#[tokio::test]
+async fn a_database_from_a_newer_careline_is_refused_at_open_naming_both_versions() {
+    let c = cluster(1).await;
+    let known = careline_store_pg::schema::latest();
+    let newer = known + 2;
+    for v in known + 1..=newer {
+        sqlx_core::query::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(v)
+            .execute(c.nodes[0].pool())
+            .await
+            .unwrap();
+    }
+    let refused = PgStore::connect(&c.url, c.master.clone(), 2)
+        .await
+        .err()
+        .expect("an older careline refuses a newer schema");
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the database is at schema version {newer} but this careline knows only up to {known}: upgrade careline before starting it against this database"
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_keep_one_chain_per_organization() {
     let c = cluster(2).await;
