@@ -422,7 +422,8 @@ pub async fn post_team(
 /// and live events ends at once (a move, a departure).
 #[utoipa::path(delete, path = "/api/v1/admin/teams/{id}/members/{user_id}", tag = "admin", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "the user is a member or proxy account, which never joins a care team")))]
 pub async fn remove_team_member(
     State(s): State<AppState>,
     Auth(p): Auth,
