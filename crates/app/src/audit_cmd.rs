@@ -176,17 +176,20 @@ fn print_rows(reports: &[RowReport]) {
     }
 }
 
-/// The deep check, with a progress bar on a terminal.
+/// The deep check, with a progress bar on stderr when `bar`.
 async fn verify_rows(store: &dyn Store, bar: bool) -> Result<Vec<RowReport>> {
-    let shown = Arc::new(Mutex::new(crate::safety_cmd::Progress::new(bar, 0)));
-    let seen = Arc::new(Mutex::new(0_u64));
+    // The bar and the last count it was told, shared with the store's thread.
+    let shown = Arc::new(Mutex::new((
+        crate::safety_cmd::Progress::new(bar, 0),
+        0_u64,
+    )));
     let progress: Option<Progress> = bar.then(|| {
-        let (shown, seen) = (shown.clone(), seen.clone());
+        let shown = shown.clone();
         Arc::new(move |done: u64, total: u64| {
-            if let (Ok(mut b), Ok(mut s)) = (shown.lock(), seen.lock()) {
-                b.total = total;
-                *s = done;
-                b.show(done, false);
+            if let Ok(mut s) = shown.lock() {
+                s.0.total = total;
+                s.1 = done;
+                s.0.show(done, false);
             }
         }) as Progress
     });
@@ -194,8 +197,9 @@ async fn verify_rows(store: &dyn Store, bar: bool) -> Result<Vec<RowReport>> {
         .verify_rows(progress)
         .await
         .map_err(|e| anyhow!("{e}"))?;
-    if bar && let (Ok(mut b), Ok(s)) = (shown.lock(), seen.lock()) {
-        b.show(*s, true);
+    if bar && let Ok(mut s) = shown.lock() {
+        let done = s.1;
+        s.0.show(done, true);
     }
     Ok(reports)
 }
