@@ -41,6 +41,8 @@ pub struct FileConfig {
     pub keep_alive_timeout_secs: Option<u64>,
     /// Seconds from a request's headers to its answer (default 60; event streams excepted).
     pub request_timeout_secs: Option<u64>,
+    /// Seconds in-flight requests and background work get to finish at shutdown (default 10).
+    pub shutdown_grace_secs: Option<u64>,
     /// Networks outbound requests (webhooks) may reach although they are
     /// loopback, private or link-local: `["10.20.0.0/16", "127.0.0.1"]`.
     pub outbound_allow: Option<Vec<String>>,
@@ -217,6 +219,11 @@ impl Settings {
                 f.request_timeout_secs,
                 defaults.request,
             )?,
+            shutdown: secs(
+                "CARELINE_SHUTDOWN_GRACE_SECS",
+                f.shutdown_grace_secs,
+                defaults.shutdown,
+            )?,
         };
         let allow: Vec<String> = match env("CARELINE_OUTBOUND_ALLOW") {
             Some(v) => v
@@ -278,13 +285,14 @@ mod tests {
     #[test]
     fn connection_limits_and_the_outbound_allow_list_come_from_the_config_file() {
         let s = with_file(
-            "header_timeout_secs = 5\nbody_timeout_secs = 90\nkeep_alive_timeout_secs = 30\nrequest_timeout_secs = 120\noutbound_allow = [\"10.20.0.0/16\", \"127.0.0.1\"]\n",
+            "header_timeout_secs = 5\nbody_timeout_secs = 90\nkeep_alive_timeout_secs = 30\nrequest_timeout_secs = 120\nshutdown_grace_secs = 3\noutbound_allow = [\"10.20.0.0/16\", \"127.0.0.1\"]\n",
         )
         .unwrap();
         assert_eq!(s.timeouts.header.as_secs(), 5);
         assert_eq!(s.timeouts.body.as_secs(), 90);
         assert_eq!(s.timeouts.keep_alive.as_secs(), 30);
         assert_eq!(s.timeouts.request.as_secs(), 120);
+        assert_eq!(s.timeouts.shutdown.as_secs(), 3);
         assert_eq!(s.outbound.allowed().len(), 2);
         let d = with_file("").unwrap();
         assert_eq!(d.timeouts, careline_web::limits::Timeouts::default());

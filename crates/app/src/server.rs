@@ -28,6 +28,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// How long in-flight work gets at shutdown.
+    grace: std::time::Duration,
 }
 
 impl Running {
@@ -37,11 +39,19 @@ impl Running {
         self.wait().await
     }
 
-    /// Wait until the server and its workers stop (after a signal).
+    /// Wait until the server and its workers stop (after a signal), for at
+    /// most the shutdown grace past the server: a worker still busy then
+    /// (a webhook receiver that does not answer, say) is stopped, and what
+    /// it held stays leased for another node.
     pub async fn wait(self) -> Result<()> {
         self.task.await.context("server task")?.context("server")?;
+        let deadline = tokio::time::Instant::now() + self.grace;
         for w in self.workers {
-            let _ = w.await;
+            let abort = w.abort_handle();
+            if tokio::time::timeout_at(deadline, w).await.is_err() {
+                tracing::warn!(grace = ?self.grace, "a background task did not stop within the shutdown grace; stopped it");
+                abort.abort();
+            }
         }
         Ok(())
     }
@@ -233,15 +243,15 @@ pub async fn start_serving(
         ))
         .into_make_service_with_connect_info::<SocketAddr>();
     let mut stop = shutdown.subscribe();
-    // Both listeners are the same server: in-flight requests get 30 s to
-    // finish at shutdown, and slow or silent clients are cut off by the
+    // Both listeners are the same server: in-flight requests get the
+    // shutdown grace to finish, and slow or silent clients are cut off by the
     // header, first-request and keep-alive limits (body and per-request
     // limits are the router's).
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     spawn_named("http-shutdown", async move {
         let _ = stop.wait_for(|s| *s).await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+        h.graceful_shutdown(Some(limits.shutdown));
     });
     let idle = crate::idle::IdleAcceptor {
         idle: limits.keep_alive,
@@ -291,6 +301,7 @@ pub async fn start_serving(
         shutdown,
         task,
         workers,
+        grace: limits.shutdown,
     })
 }
 

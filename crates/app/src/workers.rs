@@ -182,20 +182,45 @@ async fn send(
         .map_err(|_| "timed out".to_owned())?
 }
 
+/// How long a claimed delivery is this node's before another may take it.
+const DELIVERY_LEASE: Duration = Duration::from_secs(60);
+
+/// How many deliveries one claim takes: as many as can be sent, each taking
+/// its whole timeout, well within the lease, so another node never takes up
+/// a delivery this one is still sending.
+fn deliveries_per_lease(send_timeout: Duration) -> u32 {
+    let usable = DELIVERY_LEASE.saturating_sub(Duration::from_secs(10));
+    let n = usable.as_millis() / send_timeout.as_millis().max(1);
+    u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 32)
+}
+
 /// One pass of the webhook sender; returns how many deliveries it tried.
-pub async fn deliver_once(state: &AppState, cfg: &WorkerConfig) -> usize {
+/// At shutdown it stops between deliveries: the rest stay leased.
+pub async fn deliver_once(
+    state: &AppState,
+    cfg: &WorkerConfig,
+    shutdown: &watch::Receiver<bool>,
+) -> usize {
     let now = state.clock.now();
     let lease = now
-        .checked_add(SignedDuration::from_secs(60))
+        .checked_add(
+            SignedDuration::try_from(DELIVERY_LEASE).unwrap_or(SignedDuration::from_secs(60)),
+        )
         .unwrap_or(now);
-    let batch = match state.store.claim_deliveries(now, lease, 32).await {
+    let per_lease = deliveries_per_lease(cfg.send_timeout);
+    let batch = match state.store.claim_deliveries(now, lease, per_lease).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "webhook sender could not claim deliveries");
             return 0;
         }
     };
+    let mut tried = 0;
     for d in &batch {
+        if *shutdown.borrow() {
+            break;
+        }
+        tried += 1;
         let result = send(d, &state.config.outbound, now, cfg.send_timeout).await;
         let now = state.clock.now();
         let (ok, err, retry) = match result {
@@ -218,13 +243,16 @@ pub async fn deliver_once(state: &AppState, cfg: &WorkerConfig) -> usize {
             tracing::error!(error = %e, "could not record a webhook attempt");
         }
     }
-    batch.len()
+    tried
 }
 
 async fn webhook_sender(state: AppState, cfg: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
     let mut bus = state.store.bus().subscribe();
     loop {
-        if deliver_once(&state, &cfg).await > 0 {
+        if *shutdown.borrow() {
+            return;
+        }
+        if deliver_once(&state, &cfg, &shutdown).await > 0 {
             continue;
         }
         // Wake on the next committed event or on the tick, whichever comes first.

@@ -28,6 +28,10 @@ pub struct Timeouts {
     /// response bodies (the event stream, downloads) are not limited by it:
     /// the event stream sends keep-alive comments instead.
     pub request: Duration,
+    /// At shutdown: how long in-flight requests and background work get to
+    /// finish. Work not finished by then stays leased in the database, and
+    /// another node (or this one, restarted) takes it up when the lease ends.
+    pub shutdown: Duration,
 }
 
 impl Default for Timeouts {
@@ -37,6 +41,7 @@ impl Default for Timeouts {
             body: Duration::from_secs(60),
             keep_alive: Duration::from_secs(60),
             request: Duration::from_secs(60),
+            shutdown: Duration::from_secs(10),
         }
     }
 }

@@ -603,3 +603,49 @@ async fn invariant_9_safety_audit_lists_every_red_flag_without_timely_clinical_e
     assert_eq!(report["time_to_acknowledgement"]["count"], 1);
     assert_eq!(report["time_to_acknowledgement"]["p50_ms"], 60_000);
 }
+
+#[tokio::test]
+async fn shutdown_ends_within_its_grace_while_a_webhook_receiver_never_answers() {
+    let app = App::spawn().await;
+    let clock = app.clock.clone();
+    let dir = app.stop().await;
+    // Sends may take 30 s each; shutdown gives in-flight work 1 s.
+    let cfg = careline::workers::WorkerConfig {
+        tick: std::time::Duration::from_millis(50),
+        send_timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    };
+    let app = App::restart_with(dir, clock, cfg, |s| {
+        s.timeouts.shutdown = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // A receiver that takes every connection and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut connected) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+            let _ = tx.send(());
+        }
+    });
+    let admin = app.login("admin").await;
+    let r = app.post("/api/v1/admin/webhooks", &admin, json!({"url": format!("http://{addr}/hooks"), "secret": "a-secret-of-sixteen", "events": ["*"]})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let member = app.login("member01").await;
+    for _ in 0..3 {
+        app.send(&member, EMERGENCY).await;
+    }
+    // A delivery is in flight, with more queued behind it.
+    tokio::time::timeout(std::time::Duration::from_secs(10), connected.recv())
+        .await
+        .expect("a delivery reached the receiver");
+    let started = std::time::Instant::now();
+    app.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "shutdown took {took:?}: it waited for a receiver that never answers"
+    );
+}

@@ -16,6 +16,7 @@ fn short(header: u64, body: u64, keep_alive: u64, request: u64) -> Timeouts {
         body: Duration::from_secs(body),
         keep_alive: Duration::from_secs(keep_alive),
         request: Duration::from_secs(request),
+        ..Timeouts::default()
     }
 }
 
