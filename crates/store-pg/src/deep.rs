@@ -37,6 +37,23 @@ async fn next_batch(
     Ok(batch)
 }
 
+/// Every row `sql` selects for `org`, in batches by id, each handed to `f`.
+async fn each_row(
+    c: &mut PgConnection,
+    sql: &'static str,
+    org: OrgId,
+    mut f: impl FnMut(&PgRow) -> Result<()>,
+) -> Result<()> {
+    let mut after = None;
+    loop {
+        let batch = next_batch(c, sql, org, &mut after).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.iter().try_for_each(&mut f)?;
+    }
+}
+
 impl PgStore {
     pub(crate) async fn verify_rows_(&self, progress: Option<Progress>) -> Result<Vec<RowReport>> {
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -129,20 +146,12 @@ impl PgStore {
                     });
                 }
             }
-            let mut after = None;
-            loop {
-                let batch = next_batch(
-                    c,
-                    "SELECT id, thread_id, member_id, status, priority, queue_id, assignee_id FROM tickets
+            each_row(
+                c,
+                "SELECT id, thread_id, member_id, status, priority, queue_id, assignee_id FROM tickets
                      WHERE org_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
-                    org,
-                    &mut after,
-                )
-                .await?;
-                if batch.is_empty() {
-                    break;
-                }
-                for r in &batch {
+                org,
+                |r| {
                     v.ticket(TicketRow {
                         id: TicketId(rows::uuid(r, "id")?),
                         thread_id: ThreadId(rows::uuid(r, "thread_id")?),
@@ -152,22 +161,16 @@ impl PgStore {
                         queue_id: QueueId(rows::uuid(r, "queue_id")?),
                         assignee_id: rows::opt_uuid(r, "assignee_id")?.map(UserId),
                     });
-                }
-            }
-            let mut after = None;
-            loop {
-                let batch = next_batch(
-                    c,
-                    "SELECT id, ticket_id, level, disposition, status, acked_by FROM pages
+                    Ok(())
+                },
+            )
+            .await?;
+            each_row(
+                c,
+                "SELECT id, ticket_id, level, disposition, status, acked_by FROM pages
                      WHERE org_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
-                    org,
-                    &mut after,
-                )
-                .await?;
-                if batch.is_empty() {
-                    break;
-                }
-                for r in &batch {
+                org,
+                |r| {
                     v.page(PageRow {
                         id: PageId(rows::uuid(r, "id")?),
                         ticket_id: TicketId(rows::uuid(r, "ticket_id")?),
@@ -176,22 +179,16 @@ impl PgStore {
                         status: get(r, "status")?,
                         acked_by: rows::opt_uuid(r, "acked_by")?.map(UserId),
                     });
-                }
-            }
-            let mut after = None;
-            loop {
-                let batch = next_batch(
-                    c,
-                    "SELECT id, member_id, sha256, size, content_type, state, message_id FROM attachments
+                    Ok(())
+                },
+            )
+            .await?;
+            each_row(
+                c,
+                "SELECT id, member_id, sha256, size, content_type, state, message_id FROM attachments
                      WHERE org_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
-                    org,
-                    &mut after,
-                )
-                .await?;
-                if batch.is_empty() {
-                    break;
-                }
-                for r in &batch {
+                org,
+                |r| {
                     v.attachment(AttachmentRow {
                         id: AttachmentId(rows::uuid(r, "id")?),
                         member_id: MemberId(rows::uuid(r, "member_id")?),
@@ -201,8 +198,10 @@ impl PgStore {
                         state: get(r, "state")?,
                         message_id: rows::opt_uuid(r, "message_id")?.map(MessageId),
                     });
-                }
-            }
+                    Ok(())
+                },
+            )
+            .await?;
         }
         Ok(v.finish())
     }
