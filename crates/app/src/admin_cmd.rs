@@ -321,6 +321,7 @@ pub async fn run(cmd: AdminCmd) -> Result<()> {
                 backup: backup.as_deref().map(find).transpose()?,
                 physician: physician.as_deref().map(find).transpose()?,
                 supervisors: supervisors.iter().map(|s| find(s)).collect::<Result<_>>()?,
+                unreadable: None,
             };
             let r = store
                 .set_rota(&operator(org.id), team_id, rota, now())

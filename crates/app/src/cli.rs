@@ -178,8 +178,7 @@ pub fn open_store(dir: &std::path::Path) -> Result<SqliteStore> {
 pub async fn open_any(dir: &std::path::Path) -> Result<std::sync::Arc<dyn careline_store::Store>> {
     let mut settings = crate::config::Settings::resolve(None, None, Some(dir.to_path_buf()), None)?;
     settings.database_url = database_url();
-    let (_keep, rx) = tokio::sync::watch::channel(false);
-    crate::server::open_store(&settings, rx).await
+    crate::server::open_store(&settings).await
 }
 
 pub fn main() -> ExitCode {

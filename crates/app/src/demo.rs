@@ -431,6 +431,7 @@ async fn ensure_rotas(store: &dyn Store, org: OrgId, now: Timestamp) -> Result<(
             backup: id(backup),
             physician: id("doctor"),
             supervisors: id("supervisor").into_iter().collect(),
+            unreadable: None,
         };
         store
             .set_rota(&principal, team.id, rota, now)

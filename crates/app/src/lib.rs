@@ -15,5 +15,6 @@ pub mod keys_cmd;
 pub mod safety_cmd;
 pub mod scanning;
 pub mod server;
+pub mod supervisor;
 pub mod triage_cmd;
 pub mod workers;

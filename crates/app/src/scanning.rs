@@ -6,7 +6,6 @@
 //! plaintext: the bytes go from the blob store to the scanner in memory,
 //! one segment at a time.
 
-use crate::server::spawn_named;
 use careline_attach::{Scanner, Verdict};
 use careline_blob::blob_aad;
 use careline_core::attachment::{self, Attachment};
@@ -21,26 +20,15 @@ const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 /// How often the scanner looks for due retries when nothing wakes it.
 const IDLE: Duration = Duration::from_millis(500);
 
-/// Starts the scanner worker if a scanner is configured.
-pub fn start(
-    state: &AppState,
-    shutdown: watch::Receiver<bool>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let scanner = state.attachments.scanner.clone()?;
-    let state = state.clone();
-    Some(spawn_named("attachment-scanner", async move {
-        run(state, scanner, shutdown).await;
-    }))
-}
-
-async fn run(
+/// The scanner's run (supervised: see `workers.rs`), until shutdown.
+pub async fn run(
     state: AppState,
     scanner: std::sync::Arc<Scanner>,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     let wake = state.attachments.wake.clone();
     loop {
-        let n = scan_once(&state, &scanner).await;
+        let n = scan_once(&state, &scanner).await?;
         if n > 0 {
             continue;
         }
@@ -50,26 +38,20 @@ async fn run(
             _ = shutdown.changed() => {}
         }
         if *shutdown.borrow() {
-            return;
+            return Ok(());
         }
     }
 }
 
 /// One pass: claim what is due and scan it, several at a time (the
 /// scanner's own pool bounds how many streams reach clamd at once).
-pub async fn scan_once(state: &AppState, scanner: &Scanner) -> usize {
+pub async fn scan_once(state: &AppState, scanner: &Scanner) -> Result<usize, String> {
     let limit = u32::try_from(scanner.options().max_concurrent.max(1)).unwrap_or(4);
-    let claimed = match state
+    let claimed = state
         .store
         .claim_scans(state.clock.now(), LEASE, limit)
         .await
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot claim attachments to scan");
-            return 0;
-        }
-    };
+        .map_err(|e| format!("cannot claim attachments to scan: {e}"))?;
     let n = claimed.len();
     let scans = claimed.into_iter().map(|a| async move {
         let outcome = match scan(state, scanner, &a).await {
@@ -93,7 +75,7 @@ pub async fn scan_once(state: &AppState, scanner: &Scanner) -> usize {
         }
     });
     futures_util::future::join_all(scans).await;
-    n
+    Ok(n)
 }
 
 async fn scan(state: &AppState, scanner: &Scanner, a: &Attachment) -> Result<Verdict, String> {

@@ -73,7 +73,7 @@ pub async fn build_state(
         .await
         .context("preparing the login decoy")?;
     let (tx, rx) = watch::channel(false);
-    let store = open_store(settings, rx.clone()).await?;
+    let store = open_store(settings).await?;
     let attachments = attachment_config(settings)?;
     let state = AppState {
         store,
@@ -94,6 +94,7 @@ pub async fn build_state(
         shutdown: rx,
         login_throttle: Arc::default(),
         login_notes: Arc::default(),
+        workers: Arc::default(),
         principals: Arc::default(),
         attachments: Arc::new(attachments),
     };
@@ -101,12 +102,9 @@ pub async fn build_state(
 }
 
 /// The embedded database in the data directory, or PostgreSQL when a
-/// database URL is set. On PostgreSQL the node also relays other nodes'
-/// committed events to its own bus until `shutdown`.
-pub async fn open_store(
-    settings: &Settings,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<Arc<dyn Store>> {
+/// database URL is set (a serving node then relays other nodes' committed
+/// events to its own bus: see the workers).
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     let Some(url) = &settings.database_url else {
         let store = SqliteStore::open_with_key_file(&settings.data_dir, &settings.key_file)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -127,19 +125,6 @@ pub async fn open_store(
             "PostgreSQL with local attachment blobs: every node must share the data directory, or use an S3 blob store"
         );
     }
-    let relay = store.clone();
-    spawn_named("event-relay", async move {
-        let stop = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = relay.relay_events(stop).await {
-            tracing::error!(error = %e, "the event relay stopped: live updates from other nodes are lost until restart");
-        }
-    });
     Ok(store)
 }
 

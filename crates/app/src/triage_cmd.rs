@@ -30,6 +30,42 @@ pub struct TriageArgs {
     /// The text is a contact-centre call note (default: a portal message).
     #[arg(long)]
     call_note: bool,
+    /// Train the second reader on the labelled corpus in DIR (its *.jsonl
+    /// files, and one file per independent writer in DIR/writers/), report
+    /// leave-one-writer-out figures, choose the thresholds, and write the
+    /// reader into the protocol set (see --out).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["text", "eval", "jsonl", "lowo"])]
+    train: Option<PathBuf>,
+    /// Only report leave-one-writer-out figures for the corpus in DIR (writes nothing).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["text", "eval", "jsonl"])]
+    lowo: Option<PathBuf>,
+    /// With --train: the protocol set directory to write reader/ into.
+    #[arg(long, value_name = "DIR", default_value = "protocols")]
+    out: PathBuf,
+    /// With --train/--lowo: model family, logistic or naive_bayes.
+    #[arg(long, default_value = "logistic")]
+    family: String,
+    /// With --train/--lowo: character n-gram lengths, comma-separated (empty: none).
+    #[arg(long, default_value = "", value_name = "LENGTHS")]
+    char_ngrams: String,
+    /// With --train/--lowo: passes over the corpus.
+    #[arg(long, default_value_t = 12)]
+    epochs: usize,
+    /// With --train/--lowo: L2 regularization strength.
+    #[arg(long, default_value_t = 1e-5)]
+    l2: f32,
+    /// With --train/--lowo: AdaGrad learning rate.
+    #[arg(long, default_value_t = 0.4)]
+    learning_rate: f32,
+    /// With --train/--lowo: weigh both classes of each output equally.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    balanced: bool,
+    /// With --train/--lowo: the worst writer's escalation sensitivity the urgent threshold must keep.
+    #[arg(long, default_value_t = 0.97)]
+    target_sensitivity: f64,
+    /// With --train/--lowo: the worst writer's share of emergencies judged emergency the emergency threshold must keep.
+    #[arg(long, default_value_t = 0.93)]
+    target_emergency: f64,
 }
 
 pub fn run(args: TriageArgs) -> ExitCode {
@@ -44,6 +80,15 @@ pub fn run(args: TriageArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(dir) = args.train.as_ref().or(args.lowo.as_ref()) {
+        return match train(&engine, dir, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("careline triage: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if args.jsonl {
         let stdin = io::stdin().lock();
         let stdout = io::stdout().lock();
@@ -157,4 +202,125 @@ fn print_readable(out: &mut impl Write, j: &careline_triage::Judgement) -> io::R
         "protocol set {} ({})",
         j.protocol_version, j.protocol_hash
     )
+}
+
+/// Emergency guidance when the second reader raises to emergency and no
+/// protocol gave any.
+const READER_GUIDANCE_EN: &str = "What you describe may need emergency care. If this is happening now, call 911 or go to the nearest emergency department. A nurse is being alerted to your message.";
+const READER_GUIDANCE_ES: &str = "Lo que describe puede necesitar atención de emergencia. Si está pasando ahora, llame al 911 o vaya a la sala de emergencias más cercana. Una enfermera está siendo avisada de su mensaje.";
+
+fn train(engine: &Engine, dir: &std::path::Path, args: &TriageArgs) -> Result<(), String> {
+    use careline_triage::{reader, train};
+    let char_ngrams: Vec<usize> = args
+        .char_ngrams
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (2..=8).contains(n))
+                .ok_or_else(|| format!("--char-ngrams: '{s}' is not a length from 2 to 8"))
+        })
+        .collect::<Result<_, _>>()?;
+    if !["logistic", "naive_bayes"].contains(&args.family.as_str()) {
+        return Err(format!(
+            "--family: '{}' is not logistic or naive_bayes",
+            args.family
+        ));
+    }
+    let writers = train::read_corpus(dir)?;
+    let folds = writers.iter().filter(|w| w.fold).count();
+    if folds < 2 {
+        return Err(format!(
+            "{}: leave-one-writer-out needs at least two writers in writers/ (found {folds})",
+            dir.display()
+        ));
+    }
+    let o = reader::TrainOptions {
+        family: args.family.clone(),
+        epochs: args.epochs,
+        l2: args.l2,
+        learning_rate: args.learning_rate,
+        balanced: args.balanced,
+        ..reader::TrainOptions::default()
+    };
+    let guidance = engine
+        .reader_settings()
+        .map(|s| s.guidance.clone())
+        .unwrap_or(careline_triage::Guidance {
+            en: READER_GUIDANCE_EN.into(),
+            es: READER_GUIDANCE_ES.into(),
+        });
+    let lines: usize = writers.iter().map(|w| w.examples.len()).sum();
+    let mut settings = reader::ReaderSettings {
+        family: args.family.clone(),
+        bits: o.bits,
+        char_ngrams: char_ngrams.clone(),
+        norm: if args.family == "naive_bayes" {
+            reader::Norm::None
+        } else {
+            reader::Norm::Sqrt
+        },
+        urgent_threshold: 0.5,
+        emergency_threshold: 0.5,
+        guidance,
+        trained: format!(
+            "careline triage --train {} --family {} --char-ngrams {} --epochs {} --l2 {} --learning-rate {} --balanced {}: {lines} lines, {} sets, {folds} of them independent writers held out in turn",
+            dir.display(),
+            args.family,
+            if args.char_ngrams.is_empty() {
+                "''"
+            } else {
+                &args.char_ngrams
+            },
+            args.epochs,
+            args.l2,
+            args.learning_rate,
+            args.balanced,
+            writers.len()
+        ),
+    };
+    let prepared = train::prepare(engine, &writers, &char_ngrams);
+    let probs = train::lowo(&prepared, &writers, &settings, &o);
+    let t = train::choose_thresholds(
+        &prepared,
+        &writers,
+        &probs,
+        args.target_sensitivity,
+        args.target_emergency,
+    );
+    println!(
+        "corpus {}: {lines} lines; family {}, character n-grams [{}]",
+        dir.display(),
+        args.family,
+        args.char_ngrams
+    );
+    print!("{}", train::report(&prepared, &writers, &probs, t));
+    if args.train.is_none() {
+        return Ok(());
+    }
+    settings.urgent_threshold = (f64::from(t[0]) * 1000.0).round() / 1000.0;
+    settings.emergency_threshold = (f64::from(t[1]) * 1000.0).round() / 1000.0;
+    let weights = train::train_all(&prepared, &o);
+    let out = args.out.join("reader");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let toml = toml::to_string(&reader::Settings { reader: settings })
+        .map_err(|e| format!("cannot write the reader settings: {e}"))?;
+    let header = "The second reader's weights, made by `careline triage --train` (see reader.toml).\nGenerated: do not edit by hand; retrain instead.\nEach line: hash bucket (hex), weight for at least urgent, weight for emergency.";
+    let settings_path = out.join("reader.toml");
+    let weights_path = out.join("weights.txt");
+    std::fs::write(
+        &settings_path,
+        format!("# The second reader (see crates/triage/src/reader.rs). Made by `careline triage --train`;\n# thresholds chosen on leave-one-writer-out figures.\n{toml}"),
+    )
+    .map_err(|e| format!("{}: {e}", settings_path.display()))?;
+    std::fs::write(&weights_path, reader::weights_text(&weights, header))
+        .map_err(|e| format!("{}: {e}", weights_path.display()))?;
+    println!(
+        "\nwrote {} and {}",
+        settings_path.display(),
+        weights_path.display()
+    );
+    Ok(())
 }

@@ -5,10 +5,11 @@
 //! dead-lettered when they keep failing).
 
 use crate::httpc::Conn;
-use crate::server::spawn_named;
+use crate::supervisor::{Worker, supervise};
 use careline_core::escalation::PageLevel;
 use careline_store::Delivery;
 use careline_web::AppState;
+use careline_web::health::Heartbeat;
 use hmac::{KeyInit, Mac};
 use jiff::{SignedDuration, Timestamp};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 /// How the workers pace themselves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// How often the escalation clock looks for missed deadlines.
+    /// How often an idle webhook sender looks for retries that fell due.
     pub tick: Duration,
     /// First retry delay of a failed webhook delivery; doubles each time.
     pub retry_base: SignedDuration,
@@ -27,6 +28,11 @@ pub struct WorkerConfig {
     pub max_attempts: i64,
     /// How long one HTTP attempt may take.
     pub send_timeout: Duration,
+    /// How long a claimed delivery is this node's before another may take
+    /// it; renewed before each send, and at least twice `send_timeout`.
+    pub delivery_lease: Duration,
+    /// Delays between a failed worker run and its restart.
+    pub restart: crate::supervisor::Backoff,
 }
 
 impl Default for WorkerConfig {
@@ -37,71 +43,166 @@ impl Default for WorkerConfig {
             retry_cap: SignedDuration::from_hours(1),
             max_attempts: 8,
             send_timeout: Duration::from_secs(10),
+            delivery_lease: Duration::from_secs(60),
+            restart: crate::supervisor::Backoff::default(),
         }
     }
 }
 
-/// Start every background worker; they stop when `shutdown` turns true.
+/// The longest the escalation clock sleeps: it beats its heartbeat at least this often.
+const CLOCK_HEARTBEAT: Duration = Duration::from_secs(5);
+/// A critical worker silent for this long counts as stuck (`/readyz`).
+const STALE: Duration = Duration::from_secs(30);
+
+/// Start every background worker under the supervisor; they stop when
+/// `shutdown` turns true.
 pub fn start(
     state: &AppState,
     cfg: WorkerConfig,
     shutdown: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut workers = vec![
-        spawn_named(
-            "escalation-clock",
-            escalation_clock(state.clone(), cfg.clone(), shutdown.clone()),
-        ),
-        spawn_named(
-            "webhook-sender",
-            webhook_sender(state.clone(), cfg, shutdown.clone()),
-        ),
-    ];
-    if let Some(rx) = state.login_notes.take_receiver() {
-        workers.push(spawn_named(
-            "login-recorder",
-            careline_web::auth::record_login_notes(state.clone(), rx, shutdown.clone()),
+    let workers = &state.workers;
+    let backoff = cfg.restart;
+    let worker = |name, critical| Worker {
+        name,
+        critical,
+        stale_after: STALE,
+    };
+    let mut handles = Vec::new();
+    {
+        let (state, rx) = (state.clone(), shutdown.clone());
+        handles.push(supervise(
+            worker("escalation-clock", true),
+            workers,
+            backoff,
+            shutdown.clone(),
+            move |beat| escalation_clock(state.clone(), rx.clone(), beat),
         ));
     }
-    workers.extend(crate::scanning::start(state, shutdown));
-    workers
-}
-
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => !*shutdown.borrow(),
-        _ = shutdown.changed() => false,
+    {
+        let (state, rx, cfg) = (state.clone(), shutdown.clone(), cfg.clone());
+        handles.push(supervise(
+            worker("webhook-sender", false),
+            workers,
+            backoff,
+            shutdown.clone(),
+            move |beat| webhook_sender(state.clone(), cfg.clone(), rx.clone(), beat),
+        ));
     }
+    if state.store.shared() {
+        let (state, rx) = (state.clone(), shutdown.clone());
+        handles.push(supervise(
+            worker("event-relay", true),
+            workers,
+            backoff,
+            shutdown.clone(),
+            move |beat| {
+                let (store, mut rx) = (state.store.clone(), rx.clone());
+                async move {
+                    let stop = Box::pin(async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    });
+                    store
+                        .relay(stop, &move || beat.beat())
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ));
+    }
+    if let Some(rx) = state.login_notes.take_receiver() {
+        let notes = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let (state, stop) = (state.clone(), shutdown.clone());
+        handles.push(supervise(
+            worker("login-recorder", false),
+            workers,
+            backoff,
+            shutdown.clone(),
+            move |_beat| {
+                let (state, notes, stop) = (state.clone(), notes.clone(), stop.clone());
+                async move {
+                    let mut rx = notes.lock().await;
+                    careline_web::auth::record_login_notes(state, &mut rx, stop).await;
+                    Ok(())
+                }
+            },
+        ));
+    }
+    if let Some(scanner) = state.attachments.scanner.clone() {
+        let (state, rx) = (state.clone(), shutdown.clone());
+        handles.push(supervise(
+            worker("attachment-scanner", false),
+            workers,
+            backoff,
+            shutdown,
+            move |_beat| crate::scanning::run(state.clone(), scanner.clone(), rx.clone()),
+        ));
+    }
+    handles
 }
 
 /// One pass of the escalation clock: escalate every page whose deadline passed.
-pub async fn escalate_once(state: &AppState) -> usize {
+pub async fn escalate_once(state: &AppState) -> Result<usize, String> {
     let now = state.clock.now();
-    match state.store.escalate_due(now, 500).await {
-        Ok(pages) => {
-            for p in &pages {
-                state.metrics.escalations.inc();
-                if p.level == PageLevel::OrgAlarm {
-                    state.metrics.alarms.inc();
-                    tracing::warn!(ticket = %p.ticket_id, disposition = p.disposition.as_str(), "escalation chain exhausted: organization-wide alarm");
-                } else {
-                    tracing::warn!(ticket = %p.ticket_id, level = p.level.as_str(), "page not acknowledged in time: escalated");
-                }
-            }
-            pages.len()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "escalation clock could not run");
-            0
+    let pages = state
+        .store
+        .escalate_due(now, 500)
+        .await
+        .map_err(|e| format!("cannot escalate due pages: {e}"))?;
+    for p in &pages {
+        state.metrics.escalations.inc();
+        if p.level == PageLevel::OrgAlarm {
+            state.metrics.alarms.inc();
+            tracing::warn!(ticket = %p.ticket_id, disposition = p.disposition.as_str(), "escalation chain exhausted: organization-wide alarm");
+        } else {
+            tracing::warn!(ticket = %p.ticket_id, level = p.level.as_str(), "page not acknowledged in time: escalated");
         }
     }
+    Ok(pages.len())
 }
 
-async fn escalation_clock(state: AppState, cfg: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
+/// The escalation clock: escalates what is due, then sleeps until the next
+/// page deadline (or a new page, or at most a few seconds, to beat its
+/// heartbeat). Deadlines live in the database, so a restart loses none.
+async fn escalation_clock(
+    state: AppState,
+    mut shutdown: watch::Receiver<bool>,
+    beat: Heartbeat,
+) -> Result<(), String> {
+    let mut bus = state.store.bus().subscribe();
     loop {
-        escalate_once(&state).await;
-        if !pause(cfg.tick, &mut shutdown).await {
-            return;
+        beat.beat();
+        if escalate_once(&state).await? >= 500 {
+            continue;
+        }
+        let next = state
+            .store
+            .next_page_deadline()
+            .await
+            .map_err(|e| format!("cannot read the next page deadline: {e}"))?;
+        let now = state.clock.now();
+        let until = next.map_or(CLOCK_HEARTBEAT, |t| {
+            Duration::try_from(now.duration_until(t)).unwrap_or(Duration::ZERO)
+        });
+        let wait = until
+            .min(CLOCK_HEARTBEAT)
+            .min(state.clock.recheck().unwrap_or(CLOCK_HEARTBEAT));
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                e = bus.recv() => match e {
+                    // A new page may be due before the one slept for.
+                    Ok(e) if e.kind.starts_with("page.") => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err("the event bus closed".to_owned());
+                    }
+                },
+                _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            }
         }
     }
 }
@@ -182,16 +283,21 @@ async fn send(
         .map_err(|_| "timed out".to_owned())?
 }
 
-/// How long a claimed delivery is this node's before another may take it.
-const DELIVERY_LEASE: Duration = Duration::from_secs(60);
-
-/// How many deliveries one claim takes: as many as can be sent, each taking
-/// its whole timeout, well within the lease, so another node never takes up
-/// a delivery this one is still sending.
-fn deliveries_per_lease(send_timeout: Duration) -> u32 {
-    let usable = DELIVERY_LEASE.saturating_sub(Duration::from_secs(10));
-    let n = usable.as_millis() / send_timeout.as_millis().max(1);
+/// How many deliveries one claim takes: as many as can be sent within one
+/// lease, each taking its whole timeout. The lease of what is left is
+/// renewed before each send as well, so another node never takes up a
+/// delivery this one is still working through.
+fn deliveries_per_lease(cfg: &WorkerConfig) -> u32 {
+    let n = cfg.delivery_lease.as_millis() / cfg.send_timeout.as_millis().max(1);
     u32::try_from(n).unwrap_or(u32::MAX).clamp(1, 32)
+}
+
+/// The lease end for a claim or renewal made at `now`.
+fn lease_end(cfg: &WorkerConfig, now: Timestamp) -> Timestamp {
+    SignedDuration::try_from(cfg.delivery_lease)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .unwrap_or(now)
 }
 
 /// One pass of the webhook sender; returns how many deliveries it tried.
@@ -200,25 +306,26 @@ pub async fn deliver_once(
     state: &AppState,
     cfg: &WorkerConfig,
     shutdown: &watch::Receiver<bool>,
-) -> usize {
+) -> Result<usize, String> {
     let now = state.clock.now();
-    let lease = now
-        .checked_add(
-            SignedDuration::try_from(DELIVERY_LEASE).unwrap_or(SignedDuration::from_secs(60)),
-        )
-        .unwrap_or(now);
-    let per_lease = deliveries_per_lease(cfg.send_timeout);
-    let batch = match state.store.claim_deliveries(now, lease, per_lease).await {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "webhook sender could not claim deliveries");
-            return 0;
-        }
-    };
+    let batch = state
+        .store
+        .claim_deliveries(now, lease_end(cfg, now), deliveries_per_lease(cfg))
+        .await
+        .map_err(|e| format!("cannot claim webhook deliveries: {e}"))?;
     let mut tried = 0;
-    for d in &batch {
+    for (i, d) in batch.iter().enumerate() {
         if *shutdown.borrow() {
             break;
+        }
+        if i > 0 {
+            // Everything still held gets a whole lease again before this send.
+            let held = batch.get(i..).unwrap_or(&[]).iter().map(|d| d.id).collect();
+            state
+                .store
+                .renew_deliveries(held, lease_end(cfg, state.clock.now()))
+                .await
+                .map_err(|e| format!("cannot renew webhook delivery leases: {e}"))?;
         }
         tried += 1;
         let result = send(d, &state.config.outbound, now, cfg.send_timeout).await;
@@ -235,34 +342,38 @@ pub async fn deliver_once(
                 (false, Some(e), retry)
             }
         };
-        if let Err(e) = state
+        state
             .store
             .delivery_attempted(d.id, ok, err, retry, now)
             .await
-        {
-            tracing::error!(error = %e, "could not record a webhook attempt");
-        }
+            .map_err(|e| format!("cannot record a webhook attempt: {e}"))?;
     }
-    tried
+    Ok(tried)
 }
 
-async fn webhook_sender(state: AppState, cfg: WorkerConfig, mut shutdown: watch::Receiver<bool>) {
+async fn webhook_sender(
+    state: AppState,
+    cfg: WorkerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    beat: Heartbeat,
+) -> Result<(), String> {
     let mut bus = state.store.bus().subscribe();
     loop {
+        beat.beat();
         if *shutdown.borrow() {
-            return;
+            return Ok(());
         }
-        if deliver_once(&state, &cfg, &shutdown).await > 0 {
+        if deliver_once(&state, &cfg, &shutdown).await? > 0 {
             continue;
         }
         // Wake on the next committed event or on the tick, whichever comes first.
         tokio::select! {
             _ = bus.recv() => {},
             _ = tokio::time::sleep(cfg.tick) => {},
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => return Ok(()),
         }
         if *shutdown.borrow() {
-            return;
+            return Ok(());
         }
         // One look at the outbox serves every commit that woke us: a busy
         // store commits many events a second, each already in the outbox.

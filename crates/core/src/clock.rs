@@ -7,6 +7,14 @@ use std::sync::Mutex;
 /// Where "now" comes from.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
+
+    /// The longest a task waiting for a moment on this clock may sleep
+    /// before it looks again. The wall clock runs at the speed of sleep, so
+    /// a task sleeps exactly until its moment; a clock that can be moved
+    /// (tests) has to be looked at often.
+    fn recheck(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The wall clock.
@@ -43,5 +51,9 @@ impl FakeClock {
 impl Clock for FakeClock {
     fn now(&self) -> Timestamp {
         self.0.lock().map(|g| *g).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn recheck(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_millis(50))
     }
 }

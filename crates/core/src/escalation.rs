@@ -23,6 +23,11 @@ pub struct Rota {
     pub physician: Option<UserId>,
     #[serde(default)]
     pub supervisors: Vec<UserId>,
+    /// Why part of the stored rota could not be read, if it could not: a
+    /// page for the team then alarms the whole organization at once rather
+    /// than skip the unreadable rung in silence.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 /// The rungs of the chain.
@@ -310,8 +315,21 @@ pub fn open_page(
     } else {
         EventKind::PageCreated
     };
-    let ev = page_event(&page, kind, None, json!({}));
-    (page, vec![ev])
+    let mut events = vec![page_event(&page, kind, None, json!({}))];
+    if let Some(why) = &rota.unreadable {
+        // The chain itself is damaged: every supervisor hears of this red
+        // flag now, whatever rung was paged.
+        let extra = json!({"rota_unreadable": why});
+        match events.first_mut() {
+            Some(ev) if level == PageLevel::OrgAlarm => {
+                if let Some(p) = ev.payload.as_object_mut() {
+                    p.insert("rota_unreadable".into(), json!(why));
+                }
+            }
+            _ => events.push(page_event(&page, EventKind::EscalationAlarm, None, extra)),
+        }
+    }
+    (page, events)
 }
 
 /// Page the first rung again for a ticket's (new or stronger) red flag:
@@ -452,6 +470,7 @@ mod tests {
             protocol_hash: "h".into(),
             explanation: String::new(),
             guidance: None,
+            second_reader: None,
         };
         let thread = crate::model::Thread {
             id: ThreadId::new(),
@@ -475,7 +494,36 @@ mod tests {
             backup: Some(UserId::new()),
             physician: Some(UserId::new()),
             supervisors: vec![UserId::new(), UserId::new()],
+            unreadable: None,
         }
+    }
+
+    #[test]
+    fn an_unreadable_rota_alarms_the_organization_at_once_instead_of_skipping_a_rung() {
+        let mut r = rota();
+        r.supervisors.clear();
+        r.unreadable = Some("stored rota supervisors is corrupt: expected value".into());
+        let (p, ev) = open_page(
+            &ticket(Disposition::Emergency),
+            &r,
+            &AckPolicy::default(),
+            PageLevel::Primary,
+            now(),
+            now(),
+        );
+        assert_eq!(
+            p.level,
+            PageLevel::Primary,
+            "whoever can be read is still paged"
+        );
+        let kinds: Vec<_> = ev.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::PageCreated, EventKind::EscalationAlarm]);
+        assert!(
+            ev[1].payload["rota_unreadable"]
+                .as_str()
+                .unwrap()
+                .contains("corrupt")
+        );
     }
 
     #[test]

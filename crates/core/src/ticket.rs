@@ -584,6 +584,7 @@ mod tests {
             protocol_hash: "x".into(),
             explanation: String::new(),
             guidance: None,
+            second_reader: None,
         }
     }
 

@@ -166,6 +166,7 @@ impl Org {
                     backup: Some(self.nurse2.id),
                     physician: Some(self.physician.id),
                     supervisors: vec![self.supervisor.id],
+                    unreadable: None,
                 },
                 t0(),
             )

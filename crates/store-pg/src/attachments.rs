@@ -45,7 +45,7 @@ async fn row(c: &mut PgConnection, s: &PgStore, r: &PgRow) -> Result<Attachment>
         state: AttachmentState::parse(&state).unwrap_or(AttachmentState::Quarantined),
         detail: get(r, "detail")?,
         scan_attempts: u32::try_from(get::<i64>(r, "scan_attempts")?).unwrap_or(0),
-        metadata_removed: serde_json::from_str(&removed).unwrap_or_default(),
+        metadata_removed: careline_store::stored_json("attachment metadata list", &removed)?,
         message_id: rows::opt_uuid(r, "message_id")?.map(MessageId),
         thread_id: rows::opt_uuid(r, "thread_id")?.map(ThreadId),
         ticket_id: rows::opt_uuid(r, "ticket_id")?.map(TicketId),

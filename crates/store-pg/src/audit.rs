@@ -29,7 +29,7 @@ async fn review(c: &mut PgConnection, s: &PgStore, r: &PgRow) -> Result<SafetyRe
         ticket_id: TicketId(rows::uuid(r, "ticket_id")?),
         member_id: MemberId(rows::uuid(r, "member_id")?),
         disposition: get(r, "disposition")?,
-        finding: serde_json::from_str(&f).unwrap_or_default(),
+        finding: careline_store::stored_json("safety finding", &f)?,
         protocol_version: get(r, "protocol_version")?,
         status: get(r, "status")?,
         resolved_by: rows::opt_uuid(r, "resolved_by")?.map(UserId),

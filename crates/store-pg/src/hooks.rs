@@ -20,7 +20,7 @@ fn webhook(r: &PgRow) -> Result<Webhook> {
         id: WebhookId(rows::uuid(r, "id")?),
         org_id: OrgId(rows::uuid(r, "org_id")?),
         url: get(r, "url")?,
-        events: serde_json::from_str(&ev).unwrap_or_default(),
+        events: careline_store::stored_json("webhook event subscriptions", &ev)?,
         active: get(r, "active")?,
         created_at: rows::ts(r, "created_at")?,
     })

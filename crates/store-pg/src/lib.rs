@@ -74,6 +74,8 @@ pub struct PgStore {
     node: Uuid,
     /// Group commit of the busiest writes (see `group.rs`).
     groups: Arc<group::Groups>,
+    /// Where the event relay got to, kept across its restarts (see `relay.rs`).
+    relay_seen: Arc<std::sync::Mutex<Option<std::collections::HashMap<OrgId, i64>>>>,
 }
 
 impl PgStore {
@@ -106,6 +108,7 @@ impl PgStore {
         let node = Uuid::now_v7();
         let store = PgStore {
             groups: Arc::new(group::Groups::new(pool.clone(), node, bus.clone())),
+            relay_seen: Arc::default(),
             pool,
             crypto: Arc::new(Crypto::new(master)),
             bus,
@@ -432,11 +435,16 @@ async fn rota_of(c: &mut PgConnection, team: TeamId) -> Result<Rota> {
         return Ok(Rota::default());
     };
     let sup: String = get(&r, "supervisors")?;
+    let (supervisors, unreadable) = match stored_json("rota supervisors", &sup) {
+        Ok(s) => (s, None),
+        Err(e) => (Vec::new(), Some(e.0)),
+    };
     Ok(Rota {
         primary: rows::opt_uuid(&r, "primary_id")?.map(UserId),
         backup: rows::opt_uuid(&r, "backup_id")?.map(UserId),
         physician: rows::opt_uuid(&r, "physician_id")?.map(UserId),
-        supervisors: serde_json::from_str(&sup).unwrap_or_default(),
+        supervisors,
+        unreadable,
     })
 }
 
@@ -536,6 +544,18 @@ impl Store for PgStore {
         let mut c = self.conn().await?;
         q("SELECT 1").execute(&mut *c).await.map_err(db)?;
         Ok(())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn relay(
+        &self,
+        stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        beat: &(dyn Fn() + Send + Sync),
+    ) -> Result<()> {
+        self.relay_events(stop, beat).await
     }
 
     async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
@@ -1335,6 +1355,20 @@ impl Store for PgStore {
         self.claim_deliveries_(now, lease_until, limit).await
     }
 
+    async fn renew_deliveries(&self, ids: Vec<DeliveryId>, lease_until: Timestamp) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn().await?;
+        q("UPDATE deliveries SET lease_until = $1 WHERE id = ANY($2) AND status = 'pending'")
+            .bind(crate::rows::us(lease_until))
+            .bind(ids.into_iter().map(|d| d.0).collect::<Vec<Uuid>>())
+            .execute(&mut *c)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn delivery_attempted(
         &self,
         id: DeliveryId,
@@ -1631,6 +1665,26 @@ impl Store for PgStore {
         // Names are sealed, so the database cannot order them.
         all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
+    }
+
+    async fn member_names(
+        &self,
+        org: OrgId,
+        ids: Vec<MemberId>,
+    ) -> Result<std::collections::HashMap<MemberId, String>> {
+        let mut c = self.conn().await?;
+        let found = q("SELECT * FROM members WHERE org_id = $1 AND id = ANY($2)")
+            .bind(org.0)
+            .bind(ids.iter().map(|m| m.0).collect::<Vec<Uuid>>())
+            .fetch_all(&mut *c)
+            .await
+            .map_err(db)?;
+        let mut out = std::collections::HashMap::with_capacity(found.len());
+        for r in &found {
+            let m = rows::member(&mut c, &self.crypto, r).await?;
+            out.insert(m.id, m.name);
+        }
+        Ok(out)
     }
 
     async fn grant_proxy(

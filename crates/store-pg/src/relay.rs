@@ -11,8 +11,10 @@
 //! rotated (see `crypt.rs`).
 //!
 //! Notifications are not durable: if the listening connection drops, some
-//! may be lost. The relay then catches up from every organization's chain
-//! head, so nothing committed is skipped, only delayed.
+//! may be lost. The relay then returns an error (its supervisor marks the
+//! node unready and restarts it), and the next run listens again and
+//! catches up from the last event it relayed for each organization, so
+//! nothing committed is skipped, only delayed.
 
 use crate::PgStore;
 use crate::rows::{self, db, q};
@@ -27,38 +29,94 @@ use uuid::Uuid;
 /// Events read per round trip while relaying.
 const RELAY_BATCH: i64 = 1_000;
 
+/// How often a quiet relay says it is alive.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The last sequence number relayed per organization, written back to the
+/// store when a relay run ends however it ends (error, stop or abort), so
+/// the next run catches up from there and no commit is skipped.
+struct Seen<'a> {
+    map: HashMap<OrgId, i64>,
+    slot: &'a std::sync::Mutex<Option<HashMap<OrgId, i64>>>,
+}
+
+impl Drop for Seen<'_> {
+    fn drop(&mut self) {
+        *self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(std::mem::take(&mut self.map));
+    }
+}
+
 impl PgStore {
-    /// Relay other nodes' events to this node's bus until `stop` completes.
-    /// Run it once per node, as a named background task.
-    pub async fn relay_events(&self, stop: impl Future<Output = ()>) -> Result<()> {
-        // Heads first, then listen: a commit in between is caught by the
-        // next notification for its organization, which reads from here.
-        let mut seen = self.heads().await?;
+    /// Relay other nodes' events to this node's bus until `stop` completes,
+    /// calling `beat` at least every few seconds while it is healthy. Run it
+    /// once per node, under a supervisor: when the notification connection
+    /// is lost it returns an error, and the next run catches up from the
+    /// last event this node relayed.
+    pub async fn relay_events(
+        &self,
+        stop: impl Future<Output = ()>,
+        beat: &(dyn Fn() + Send + Sync),
+    ) -> Result<()> {
+        let saved = self
+            .relay_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let resumed = saved.is_some();
+        // A first run starts at the chain heads (what came before is in the
+        // record, not news); heads first, then listen: a commit in between is
+        // caught by the next notification for its organization.
+        let map = match saved {
+            Some(m) => m,
+            None => self.heads().await?,
+        };
+        let mut seen = Seen {
+            map,
+            slot: &self.relay_seen,
+        };
         let mut listener = PgListener::connect_with(&self.pool).await.map_err(db)?;
         listener.listen(EVENTS_CHANNEL).await.map_err(db)?;
+        if resumed {
+            // Listening again: whatever was committed while this node was not
+            // listening is read now.
+            self.catch_up(&mut seen.map).await?;
+        }
+        beat();
         let mut stop = std::pin::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => return Ok(()),
+                () = tokio::time::sleep(HEARTBEAT) => beat(),
                 next = listener.try_recv() => match next.map_err(db)? {
                     Some(n) => {
                         let org: OrgId = n.payload().parse().map_err(|_| {
                             Error::internal(format!("unexpected notification {:?}", n.payload()))
                         })?;
-                        self.relay_org(org, &mut seen).await?;
+                        self.relay_org(org, &mut seen.map).await?;
+                        beat();
                     }
                     None => {
-                        tracing::warn!("event notifications were interrupted; catching up from the chain heads");
-                        let heads = self.heads().await?;
-                        for (org, head) in heads {
-                            if seen.get(&org).is_none_or(|s| *s < head) {
-                                self.relay_org(org, &mut seen).await?;
-                            }
-                        }
+                        return Err(Error::Unavailable(
+                            "the event notification connection was lost".into(),
+                        ));
                     }
                 },
             }
         }
+    }
+
+    /// Relay every organization whose chain head is past what was seen.
+    async fn catch_up(&self, seen: &mut HashMap<OrgId, i64>) -> Result<()> {
+        for (org, head) in self.heads().await? {
+            if seen.get(&org).is_none_or(|s| *s < head) {
+                self.relay_org(org, seen).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn heads(&self) -> Result<HashMap<OrgId, i64>> {

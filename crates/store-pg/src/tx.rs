@@ -190,7 +190,7 @@ impl Tx {
         let hooks: Hooks = Arc::new(
             found
                 .into_iter()
-                .map(|(id, kinds)| (id, serde_json::from_str(&kinds).unwrap_or_default()))
+                .map(|(id, kinds)| (id, careline_store::subscriptions(&kinds)))
                 .collect(),
         );
         self.hooks.push((org, hooks.clone()));

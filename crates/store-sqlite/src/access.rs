@@ -37,7 +37,7 @@ fn thread_member(
 
 fn collaborator(r: &Row<'_>) -> rusqlite::Result<Collaborator> {
     Ok(Collaborator {
-        id: r.get::<_, String>("id")?.parse().unwrap_or_default(),
+        id: rows::id(r, "id")?,
         thread_id: rows::id(r, "thread_id")?,
         member_id: rows::id(r, "member_id")?,
         user_id: rows::id(r, "user_id")?,
@@ -124,7 +124,7 @@ pub async fn collaborators(
 
 fn break_glass_row(r: &Row<'_>) -> rusqlite::Result<BreakGlass> {
     Ok(BreakGlass {
-        id: r.get::<_, String>("id")?.parse().unwrap_or_default(),
+        id: rows::id(r, "id")?,
         member_id: rows::id(r, "member_id")?,
         user_id: rows::id(r, "user_id")?,
         user_name: r.get("user_name")?,

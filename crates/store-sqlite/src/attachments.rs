@@ -39,7 +39,14 @@ fn row(r: &Row<'_>, k: &Crypto) -> Result<Attachment> {
                 state: AttachmentState::parse(&state).unwrap_or(AttachmentState::Quarantined),
                 detail: r.get("detail")?,
                 scan_attempts: u32::try_from(r.get::<_, i64>("scan_attempts")?).unwrap_or(0),
-                metadata_removed: serde_json::from_str(&removed).unwrap_or_default(),
+                metadata_removed: careline_store::stored_json("attachment metadata list", &removed)
+                    .map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            0,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
                 message_id: rows::opt_id(r, "message_id")?,
                 thread_id: rows::opt_id(r, "thread_id")?,
                 ticket_id: rows::opt_id(r, "ticket_id")?,

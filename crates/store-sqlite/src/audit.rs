@@ -163,7 +163,9 @@ fn review_row(k: &Crypto, r: &Row<'_>) -> rusqlite::Result<SafetyReview> {
         ticket_id: rows::id(r, "ticket_id")?,
         member_id: rows::id(r, "member_id")?,
         disposition: r.get("disposition")?,
-        finding: serde_json::from_str(&f).unwrap_or_default(),
+        finding: careline_store::stored_json("safety finding", &f).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         protocol_version: r.get("protocol_version")?,
         status: r.get("status")?,
         resolved_by: rows::opt_id(r, "resolved_by")?,

@@ -18,7 +18,9 @@ fn webhook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         id: rows::id(r, "id")?,
         org_id: rows::id(r, "org_id")?,
         url: r.get("url")?,
-        events: serde_json::from_str(&ev).unwrap_or_default(),
+        events: careline_store::stored_json("webhook event subscriptions", &ev).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         active: r.get::<_, i64>("active")? != 0,
         created_at: rows::ts(r, "created_at")?,
     })
@@ -112,6 +114,26 @@ pub async fn claim(
             out.push(d);
         }
         Ok(out)
+    })
+    .await
+}
+
+pub async fn renew(s: &SqliteStore, ids: Vec<DeliveryId>, lease_until: Timestamp) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    s.write(move |tx| {
+        let mut st = tx
+            .conn
+            .prepare_cached(
+                "UPDATE deliveries SET lease_until = $1 WHERE id = $2 AND status = 'pending'",
+            )
+            .map_err(db)?;
+        for id in ids {
+            st.execute(params![us(lease_until), id.to_string()])
+                .map_err(db)?;
+        }
+        Ok(())
     })
     .await
 }

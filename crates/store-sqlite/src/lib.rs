@@ -430,11 +430,17 @@ fn rota(c: &Connection, team: TeamId) -> Result<Rota> {
         .and_then(|mut s| {
             s.query_row([team.to_string()], |r| {
                 let sup: String = r.get("supervisors")?;
+                let (supervisors, unreadable) =
+                    match careline_store::stored_json("rota supervisors", &sup) {
+                        Ok(s) => (s, None),
+                        Err(e) => (Vec::new(), Some(e.0)),
+                    };
                 Ok(Rota {
                     primary: rows::opt_id(r, "primary_id")?,
                     backup: rows::opt_id(r, "backup_id")?,
                     physician: rows::opt_id(r, "physician_id")?,
-                    supervisors: serde_json::from_str(&sup).unwrap_or_default(),
+                    supervisors,
+                    unreadable,
                 })
             })
             .optional()
@@ -1543,6 +1549,10 @@ impl Store for SqliteStore {
         hooks::claim(self, now, lease_until, limit).await
     }
 
+    async fn renew_deliveries(&self, ids: Vec<DeliveryId>, lease_until: Timestamp) -> Result<()> {
+        hooks::renew(self, ids, lease_until).await
+    }
+
     async fn delivery_attempted(
         &self,
         id: DeliveryId,
@@ -1833,6 +1843,32 @@ impl Store for SqliteStore {
             // Names are sealed, so the database cannot order them.
             all.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(all)
+        })
+        .await
+    }
+
+    async fn member_names(
+        &self,
+        org: OrgId,
+        mut ids: Vec<MemberId>,
+    ) -> Result<std::collections::HashMap<MemberId, String>> {
+        ids.sort_unstable();
+        ids.dedup();
+        self.read(move |c, k| {
+            let mut s = c
+                .prepare_cached("SELECT * FROM members WHERE org_id = $1 AND id = $2")
+                .map_err(db)?;
+            let mut out = std::collections::HashMap::with_capacity(ids.len());
+            for id in ids {
+                if let Some(m) = s
+                    .query_row([org.to_string(), id.to_string()], rows::member(k))
+                    .optional()
+                    .map_err(db)?
+                {
+                    out.insert(m.id, m.name);
+                }
+            }
+            Ok(out)
         })
         .await
     }

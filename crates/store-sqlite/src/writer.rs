@@ -64,7 +64,7 @@ impl Tx<'_> {
             .and_then(|mut s| {
                 s.query_map([&org_s], |r| {
                     let ev: String = r.get(1)?;
-                    Ok((r.get(0)?, serde_json::from_str(&ev).unwrap_or_default()))
+                    Ok((r.get(0)?, careline_store::subscriptions(&ev)))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             })

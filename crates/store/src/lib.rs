@@ -32,6 +32,47 @@ use serde::Serialize;
 
 pub use bus::Bus;
 
+/// A stored JSON value that no longer parses: corruption, reported with
+/// what was being read, never read as an empty default (an empty rota or
+/// subscription list would silently skip an escalation step or a delivery).
+#[derive(Debug)]
+pub struct CorruptValue(pub String);
+
+impl std::fmt::Display for CorruptValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CorruptValue {}
+
+impl From<CorruptValue> for careline_core::Error {
+    fn from(e: CorruptValue) -> careline_core::Error {
+        careline_core::Error::internal(e)
+    }
+}
+
+/// A webhook's stored event subscriptions, for fanning events out to it.
+/// A corrupt list must not fail the commit (a member's message is never
+/// refused for an integration's sake), and must not widen what leaves the
+/// organization: nothing is queued for that webhook, the corruption is
+/// logged as an error at every commit, and listing the organization's
+/// webhooks fails with the same error until an administrator fixes it.
+pub fn subscriptions(raw: &str) -> Vec<String> {
+    stored_json("webhook event subscriptions", raw).unwrap_or_default()
+}
+
+/// Parse a JSON value read back from storage; `what` names it in the error.
+pub fn stored_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    raw: &str,
+) -> std::result::Result<T, CorruptValue> {
+    serde_json::from_str(raw).map_err(|e| {
+        tracing::error!(%what, error = %e, "a stored value is corrupt");
+        CorruptValue(format!("stored {what} is corrupt: {e}"))
+    })
+}
+
 /// A contact to record for `member_id`.
 #[derive(Debug, Clone)]
 pub struct ContactRequest {
@@ -393,6 +434,26 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store can serve requests (for `/readyz`).
     async fn ready(&self) -> Result<()>;
 
+    /// Whether other nodes write to this store, so that their committed
+    /// events must be relayed to this node's bus ([`Store::relay`]).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Relay other nodes' committed events to this node's bus until `stop`,
+    /// calling `beat` at least every few seconds while healthy. Returns an
+    /// error when it can no longer relay; run again, it resumes where it
+    /// stopped. A store no other node writes to has nothing to relay.
+    async fn relay(
+        &self,
+        stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        beat: &(dyn Fn() + Send + Sync),
+    ) -> Result<()> {
+        let _ = beat;
+        stop.await;
+        Ok(())
+    }
+
     // ---- authentication ----
     async fn credentials(&self, username: &str) -> Result<Option<Credentials>>;
     async fn create_session(&self, session: NewSession, now: Timestamp) -> Result<()>;
@@ -677,6 +738,10 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Delivery>>;
+    /// Extend the lease of claimed deliveries still pending to `lease_until`:
+    /// a sender renews what it holds before each send, so no claim it is
+    /// still working through lapses to another process.
+    async fn renew_deliveries(&self, ids: Vec<DeliveryId>, lease_until: Timestamp) -> Result<()>;
     /// Record an attempt: delivered, retry at `retry_at`, or dead-lettered (`retry_at` = None and not ok).
     async fn delivery_attempted(
         &self,
@@ -788,6 +853,14 @@ pub trait Store: Send + Sync + 'static {
             .ok_or_else(|| careline_core::Error::internal("creating one member created none"))
     }
     async fn members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// The names of the members `ids` of `org` (others are left out): for
+    /// naming the members on rows a page already shows its caller, without
+    /// loading and unsealing the whole organization's list.
+    async fn member_names(
+        &self,
+        org: OrgId,
+        ids: Vec<MemberId>,
+    ) -> Result<std::collections::HashMap<MemberId, String>>;
     /// Lets a proxy user act for a member within `scope` (replacing any
     /// earlier grant between the two). Callers authorize: an administrator,
     /// or the member themself through [`Store::grant_proxy_as_member`].

@@ -185,6 +185,8 @@ pub(crate) struct Model {
     pub year_trigger: Option<u32>,
     pub version: String,
     pub hash: String,
+    /// The second reader, when the set has one (`reader/`).
+    pub reader: Option<crate::reader::Reader>,
 }
 
 const PHRASE_MODE: Mode = Mode {
@@ -409,7 +411,16 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         targets: Vec::new(),
         scratch: Normalized::default(),
     };
+    let mut reader_files: [Option<&str>; 2] = [None, None];
     for (name, content) in &sorted {
+        if name == crate::reader::SETTINGS_FILE {
+            reader_files[0] = Some(content.as_str());
+            continue;
+        }
+        if name == crate::reader::WEIGHTS_FILE {
+            reader_files[1] = Some(content.as_str());
+            continue;
+        }
         if name.ends_with(".toml") {
             docs.push((name.as_str(), content.as_str(), parse_file(name, content)?));
         } else if name.ends_with(".txt") {
@@ -934,6 +945,23 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         )
     };
 
+    let reader = match reader_files {
+        [Some(settings), Some(weights)] => Some(crate::reader::Reader::parse(settings, weights)?),
+        [None, None] => None,
+        _ => {
+            return Err(LoadError::Invalid {
+                file: crate::reader::SETTINGS_FILE.into(),
+                line: 0,
+                field: "reader".into(),
+                message: format!(
+                    "the second reader needs both {} and {}",
+                    crate::reader::SETTINGS_FILE,
+                    crate::reader::WEIGHTS_FILE
+                ),
+            });
+        }
+    };
+
     Ok(Model {
         lex: b.lex,
         ac,
@@ -949,5 +977,6 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         year_trigger,
         version,
         hash,
+        reader,
     })
 }

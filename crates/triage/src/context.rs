@@ -296,7 +296,9 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
             } else {
                 def.backward
                     && t.ts - f.te - 1 <= def.window
-                    && between(sent, f.te, t.ts) == 0
+                    // "…a reason to call 911? He has it right now.": a report
+                    // that it is happening reaches back across sentences.
+                    && (def.kind == TrigKind::Current || between(sent, f.te, t.ts) == 0)
                     // "chest pain but it went away": "but" does not cut a resolution.
                     // "… never had one before but I just had one": nor a current report.
                     // "seen in the ER for chest pain, but it's still hurting": nor a recurrence.
@@ -328,7 +330,11 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
             res = None;
         }
         if cur {
+            // "…a reason to call 911? asking because he has it right now":
+            // a later statement that it is happening re-affirms a finding
+            // that was asked about, denied, or told as history.
             neg = None;
+            hyp = None;
         }
         if let Some(c) = model.concepts.get(f.concept as usize) {
             for k in &c.ignore {

@@ -33,6 +33,7 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
             protocol_hash: model.hash.clone(),
             explanation: "ROUTINE — no red flags found.".to_string(),
             guidance: None,
+            second_reader: None,
         };
     }
     let mut presence = vec![Presence::Absent; model.concepts.len()];
@@ -50,55 +51,39 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
             Status::Suppressed { .. } => {}
         }
     }
-    let get = |c: u16| {
-        presence
-            .get(c as usize)
-            .copied()
-            .unwrap_or(Presence::Absent)
-    };
-
-    let mut fired: Vec<(usize, Disposition, Vec<u16>)> = Vec::new();
-    for (pi, p) in model.protocols.iter().enumerate() {
-        let mut best: Option<(Disposition, Vec<u16>)> = None;
-        for r in &p.rules {
-            if r.all.iter().any(|&c| get(c) == Presence::Absent)
-                || r.unless.iter().any(|&c| get(c) != Presence::Absent)
+    let mut fired = fire(model, &presence);
+    // Fail-safe: a suppression that is not an explicit denial or told
+    // history (a question, a resolution, a benign cause, a figure of speech)
+    // never silences an emergency sign completely. With every such finding
+    // counted, would an emergency rule fire? Then the message is at least
+    // urgent, and the explanation says why.
+    let mut fail_safe: Option<(usize, Vec<u16>)> = None;
+    if fired.iter().all(|f| f.1 < Disposition::Urgent) {
+        let mut lifted = presence.clone();
+        let mut any = false;
+        for j in judged {
+            // Only an explicit denial ("no chest pain") and history told as
+            // history ("a stroke 5 years ago") keep an emergency sign silent.
+            if let Status::Suppressed { reason } = &j.status
+                && !reason.starts_with("negated")
+                && !reason.starts_with("past history")
+                && let Some(p) = lifted.get_mut(j.f.concept as usize)
             {
-                continue;
-            }
-            let any_hit: Vec<u16> = r
-                .any
-                .iter()
-                .copied()
-                .filter(|&c| get(c) != Presence::Absent)
-                .collect();
-            if !r.any.is_empty() && any_hit.is_empty() {
-                continue;
-            }
-            let capped = r.all.iter().any(|&c| get(c) == Presence::Capped)
-                || (!any_hit.is_empty() && any_hit.iter().all(|&c| get(c) == Presence::Capped));
-            let d = if capped {
-                r.disposition.min(Disposition::Urgent)
-            } else {
-                r.disposition
-            };
-            let mut used = r.all.clone();
-            used.extend(any_hit);
-            match &mut best {
-                Some((bd, bu)) if *bd == d => {
-                    for c in used {
-                        if !bu.contains(&c) {
-                            bu.push(c);
-                        }
-                    }
-                }
-                Some((bd, _)) if *bd > d => {}
-                _ => best = Some((d, used)),
+                *p = Presence::Full;
+                any = true;
             }
         }
-        if let Some((d, used)) = best {
-            fired.push((pi, d, used));
+        if any {
+            fail_safe = fire(model, &lifted)
+                .into_iter()
+                .filter(|f| f.1 == Disposition::Emergency)
+                .map(|f| (f.0, f.2))
+                .next();
         }
+    }
+    if let Some((pi, used)) = &fail_safe {
+        fired.retain(|f| f.0 != *pi);
+        fired.push((*pi, Disposition::Urgent, used.clone()));
     }
     fired.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let disposition = fired.first().map_or(Disposition::Routine, |f| f.1);
@@ -131,13 +116,16 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
             p.id,
             d.as_str()
         );
+        let is_fail_safe = fail_safe.as_ref().is_some_and(|(fp, _)| fp == pi);
         let mut n_ev = 0;
         let mut first = true;
         for j in judged {
             if n_ev >= MAX_EVIDENCE_PER_PROTOCOL {
                 break;
             }
-            if matches!(j.status, Status::Suppressed { .. }) || !used.contains(&j.f.concept) {
+            if (matches!(j.status, Status::Suppressed { .. }) && !is_fail_safe)
+                || !used.contains(&j.f.concept)
+            {
                 continue;
             }
             let (s, e, snip) = span_text(text, n, &j.f);
@@ -154,6 +142,12 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
             let _ = write!(explanation, "{}'{}'", if first { " " } else { " + " }, snip);
             if j.status == Status::ResolvedUrgent {
                 explanation.push_str(" (resolved)");
+            }
+            if let Status::Suppressed { reason } = &j.status {
+                let _ = write!(
+                    explanation,
+                    " (read as {reason}, but an emergency sign if it is happening: escalated for a clinician to read today)"
+                );
             }
             first = false;
             evidence.push(Evidence {
@@ -255,5 +249,101 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
         protocol_hash: model.hash.clone(),
         explanation,
         guidance,
+        second_reader: None,
     }
+}
+
+/// Apply the second reader's raise to the rules' judgement: the new
+/// disposition, its words as evidence, a plain-words explanation, and
+/// emergency guidance when no protocol gave any.
+pub(crate) fn second_reader(
+    j: &mut Judgement,
+    sr: crate::reader::SecondReader,
+    settings: &crate::reader::ReaderSettings,
+) {
+    let was = j.disposition;
+    j.disposition = sr.to;
+    let words: Vec<String> = sr.words.iter().map(|w| format!("'{}'", w.text)).collect();
+    let head = match sr.to {
+        Disposition::Emergency => "EMERGENCY",
+        Disposition::Urgent => "URGENT",
+        Disposition::Routine => "ROUTINE",
+    };
+    let rest = j
+        .explanation
+        .split_once(" — ")
+        .map(|(_, r)| r.to_owned())
+        .unwrap_or_default();
+    let mut e = format!(
+        "{head} — escalated for review by the second reader (a model trained on labelled messages; the rules alone said {}): ",
+        was.as_str()
+    );
+    if words.is_empty() {
+        e.push_str("the message as a whole read as a red flag.");
+    } else {
+        let _ = write!(e, "{} weighed most.", words.join(", "));
+    }
+    if !rest.is_empty() && rest != "no red flags found." {
+        let _ = write!(e, " Rules: {rest}");
+    }
+    j.explanation = e;
+    j.evidence.extend(sr.words.iter().cloned());
+    if sr.to == Disposition::Emergency && j.guidance.is_none() {
+        j.guidance = Some(settings.guidance.clone());
+    }
+    j.second_reader = Some(sr);
+}
+
+/// Every protocol whose rules fire on `presence`: (protocol, disposition, concepts used).
+fn fire(model: &Model, presence: &[Presence]) -> Vec<(usize, Disposition, Vec<u16>)> {
+    let get = |c: u16| {
+        presence
+            .get(c as usize)
+            .copied()
+            .unwrap_or(Presence::Absent)
+    };
+    let mut fired: Vec<(usize, Disposition, Vec<u16>)> = Vec::new();
+    for (pi, p) in model.protocols.iter().enumerate() {
+        let mut best: Option<(Disposition, Vec<u16>)> = None;
+        for r in &p.rules {
+            if r.all.iter().any(|&c| get(c) == Presence::Absent)
+                || r.unless.iter().any(|&c| get(c) != Presence::Absent)
+            {
+                continue;
+            }
+            let any_hit: Vec<u16> = r
+                .any
+                .iter()
+                .copied()
+                .filter(|&c| get(c) != Presence::Absent)
+                .collect();
+            if !r.any.is_empty() && any_hit.is_empty() {
+                continue;
+            }
+            let capped = r.all.iter().any(|&c| get(c) == Presence::Capped)
+                || (!any_hit.is_empty() && any_hit.iter().all(|&c| get(c) == Presence::Capped));
+            let d = if capped {
+                r.disposition.min(Disposition::Urgent)
+            } else {
+                r.disposition
+            };
+            let mut used = r.all.clone();
+            used.extend(any_hit);
+            match &mut best {
+                Some((bd, bu)) if *bd == d => {
+                    for c in used {
+                        if !bu.contains(&c) {
+                            bu.push(c);
+                        }
+                    }
+                }
+                Some((bd, _)) if *bd > d => {}
+                _ => best = Some((d, used)),
+            }
+        }
+        if let Some((d, used)) = best {
+            fired.push((pi, d, used));
+        }
+    }
+    fired
 }

@@ -29,6 +29,8 @@ pub mod normalize;
 pub mod numbers;
 pub mod pattern;
 pub mod protocol;
+pub mod reader;
+pub mod train;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -139,6 +141,9 @@ pub struct Judgement {
     pub explanation: String,
     /// Emergency guidance of the highest-disposition protocol, when one has it.
     pub guidance: Option<Guidance>,
+    /// Set when the second reader raised the rules' disposition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_reader: Option<reader::SecondReader>,
 }
 
 /// Why a protocol set could not be loaded.
@@ -227,6 +232,35 @@ impl Engine {
             .map(|p| (p.id.as_str(), p.title.as_str()))
     }
 
+    /// The second reader's settings, when the set has one.
+    pub fn reader_settings(&self) -> Option<&reader::ReaderSettings> {
+        self.model.reader.as_ref().map(|r| &r.settings)
+    }
+
+    /// This set with the second reader replaced (`None`: rules alone), for
+    /// evaluating weights before they are written into a protocol set.
+    pub fn with_reader(mut self, r: Option<(reader::ReaderSettings, &reader::Weights)>) -> Engine {
+        self.model.reader = r.map(|(s, w)| reader::Reader::from_weights(s, w));
+        self
+    }
+
+    /// The rules' judgement of `text` (without the second reader) and the
+    /// text's features for a reader taking character n-grams `char_ngrams`:
+    /// what training and evaluation need, from one normalization.
+    pub fn rules_and_features(
+        &self,
+        text: &str,
+        char_ngrams: &[usize],
+    ) -> (Judgement, reader::Features) {
+        let mut n = normalize::Normalized::default();
+        let mut hits = matcher::Hits::default();
+        let (j, judged) = self.rules(text, &mut n, &mut hits);
+        let mut f = reader::Features::default();
+        reader::extract(&n, char_ngrams, &mut f);
+        reader::concept_features(&self.model, &judged, j.disposition, &mut f);
+        (j, f)
+    }
+
     /// Judge one text. Pure: no I/O, never panics.
     pub fn judge(&self, text: &str, ctx: &Context) -> Judgement {
         // Working buffers are reused per thread (no state crosses calls:
@@ -251,6 +285,42 @@ impl Engine {
         n: &mut normalize::Normalized,
         hits: &mut matcher::Hits,
     ) -> Judgement {
+        let (mut j, judged) = self.rules(text, n, hits);
+        if let Some(r) = &self.model.reader {
+            thread_local! {
+                static FEATURES: std::cell::RefCell<reader::Features> =
+                    std::cell::RefCell::new(Default::default());
+            }
+            let raised = FEATURES.with(|cell| {
+                let mut fresh = reader::Features::default();
+                let mut guard = cell.try_borrow_mut();
+                let f = match guard.as_deref_mut() {
+                    Ok(f) => f,
+                    Err(_) => &mut fresh,
+                };
+                reader::extract(n, &r.settings.char_ngrams, f);
+                reader::concept_features(&self.model, &judged, j.disposition, f);
+                r.raise(text, n, f, j.disposition)
+            });
+            if let Some(sr) = raised {
+                judge::second_reader(&mut j, sr, &r.settings);
+            }
+        }
+        // Do not keep huge buffers alive after a huge input.
+        if n.norm.capacity() > 1 << 20 {
+            *n = normalize::Normalized::default();
+            *hits = matcher::Hits::default();
+        }
+        j
+    }
+
+    /// The rules alone, and the findings they judged in context.
+    fn rules(
+        &self,
+        text: &str,
+        n: &mut normalize::Normalized,
+        hits: &mut matcher::Hits,
+    ) -> (Judgement, Vec<context::Judged>) {
         let mode = normalize::Mode {
             fuzzy: true,
             upper: true,
@@ -266,12 +336,7 @@ impl Engine {
         }
         let judged = context::judge(&self.model, text, n, hits);
         let j = judge::build(&self.model, text, n, &judged);
-        // Do not keep huge buffers alive after a huge input.
-        if n.norm.capacity() > 1 << 20 {
-            *n = normalize::Normalized::default();
-            *hits = matcher::Hits::default();
-        }
-        j
+        (j, judged)
     }
 }
 

@@ -8,7 +8,18 @@ use careline_triage::{Channel, Context, Disposition, Engine, LoadError, eval, js
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 
+/// The rules alone: what the protocol files say, without the second reader.
 fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| {
+        Engine::embedded()
+            .expect("embedded protocol set loads")
+            .with_reader(None)
+    })
+}
+
+/// The engine as careline runs it: the rules and the second reader.
+fn full() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
     E.get_or_init(|| Engine::embedded().expect("embedded protocol set loads"))
 }
@@ -207,15 +218,21 @@ fn phrasing_classes_from_the_blind_set_review() {
             "My dad was admitted for a stroke last week, can you send his meds list?",
             "seen in the ED for chest pain last month, dx costochondritis, all good now",
             "My migraine meds aren't working as well, can we try another one?",
-            "I'm having a heart attack over this bill, who can explain my statement?",
             "my daughter's eyes are goopy in the morning, no fever",
         ],
         Disposition::Routine,
     );
+    // A figure of speech naming an emergency sign: at least urgent (fail-safe).
+    assert_all(
+        &["I'm having a heart attack over this bill, who can explain my statement?"],
+        Disposition::Urgent,
+    );
 }
 
 /// The engineers' own hand-labelled regression set (written independently of
-/// dev.jsonl): every message keeps its exact disposition.
+/// dev.jsonl): every message keeps its exact disposition under the rules,
+/// except routine lines the fail-safe leaves at urgent on purpose (an
+/// emergency sign asked about or used as a figure of speech).
 #[test]
 fn regression_set_keeps_its_dispositions() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/regression.jsonl");
@@ -226,6 +243,12 @@ fn regression_set_keeps_its_dispositions() {
     let wrong: Vec<String> = report
         .misses
         .iter()
+        .filter(|m| {
+            !(m.expected == Disposition::Routine
+                && m.got == Disposition::Urgent
+                && m.explanation
+                    .contains("but an emergency sign if it is happening"))
+        })
         .map(|m| {
             format!(
                 "  [{}] expected {}, judged {}: {}\n      {}",
@@ -395,13 +418,14 @@ fn a_later_clause_reporting_the_finding_now_cancels_its_negation() {
 
 #[test]
 fn hypothetical_and_educational_questions_do_not_escalate_unless_symptoms_are_current() {
+    // An emergency sign asked about is left at urgent by the fail-safe.
     assert_eq!(
         judge("what are the signs of a stroke?"),
-        Disposition::Routine
+        Disposition::Urgent
     );
     assert_eq!(
         judge("if my chest hurts should I call?"),
-        Disposition::Routine
+        Disposition::Urgent
     );
     assert_eq!(
         judge("how do I use an epipen? my son was just diagnosed with a peanut allergy"),
@@ -426,6 +450,12 @@ fn past_history_is_not_current_but_recurrence_is() {
     assert!(judge("my old clot leg is swollen again").is_red_flag());
 }
 
+/// The fail-safe left a suppressed emergency sign at urgent.
+fn fail_safe(j: &careline_triage::Judgement) -> bool {
+    j.explanation
+        .contains("but an emergency sign if it is happening")
+}
+
 #[test]
 fn figurative_and_non_clinical_senses_are_ignored() {
     for t in [
@@ -433,11 +463,110 @@ fn figurative_and_non_clinical_senses_are_ignored() {
         "can I get a copy of my chest x-ray",
         "when will my blood test results be ready?",
         "this insurance is bleeding money out of me",
-        "my computer had a seizure and I lost the form",
-        "my landlord is giving me chest pains lol",
         "these bills are giving me heart palpitations",
     ] {
         assert_eq!(judge(t), Disposition::Routine, "{t}");
+    }
+    // A figure of speech naming an emergency sign is read by a clinician
+    // the same day rather than silenced (the fail-safe), and says why.
+    for t in [
+        "my computer had a seizure and I lost the form",
+        "my landlord is giving me chest pains lol",
+    ] {
+        let j = engine().judge(t, &Context::default());
+        assert_eq!(j.disposition, Disposition::Urgent, "{t}");
+        assert!(fail_safe(&j), "{t}: {}", j.explanation);
+        assert!(
+            j.explanation.contains("non-clinical sense"),
+            "{}",
+            j.explanation
+        );
+    }
+}
+
+// ------------------------------------------------------------- fail-safe context
+
+#[test]
+fn fail_safe_an_emergency_sign_asked_about_is_urgent_with_the_reason_shown() {
+    for t in [
+        "what are the signs of a stroke?",
+        "can you send me information about the warning signs of a heart attack",
+        "if someone has crushing chest pain and sweating is that a heart attack",
+        "que pasa si alguien tiene dolor de pecho opresivo y sudor frio",
+    ] {
+        let j = engine().judge(t, &Context::default());
+        assert_eq!(j.disposition, Disposition::Urgent, "{t}: {}", j.explanation);
+        assert!(fail_safe(&j), "{t}: {}", j.explanation);
+        assert!(
+            j.explanation.contains("hypothetical"),
+            "the suppression is shown: {}",
+            j.explanation
+        );
+    }
+}
+
+#[test]
+fn fail_safe_an_explicit_denial_still_silences_and_the_red_flag_beside_it_still_fires() {
+    assert_eq!(
+        judge("no chest pain, just need a refill"),
+        Disposition::Routine
+    );
+    assert_eq!(
+        call_note("pt denies CP, SOB, facial droop. refill lisinopril"),
+        Disposition::Routine
+    );
+    // The denial does not reach the emergency sign next to it.
+    assert_eq!(
+        judge("no chest pain but my face is drooping on the left"),
+        Disposition::Emergency
+    );
+}
+
+#[test]
+fn fail_safe_history_told_as_history_stays_routine() {
+    // Measured: counting told history as possibly current cost 2.2 points of
+    // routine specificity on independent writers and caught no red flag.
+    for t in [
+        "had a stroke 5 years ago, doing fine, need my statin refilled",
+        "history of heart attack in 2019, stable, annual visit please",
+    ] {
+        assert_eq!(judge(t), Disposition::Routine, "{t}");
+    }
+}
+
+#[test]
+fn fail_safe_a_later_statement_that_it_is_happening_reaffirms_a_question() {
+    for t in [
+        "is crushing chest pressure with a numb left arm a reason to call 911? asking because my husband has it right now",
+        "what if he has chest pain and sweating? he is having it right now",
+        "what are stroke signs? it's happening right now to my mom, her face is drooping",
+        "que pasa si tiene la cara caida? le esta pasando ahora mismo",
+    ] {
+        assert_eq!(judge(t), Disposition::Emergency, "{t}");
+    }
+}
+
+#[test]
+fn fail_safe_durations_mark_current_symptoms_not_history() {
+    for (t, d) in [
+        (
+            "a 5-day history of fever and now a stiff neck",
+            Disposition::Emergency,
+        ),
+        (
+            "3 day hx of fever, stiff neck, light hurts his eyes",
+            Disposition::Emergency,
+        ),
+        (
+            "cough started 3 weeks ago, now coughing up blood",
+            Disposition::Urgent,
+        ),
+        (
+            "tengo fiebre desde hace 3 dias y el cuello rigido",
+            Disposition::Emergency,
+        ),
+    ] {
+        assert_eq!(judge(t), d, "{t}");
     }
 }
 
@@ -762,4 +891,141 @@ fn huge_inputs_are_judged_in_bounded_linear_time() {
     let junk: String = "a".repeat(200_000) + &"é".repeat(10_000) + &"\u{0}".repeat(1000);
     check_offsets(&junk);
     check_offsets("");
+}
+
+// ------------------------------------------------------------- second reader
+
+#[test]
+fn second_reader_raises_paraphrase_the_rules_miss_and_names_the_words() {
+    for t in [
+        "my dad keeps grabbing at the middle of his chest, he's gone grey and clammy",
+        "she says it will all be over soon and she has given away her things",
+    ] {
+        let rules = engine().judge(t, &Context::default());
+        let j = full().judge(t, &Context::default());
+        assert!(j.disposition > rules.disposition, "{t}: {}", j.explanation);
+        let sr = j
+            .second_reader
+            .as_ref()
+            .expect("the second reader says it raised");
+        assert_eq!(sr.from, rules.disposition);
+        assert_eq!(sr.to, j.disposition);
+        assert!(f64::from(sr.score) >= sr.threshold);
+        assert!(
+            !sr.words.is_empty(),
+            "{t}: names the words that weighed most"
+        );
+        for w in &sr.words {
+            assert_eq!(
+                &t[w.start..w.end],
+                w.text,
+                "evidence spans point into the text"
+            );
+        }
+        assert!(
+            j.explanation.contains("second reader"),
+            "the explanation says so in plain words: {}",
+            j.explanation
+        );
+        if j.disposition == Disposition::Emergency {
+            assert!(j.guidance.is_some(), "emergency guidance is given");
+        }
+    }
+}
+
+#[test]
+fn second_reader_leaves_administrative_messages_alone() {
+    for t in [
+        "Can I move my appointment to Friday afternoon?",
+        "please send my lisinopril refill to the pharmacy on Main St",
+        "what time does the clinic open on Saturdays",
+        "¿me pueden mandar la factura por correo?",
+    ] {
+        let j = full().judge(t, &Context::default());
+        assert_eq!(
+            j.disposition,
+            Disposition::Routine,
+            "{t}: {}",
+            j.explanation
+        );
+        assert!(j.second_reader.is_none());
+    }
+}
+
+/// Every line of every labelled set: the full engine's disposition is never
+/// below the rules' (the second reader only raises).
+#[test]
+fn second_reader_never_lowers_a_disposition_on_the_corpus() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/eval");
+    let writers = careline_triage::train::read_corpus(std::path::Path::new(dir)).unwrap();
+    let mut n = 0;
+    for w in &writers {
+        for e in &w.examples {
+            let ctx = Context::default();
+            let rules = engine().judge(&e.text, &ctx).disposition;
+            let both = full().judge(&e.text, &ctx).disposition;
+            assert!(both >= rules, "{}: lowered {rules:?} to {both:?}", e.text);
+            n += 1;
+        }
+    }
+    assert!(n >= 6000, "the corpus has its writers: {n}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// Arbitrary text, and text built from clinical and everyday words: the
+    /// second reader never lowers what the rules gave.
+    #[test]
+    fn second_reader_never_lowers_a_disposition(
+        words in proptest::collection::vec(prop_oneof![
+            Just("no".to_string()), Just("chest".to_string()), Just("pain".to_string()), Just("crushing".to_string()), Just("if".to_string()), Just("what".to_string()),
+            Just("stroke".to_string()), Just("face".to_string()), Just("drooping".to_string()), Just("refill".to_string()), Just("please".to_string()),
+            Just("baby".to_string()), Just("fever".to_string()), Just("104".to_string()), Just("not".to_string()), Just("breathing".to_string()), Just("?".to_string()),
+            Just("dolor".to_string()), Just("pecho".to_string()), Just("sin".to_string()), Just("fiebre".to_string()), Just("had".to_string()), Just("years".to_string()), Just("ago".to_string()),
+            "[a-z]{1,8}".prop_map(|s| s),
+        ], 0..40),
+    ) {
+        let text = words.join(" ");
+        let ctx = Context::default();
+        let rules = engine().judge(&text, &ctx);
+        let both = full().judge(&text, &ctx);
+        prop_assert!(both.disposition >= rules.disposition, "{text}");
+        prop_assert_eq!(both.second_reader.is_some(), both.disposition > rules.disposition);
+    }
+}
+
+#[test]
+fn second_reader_weights_are_covered_by_the_protocol_hash() {
+    let files = Engine::embedded_sources();
+    let base = Engine::from_sources(&files).unwrap();
+    assert!(
+        base.reader_settings().is_some(),
+        "the embedded set has a second reader"
+    );
+    let changed: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, c)| {
+            if n == careline_triage::reader::WEIGHTS_FILE {
+                (n.clone(), format!("{c}\n3 0.5 0.5\n"))
+            } else {
+                (n.clone(), c.clone())
+            }
+        })
+        .collect();
+    let other = Engine::from_sources(&changed).unwrap();
+    assert_ne!(base.hash(), other.hash());
+    // A broken weights file is refused with its line.
+    let broken: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, c)| {
+            if n == careline_triage::reader::WEIGHTS_FILE {
+                (n.clone(), format!("{c}\nzz 1 2\n"))
+            } else {
+                (n.clone(), c.clone())
+            }
+        })
+        .collect();
+    let e = Engine::from_sources(&broken).unwrap_err().to_string();
+    assert!(e.starts_with("reader/weights.txt:"), "{e}");
+    assert!(e.contains("hexadecimal"), "{e}");
 }

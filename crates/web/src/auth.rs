@@ -277,7 +277,7 @@ impl LoginNotes {
 /// Record login outcomes until `shutdown`, then whatever is still queued.
 pub async fn record_login_notes(
     state: AppState,
-    mut rx: tokio::sync::mpsc::Receiver<LoginNote>,
+    rx: &mut tokio::sync::mpsc::Receiver<LoginNote>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {

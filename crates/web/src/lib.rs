@@ -10,6 +10,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod mfa;
@@ -88,6 +89,8 @@ pub struct AppState {
     pub login_notes: Arc<auth::LoginNotes>,
     /// Where uploads are stored and the limits on them.
     pub attachments: Arc<attachments::AttachmentConfig>,
+    /// The background workers' health, for `/readyz` and `/metrics`.
+    pub workers: Arc<health::Workers>,
 }
 
 #[derive(OpenApi)]
@@ -258,6 +261,21 @@ async fn readyz(State(s): State<AppState>) -> Response {
             "this node is shutting down",
         );
     }
+    let unready = s.workers.unready();
+    if !unready.is_empty() {
+        let detail = unready
+            .iter()
+            .map(|u| format!("{}: {}", u.worker, u.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        tracing::warn!(%detail, "not ready: a critical background worker is not running");
+        return error::problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Not ready",
+            format!("a critical background worker is not running ({detail})"),
+        );
+    }
     match s.store.ready().await {
         Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
         Err(e) => {
@@ -273,10 +291,11 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut m = s.metrics.render();
+        s.workers.render(&mut m);
+        m
+    })
 }
 
 async fn not_found() -> Response {

@@ -263,6 +263,7 @@ pub async fn put_rota(
         backup: b.backup.map(UserId),
         physician: b.physician.map(UserId),
         supervisors: b.supervisors.into_iter().map(UserId).collect(),
+        unreadable: None,
     };
     Ok(Json(
         s.store

@@ -740,3 +740,32 @@ async fn plain_verify_checks_the_latest_backup_and_catches_a_tail_cut_with_its_h
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_rota_is_not_read_as_empty_it_alarms_every_supervisor_at_the_first_page() {
+    let app = App::spawn().await;
+    let clock = app.clock.clone();
+    let dir = app.stop().await;
+    // Someone with the database damages the supervisors' rung of every rota.
+    Tamper::of(dir.path()).exec("UPDATE rotas SET supervisors = '[\"not-an-id'");
+    let app = App::restart(dir, clock).await;
+    let member = app.login("member01").await;
+    let out = app
+        .send(
+            &member,
+            "crushing chest pain going down my left arm and I am sweating",
+        )
+        .await;
+    assert_eq!(out["ticket"]["triage"]["disposition"], "emergency");
+    let alarms = app.recorded("escalation.alarm").await;
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    assert!(
+        alarms[0]["rota_unreadable"]
+            .as_str()
+            .is_some_and(|why| why.contains("rota supervisors is corrupt")),
+        "{alarms:?}"
+    );
+    // The primary nurse is still paged as usual.
+    assert_eq!(app.recorded("page.created").await.len(), 1);
+    app.stop().await;
+}

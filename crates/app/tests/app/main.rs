@@ -27,3 +27,4 @@ mod outbound;
 mod privacy;
 mod simulation;
 mod slow_clients;
+mod workers;

@@ -105,6 +105,7 @@ async fn deliveries_are_refused_when_the_address_is_no_longer_allowed() {
         retry_cap: jiff::SignedDuration::from_millis(5),
         max_attempts: 2,
         send_timeout: std::time::Duration::from_secs(2),
+        ..careline::workers::WorkerConfig::default()
     };
     let app = App::restart_with(dir, clock, cfg, |s| s.outbound = OutboundPolicy::default()).await;
     let admin = app.login("admin").await;

@@ -1027,3 +1027,53 @@ async fn demo_members_health_markers_and_identifiers_are_not_readable_in_the_dat
         "readable in the database: {readable:?}"
     );
 }
+
+#[tokio::test]
+async fn console_pages_name_only_the_members_on_the_rows_they_show() {
+    let app = App::spawn().await;
+    let name_of = |v: serde_json::Value| v["name"].as_str().unwrap().to_owned();
+    let m01 = app.login("member01").await;
+    let m01_id = app.me(&m01).await["member_id"].as_str().unwrap().to_owned();
+    let m01_name = name_of(app.me(&m01).await);
+    let m20_name = name_of(app.me(&app.login("member20").await).await);
+    let m12_name = name_of(app.me(&app.login("member12").await).await);
+    app.send(
+        &app.login("member12").await,
+        "Can I move my appointment to Friday?",
+    )
+    .await;
+
+    // The privacy officer's page names only the members under review.
+    let privacy = app.login("privacy").await;
+    let page = app.get("/console/privacy", &privacy).await;
+    assert_eq!(page.status, 200);
+    for name in [&m01_name, &m20_name] {
+        assert!(!page.text().contains(name.as_str()), "{name} listed");
+    }
+    let nurse = app.login("nurse.south").await;
+    let r = app
+        .post(
+            &format!("/api/v1/members/{m01_id}/break-glass"),
+            &nurse,
+            json!({"reason": "member called the South line with chest pain"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let page = app.get("/console/privacy", &privacy).await.text();
+    assert!(page.contains(&m01_name), "the member under review is named");
+    assert!(page.contains(&format!("/console/privacy?member={m01_id}")));
+    assert!(!page.contains(&m20_name));
+
+    // A South guide's queue names the South member who wrote, and no one else.
+    let guide = app.login("guide.south1").await;
+    let queue = app.get("/console", &guide).await;
+    assert_eq!(queue.status, 200);
+    let html = queue.text();
+    assert!(html.contains(&m12_name), "the member on the row is named");
+    for name in [&m01_name, &m20_name] {
+        assert!(
+            !html.contains(name.as_str()),
+            "{name} appears on a queue page"
+        );
+    }
+}

@@ -93,6 +93,21 @@ pub async fn organization_isolation(f: Fresh) {
     let b_admin = b.login(&b.admin, now).await;
     hidden(s.rota(&b_admin, a.north.id).await);
 
+    // Names asked for by id keep to the organization, and to the ids asked.
+    let a_members: Vec<careline_core::ids::MemberId> = s
+        .members(a.org.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    let b_members = s.members(b.org.id).await.unwrap();
+    let asked = vec![b_members[0].id, a_members[0]];
+    let names = s.member_names(b.org.id, asked).await.unwrap();
+    assert_eq!(names.len(), 1, "another organization's member was named");
+    assert_eq!(names[&b_members[0].id], b_members[0].name);
+    assert!(s.member_names(b.org.id, vec![]).await.unwrap().is_empty());
+
     // Lists by organization keep to it.
     assert!(
         s.members(b.org.id)

@@ -44,9 +44,12 @@ async fn rotation_rewraps_every_key_and_running_nodes_keep_serving() {
         let running = running.clone();
         tokio::spawn(async move {
             running
-                .relay_events(async {
-                    let _ = stopped.await;
-                })
+                .relay_events(
+                    async {
+                        let _ = stopped.await;
+                    },
+                    &|| {},
+                )
                 .await
         })
     };

@@ -310,6 +310,7 @@ async fn a_due_page_escalates_once_across_nodes() {
             backup: Some(x.nurse2.id),
             physician: None,
             supervisors: vec![],
+            unreadable: None,
         },
         t0(),
     )
@@ -492,9 +493,12 @@ async fn every_node_hears_every_commit_once() {
     let relay = {
         let b = b.clone();
         tokio::spawn(async move {
-            b.relay_events(async {
-                let _ = stop_rx.await;
-            })
+            b.relay_events(
+                async {
+                    let _ = stop_rx.await;
+                },
+                &|| {},
+            )
             .await
         })
     };

@@ -96,18 +96,15 @@ pub async fn privacy_page(
     require_staff(&v)?;
     let all = q.all.is_some();
     let glass = s.store.break_glass_reviews(&v.p, !all).await?;
-    let members = s.store.members(v.p.org_id).await?;
+    let members = s
+        .store
+        .member_names(v.p.org_id, glass.iter().map(|b| b.member_id).collect())
+        .await?;
     let log = match q.member {
         Some(m) => Some(s.store.access_log(&v.p, MemberId(m), 5000).await?),
         None => None,
     };
-    let name_of = |id: MemberId| {
-        members
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.name.clone())
-            .unwrap_or_default()
-    };
+    let name_of = |id: MemberId| members.get(&id).cloned().unwrap_or_default();
     let main = html! {
         main id="main" {
             h1 { "Privacy" }
@@ -121,6 +118,7 @@ pub async fn privacy_page(
                 @for b in &glass {
                     article class="card" {
                         h3 { (b.user_name) " opened " (name_of(b.member_id)) "’s record" }
+                        p { a href={"/console/privacy?member=" (b.member_id.0)} { "Access history of " (name_of(b.member_id)) } }
                         dl class="facts" {
                             dt { "When" } dd { (when(b.created_at)) }
                             dt { "Until" } dd { (when(b.expires_at)) }
@@ -144,12 +142,8 @@ pub async fn privacy_page(
                 h2 id="al-h" { "Access history of a member" }
                 form method="get" action="/console/privacy" class="filters" {
                     div class="field inline" {
-                        label for="member" { "Member" }
-                        select id="member" name="member" {
-                            @for m in &members {
-                                option value=(m.id.0) selected[q.member == Some(m.id.0)] { (m.name) }
-                            }
-                        }
+                        label for="member" { "Member ID" }
+                        input id="member" name="member" value=[q.member] autocomplete="off" spellcheck="false" size="38";
                     }
                     button type="submit" { "Show" }
                 }

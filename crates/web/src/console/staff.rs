@@ -71,15 +71,18 @@ struct Names {
 }
 
 impl Names {
-    async fn load(s: &AppState, v: &Viewer) -> Result<Names, PageError> {
+    /// Staff names, and the names of just the members `shown` (the members
+    /// of the rows this page shows its viewer, already authorized).
+    async fn load(
+        s: &AppState,
+        v: &Viewer,
+        shown: impl IntoIterator<Item = MemberId>,
+    ) -> Result<Names, PageError> {
         let users = s.store.users(v.p.org_id).await?;
         let members = s
             .store
-            .members(v.p.org_id)
-            .await?
-            .into_iter()
-            .map(|m| (m.id, m.name))
-            .collect();
+            .member_names(v.p.org_id, shown.into_iter().collect())
+            .await?;
         Ok(Names { users, members })
     }
     fn user(&self, id: UserId) -> String {
@@ -188,7 +191,7 @@ fn queue_link(qs: &QueueSummary, current: &str) -> Markup {
 async fn tickets_table(s: &AppState, v: &Viewer, f: &Filters) -> Result<Markup, PageError> {
     let now = s.clock.now();
     let tickets = s.store.tickets(&v.p, f.to_filter(), now).await?;
-    let names = Names::load(s, v).await?;
+    let names = Names::load(s, v, tickets.iter().map(|(t, _)| t.member_id)).await?;
     Ok(html! {
         @if tickets.is_empty() {
             p { "No tickets match." }
@@ -254,7 +257,7 @@ pub async fn banner_fragment(State(s): State<AppState>, v: Viewer) -> PageResult
         .filter(|p| p.status == PageStatus::Open || p.deadline.is_none())
         .filter(|p| p.acked_at.is_none())
         .collect();
-    let names = Names::load(&s, &v).await?;
+    let names = Names::load(&s, &v, pages.iter().map(|p| p.member_id)).await?;
     Ok(html! {
         @if !pages.is_empty() {
             section class="banner" aria-labelledby="banner-h" {
@@ -310,7 +313,7 @@ async fn load_ticket(s: &AppState, v: &Viewer, id: Uuid) -> Result<TicketData, P
         .collaborators(&v.p, t.thread_id)
         .await
         .unwrap_or_default();
-    let names = Names::load(s, v).await?;
+    let names = Names::load(s, v, [t.member_id]).await?;
     Ok(TicketData {
         t,
         queue,

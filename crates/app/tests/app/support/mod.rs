@@ -260,13 +260,12 @@ impl App {
 
     /// A second node on the same data directory and clock (as a second process would be).
     pub async fn restart_shared(other: &App) -> App {
-        let running = Self::node(
-            other.dir.path(),
-            other.clock.clone(),
-            careline::workers::WorkerConfig::default(),
-            |_| {},
-        )
-        .await;
+        Self::restart_shared_with(other, careline::workers::WorkerConfig::default()).await
+    }
+
+    /// A second node on the same data directory and clock, with worker settings `cfg`.
+    pub async fn restart_shared_with(other: &App, cfg: careline::workers::WorkerConfig) -> App {
+        let running = Self::node(other.dir.path(), other.clock.clone(), cfg, |_| {}).await;
         App {
             addr: running.addr,
             clock: other.clock.clone(),
@@ -286,6 +285,7 @@ impl App {
             retry_cap: jiff::SignedDuration::from_millis(5),
             max_attempts: 3,
             send_timeout: std::time::Duration::from_secs(2),
+            ..careline::workers::WorkerConfig::default()
         };
         Self::restart_with(dir, clock, cfg, |_| {}).await
     }
@@ -409,6 +409,16 @@ impl App {
                 v
             })
             .collect()
+    }
+
+    /// The node's store.
+    pub fn store(&self) -> Arc<dyn careline_store::Store> {
+        self.running.as_ref().unwrap().state.store.clone()
+    }
+
+    /// The PostgreSQL database this app runs on, if any.
+    pub fn database_url(&self) -> Option<String> {
+        database_for(self.dir.path())
     }
 
     pub async fn me(&self, token: &str) -> Value {
