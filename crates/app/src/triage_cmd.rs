@@ -48,6 +48,9 @@ pub struct TriageArgs {
     /// With --train/--lowo: character n-gram lengths, comma-separated (empty: none).
     #[arg(long, default_value = "", value_name = "LENGTHS")]
     char_ngrams: String,
+    /// With --train/--lowo: log2 of the number of hash buckets.
+    #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u32).range(8..=24))]
+    bits: u32,
     /// With --train/--lowo: passes over the corpus.
     #[arg(long, default_value_t = 12)]
     epochs: usize,
@@ -239,11 +242,11 @@ fn train(engine: &Engine, dir: &std::path::Path, args: &TriageArgs) -> Result<()
     }
     let o = reader::TrainOptions {
         family: args.family.clone(),
+        bits: args.bits,
         epochs: args.epochs,
         l2: args.l2,
         learning_rate: args.learning_rate,
         balanced: args.balanced,
-        ..reader::TrainOptions::default()
     };
     let guidance = engine
         .reader_settings()
@@ -266,8 +269,9 @@ fn train(engine: &Engine, dir: &std::path::Path, args: &TriageArgs) -> Result<()
         emergency_threshold: 0.5,
         guidance,
         trained: format!(
-            "careline triage --train {} --family {} --char-ngrams {} --epochs {} --l2 {} --learning-rate {} --balanced {}: {lines} lines, {} sets, {folds} of them independent writers held out in turn",
+            "careline triage --train {} --bits {} --family {} --char-ngrams {} --epochs {} --l2 {} --learning-rate {} --balanced {}: {lines} lines, {} sets, {folds} of them independent writers held out in turn",
             dir.display(),
+            args.bits,
             args.family,
             if args.char_ngrams.is_empty() {
                 "''"

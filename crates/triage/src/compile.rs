@@ -78,6 +78,9 @@ pub(crate) enum TrigKind {
     /// A later clause reporting the finding now ("never had one before but
     /// I just had one"): cancels negation, history and resolution.
     Current,
+    /// The finding is an animal's ("my dog is vomiting blood"): not the
+    /// member's, and not a person's, so it is silenced like a denial.
+    Animal,
 }
 
 impl TrigKind {
@@ -94,6 +97,7 @@ impl TrigKind {
             TrigKind::Terminator => "scope end",
             TrigKind::NegationEnd => "negation scope end",
             TrigKind::Current => "current",
+            TrigKind::Animal => "about an animal",
         }
     }
 }
@@ -708,6 +712,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
                 "terminator" => TrigKind::Terminator,
                 "negation_end" => TrigKind::NegationEnd,
                 "benign" => TrigKind::Benign,
+                "animal" => TrigKind::Animal,
                 other => {
                     return Err(invalid(
                         file,

@@ -263,6 +263,7 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
         let mut hist: Option<&TrigHit> = None;
         let mut res: Option<&TrigHit> = None;
         let mut benign: Option<&TrigHit> = None;
+        let mut animal: Option<&TrigHit> = None;
         let mut rec = false;
         let mut cur = false;
         let lo = hits.triggers.partition_point(|t| t.ts + reach < f.ts);
@@ -322,6 +323,7 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
                 TrigKind::Recurrence => rec = true,
                 TrigKind::Current => cur = true,
                 TrigKind::Benign => benign = benign.or(Some(t)),
+                TrigKind::Animal => animal = animal.or(Some(t)),
                 TrigKind::Pseudo | TrigKind::Terminator | TrigKind::NegationEnd => {}
             }
         }
@@ -357,7 +359,11 @@ pub(crate) fn judge(model: &Model, text: &str, n: &Normalized, hits: &mut Hits) 
         if neg.is_some() && res.is_some() {
             neg = None;
         }
-        let status = if let Some(t) = neg {
+        let status = if let Some(t) = animal {
+            Status::Suppressed {
+                reason: format!("about an animal ('{}')", orig(text, n, t.ts, t.te)),
+            }
+        } else if let Some(t) = neg {
             Status::Suppressed {
                 reason: format!("negated by '{}'", orig(text, n, t.ts, t.te)),
             }

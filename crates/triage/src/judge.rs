@@ -62,11 +62,13 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
         let mut lifted = presence.clone();
         let mut any = false;
         for j in judged {
-            // Only an explicit denial ("no chest pain") and history told as
-            // history ("a stroke 5 years ago") keep an emergency sign silent.
+            // Only an explicit denial ("no chest pain"), history told as history
+            // ("a stroke 5 years ago") and an animal's symptoms keep an
+            // emergency sign silent.
             if let Status::Suppressed { reason } = &j.status
                 && !reason.starts_with("negated")
                 && !reason.starts_with("past history")
+                && !reason.starts_with("about an animal")
                 && let Some(p) = lifted.get_mut(j.f.concept as usize)
             {
                 *p = Presence::Full;

@@ -286,7 +286,13 @@ impl Engine {
         hits: &mut matcher::Hits,
     ) -> Judgement {
         let (mut j, judged) = self.rules(text, n, hits);
-        if let Some(r) = &self.model.reader {
+        // Nothing is above emergency: the second reader has nothing to add.
+        if let Some(r) = self
+            .model
+            .reader
+            .as_ref()
+            .filter(|_| j.disposition < Disposition::Emergency)
+        {
             thread_local! {
                 static FEATURES: std::cell::RefCell<reader::Features> =
                     std::cell::RefCell::new(Default::default());

@@ -111,18 +111,9 @@ impl Features {
     }
 }
 
-/// Words that open a negation scope. "can't" and "cannot" are not here:
-/// "I can't breathe" denies nothing.
-const NEGATION: &[&str] = &[
-    "no", "not", "denies", "deny", "denied", "denying", "without", "never", "negative", "neither",
-    "nor", "none", "dont", "doesnt", "didnt", "isnt", "wasnt", "arent", "havent", "hasnt", "hadnt",
-    "sin", "niega", "nunca", "tampoco", "ni",
-];
-
-/// Words that end a negation scope ("no fever but now she is limp").
-const SCOPE_BREAK: &[&str] = &[
-    "but", "pero", "however", "although", "though", "aunque", "except", "now", "ahora",
-];
+// Words that open a negation scope ("can't" and "cannot" do not: "I can't
+// breathe" denies nothing), and words that end one ("no fever but now she
+// is limp"): see `is_negation` and `is_scope_break`.
 
 /// Words never shown as what weighed most: they only glue the others.
 const FUNCTION_WORDS: &[&str] = &[
@@ -132,6 +123,45 @@ const FUNCTION_WORDS: &[&str] = &[
     "que", "mi", "me", "se", "lo", "le", "un", "una", "es", "por", "con", "los", "las", "del",
     "al",
 ];
+
+/// One `match` instead of a scan of the lists: this runs for every word.
+fn is_negation(w: &str) -> bool {
+    matches!(
+        w,
+        "no" | "not"
+            | "denies"
+            | "deny"
+            | "denied"
+            | "denying"
+            | "without"
+            | "never"
+            | "negative"
+            | "neither"
+            | "nor"
+            | "none"
+            | "dont"
+            | "doesnt"
+            | "didnt"
+            | "isnt"
+            | "wasnt"
+            | "arent"
+            | "havent"
+            | "hasnt"
+            | "hadnt"
+            | "sin"
+            | "niega"
+            | "nunca"
+            | "tampoco"
+            | "ni"
+    )
+}
+
+fn is_scope_break(w: &str) -> bool {
+    matches!(
+        w,
+        "but" | "pero" | "however" | "although" | "though" | "aunque" | "except" | "now" | "ahora"
+    )
+}
 
 /// Tokens a negation scope covers at most.
 const NEGATION_SCOPE: u8 = 4;
@@ -171,14 +201,14 @@ pub(crate) fn extract(n: &Normalized, char_ngrams: &[usize], out: &mut Features)
         match t.kind {
             Kind::Word => {
                 let w = n.text(t);
-                if NEGATION.contains(&w) {
+                if is_negation(w) {
                     neg_left = NEGATION_SCOPE;
                     let u = fnv(SEED_WORD, w.as_bytes());
                     out.push(u, i);
                     prev = Some(u);
                     continue;
                 }
-                if SCOPE_BREAK.contains(&w) {
+                if is_scope_break(w) {
                     neg_left = 0;
                 }
                 let seed = if neg_left > 0 {

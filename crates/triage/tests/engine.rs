@@ -1029,3 +1029,93 @@ fn second_reader_weights_are_covered_by_the_protocol_hash() {
     assert!(e.starts_with("reader/weights.txt:"), "{e}");
     assert!(e.contains("hexadecimal"), "{e}");
 }
+
+// ------------------------------------------------------------- catalogue growth
+
+#[test]
+fn new_protocol_families_fire_on_their_signs() {
+    assert_all(
+        &[
+            "my son's front tooth got knocked out at hockey, he's 14, I have it in milk",
+            "back pain and now I can't feel toilet paper when I wipe and I wet myself without knowing",
+            "on chemo and I have a fever of 100.9 and chills",
+            "he takes clozapine and now has a sore throat and a fever",
+            "my leg is ice cold and white and really painful since an hour",
+            "haven't pooped or passed gas in 3 days, belly swollen and I'm throwing up green",
+            "erection that won't go away for 5 hours and it hurts",
+            "my toddler may have swallowed a button battery from the remote",
+            "my 5 week old is projectile vomiting after every feed",
+            "weakness started in my feet and now it's moving up to my knees",
+            "my dose of sertraline went up and now I'm twitching, sweating and restless",
+            "the pain under my cast keeps getting worse and my fingers are numb and pale",
+            "mi hijo se trago una pila de boton",
+        ],
+        Disposition::Emergency,
+    );
+    assert_all(
+        &[
+            "woke up this morning and suddenly can't hear out of my left ear",
+            "my newborn looks yellow, she is 4 days old",
+            "can't pee since this morning and my bladder feels so full",
+            "condom broke last night, do I need PEP for HIV?",
+        ],
+        Disposition::Urgent,
+    );
+    assert_all(
+        &[
+            "I need a refill on my clozapine",
+            "my chemo nurse said to ask about the flu shot",
+            "baby tooth is wiggly, when will it fall out",
+        ],
+        Disposition::Routine,
+    );
+}
+
+/// An animal's symptoms are a vet's matter; the red flag of a person next
+/// to the animal still fires.
+#[test]
+fn an_animals_symptoms_are_silenced_and_a_persons_beside_them_still_fire() {
+    for t in [
+        "my cat had a seizure this morning, is there a vet you recommend",
+        "mi perro tuvo una convulsion anoche",
+    ] {
+        let j = engine().judge(t, &Context::default());
+        assert_eq!(
+            j.disposition,
+            Disposition::Routine,
+            "{t}: {}",
+            j.explanation
+        );
+        assert!(
+            j.explanation.contains("about an animal"),
+            "{}",
+            j.explanation
+        );
+    }
+    for t in [
+        "my dog bit me on the hand and it's bleeding a lot and won't stop",
+        "I was walking my dog and got crushing chest pain and now I'm sweating",
+        "my dog is fine but I have crushing chest pain",
+        "mi perro me mordio y no para de sangrar",
+    ] {
+        assert_eq!(judge(t), Disposition::Emergency, "{t}");
+    }
+}
+
+/// "No entiendo" (I don't understand) is not a speech problem; a caregiver
+/// who cannot understand a parent's speech still is.
+#[test]
+fn not_understanding_a_bill_is_not_a_speech_problem_but_slurred_speech_still_fires() {
+    for t in [
+        "no entiendo la factura que me llego",
+        "no entiendo nada de la factura",
+    ] {
+        assert_eq!(judge(t), Disposition::Routine, "{t}");
+    }
+    for t in [
+        "mi papa habla raro y no se le entiende nada",
+        "de repente no le entiendo lo que dice a mi mama",
+    ] {
+        assert_eq!(judge(t), Disposition::Emergency, "{t}");
+    }
+}

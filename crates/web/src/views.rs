@@ -308,6 +308,11 @@ pub struct TriageView {
     pub protocol_version: String,
     pub protocol_hash: String,
     pub explanation: String,
+    /// Present when the second reader raised the protocols' disposition:
+    /// `from`, `to`, `score`, `threshold` and the `words` that weighed most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub second_reader: Option<serde_json::Value>,
 }
 
 impl From<&Judgement> for TriageView {
@@ -320,6 +325,10 @@ impl From<&Judgement> for TriageView {
             protocol_version: j.protocol_version.clone(),
             protocol_hash: j.protocol_hash.clone(),
             explanation: j.explanation.clone(),
+            second_reader: j
+                .second_reader
+                .as_ref()
+                .and_then(|sr| serde_json::to_value(sr).ok()),
         }
     }
 }

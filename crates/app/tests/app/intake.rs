@@ -346,3 +346,28 @@ async fn a_call_note_for_a_member_the_call_taker_does_not_reach_is_refused_and_l
         "the agent's read of the ticket through the call is recorded: {log}"
     );
 }
+
+#[tokio::test]
+async fn a_ticket_raised_by_the_second_reader_says_so_in_plain_words() {
+    let app = App::spawn().await;
+    let member = app.login("member01").await;
+    let out = app
+        .send(
+            &member,
+            "my dad keeps grabbing at the middle of his chest, he's gone grey and clammy",
+        )
+        .await;
+    let triage = &out["ticket"]["triage"];
+    assert_ne!(triage["disposition"], "routine", "{out}");
+    assert!(triage["second_reader"]["from"].is_string(), "{out}");
+    let ticket = out["ticket"]["id"].as_str().unwrap();
+    let nurse = app.login("nurse.north").await;
+    let page = app.get(&format!("/console/tickets/{ticket}"), &nurse).await;
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    assert!(
+        html.contains("Escalated for review by the second reader"),
+        "{html}"
+    );
+    assert!(html.contains("where the protocols alone said"), "{html}");
+}

@@ -82,6 +82,23 @@ pub fn judgement(j: &Judgement) -> Markup {
     html! {
         div class={"triage " (d)} {
             p { span class={"badge " (d)} { (d) } " " (j.explanation) }
+            @if let Some(sr) = &j.second_reader {
+                p class="second-reader" {
+                    strong { "Escalated for review by the second reader" }
+                    " — a model trained on labelled messages read this as " (sr.to.as_str())
+                    " where the protocols alone said " (sr.from.as_str()) ". "
+                    @if sr.words.is_empty() {
+                        "No single word stood out: the message as a whole read as a red flag."
+                    } @else {
+                        "The words that weighed most are marked in the message: "
+                        @for (i, w) in sr.words.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            "“" (w.text) "”"
+                        }
+                        "."
+                    }
+                }
+            }
             @if !j.protocols.is_empty() {
                 ul class="protocols" {
                     @for p in &j.protocols {
