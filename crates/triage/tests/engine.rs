@@ -526,24 +526,26 @@ fn fail_safe_an_explicit_denial_still_silences_and_the_red_flag_beside_it_still_
 fn fail_safe_history_told_as_history_stays_routine() {
     // Measured: counting told history as possibly current cost 2.2 points of
     // routine specificity on independent writers and caught no red flag.
-    for t in [
-        "had a stroke 5 years ago, doing fine, need my statin refilled",
-        "history of heart attack in 2019, stable, annual visit please",
-    ] {
-        assert_eq!(judge(t), Disposition::Routine, "{t}");
-    }
+    assert_all(
+        &[
+            "had a stroke 5 years ago, doing fine, need my statin refilled",
+            "history of heart attack in 2019, stable, annual visit please",
+        ],
+        Disposition::Routine,
+    );
 }
 
 #[test]
 fn fail_safe_a_later_statement_that_it_is_happening_reaffirms_a_question() {
-    for t in [
-        "is crushing chest pressure with a numb left arm a reason to call 911? asking because my husband has it right now",
-        "what if he has chest pain and sweating? he is having it right now",
-        "what are stroke signs? it's happening right now to my mom, her face is drooping",
-        "que pasa si tiene la cara caida? le esta pasando ahora mismo",
-    ] {
-        assert_eq!(judge(t), Disposition::Emergency, "{t}");
-    }
+    assert_all(
+        &[
+            "is crushing chest pressure with a numb left arm a reason to call 911? asking because my husband has it right now",
+            "what if he has chest pain and sweating? he is having it right now",
+            "what are stroke signs? it's happening right now to my mom, her face is drooping",
+            "que pasa si tiene la cara caida? le esta pasando ahora mismo",
+        ],
+        Disposition::Emergency,
+    );
 }
 
 #[test]
@@ -1092,30 +1094,33 @@ fn an_animals_symptoms_are_silenced_and_a_persons_beside_them_still_fire() {
             j.explanation
         );
     }
-    for t in [
-        "my dog bit me on the hand and it's bleeding a lot and won't stop",
-        "I was walking my dog and got crushing chest pain and now I'm sweating",
-        "my dog is fine but I have crushing chest pain",
-        "mi perro me mordio y no para de sangrar",
-    ] {
-        assert_eq!(judge(t), Disposition::Emergency, "{t}");
-    }
+    assert_all(
+        &[
+            "my dog bit me on the hand and it's bleeding a lot and won't stop",
+            "I was walking my dog and got crushing chest pain and now I'm sweating",
+            "my dog is fine but I have crushing chest pain",
+            "mi perro me mordio y no para de sangrar",
+        ],
+        Disposition::Emergency,
+    );
 }
 
 /// "No entiendo" (I don't understand) is not a speech problem; a caregiver
 /// who cannot understand a parent's speech still is.
 #[test]
 fn not_understanding_a_bill_is_not_a_speech_problem_but_slurred_speech_still_fires() {
-    for t in [
-        "no entiendo la factura que me llego",
-        "no entiendo nada de la factura",
-    ] {
-        assert_eq!(judge(t), Disposition::Routine, "{t}");
-    }
-    for t in [
-        "mi papa habla raro y no se le entiende nada",
-        "de repente no le entiendo lo que dice a mi mama",
-    ] {
-        assert_eq!(judge(t), Disposition::Emergency, "{t}");
-    }
+    assert_all(
+        &[
+            "no entiendo la factura que me llego",
+            "no entiendo nada de la factura",
+        ],
+        Disposition::Routine,
+    );
+    assert_all(
+        &[
+            "mi papa habla raro y no se le entiende nada",
+            "de repente no le entiendo lo que dice a mi mama",
+        ],
+        Disposition::Emergency,
+    );
 }

@@ -390,19 +390,7 @@ impl Tamper {
     }
 
     fn psql(url: &str, sql: &str) -> String {
-        let out = Command::new(pg_tool("psql"))
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-At", "-d"])
-            .arg(url)
-            .arg("-c")
-            .arg(sql)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        psql(url, sql)
     }
 
     fn exec(&self, sql: &str) {

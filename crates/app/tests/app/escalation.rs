@@ -357,7 +357,7 @@ async fn a_new_red_flag_after_clearance_pages_again() {
 
 #[tokio::test]
 async fn webhooks_are_signed_retried_dead_lettered_and_replayed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let app = App::spawn_with_fast_retries().await;
     let admin = app.login("admin").await;
     // A receiver that fails the first two attempts, then accepts.
@@ -371,33 +371,9 @@ async fn webhooks_are_signed_retried_dead_lettered_and_replayed() {
             let Ok((mut s, _)) = listener.accept().await else {
                 return;
             };
-            let mut buf = vec![0u8; 65536];
-            let mut len = 0;
-            loop {
-                let k = s.read(&mut buf[len..]).await.unwrap_or(0);
-                len += k;
-                let text = String::from_utf8_lossy(&buf[..len]).to_string();
-                if let Some(i) = text.find("\r\n\r\n") {
-                    let cl: usize = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_lowercase()
-                                .strip_prefix("content-length: ")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if len >= i + 4 + cl || k == 0 {
-                        break;
-                    }
-                }
-                if k == 0 {
-                    break;
-                }
-            }
+            let request = read_request(&mut s).await;
             n += 1;
-            seen.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&buf[..len]).to_string());
+            seen.lock().unwrap().push(request);
             let status = if n <= 2 {
                 "500 Internal Server Error"
             } else {

@@ -45,7 +45,7 @@ async fn slow_receiver(
     clock: Arc<careline_core::clock::FakeClock>,
     app_secs: i64,
 ) -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let got: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -55,28 +55,7 @@ async fn slow_receiver(
             let Ok((mut s, _)) = listener.accept().await else {
                 return;
             };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let k = s.read(&mut chunk).await.unwrap_or(0);
-                buf.extend_from_slice(&chunk[..k]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                let done = text.find("\r\n\r\n").is_some_and(|i| {
-                    let cl: usize = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_lowercase()
-                                .strip_prefix("content-length: ")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    buf.len() >= i + 4 + cl
-                });
-                if done || k == 0 {
-                    break;
-                }
-            }
-            let text = String::from_utf8_lossy(&buf).to_string();
+            let text = read_request(&mut s).await;
             if let Some(id) = text.lines().find_map(|l| {
                 l.to_lowercase()
                     .starts_with("x-careline-delivery:")
@@ -187,18 +166,9 @@ async fn a_lost_relay_connection_makes_the_node_unready_and_banners_resume_when_
 
     // Cut every connection listening for other nodes' commits.
     let url = a.database_url().unwrap();
-    let out = std::process::Command::new(pg_tool("psql"))
-        .arg(&url)
-        .args([
-            "-tAc",
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    psql(
+        &url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
     );
     assert!(
         b.wait_until(5, || async { readyz(&b).await == 503 }).await,

@@ -68,6 +68,49 @@ pub fn pg_tool(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// Run one SQL statement with `psql` against `url`; its output, trimmed.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new(pg_tool("psql"))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-At", "-d"])
+        .arg(url)
+        .arg("-c")
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Read one HTTP/1.1 request (head and a `Content-Length` body) from `s`.
+pub async fn read_request(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let k = s.read(&mut chunk).await.unwrap_or(0);
+        buf.extend_from_slice(&chunk[..k]);
+        let text = String::from_utf8_lossy(&buf);
+        let done = text.find("\r\n\r\n").is_some_and(|i| {
+            let cl: usize = text
+                .lines()
+                .find_map(|l| {
+                    l.to_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            buf.len() >= i + 4 + cl
+        });
+        if done || k == 0 {
+            return String::from_utf8_lossy(&buf).into_owned();
+        }
+    }
+}
+
 /// The PostgreSQL database of the app in `dir` (on PostgreSQL only).
 pub fn database_of(dir: &std::path::Path) -> Option<String> {
     std::fs::read_to_string(dir.join("test-database-url")).ok()
