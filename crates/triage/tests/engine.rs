@@ -1051,6 +1051,10 @@ fn new_protocol_families_fire_on_their_signs() {
             "my dose of sertraline went up and now I'm twitching, sweating and restless",
             "the pain under my cast keeps getting worse and my fingers are numb and pale",
             "mi hijo se trago una pila de boton",
+            "gave birth 5 days ago and I'm soaking a pad every hour",
+            "passing clots the size of a golf ball after delivery",
+            "my wife had the baby 2 weeks ago and says she hears voices telling her the baby is evil",
+            "I have a mirena and got a positive pregnancy test, some cramping on the left",
         ],
         Disposition::Emergency,
     );
@@ -1060,6 +1064,8 @@ fn new_protocol_families_fire_on_their_signs() {
             "my newborn looks yellow, she is 4 days old",
             "can't pee since this morning and my bladder feels so full",
             "condom broke last night, do I need PEP for HIV?",
+            "I have a paragard iud and got a positive test this morning",
+            "34 weeks and my palms and soles itch like crazy at night",
         ],
         Disposition::Urgent,
     );
@@ -1068,6 +1074,7 @@ fn new_protocol_families_fire_on_their_signs() {
             "I need a refill on my clozapine",
             "my chemo nurse said to ask about the flu shot",
             "baby tooth is wiggly, when will it fall out",
+            "I'm 20 weeks, can I have a pad of butter on toast",
         ],
         Disposition::Routine,
     );
