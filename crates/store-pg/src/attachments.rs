@@ -24,7 +24,6 @@ use uuid::Uuid;
 
 async fn row(c: &mut PgConnection, s: &PgStore, r: &PgRow) -> Result<Attachment> {
     let state: String = get(r, "state")?;
-    let removed: String = get(r, "metadata_removed")?;
     let id = AttachmentId(rows::uuid(r, "id")?);
     let org = OrgId(rows::uuid(r, "org_id")?);
     let sealed: String = get(r, "file_name")?;
@@ -45,7 +44,7 @@ async fn row(c: &mut PgConnection, s: &PgStore, r: &PgRow) -> Result<Attachment>
         state: AttachmentState::parse(&state).unwrap_or(AttachmentState::Quarantined),
         detail: get(r, "detail")?,
         scan_attempts: u32::try_from(get::<i64>(r, "scan_attempts")?).unwrap_or(0),
-        metadata_removed: careline_store::stored_json("attachment metadata list", &removed)?,
+        metadata_removed: rows::json(r, "metadata_removed")?,
         message_id: rows::opt_uuid(r, "message_id")?.map(MessageId),
         thread_id: rows::opt_uuid(r, "thread_id")?.map(ThreadId),
         ticket_id: rows::opt_uuid(r, "ticket_id")?.map(TicketId),

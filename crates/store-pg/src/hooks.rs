@@ -15,12 +15,11 @@ use sqlx_postgres::PgRow;
 use uuid::Uuid;
 
 fn webhook(r: &PgRow) -> Result<Webhook> {
-    let ev: String = get(r, "events")?;
     Ok(Webhook {
         id: WebhookId(rows::uuid(r, "id")?),
         org_id: OrgId(rows::uuid(r, "org_id")?),
         url: get(r, "url")?,
-        events: careline_store::stored_json("webhook event subscriptions", &ev)?,
+        events: rows::json(r, "events")?,
         active: get(r, "active")?,
         created_at: rows::ts(r, "created_at")?,
     })

@@ -435,10 +435,7 @@ async fn rota_of(c: &mut PgConnection, team: TeamId) -> Result<Rota> {
         return Ok(Rota::default());
     };
     let sup: String = get(&r, "supervisors")?;
-    let (supervisors, unreadable) = match stored_json("rota supervisors", &sup) {
-        Ok(s) => (s, None),
-        Err(e) => (Vec::new(), Some(e.0)),
-    };
+    let (supervisors, unreadable) = careline_store::rota_supervisors(&sup);
     Ok(Rota {
         primary: rows::opt_uuid(&r, "primary_id")?.map(UserId),
         backup: rows::opt_uuid(&r, "backup_id")?.map(UserId),

@@ -76,9 +76,10 @@ pub fn parsed<T: FromStr>(r: &PgRow, col: &str) -> Result<T> {
     T::from_str(&s).map_err(|_| Error::internal(format!("column {col}: unknown value {s:?}")))
 }
 
+/// A JSON column; one that no longer parses is an error naming the column.
 pub fn json<T: serde::de::DeserializeOwned>(r: &PgRow, col: &str) -> Result<T> {
     let s: String = get(r, col)?;
-    serde_json::from_str(&s).map_err(|e| Error::internal(format!("column {col}: {e}")))
+    Ok(careline_store::stored_json(col, &s)?)
 }
 
 pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {

@@ -24,7 +24,6 @@ fn name_aad(id: AttachmentId) -> String {
 fn row(r: &Row<'_>, k: &Crypto) -> Result<Attachment> {
     let get = |r: &Row<'_>| -> rusqlite::Result<(Attachment, String)> {
         let state: String = r.get("state")?;
-        let removed: String = r.get("metadata_removed")?;
         Ok((
             Attachment {
                 id: rows::id(r, "id")?,
@@ -39,14 +38,7 @@ fn row(r: &Row<'_>, k: &Crypto) -> Result<Attachment> {
                 state: AttachmentState::parse(&state).unwrap_or(AttachmentState::Quarantined),
                 detail: r.get("detail")?,
                 scan_attempts: u32::try_from(r.get::<_, i64>("scan_attempts")?).unwrap_or(0),
-                metadata_removed: careline_store::stored_json("attachment metadata list", &removed)
-                    .map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            0,
-                            rusqlite::types::Type::Text,
-                            Box::new(e),
-                        )
-                    })?,
+                metadata_removed: rows::json(r, "metadata_removed")?,
                 message_id: rows::opt_id(r, "message_id")?,
                 thread_id: rows::opt_id(r, "thread_id")?,
                 ticket_id: rows::opt_id(r, "ticket_id")?,

@@ -13,14 +13,11 @@ use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, params};
 
 fn webhook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
-    let ev: String = r.get("events")?;
     Ok(Webhook {
         id: rows::id(r, "id")?,
         org_id: rows::id(r, "org_id")?,
         url: r.get("url")?,
-        events: careline_store::stored_json("webhook event subscriptions", &ev).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        events: rows::json(r, "events")?,
         active: r.get::<_, i64>("active")? != 0,
         created_at: rows::ts(r, "created_at")?,
     })

@@ -430,11 +430,7 @@ fn rota(c: &Connection, team: TeamId) -> Result<Rota> {
         .and_then(|mut s| {
             s.query_row([team.to_string()], |r| {
                 let sup: String = r.get("supervisors")?;
-                let (supervisors, unreadable) =
-                    match careline_store::stored_json("rota supervisors", &sup) {
-                        Ok(s) => (s, None),
-                        Err(e) => (Vec::new(), Some(e.0)),
-                    };
+                let (supervisors, unreadable) = careline_store::rota_supervisors(&sup);
                 Ok(Rota {
                     primary: rows::opt_id(r, "primary_id")?,
                     backup: rows::opt_id(r, "backup_id")?,

@@ -68,9 +68,10 @@ fn parsed<T: FromStr>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
     })
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+/// A JSON column; one that no longer parses is an error naming the column.
+pub fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
     let s: String = row.get(idx)?;
-    serde_json::from_str(&s).map_err(|e| {
+    careline_store::stored_json(idx, &s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }

@@ -62,6 +62,16 @@ pub fn subscriptions(raw: &str) -> Vec<String> {
     stored_json("webhook event subscriptions", raw).unwrap_or_default()
 }
 
+/// A rota's stored supervisor list, and why it could not be read if it
+/// could not: an unreadable list alarms the organization at the next page
+/// (see `Rota::unreadable`) rather than reading as "no supervisors".
+pub fn rota_supervisors(raw: &str) -> (Vec<UserId>, Option<String>) {
+    match stored_json("rota supervisors", raw) {
+        Ok(s) => (s, None),
+        Err(e) => (Vec::new(), Some(e.0)),
+    }
+}
+
 /// Parse a JSON value read back from storage; `what` names it in the error.
 pub fn stored_json<T: serde::de::DeserializeOwned>(
     what: &str,
