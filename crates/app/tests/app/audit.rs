@@ -730,7 +730,7 @@ async fn plain_verify_checks_the_latest_backup_and_catches_a_tail_cut_with_its_h
 }
 
 #[tokio::test]
-async fn invariant_2_a_corrupt_rota_is_not_read_as_empty_it_alarms_every_supervisor_at_the_first_page() {
+async fn invariant_2_a_corrupt_rota_alarms_every_supervisor_at_the_first_page() {
     let app = App::spawn().await;
     let clock = app.clock.clone();
     let dir = app.stop().await;
