@@ -471,6 +471,7 @@ mod tests {
             explanation: String::new(),
             guidance: None,
             second_reader: None,
+            clinical_content: None,
         };
         let thread = crate::model::Thread {
             id: ThreadId::new(),

@@ -91,6 +91,10 @@ pub enum EventKind {
     EscalationAlarm,
     #[serde(rename = "ticket.cleared")]
     TicketCleared,
+    #[serde(rename = "ticket.review_flagged")]
+    ReviewFlagged,
+    #[serde(rename = "ticket.review_cleared")]
+    ReviewCleared,
     #[serde(rename = "ticket.priority_lowered")]
     TicketPriorityLowered,
     #[serde(rename = "ticket.override_refused")]
@@ -173,6 +177,8 @@ impl EventKind {
             EventKind::PageSuperseded => "page.superseded",
             EventKind::EscalationAlarm => "escalation.alarm",
             EventKind::TicketCleared => "ticket.cleared",
+            EventKind::ReviewFlagged => "ticket.review_flagged",
+            EventKind::ReviewCleared => "ticket.review_cleared",
             EventKind::TicketPriorityLowered => "ticket.priority_lowered",
             EventKind::OverrideRefused => "ticket.override_refused",
             EventKind::VisitBooked => "visit.booked",

@@ -161,7 +161,7 @@ pub fn plan_contact(
         .ticket
         .clone()
         .filter(|t| t.status != TicketStatus::Closed);
-    let (ticket, new_ticket, ticket_events) = match existing.ticket {
+    let (mut ticket, new_ticket, mut ticket_events) = match existing.ticket {
         Some(mut t) if t.status != TicketStatus::Closed => {
             let ev = t.on_contact(team, &input.judgement, policies, actor, now);
             (t, false, ev)
@@ -172,6 +172,7 @@ pub fn plan_contact(
             (t, true, ev)
         }
     };
+    ticket_events.extend(ticket.review_contact(&input.judgement, settings, team, actor, now));
 
     let message = Message {
         id: MessageId::new(),

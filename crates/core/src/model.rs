@@ -443,8 +443,48 @@ pub struct Ticket {
     /// A clinician's recorded decision on the current red flag, if any.
     #[serde(default)]
     pub clearance: Option<Clearance>,
+    /// The review net's mark: a routine contact that reads as clinical,
+    /// which a nurse or physician reviews the same day.
+    #[serde(default)]
+    pub review: Option<NurseReview>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// The review net's mark on a routine ticket whose contact reads as
+/// clinical (a symptom, body part, medicine, lab value or vital sign): a
+/// clinician reviews it by `due_at`. Only a clinician clears it; until then
+/// a routine visit is booked only by a clinician, as for an urgent flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NurseReview {
+    pub flagged_at: Timestamp,
+    pub due_at: Timestamp,
+    /// What read as clinical: `rules` or `reader`.
+    pub by: String,
+    /// The member's words that read as clinical.
+    pub words: Vec<String>,
+    /// The organization routed it to the clinical queue (`route` policy).
+    #[serde(default)]
+    pub routed: bool,
+    #[serde(default)]
+    pub cleared: Option<ReviewCleared>,
+}
+
+/// A clinician's review of a marked ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewCleared {
+    pub by: UserId,
+    pub by_name: String,
+    pub role: Role,
+    pub note: String,
+    pub at: Timestamp,
+}
+
+impl NurseReview {
+    /// Not yet reviewed by a clinician.
+    pub fn pending(&self) -> bool {
+        self.cleared.is_none()
+    }
 }
 
 /// A clinician's decision on a red-flag ticket: the disposition it should

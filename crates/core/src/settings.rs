@@ -20,6 +20,41 @@ pub struct OrgSettings {
     /// Roles that must log in with a second factor (TOTP).
     #[serde(default = "default_mfa_roles")]
     pub mfa_required_roles: Vec<crate::model::Role>,
+    /// The review net: what happens to a routine contact that reads as clinical.
+    #[serde(default)]
+    pub clinical_review: ClinicalReview,
+    /// How long a clinician has to review a marked ticket (the same-day clock).
+    #[serde(default = "default_review_within_minutes")]
+    pub review_within_minutes: u32,
+}
+
+/// What the review net does with a routine contact that reads as clinical.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClinicalReview {
+    /// Nothing: the engine's routine judgement stands alone.
+    Off,
+    /// Mark the ticket "nurse review" in the team queue, with the same-day
+    /// review clock; only a clinician clears the mark.
+    #[default]
+    Flag,
+    /// As `flag`, and route the ticket to the clinical queue (routine SLA).
+    Route,
+}
+
+impl ClinicalReview {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClinicalReview::Off => "off",
+            ClinicalReview::Flag => "flag",
+            ClinicalReview::Route => "route",
+        }
+    }
+}
+
+/// Eight hours: a clinician reads a clinical routine message the same day.
+pub fn default_review_within_minutes() -> u32 {
+    480
 }
 
 /// Clinical, privacy and administrative roles hold the keys to PHI.
@@ -40,6 +75,8 @@ impl Default for OrgSettings {
             ack: Default::default(),
             emergency: Default::default(),
             mfa_required_roles: default_mfa_roles(),
+            clinical_review: ClinicalReview::default(),
+            review_within_minutes: default_review_within_minutes(),
         }
     }
 }
@@ -53,6 +90,11 @@ impl OrgSettings {
             "admin-only",
             "only administrators change organization settings",
         )?;
+        if !(1..=1440).contains(&self.review_within_minutes) {
+            return Err(crate::Error::invalid(
+                "review_within_minutes must be 1–1440: the review net's clock is a same-day clock",
+            ));
+        }
         Ok(
             NewEvent::new(EventKind::RotaSet, serde_json::json!({"settings": self}))
                 .actor(Some(p.user_id)),

@@ -11,9 +11,10 @@
 use crate::event::{EventKind, NewEvent};
 use crate::ids::*;
 use crate::model::{
-    CareTeam, Clearance, Message, MessageKind, QueueKind, Role, Ticket, TicketStatus, User, Visit,
-    VisitKind,
+    CareTeam, Clearance, Message, MessageKind, NurseReview, QueueKind, ReviewCleared, Role, Ticket,
+    TicketStatus, User, Visit, VisitKind,
 };
+use crate::settings::{ClinicalReview, OrgSettings};
 use crate::sla::{self, SlaPolicies};
 use crate::validate::MessageText;
 use crate::{Error, Result};
@@ -87,6 +88,7 @@ impl Ticket {
             triage: judgement.clone(),
             sla: sla::start(policies.for_priority(priority), now),
             clearance: None,
+            review: None,
             created_at: now,
             updated_at: now,
         };
@@ -403,6 +405,17 @@ impl Ticket {
             at: now,
         });
         self.priority = disposition;
+        // A clinician deciding on the red flag has read the ticket: a
+        // review-net mark from before the red flag is answered too.
+        if let Some(r) = self.review.as_mut().filter(|r| r.pending()) {
+            r.cleared = Some(ReviewCleared {
+                by: actor.user_id,
+                by_name: actor.name.clone(),
+                role: actor.role,
+                note: note.to_owned(),
+                at: now,
+            });
+        }
         let mut events = vec![
             self.event(EventKind::TicketCleared, Some(actor.user_id))
                 .payload_with(json!({
@@ -461,8 +474,22 @@ impl Ticket {
         Ok(ev)
     }
 
+    /// The queue this ticket belongs in: its priority's, or the clinical
+    /// queue while a review the organization routes there is pending.
+    fn home_queue(&self) -> QueueKind {
+        if self
+            .review
+            .as_ref()
+            .is_some_and(|r| r.routed && r.pending())
+        {
+            QueueKind::Clinical
+        } else {
+            QueueKind::for_priority(self.priority)
+        }
+    }
+
     fn reroute(&mut self, team: &CareTeam, actor: UserId, why: &str) -> Vec<NewEvent> {
-        let kind = QueueKind::for_priority(self.priority);
+        let kind = self.home_queue();
         if kind == self.queue_kind {
             return Vec::new();
         }
@@ -497,6 +524,7 @@ impl Ticket {
         }
         if kind == VisitKind::Routine {
             self.interlock(actor, "book a routine visit for")?;
+            self.review_interlock(actor)?;
         }
         let visit = Visit {
             id: VisitId::new(),
@@ -513,6 +541,135 @@ impl Ticket {
                 .payload_with(json!({"visit_id": visit.id, "kind": kind, "at": at})),
         ];
         Ok((visit, events))
+    }
+
+    /// The review net after a contact was applied to this ticket: a routine
+    /// ticket whose new contact reads as clinical is marked for a
+    /// clinician's review within the organization's same-day clock (and,
+    /// under `route`, moved to the clinical queue). A red-flag ticket is
+    /// already in front of a clinician; a pending mark stays as it is.
+    pub fn review_contact(
+        &mut self,
+        judgement: &Judgement,
+        settings: &OrgSettings,
+        team: &CareTeam,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> Vec<NewEvent> {
+        let Some(clinical) = judgement.clinical_content.as_ref() else {
+            return Vec::new();
+        };
+        if settings.clinical_review == ClinicalReview::Off
+            || self.priority.is_red_flag()
+            || judgement.disposition.is_red_flag()
+            || self.review.as_ref().is_some_and(NurseReview::pending)
+        {
+            return Vec::new();
+        }
+        let within = jiff::SignedDuration::from_mins(i64::from(settings.review_within_minutes));
+        let due_at = now.checked_add(within).unwrap_or(Timestamp::MAX);
+        let mut words: Vec<String> = clinical.words.iter().map(|w| w.text.clone()).collect();
+        words.dedup();
+        let routed = settings.clinical_review == ClinicalReview::Route;
+        self.review = Some(NurseReview {
+            flagged_at: now,
+            due_at,
+            by: clinical.by.clone(),
+            words,
+            routed,
+            cleared: None,
+        });
+        self.updated_at = now;
+        let mut events = vec![
+            self.event(EventKind::ReviewFlagged, actor)
+                .payload_with(json!({
+                    "policy": settings.clinical_review.as_str(),
+                    "by": clinical.by,
+                    "due_at": due_at,
+                })),
+        ];
+        let kind = self.home_queue();
+        if kind != self.queue_kind {
+            let from_queue = self.queue_id;
+            self.queue_kind = kind;
+            self.queue_id = team.queue_for(kind);
+            events.push(
+                self.event(EventKind::TicketRouted, actor)
+                    .payload_with(json!({
+                        "from_queue": from_queue,
+                        "to_queue": self.queue_id,
+                        "queue_kind": kind,
+                        "reason": "nurse review of clinical content",
+                    })),
+            );
+        }
+        events
+    }
+
+    /// Whether a review-net mark waits for a clinician.
+    pub fn review_pending(&self) -> bool {
+        self.review.as_ref().is_some_and(NurseReview::pending)
+    }
+
+    /// A clinician records their review of a marked ticket, with a note; a
+    /// ticket the policy routed to the clinical queue goes back to its own.
+    pub fn clear_review(
+        &mut self,
+        actor: &Actor,
+        note: &str,
+        team: &CareTeam,
+        now: Timestamp,
+    ) -> Result<Vec<NewEvent>> {
+        if !actor.role.is_clinical() {
+            return Err(Error::forbidden(
+                "clinician-only",
+                "only a nurse or physician can clear a nurse-review mark",
+            ));
+        }
+        let note = crate::validate::reason(
+            note,
+            1..=4000,
+            "a review needs a note of 1–4000 characters saying what the clinician decided",
+        )?;
+        let Some(review) = self.review.as_mut().filter(|r| r.pending()) else {
+            return Err(Error::conflict(
+                "no-review-pending",
+                "this ticket has no nurse-review mark waiting for a clinician",
+            ));
+        };
+        review.cleared = Some(ReviewCleared {
+            by: actor.user_id,
+            by_name: actor.name.clone(),
+            role: actor.role,
+            note: note.clone(),
+            at: now,
+        });
+        let late = now > review.due_at;
+        let mut events = vec![
+            self.event(EventKind::ReviewCleared, Some(actor.user_id))
+                .payload_with(json!({
+                    "note_sha256": crate::ingest::text_digest(&note),
+                    "late": late,
+                })),
+        ];
+        events.extend(self.reroute(team, actor.user_id, "nurse review recorded"));
+        self.updated_at = now;
+        Ok(events)
+    }
+
+    /// The review net's part of the interlock: while a mark is pending,
+    /// only a clinician books a routine visit (as for an urgent flag).
+    fn review_interlock(&self, actor: &Actor) -> Result<()> {
+        if self.review_pending() && !actor.role.is_clinical() {
+            return Err(Error::forbidden(
+                INTERLOCK,
+                format!(
+                    "this ticket is marked for nurse review (its message reads as clinical) and no clinician has reviewed it yet; a {} may not book a routine visit for it until a nurse or physician records the review",
+                    actor.role.as_str(),
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether this contact's judgement calls for a page: a new red flag, a
@@ -585,6 +742,7 @@ mod tests {
             explanation: String::new(),
             guidance: None,
             second_reader: None,
+            clinical_content: None,
         }
     }
 

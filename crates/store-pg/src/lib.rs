@@ -924,6 +924,7 @@ impl Store for PgStore {
                          AND ($5::text IS NULL OR t.status = $5)
                          AND ($6::text IS NULL OR t.priority = $6)
                          AND ($7::uuid IS NULL OR t.member_id = $7)
+                         AND (NOT $9 OR t.review_due IS NOT NULL)
                        ORDER BY t.priority_rank DESC, (t.next_due IS NULL), t.next_due, t.created_at
                        LIMIT $8",
         )
@@ -935,6 +936,7 @@ impl Store for PgStore {
         .bind(f.priority.map(|s| s.as_str().to_owned()))
         .bind(f.member.map(|x| x.0))
         .bind(i64::from(f.page_size()))
+        .bind(f.review_pending)
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -1280,6 +1282,24 @@ impl Store for PgStore {
         let team = rows::load_team(tx.c(), t.team_id).await?;
         let mut events = t.clear(&p.actor(), disposition, &note, &team, now)?;
         events.extend(supersede_cleared(tx.c(), id).await?);
+        rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
+        tx.append(t.org_id, now, events).await?;
+        tx.commit(&self.bus).await?;
+        Ok(t)
+    }
+
+    async fn clear_review(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        note: String,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let mut t = rows::load_ticket(tx.c(), &self.crypto, id).await?;
+        p.work_ticket(&t)?;
+        let team = rows::load_team(tx.c(), t.team_id).await?;
+        let events = t.clear_review(&p.actor(), &note, &team, now)?;
         rows::upsert_ticket(tx.c(), &self.crypto, &t).await?;
         tx.append(t.org_id, now, events).await?;
         tx.commit(&self.bus).await?;

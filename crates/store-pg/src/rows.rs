@@ -452,6 +452,13 @@ pub async fn ticket(c: &mut PgConnection, k: &Crypto, r: &PgRow) -> Result<Ticke
         }
         None => None,
     };
+    let review = match get::<Option<String>>(r, "review")? {
+        Some(s) => Some(
+            serde_json::from_str(&k.open(c, org, &s, &aad("ticket", &id, "review")).await?)
+                .map_err(|e| Error::internal(format!("ticket {id}: stored review mark: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(Ticket {
         id,
         org_id: org,
@@ -467,6 +474,7 @@ pub async fn ticket(c: &mut PgConnection, k: &Crypto, r: &PgRow) -> Result<Ticke
             .map_err(|e| Error::internal(format!("ticket triage: {e}")))?,
         sla: json(r, "sla")?,
         clearance,
+        review,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
     })
@@ -521,14 +529,26 @@ pub async fn upsert_ticket(c: &mut PgConnection, k: &Crypto, t: &Ticket) -> Resu
         ),
         None => None,
     };
+    let review = match &t.review {
+        Some(rv) => Some(
+            k.seal(c, t.org_id, &to_json(rv)?, &aad("ticket", &t.id, "review"))
+                .await?,
+        ),
+        None => None,
+    };
+    let review_due = t
+        .review
+        .as_ref()
+        .filter(|r| r.pending())
+        .map(|r| us(r.due_at));
     q("INSERT INTO tickets (id, org_id, thread_id, member_id, team_id, queue_id, queue_kind, status, priority, priority_rank,
-                           assignee_id, triage, sla, next_due, created_at, updated_at, clearance)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                           assignee_id, triage, sla, next_due, created_at, updated_at, clearance, review, review_due)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
        ON CONFLICT (id) DO UPDATE SET
           queue_id = excluded.queue_id, queue_kind = excluded.queue_kind, status = excluded.status,
           priority = excluded.priority, priority_rank = excluded.priority_rank, assignee_id = excluded.assignee_id,
           triage = excluded.triage, sla = excluded.sla, next_due = excluded.next_due, updated_at = excluded.updated_at,
-          clearance = excluded.clearance")
+          clearance = excluded.clearance, review = excluded.review, review_due = excluded.review_due")
     .bind(t.id.0)
     .bind(t.org_id.0)
     .bind(t.thread_id.0)
@@ -546,6 +566,8 @@ pub async fn upsert_ticket(c: &mut PgConnection, k: &Crypto, t: &Ticket) -> Resu
     .bind(us(t.created_at))
     .bind(us(t.updated_at))
     .bind(clearance)
+    .bind(review)
+    .bind(review_due)
     .execute(&mut *c)
     .await
     .map_err(db)?;

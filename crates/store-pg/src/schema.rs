@@ -393,6 +393,13 @@ ALTER TABLE members ADD COLUMN sealed smallint NOT NULL DEFAULT 0;
 DROP INDEX IF EXISTS members_org;
 CREATE INDEX members_org ON members(org_id);
 "#,
+    // The review net's mark (sealed: it quotes the member's words) and, while
+    // it waits for a clinician, its due time, for the nurse-review view.
+    r#"
+ALTER TABLE tickets ADD COLUMN review text;
+ALTER TABLE tickets ADD COLUMN review_due bigint;
+CREATE INDEX tickets_review ON tickets(org_id, review_due) WHERE review_due IS NOT NULL;
+"#,
 ];
 
 /// The newest schema version this build knows.

@@ -1142,6 +1142,9 @@ impl Store for SqliteStore {
             if let Some(m) = f.member {
                 push("t.member_id =", m.to_string(), &mut sql);
             }
+            if f.review_pending {
+                sql.push_str(" AND t.review_due IS NOT NULL");
+            }
             sql.push_str(&format!(
                 " ORDER BY t.priority_rank DESC, (t.next_due IS NULL), t.next_due, t.created_at LIMIT {limit}"
             ));
@@ -1436,6 +1439,26 @@ impl Store for SqliteStore {
             let team = rows::load_team(tx.conn, t.team_id)?;
             let mut events = t.clear(&p.actor(), disposition, &note, &team, now)?;
             events.extend(supersede_cleared(tx.conn, id)?);
+            rows::upsert_ticket(tx.conn, tx.crypto, &t)?;
+            tx.append(t.org_id, now, events)?;
+            Ok(t)
+        })
+        .await
+    }
+
+    async fn clear_review(
+        &self,
+        p: &Principal,
+        id: TicketId,
+        note: String,
+        now: Timestamp,
+    ) -> Result<Ticket> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let mut t = rows::load_ticket(tx.conn, tx.crypto, id)?;
+            p.work_ticket(&t)?;
+            let team = rows::load_team(tx.conn, t.team_id)?;
+            let events = t.clear_review(&p.actor(), &note, &team, now)?;
             rows::upsert_ticket(tx.conn, tx.crypto, &t)?;
             tx.append(t.org_id, now, events)?;
             Ok(t)

@@ -389,6 +389,23 @@ pub fn ticket(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<Ticket> + '_ 
             .ok(),
             None => None,
         };
+        let review: Option<String> = row.get("review")?;
+        let review = match review {
+            Some(r) => Some(
+                serde_json::from_str(
+                    &k.open(org, &r, &aad("ticket", &tid, "review"))
+                        .map_err(sealed_err)?,
+                )
+                .map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+            ),
+            None => None,
+        };
         Ok(Ticket {
             id: tid,
             org_id: org,
@@ -409,6 +426,7 @@ pub fn ticket(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<Ticket> + '_ 
             })?,
             sla: json(row, "sla")?,
             clearance,
+            review,
             created_at: ts(row, "created_at")?,
             updated_at: ts(row, "updated_at")?,
         })
@@ -529,15 +547,24 @@ pub fn upsert_ticket(c: &Connection, k: &Crypto, t: &Ticket) -> Result<()> {
     let clearance = clearance
         .map(|c| k.seal(t.org_id, &c, &aad("ticket", &t.id, "clearance")))
         .transpose()?;
+    let review = t.review.as_ref().map(to_json).transpose()?;
+    let review = review
+        .map(|r| k.seal(t.org_id, &r, &aad("ticket", &t.id, "review")))
+        .transpose()?;
+    let review_due = t
+        .review
+        .as_ref()
+        .filter(|r| r.pending())
+        .map(|r| us(r.due_at));
     c.prepare_cached(
         "INSERT INTO tickets (id, org_id, thread_id, member_id, team_id, queue_id, queue_kind, status, priority, priority_rank,
-                              assignee_id, triage, sla, next_due, created_at, updated_at, clearance)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                              assignee_id, triage, sla, next_due, created_at, updated_at, clearance, review, review_due)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
          ON CONFLICT (id) DO UPDATE SET
             queue_id = excluded.queue_id, queue_kind = excluded.queue_kind, status = excluded.status,
             priority = excluded.priority, priority_rank = excluded.priority_rank, assignee_id = excluded.assignee_id,
             triage = excluded.triage, sla = excluded.sla, next_due = excluded.next_due, updated_at = excluded.updated_at,
-            clearance = excluded.clearance",
+            clearance = excluded.clearance, review = excluded.review, review_due = excluded.review_due",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -558,6 +585,8 @@ pub fn upsert_ticket(c: &Connection, k: &Crypto, t: &Ticket) -> Result<()> {
             us(t.created_at),
             us(t.updated_at),
             clearance,
+            review,
+            review_due,
         ])
     })
     .map_err(db)?;

@@ -354,6 +354,13 @@ BEGIN SELECT RAISE(ABORT, 'a redaction is final: it is never changed or undone')
     r#"
 ALTER TABLE members ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
 "#,
+    // The review net's mark (sealed: it quotes the member's words) and, while
+    // it waits for a clinician, its due time, for the nurse-review view.
+    r#"
+ALTER TABLE tickets ADD COLUMN review TEXT;
+ALTER TABLE tickets ADD COLUMN review_due INTEGER;
+CREATE INDEX tickets_review ON tickets(org_id, review_due) WHERE review_due IS NOT NULL;
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

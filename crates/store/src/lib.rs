@@ -323,6 +323,8 @@ pub struct TicketFilter {
     pub status: Option<TicketStatus>,
     pub priority: Option<Disposition>,
     pub member: Option<MemberId>,
+    /// Only tickets whose review-net mark waits for a clinician.
+    pub review_pending: bool,
     pub limit: u32,
 }
 
@@ -704,6 +706,15 @@ pub trait Store: Send + Sync + 'static {
         p: &Principal,
         id: TicketId,
         disposition: careline_core::Disposition,
+        note: String,
+        now: Timestamp,
+    ) -> Result<Ticket>;
+    /// A nurse or physician on the ticket's team records their review of a
+    /// review-net mark, with a note.
+    async fn clear_review(
+        &self,
+        p: &Principal,
+        id: TicketId,
         note: String,
         now: Timestamp,
     ) -> Result<Ticket>;

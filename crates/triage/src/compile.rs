@@ -191,7 +191,13 @@ pub(crate) struct Model {
     pub hash: String,
     /// The second reader, when the set has one (`reader/`).
     pub reader: Option<crate::reader::Reader>,
+    /// Folded words that make a message clinical for the review net
+    /// (`clinical_words.txt`).
+    pub clinical_words: FxMap<String, ()>,
 }
+
+/// The word list the review net reads clinical content from.
+pub const CLINICAL_WORDS_FILE: &str = "clinical_words.txt";
 
 const PHRASE_MODE: Mode = Mode {
     fuzzy: false,
@@ -416,6 +422,7 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         scratch: Normalized::default(),
     };
     let mut reader_files: [Option<&str>; 2] = [None, None];
+    let mut clinical_words: FxMap<String, ()> = FxMap::default();
     for (name, content) in &sorted {
         if name == crate::reader::SETTINGS_FILE {
             reader_files[0] = Some(content.as_str());
@@ -428,6 +435,11 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         if name.ends_with(".toml") {
             docs.push((name.as_str(), content.as_str(), parse_file(name, content)?));
         } else if name.ends_with(".txt") {
+            if name == CLINICAL_WORDS_FILE {
+                for w in parse_words(content) {
+                    clinical_words.insert(crate::normalize::fold_word(w), ());
+                }
+            }
             b.lex.reserve_dictionary(content.lines().count());
             for w in parse_words(content) {
                 if w.bytes().all(|c| c.is_ascii_lowercase()) {
@@ -983,5 +995,6 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
         version,
         hash,
         reader,
+        clinical_words,
     })
 }

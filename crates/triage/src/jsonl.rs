@@ -37,6 +37,10 @@ struct OutputLine<'a> {
     explanation: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     guidance: Option<&'a Guidance>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    second_reader: Option<&'a crate::reader::SecondReader>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    clinical_content: Option<&'a crate::ClinicalContent>,
 }
 
 #[derive(Serialize)]
@@ -110,6 +114,8 @@ pub fn process<R: BufRead, W: Write>(
                     protocol_hash: &j.protocol_hash,
                     explanation: &j.explanation,
                     guidance: j.guidance.as_ref(),
+                    second_reader: j.second_reader.as_ref(),
+                    clinical_content: j.clinical_content.as_ref(),
                 };
                 serde_json::to_writer(&mut out, &o)?;
                 stats.judged += 1;

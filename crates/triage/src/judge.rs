@@ -34,6 +34,7 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
             explanation: "ROUTINE — no red flags found.".to_string(),
             guidance: None,
             second_reader: None,
+            clinical_content: None,
         };
     }
     let mut presence = vec![Presence::Absent; model.concepts.len()];
@@ -252,7 +253,73 @@ pub(crate) fn build(model: &Model, text: &str, n: &Normalized, judged: &[Judged]
         explanation,
         guidance,
         second_reader: None,
+        clinical_content: None,
     }
+}
+
+/// The review net's word list: the first few words of `n` (a trailing
+/// "s" dropped if need be) that make a message clinical.
+pub(crate) fn clinical_by_words(
+    model: &Model,
+    text: &str,
+    n: &Normalized,
+) -> Option<crate::ClinicalContent> {
+    if model.clinical_words.is_empty() {
+        return None;
+    }
+    let mut words = Vec::new();
+    for t in &n.toks {
+        if !matches!(t.kind, crate::normalize::Kind::Word) {
+            continue;
+        }
+        let w = n.text(t);
+        let hit = model.clinical_words.contains_key(w)
+            || w.strip_suffix('s')
+                .is_some_and(|s| s.len() > 2 && model.clinical_words.contains_key(s));
+        if !hit {
+            continue;
+        }
+        let (s, e) = (t.os as usize, t.oe as usize);
+        if let Some(original) = text.get(s..e) {
+            words.push(Evidence {
+                protocol: "review_net".into(),
+                concept: "clinical_word".into(),
+                start: s,
+                end: e,
+                text: original.to_owned(),
+            });
+        }
+        if words.len() == 4 {
+            break;
+        }
+    }
+    (!words.is_empty()).then(|| crate::ClinicalContent {
+        by: "vocabulary".into(),
+        words,
+    })
+}
+
+/// The rules' view of whether a message is clinical: any protocol concept
+/// they found, affirmed or set aside by context ("no chest pain" is still
+/// about the chest).
+pub(crate) fn clinical_by_rules(j: &Judgement) -> Option<crate::ClinicalContent> {
+    if j.protocols.is_empty() && j.suppressed.is_empty() {
+        return None;
+    }
+    let mut words: Vec<Evidence> = j.evidence.clone();
+    words.extend(j.suppressed.iter().map(|s| Evidence {
+        protocol: s.protocol.clone(),
+        concept: s.concept.clone(),
+        start: s.start,
+        end: s.end,
+        text: s.text.clone(),
+    }));
+    words.sort_by_key(|w| (w.start, w.end));
+    words.dedup_by_key(|w| (w.start, w.end));
+    Some(crate::ClinicalContent {
+        by: "rules".into(),
+        words,
+    })
 }
 
 /// Apply the second reader's raise to the rules' judgement: the new
@@ -280,11 +347,7 @@ pub(crate) fn second_reader(
         "{head} — escalated for review by the second reader (a model trained on labelled messages; the rules alone said {}): ",
         was.as_str()
     );
-    if words.is_empty() {
-        e.push_str("the message as a whole read as a red flag.");
-    } else {
-        let _ = write!(e, "{} weighed most.", words.join(", "));
-    }
+    let _ = write!(e, "{} weighed most.", words.join(", "));
     if !rest.is_empty() && rest != "no red flags found." {
         let _ = write!(e, " Rules: {rest}");
     }

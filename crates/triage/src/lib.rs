@@ -144,6 +144,25 @@ pub struct Judgement {
     /// Set when the second reader raised the rules' disposition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub second_reader: Option<reader::SecondReader>,
+    /// Whether the message is clinical at all (a symptom, body part,
+    /// medicine, lab value or vital sign), read for recall: `None` for an
+    /// administrative message. Every red flag is clinical; a routine
+    /// judgement with clinical content is what the review net puts in front
+    /// of a clinician.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clinical_content: Option<ClinicalContent>,
+}
+
+/// Why a message reads as clinical.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClinicalContent {
+    /// `rules` (a protocol concept was found, affirmed or not),
+    /// `vocabulary` (a symptom, body part, medicine, lab or vital-sign word
+    /// from the set's `clinical_words.txt`) or `reader` (the second reader's
+    /// probability of "at least urgent" passed its clinical floor).
+    pub by: String,
+    /// The words that made it clinical, as spans of the original text.
+    pub words: Vec<Evidence>,
 }
 
 /// Why a protocol set could not be loaded.
@@ -244,7 +263,8 @@ impl Engine {
         self
     }
 
-    /// The rules' judgement of `text` (without the second reader) and the
+    /// The rules' judgement of `text` (without the second reader; its
+    /// clinical content from the rules and the word list) and the
     /// text's features for a reader taking character n-grams `char_ngrams`:
     /// what training and evaluation need, from one normalization.
     pub fn rules_and_features(
@@ -254,7 +274,9 @@ impl Engine {
     ) -> (Judgement, reader::Features) {
         let mut n = normalize::Normalized::default();
         let mut hits = matcher::Hits::default();
-        let (j, judged) = self.rules(text, &mut n, &mut hits);
+        let (mut j, judged) = self.rules(text, &mut n, &mut hits);
+        j.clinical_content = judge::clinical_by_rules(&j)
+            .or_else(|| judge::clinical_by_words(&self.model, text, &n));
         let mut f = reader::Features::default();
         reader::extract(&n, char_ngrams, &mut f);
         reader::concept_features(&self.model, &judged, j.disposition, &mut f);
@@ -286,6 +308,8 @@ impl Engine {
         hits: &mut matcher::Hits,
     ) -> Judgement {
         let (mut j, judged) = self.rules(text, n, hits);
+        j.clinical_content =
+            judge::clinical_by_rules(&j).or_else(|| judge::clinical_by_words(&self.model, text, n));
         // Nothing is above emergency: the second reader has nothing to add.
         if let Some(r) = self
             .model
@@ -306,7 +330,8 @@ impl Engine {
                 };
                 reader::extract(n, &r.settings.char_ngrams, f);
                 reader::concept_features(&self.model, &judged, j.disposition, f);
-                r.raise(text, n, f, j.disposition)
+                let p = r.score(f);
+                r.raise(text, n, f, p, j.disposition)
             });
             if let Some(sr) = raised {
                 judge::second_reader(&mut j, sr, &r.settings);

@@ -451,16 +451,17 @@ impl Reader {
         }
     }
 
-    /// The reader's view of a message the rules judged `from`: `Some` when
-    /// it raises the disposition, with the words that weighed most.
+    /// The reader's view (probabilities `p` for features `f`) of a message
+    /// the rules judged `from`: `Some` when it raises the disposition, with
+    /// the words that weighed most.
     pub fn raise(
         &self,
         text: &str,
         n: &Normalized,
         f: &Features,
+        p: [f32; 2],
         from: Disposition,
     ) -> Option<SecondReader> {
-        let p = self.score(f);
         let to = self.disposition(p);
         if to <= from {
             return None;
@@ -471,6 +472,31 @@ impl Reader {
         } else {
             (p[0], self.settings.urgent_threshold)
         };
+        // A raise names the words that carried it; the model's prior alone
+        // (no word weighing towards a red flag, as in "my neighbour's phone
+        // is 555-0199") never makes one.
+        let words = self.weighed_words(text, n, f, k);
+        if words.is_empty() {
+            return None;
+        }
+        Some(SecondReader {
+            from,
+            to,
+            score,
+            threshold,
+            words,
+        })
+    }
+
+    /// The few words that weighed most towards output `k` (0: at least
+    /// urgent, 1: emergency), as spans of the original text, in text order.
+    pub fn weighed_words(
+        &self,
+        text: &str,
+        n: &Normalized,
+        f: &Features,
+        k: usize,
+    ) -> Vec<Evidence> {
         // Each token's share of the deciding sum; the heaviest few are shown.
         let mut share = vec![0f32; n.toks.len()];
         for (h, t) in f.hashes.iter().zip(&f.toks) {
@@ -493,7 +519,7 @@ impl Reader {
         per_tok.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         per_tok.truncate(4);
         per_tok.sort_by_key(|(i, _)| *i);
-        let words = per_tok
+        per_tok
             .iter()
             .filter_map(|(i, _)| {
                 let t = n.toks.get(*i)?;
@@ -506,14 +532,7 @@ impl Reader {
                     text: text.get(s..e)?.to_owned(),
                 })
             })
-            .collect();
-        Some(SecondReader {
-            from,
-            to,
-            score,
-            threshold,
-            words,
-        })
+            .collect()
     }
 }
 

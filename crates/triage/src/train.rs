@@ -67,7 +67,8 @@ pub struct Prepared {
     pub expected: Disposition,
     pub rules: Disposition,
     pub hashes: Vec<u32>,
-    /// The rules found a clinical concept, affirmed or not.
+    /// The rules found a clinical concept, affirmed or not, or the message
+    /// has a word of the review net's list.
     pub found: bool,
 }
 
@@ -81,7 +82,7 @@ pub fn prepare(engine: &Engine, writers: &[Writer], char_ngrams: &[usize]) -> Ve
                 writer: w,
                 expected: e.expected,
                 rules: j.disposition,
-                found: !j.protocols.is_empty() || !j.suppressed.is_empty(),
+                found: j.clinical_content.is_some(),
                 hashes: f.hashes,
             });
         }
@@ -175,7 +176,8 @@ impl Figures {
 }
 
 /// The combined disposition at thresholds `t` (urgent, emergency).
-pub fn combined(rules: Disposition, p: Option<[f32; 2]>, t: [f32; 2]) -> Disposition {
+pub fn combined(line: &Prepared, p: Option<[f32; 2]>, t: [f32; 2]) -> Disposition {
+    let rules = line.rules;
     let Some(p) = p else { return rules };
     let reader = if p[1] >= t[1] {
         Disposition::Emergency
@@ -204,7 +206,7 @@ pub fn per_writer(
         }
         if let Some(row) = out.get_mut(p.writer) {
             row.1.add(p.expected, p.rules);
-            row.2.add(p.expected, combined(p.rules, *prob, t));
+            row.2.add(p.expected, combined(p, *prob, t));
         }
     }
     out.into_iter()
@@ -264,6 +266,39 @@ pub fn choose_thresholds(
     [pick(0, emergency, target_sensitivity), emergency]
 }
 
+/// What the review net does on held-out lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Net {
+    /// Red flags the engine (rules and reader) judged routine.
+    pub missed: usize,
+    /// Of those, the ones read as clinical content.
+    pub caught: usize,
+    /// Routine lines judged routine.
+    pub routine: usize,
+    /// Of those, the ones read as clinical content (added clinician reading).
+    pub flagged: usize,
+}
+
+/// The review net on held-out lines: a line judged routine is clinical
+/// when the rules found a concept or it has a word of the review net's
+/// list (what `Engine::judge` does).
+pub fn net(prepared: &[Prepared], probs: &[Option<[f32; 2]>], t: [f32; 2]) -> Net {
+    let mut n = Net::default();
+    for (p, prob) in prepared.iter().zip(probs) {
+        if prob.is_none() || combined(p, *prob, t) != Disposition::Routine {
+            continue;
+        }
+        if p.expected.is_red_flag() {
+            n.missed += 1;
+            n.caught += usize::from(p.found);
+        } else {
+            n.routine += 1;
+            n.flagged += usize::from(p.found);
+        }
+    }
+    n
+}
+
 /// The leave-one-writer-out report: per writer, mean and worst, rules
 /// alone beside rules + reader, and the curve of the urgent threshold.
 pub fn report(
@@ -321,34 +356,35 @@ pub fn report(
         );
     }
     // The review net: of the red flags still judged routine, how many read
-    // as clinical (the rules found a concept, or the reader's probability of
-    // "at least urgent" passed a low floor), and what share of the routine
-    // lines that flag would add to clinicians' reading.
+    // as clinical, and what share of the routine lines it adds to
+    // clinicians' reading; then each of those red flags.
+    let n = net(prepared, probs, t);
     let _ = writeln!(
         out,
-        "\nclinical-content net (held-out): floor, red flags judged routine that it catches, routine lines it flags"
+        "\nreview net (held-out): red flags judged routine that read as clinical {} of {}; routine lines it flags {} ({} of {})",
+        n.caught,
+        n.missed,
+        pct(ratio((n.flagged, n.routine))),
+        n.flagged,
+        n.routine,
     );
-    for floor in [0.01f32, 0.02, 0.05, 0.1] {
-        let (mut missed, mut caught, mut routine, mut flagged) = (0usize, 0usize, 0usize, 0usize);
-        for (p, prob) in prepared.iter().zip(probs) {
-            let Some(pr) = prob else { continue };
-            let got = combined(p.rules, *prob, t);
-            if got != Disposition::Routine {
-                continue;
-            }
-            let clinical = p.found || pr[0] >= floor;
-            if p.expected.is_red_flag() {
-                missed += 1;
-                caught += usize::from(clinical);
-            } else {
-                routine += 1;
-                flagged += usize::from(clinical);
-            }
+    let texts = writers.iter().flat_map(|wr| {
+        wr.examples
+            .iter()
+            .map(move |e| (wr.name.as_str(), e.text.as_str()))
+    });
+    for ((p, prob), (name, text)) in prepared.iter().zip(probs).zip(texts) {
+        if prob.is_none()
+            || !p.expected.is_red_flag()
+            || combined(p, *prob, t) != Disposition::Routine
+        {
+            continue;
         }
+        let by = if p.found { "caught" } else { "NOT CAUGHT" };
         let _ = writeln!(
             out,
-            "  {floor:.2}  {caught} of {missed}   {} ({flagged} of {routine})",
-            pct(ratio((flagged, routine)))
+            "  {name:<10} {:<9} {by:<10} {text}",
+            p.expected.as_str()
         );
     }
     let _ = writeln!(

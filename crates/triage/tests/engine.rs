@@ -1131,3 +1131,91 @@ fn not_understanding_a_bill_is_not_a_speech_problem_but_slurred_speech_still_fir
         Disposition::Emergency,
     );
 }
+
+#[test]
+fn clinical_content_reads_symptoms_in_either_language_and_not_administration() {
+    for t in [
+        "Can I move my appointment to Friday afternoon?",
+        "what time does the clinic open on Saturdays",
+        "update my address please, I moved to 5 Oak St",
+        "¿me pueden mandar la factura por correo?",
+    ] {
+        let j = full().judge(t, &Context::default());
+        assert!(
+            j.clinical_content.is_none(),
+            "{t}: {:?}",
+            j.clinical_content
+        );
+    }
+    for t in [
+        "my knee has been aching since I started running",
+        "me duele la garganta desde ayer",
+        "no chest pain, just wondering about my stress test results",
+        "rash on my arm for two days, itchy",
+    ] {
+        let j = full().judge(t, &Context::default());
+        let c = j
+            .clinical_content
+            .unwrap_or_else(|| panic!("{t}: not read as clinical"));
+        assert!(!c.words.is_empty(), "{t}: names its words");
+    }
+    // Every red flag is clinical.
+    let j = full().judge(
+        "crushing chest pain and my left arm is numb",
+        &Context::default(),
+    );
+    assert!(j.clinical_content.is_some());
+}
+
+/// The review net under the engine: every line of the labelled corpus that
+/// a writer called urgent or emergency and the engine judged routine still
+/// reads as clinical, so a clinician reads it the same day. (Held-out
+/// figures, with the share of routine traffic it adds, are in the README.)
+#[test]
+fn review_net_reads_every_red_flag_the_engine_judges_routine_as_clinical() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/eval");
+    let writers = careline_triage::train::read_corpus(std::path::Path::new(dir)).unwrap();
+    let mut missed = Vec::new();
+    let mut routine_red_flags = 0;
+    for w in &writers {
+        for e in &w.examples {
+            if !e.expected.is_red_flag() {
+                continue;
+            }
+            let j = full().judge(&e.text, &Context::default());
+            if j.disposition == Disposition::Routine {
+                routine_red_flags += 1;
+                if j.clinical_content.is_none() {
+                    missed.push(e.text.clone());
+                }
+            }
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "{} of {routine_red_flags} not read as clinical: {missed:#?}",
+        missed.len()
+    );
+}
+
+/// The second reader raises only on words that weigh towards a red flag:
+/// a message with none (an address, a phone number, a name) is never raised
+/// by the model's prior alone.
+#[test]
+fn second_reader_never_raises_on_its_prior_alone() {
+    for t in [
+        "my neighbour's phone is 555-0199",
+        "ok",
+        "Maria Gonzalez 03/14/1962",
+        "????",
+    ] {
+        let j = full().judge(t, &Context::default());
+        assert_eq!(
+            j.disposition,
+            Disposition::Routine,
+            "{t}: {}",
+            j.explanation
+        );
+        assert!(j.second_reader.is_none(), "{t}");
+    }
+}

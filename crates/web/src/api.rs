@@ -363,6 +363,16 @@ pub async fn list_tickets(
             .map(parse_disposition)
             .transpose()?,
         member: q.member.map(MemberId),
+        review_pending: match q.review.as_deref() {
+            None | Some("") => false,
+            Some("pending") => true,
+            Some(other) => {
+                return Err(Error::invalid(format!(
+                    "review must be pending (or absent), not {other:?}"
+                ))
+                .into());
+            }
+        },
         limit: q.limit.unwrap_or(200),
     };
     let now = s.clock.now();

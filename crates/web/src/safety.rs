@@ -140,6 +140,33 @@ pub async fn clearance(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// What the clinician read and decided: 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
+    pub note: String,
+}
+
+/// A nurse or physician records their review of a ticket the review net
+/// marked (a routine message that reads as clinical).
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/review", tag = "escalation", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = ReviewRequest, responses((status = 200, body = TicketView), (status = 403, body = Problem), (status = 409, body = Problem)))]
+pub async fn clear_review(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<ReviewRequest>,
+) -> ApiResult<Json<TicketView>> {
+    let now = s.clock.now();
+    let t = s
+        .store
+        .clear_review(&p, TicketId(id), req.note, now)
+        .await?;
+    let q = s.store.queue(&p, t.queue_id).await?;
+    Ok(Json(TicketView::new(&t, &q, now)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
     #[schema(schema_with = crate::views::names::disposition)]
     pub priority: String,

@@ -174,6 +174,8 @@ pub struct TicketQuery {
     pub priority: Option<String>,
     /// Only this member's tickets.
     pub member: Option<Uuid>,
+    /// `pending`: only tickets whose review-net mark waits for a clinician.
+    pub review: Option<String>,
     /// At most 1000; default 200.
     pub limit: Option<u32>,
 }
@@ -313,6 +315,11 @@ pub struct TriageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub second_reader: Option<serde_json::Value>,
+    /// Present when the message reads as clinical (the review net): `by`
+    /// (`rules` or `reader`) and the `words` that made it so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub clinical_content: Option<serde_json::Value>,
 }
 
 impl From<&Judgement> for TriageView {
@@ -329,6 +336,10 @@ impl From<&Judgement> for TriageView {
                 .second_reader
                 .as_ref()
                 .and_then(|sr| serde_json::to_value(sr).ok()),
+            clinical_content: j
+                .clinical_content
+                .as_ref()
+                .and_then(|c| serde_json::to_value(c).ok()),
         }
     }
 }
@@ -384,8 +395,46 @@ pub struct TicketView {
     pub red_flag_uncleared: bool,
     #[schema(value_type = Option<Object>)]
     pub clearance: Option<serde_json::Value>,
+    /// True while the review net's mark waits for a clinician.
+    pub review_pending: bool,
+    /// The review net's mark, when the ticket has one.
+    pub review: Option<ReviewView>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The review net's mark as a view shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewView {
+    pub flagged_at: String,
+    pub due_at: String,
+    /// Still waiting for a clinician past `due_at`.
+    pub overdue: bool,
+    /// `rules` or `reader`: what read the message as clinical.
+    pub by: String,
+    /// The member's words that read as clinical.
+    pub words: Vec<String>,
+    /// The organization's `route` policy moved it to the clinical queue.
+    pub routed: bool,
+    pub cleared_by: Option<String>,
+    pub cleared_at: Option<String>,
+    pub note: Option<String>,
+}
+
+impl ReviewView {
+    pub fn new(r: &careline_core::model::NurseReview, now: Timestamp) -> Self {
+        ReviewView {
+            flagged_at: r.flagged_at.to_string(),
+            due_at: r.due_at.to_string(),
+            overdue: r.pending() && now > r.due_at,
+            by: r.by.clone(),
+            words: r.words.clone(),
+            routed: r.routed,
+            cleared_by: r.cleared.as_ref().map(|c| c.by_name.clone()),
+            cleared_at: r.cleared.as_ref().map(|c| c.at.to_string()),
+            note: r.cleared.as_ref().map(|c| c.note.clone()),
+        }
+    }
 }
 
 impl TicketView {
@@ -406,6 +455,8 @@ impl TicketView {
                 .clearance
                 .as_ref()
                 .and_then(|c| serde_json::to_value(c).ok()),
+            review_pending: t.review_pending(),
+            review: t.review.as_ref().map(|r| ReviewView::new(r, now)),
             created_at: t.created_at.to_string(),
             updated_at: t.updated_at.to_string(),
         }

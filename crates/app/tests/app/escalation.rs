@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const EMERGENCY: &str = "I have crushing chest pain going down my left arm and I'm sweating a lot";
-const URGENT_BP: &str = "My blood pressure is 188/108 this morning, no other symptoms";
+const URGENT_BP: &str = "My blood pressure is 188/108 this morning, I feel fine otherwise";
 
 async fn user_id(app: &App, token: &str) -> String {
     app.me(token).await["id"].as_str().unwrap().to_owned()
@@ -624,4 +624,204 @@ async fn shutdown_ends_within_its_grace_while_a_webhook_receiver_never_answers()
         took < std::time::Duration::from_secs(10),
         "shutdown took {took:?}: it waited for a receiver that never answers"
     );
+}
+
+/// The review net (invariant 4 for clinical content the engine judged
+/// routine): the mark waits for a clinician, holds routine visits for one,
+/// and is cleared only by one; administrative messages stay with care guides.
+#[tokio::test]
+async fn invariant_4_a_routine_message_that_reads_as_clinical_waits_for_a_nurse_review() {
+    let app = App::spawn().await;
+    let guide = app.login("guide.north1").await;
+    let nurse = app.login("nurse.north").await;
+    let at = "2026-05-06T10:00:00Z";
+
+    // An administrative message: no mark, care guides do everything.
+    let admin_member = app.login("member05").await;
+    let r = app
+        .send(
+            &admin_member,
+            "Can I move my appointment to Friday afternoon?",
+        )
+        .await;
+    let admin_ticket = r["ticket"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r["ticket"]["review_pending"], false, "{r}");
+    assert_eq!(
+        app.post(
+            &format!("/api/v1/tickets/{admin_ticket}/visits"),
+            &guide,
+            json!({"kind": "routine", "at": at})
+        )
+        .await
+        .status,
+        201
+    );
+
+    // A routine message about a symptom: marked, in the team queue, with
+    // the same-day clock, and listed for clinicians.
+    let member = app.login("member04").await;
+    let r = app
+        .send(
+            &member,
+            "my knee has been aching since I started running, can I get an appointment?",
+        )
+        .await;
+    let t = r["ticket"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r["ticket"]["priority"], "routine", "{r}");
+    assert_eq!(r["ticket"]["queue"]["kind"], "team");
+    assert_eq!(r["ticket"]["review_pending"], true, "{r}");
+    assert!(
+        r["ticket"]["review"]["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "aching"),
+        "{r}"
+    );
+    let listed = app
+        .get("/api/v1/tickets?review=pending", &nurse)
+        .await
+        .json();
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![t.as_str()], "only the marked ticket: {listed}");
+    assert_problem(
+        &app.get("/api/v1/tickets?review=maybe", &nurse).await,
+        422,
+        "invalid-input",
+    );
+
+    // A care guide may not book a routine visit or clear the mark.
+    assert_problem(
+        &app.post(
+            &format!("/api/v1/tickets/{t}/visits"),
+            &guide,
+            json!({"kind": "routine", "at": at}),
+        )
+        .await,
+        403,
+        "red-flag-uncleared",
+    );
+    assert_problem(
+        &app.post(
+            &format!("/api/v1/tickets/{t}/review"),
+            &guide,
+            json!({"note": "looked fine to me"}),
+        )
+        .await,
+        403,
+        "clinician-only",
+    );
+    assert_problem(
+        &app.post(
+            &format!("/api/v1/tickets/{t}/review"),
+            &nurse,
+            json!({"note": "  "}),
+        )
+        .await,
+        422,
+        "invalid-input",
+    );
+    // The nurse reviews it; then the guide books the visit.
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/review"),
+            &nurse,
+            json!({"note": "Overuse knee pain, no swelling or locking: routine visit is right."}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["review_pending"], false);
+    assert_eq!(r.json()["review"]["cleared_by"], "Nadia Nurse (North)");
+    assert_problem(
+        &app.post(
+            &format!("/api/v1/tickets/{t}/review"),
+            &nurse,
+            json!({"note": "again"}),
+        )
+        .await,
+        409,
+        "no-review-pending",
+    );
+    assert_eq!(
+        app.post(
+            &format!("/api/v1/tickets/{t}/visits"),
+            &guide,
+            json!({"kind": "routine", "at": at})
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(app.recorded("ticket.review_flagged").await.len(), 1);
+    assert_eq!(app.recorded("ticket.review_cleared").await.len(), 1);
+    assert_eq!(app.recorded("ticket.override_refused").await.len(), 1);
+}
+
+/// The organization chooses: `route` sends clinical routine messages to the
+/// clinical queue (routine SLA) until reviewed; `off` leaves them alone.
+#[tokio::test]
+async fn the_review_policy_routes_to_the_clinical_queue_or_is_off() {
+    let app = App::spawn().await;
+    let admin = app.login("admin").await;
+    let nurse = app.login("nurse.north").await;
+    let set = |policy: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let mut s = app.get("/api/v1/admin/settings", &admin).await.json();
+            assert_eq!(s["clinical_review"], "flag", "the default is flag");
+            s["clinical_review"] = json!(policy);
+            let r = app
+                .call("PUT", "/api/v1/admin/settings", Some(&admin), Some(s))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    };
+    let mut bad = app.get("/api/v1/admin/settings", &admin).await.json();
+    bad["review_within_minutes"] = json!(0);
+    assert_problem(
+        &app.call("PUT", "/api/v1/admin/settings", Some(&admin), Some(bad))
+            .await,
+        422,
+        "invalid-input",
+    );
+
+    set("route").await;
+    let member = app.login("member04").await;
+    let r = app
+        .send(&member, "I need a new prescription for my allergy pills")
+        .await;
+    let t = r["ticket"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r["ticket"]["priority"], "routine", "{r}");
+    assert_eq!(r["ticket"]["queue"]["kind"], "clinical", "{r}");
+    assert_eq!(r["ticket"]["review"]["routed"], true);
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{t}/review"),
+            &nurse,
+            json!({"note": "Seasonal allergies, stable on cetirizine: prescription renewed."}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["queue"]["kind"], "team", "back to the care guides");
+
+    let mut s = app.get("/api/v1/admin/settings", &admin).await.json();
+    s["clinical_review"] = json!("off");
+    assert_eq!(
+        app.call("PUT", "/api/v1/admin/settings", Some(&admin), Some(s))
+            .await
+            .status,
+        200
+    );
+    let other = app.login("member05").await;
+    let r = app
+        .send(&other, "I need a new prescription for my allergy pills")
+        .await;
+    assert_eq!(r["ticket"]["review_pending"], false, "{r}");
+    assert!(r["ticket"]["review"].is_null());
 }

@@ -6,7 +6,7 @@ use crate::support::*;
 use serde_json::{Value, json};
 
 const EMERGENCY: &str = "I have crushing chest pain going down my left arm and I'm sweating a lot";
-const URGENT_BP: &str = "My blood pressure is 188/108 this morning, no other symptoms";
+const URGENT_BP: &str = "My blood pressure is 188/108 this morning, I feel fine otherwise";
 
 async fn search(app: &App, token: &str, q: &str) -> (u16, Value) {
     let encoded: String = q

@@ -122,7 +122,7 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
             | "/tickets/{id}/priority"
             | "/tickets/{id}/visits",
         ) => allow(s.access && staff),
-        ("POST", "/tickets/{id}/clearance") => {
+        ("POST", "/tickets/{id}/clearance" | "/tickets/{id}/review") => {
             allow(s.access && is(&[Role::Nurse, Role::Physician]))
         }
         ("POST", "/pages/{id}/ack") => allow(s.paged),
@@ -567,6 +567,9 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             "/tickets/{id}/visits" => json!({"kind": "ed", "at": "2026-05-05T10:00:00Z"}),
             "/tickets/{id}/clearance" => {
                 json!({"disposition": "emergency", "note": "matrix: confirmed, EMS called"})
+            }
+            "/tickets/{id}/review" => {
+                json!({"note": "matrix: read it, nothing clinical to act on"})
             }
             "/pages/{id}/ack" => json!({}),
             "/me/mfa/totp/verify" => json!({"code": "000000"}),

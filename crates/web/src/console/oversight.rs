@@ -230,6 +230,7 @@ pub async fn dashboard_page(
                 status: None,
                 priority: None,
                 member: None,
+                review_pending: false,
                 limit: 1000,
             },
             now,

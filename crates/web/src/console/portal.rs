@@ -190,6 +190,7 @@ pub async fn inbox(State(s): State<AppState>, v: Viewer) -> PageResult {
         status: None,
         priority: None,
         member: Some(pt.member),
+        review_pending: false,
         limit: 200,
     };
     let tickets = if v.p.member_id == Some(pt.member)

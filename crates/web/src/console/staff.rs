@@ -28,6 +28,8 @@ pub struct Filters {
     queue: Option<String>,
     status: Option<String>,
     priority: Option<String>,
+    /// `pending`: only tickets whose nurse-review mark waits for a clinician.
+    review: Option<String>,
 }
 
 impl Filters {
@@ -40,6 +42,7 @@ impl Filters {
             status: some(&self.status).and_then(|s| s.parse::<TicketStatus>().ok()),
             priority: some(&self.priority).and_then(|p| p.parse::<Disposition>().ok()),
             member: None,
+            review_pending: self.review.as_deref() == Some("pending"),
             limit: 300,
         }
     }
@@ -49,6 +52,7 @@ impl Filters {
             ("queue", &self.queue),
             ("status", &self.status),
             ("priority", &self.priority),
+            ("review", &self.review),
         ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 // Values are UUIDs and enum names; keep only their safe characters.
@@ -152,6 +156,13 @@ pub async fn queues_page(
                         }
                     }
                     div class="field inline" {
+                        label for="f-review" { "Nurse review" }
+                        select id="f-review" name="review" {
+                            option value="" { "Any" }
+                            option value="pending" selected[f.review.as_deref() == Some("pending")] { "Waiting for a clinician" }
+                        }
+                    }
+                    div class="field inline" {
                         label for="f-priority" { "Priority" }
                         select id="f-priority" name="priority" {
                             option value="" { "Any" }
@@ -211,7 +222,11 @@ async fn tickets_table(s: &AppState, v: &Viewer, f: &Filters) -> Result<Markup, 
                     tbody {
                         @for (t, q) in &tickets {
                             tr class={ @if t.red_flag_uncleared() { "flag" } } {
-                                td { (badge(t.priority)) @if t.red_flag_uncleared() { " " span class="flag-label" { "red flag" } } }
+                                td {
+                                    (badge(t.priority))
+                                    @if t.red_flag_uncleared() { " " span class="flag-label" { "red flag" } }
+                                    @else if t.review_pending() { " " span class="review-label" { "nurse review" } }
+                                }
                                 td { a href={"/console/tickets/" (t.id.0)} { (names.member(t.member_id)) } }
                                 td { (status_text(t.status)) }
                                 td { (q.name) }
@@ -361,6 +376,22 @@ fn panel_part(d: &TicketData, now: jiff::Timestamp) -> Markup {
                 "Cleared by " (c.by_name) " (" (role_label(c.role)) ") as " (c.disposition.as_str()) " " (when(c.at)) ": " (c.note)
             }
         }
+        @if let Some(r) = &t.review {
+            @if let Some(c) = &r.cleared {
+                p class="notice ok" {
+                    "Nurse review recorded by " (c.by_name) " (" (role_label(c.role)) ") " (when(c.at)) ": " (c.note)
+                }
+            } @else {
+                p class="notice interlock" {
+                    "Nurse review: the message reads as clinical ("
+                    (r.words.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(", "))
+                    ") although the triage engine judged it routine. A nurse or physician reviews it "
+                    (countdown(Some(r.due_at), ""))
+                    "; until then only a clinician may book a routine visit."
+                    @if r.routed { " The organization routes these to the clinical queue." }
+                }
+            }
+        }
         @if d.pages.is_empty() {
             p class="muted" { "No pages." }
         } @else {
@@ -456,6 +487,19 @@ fn actions(d: &TicketData, v: &Viewer) -> Markup {
                 }
             }
         }
+        @if clinical && t.review_pending() {
+            section class="card clinical" aria-labelledby="act-review" {
+                h3 id="act-review" { "Nurse review" }
+                form data-api={"/api/v1/tickets/" (id) "/review"} {
+                    div class="field" {
+                        label for="review-note" { "What you read and decided" }
+                        textarea id="review-note" name="note" rows="3" required {}
+                    }
+                    (form_notice())
+                    button type="submit" class="primary" { "Record review" }
+                }
+            }
+        }
         section class="card" aria-labelledby="act-priority" {
             h3 id="act-priority" { "Priority" }
             form data-api={"/api/v1/tickets/" (id) "/priority"} {
@@ -531,6 +575,7 @@ async fn member_panel(s: &AppState, v: &Viewer, d: &TicketData) -> Markup {
                 status: None,
                 priority: None,
                 member: Some(d.t.member_id),
+                review_pending: false,
                 limit: 20,
             },
             now,
