@@ -93,6 +93,9 @@ pub enum Grant {
     Paged,
     /// Broke the glass with a reason, for a limited time; privacy officers were alerted.
     BreakGlass,
+    /// A safety reviewer reading the words behind a clinician's mark on a
+    /// triage judgement.
+    SafetyReview,
 }
 
 impl Grant {
@@ -104,6 +107,7 @@ impl Grant {
             Grant::Tagged => "tagged",
             Grant::Paged => "paged",
             Grant::BreakGlass => "break_glass",
+            Grant::SafetyReview => "safety_review",
         }
     }
 }

@@ -67,6 +67,8 @@ pub enum EventKind {
     CallCreated,
     #[serde(rename = "triage.judged")]
     TriageJudged,
+    #[serde(rename = "triage.marked")]
+    TriageMarked,
     #[serde(rename = "ticket.created")]
     TicketCreated,
     #[serde(rename = "ticket.status_changed")]
@@ -165,6 +167,7 @@ impl EventKind {
             EventKind::MessageCreated => "message.created",
             EventKind::CallCreated => "call.created",
             EventKind::TriageJudged => "triage.judged",
+            EventKind::TriageMarked => "triage.marked",
             EventKind::TicketCreated => "ticket.created",
             EventKind::TicketStatusChanged => "ticket.status_changed",
             EventKind::TicketPriorityRaised => "ticket.priority_raised",

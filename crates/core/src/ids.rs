@@ -79,4 +79,6 @@ id_type!(
     ReviewId,
     /// An uploaded file.
     AttachmentId,
+    /// A clinician's mark on a triage judgement.
+    MarkId,
 );

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod error;
 pub mod escalation;
 pub mod event;
+pub mod feedback;
 pub mod ids;
 pub mod ingest;
 pub mod login;

@@ -23,7 +23,7 @@ pub const T0: &str = "2030-03-04T09:00:00Z";
 pub const PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Y29uZm9ybWFuY2Utc2FsdA$g/wy8dokA8+AcgoAWgzMIqOlzzWQAQjpR+/yLGVqv+M";
 
 pub const ROUTINE: &str = "Hi, could you send a refill of my lisinopril to the pharmacy? Thanks!";
-pub const URGENT: &str = "My blood pressure is 188/108 this morning, no other symptoms";
+pub const URGENT: &str = "My blood pressure is 188/108 this morning, I feel fine otherwise";
 pub const EMERGENCY: &str =
     "I have crushing chest pain going down my left arm and I'm sweating a lot";
 

@@ -72,6 +72,7 @@ macro_rules! case_list {
 case_list!(
     organization_isolation,
     clearance_is_tenant_scoped,
+    review_and_judgement_marks_are_tenant_scoped,
     record_contact_commits_message_ticket_and_events,
     refused_contact_leaves_no_trace,
     call_notes_are_triaged_and_staff_only,

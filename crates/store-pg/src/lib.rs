@@ -41,6 +41,7 @@ use async_trait::async_trait;
 use careline_core::authz::{Grant, Principal};
 use careline_core::escalation::{self, Page, Rota};
 use careline_core::event::{Event, NewEvent};
+use careline_core::feedback::{self, JudgementMark};
 use careline_core::ids::*;
 use careline_core::ingest::{self, ContactKind, Existing};
 use careline_core::model::*;
@@ -1286,6 +1287,56 @@ impl Store for PgStore {
         tx.append(t.org_id, now, events).await?;
         tx.commit(&self.bus).await?;
         Ok(t)
+    }
+
+    async fn mark_judgement(
+        &self,
+        p: &Principal,
+        ticket: TicketId,
+        message: MessageId,
+        should_be: careline_core::Disposition,
+        note: String,
+        now: Timestamp,
+    ) -> Result<JudgementMark> {
+        let mut tx = self.begin_for(p.org_id).await?;
+        let t = rows::load_ticket(tx.c(), &self.crypto, ticket).await?;
+        let m = rows::load_message(tx.c(), &self.crypto, p.org_id, message).await?;
+        let (mark, ev) = feedback::mark(p, &t, &m, should_be, &note, now)?;
+        rows::insert_mark(tx.c(), &self.crypto, &mark).await?;
+        tx.append(mark.org_id, now, vec![ev]).await?;
+        tx.commit(&self.bus).await?;
+        Ok(mark)
+    }
+
+    async fn judgement_marks(
+        &self,
+        p: &Principal,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<MarkedContact>> {
+        feedback::list_request(p)?;
+        let org = p.org_id;
+        let found = q(
+            "SELECT * FROM judgement_marks WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+        )
+        .bind(org.0)
+        .bind(i64::from(limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let mut out = Vec::with_capacity(found.len());
+        {
+            let mut c = self.conn().await?;
+            for r in &found {
+                let mark = rows::mark(&mut c, &self.crypto, r).await?;
+                let m = rows::load_message(&mut c, &self.crypto, org, mark.message_id).await?;
+                let member = rows::load_member(&mut c, &self.crypto, mark.member_id).await?;
+                out.push(MarkedContact::new(mark, &m, member.language));
+            }
+        }
+        self.log_reads(p, out.iter().map(MarkedContact::read).collect(), now)
+            .await?;
+        Ok(out)
     }
 
     async fn clear_review(

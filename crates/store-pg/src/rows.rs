@@ -4,6 +4,7 @@
 use crate::crypt::{Crypto, aad, open_sealed, seal_with};
 use careline_core::escalation::Page;
 use careline_core::event::Event;
+use careline_core::feedback::JudgementMark;
 use careline_core::ids::*;
 use careline_core::model::*;
 use careline_core::{Disposition, Error, Judgement, Result};
@@ -643,4 +644,61 @@ pub fn event(r: &PgRow) -> Result<Event> {
         prev_hash: get(r, "prev_hash")?,
         hash: get(r, "hash")?,
     })
+}
+
+// ---- clinicians' marks on triage judgements ----
+
+/// Store a mark; the whole mark is sealed (its note speaks of the member).
+pub async fn insert_mark(c: &mut PgConnection, k: &Crypto, m: &JudgementMark) -> Result<()> {
+    let sealed = k
+        .seal(
+            c,
+            m.org_id,
+            &to_json(m)?,
+            &aad("judgement_mark", &m.id, "mark"),
+        )
+        .await?;
+    q("INSERT INTO judgement_marks (id, org_id, ticket_id, message_id, member_id, by_user, mark, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+    .bind(m.id.0)
+    .bind(m.org_id.0)
+    .bind(m.ticket_id.0)
+    .bind(m.message_id.0)
+    .bind(m.member_id.0)
+    .bind(m.by.0)
+    .bind(sealed)
+    .bind(us(m.created_at))
+    .execute(&mut *c)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Read a mark, opening it.
+pub async fn mark(c: &mut PgConnection, k: &Crypto, r: &PgRow) -> Result<JudgementMark> {
+    let id = MarkId(uuid(r, "id")?);
+    let org = OrgId(uuid(r, "org_id")?);
+    let sealed: String = get(r, "mark")?;
+    let raw = k
+        .open(c, org, &sealed, &aad("judgement_mark", &id, "mark"))
+        .await?;
+    serde_json::from_str(&raw)
+        .map_err(|e| Error::internal(format!("judgement mark {id}: stored mark: {e}")))
+}
+
+/// A message by id, if it is `org`'s.
+pub async fn load_message(
+    c: &mut PgConnection,
+    k: &Crypto,
+    org: OrgId,
+    id: MessageId,
+) -> Result<Message> {
+    let row = q("SELECT * FROM messages WHERE id = $1 AND org_id = $2")
+        .bind(id.0)
+        .bind(org.0)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(db)?
+        .ok_or(Error::NotFound("message"))?;
+    message(c, k, &row).await
 }

@@ -400,6 +400,27 @@ ALTER TABLE tickets ADD COLUMN review text;
 ALTER TABLE tickets ADD COLUMN review_due bigint;
 CREATE INDEX tickets_review ON tickets(org_id, review_due) WHERE review_due IS NOT NULL;
 "#,
+    // Clinicians' marks on triage judgements (sealed: the note speaks of the
+    // member). Kept like the record: never changed, never deleted.
+    r#"
+CREATE TABLE judgement_marks (
+    id          uuid PRIMARY KEY,
+    org_id      uuid NOT NULL REFERENCES organizations(id),
+    ticket_id   uuid NOT NULL REFERENCES tickets(id),
+    message_id  uuid NOT NULL REFERENCES messages(id),
+    member_id   uuid NOT NULL REFERENCES members(id),
+    by_user     uuid NOT NULL REFERENCES users(id),
+    mark        text NOT NULL,
+    created_at  bigint NOT NULL
+);
+CREATE INDEX judgement_marks_org ON judgement_marks(org_id, created_at);
+CREATE TRIGGER judgement_marks_never_changed BEFORE UPDATE ON judgement_marks
+    FOR EACH ROW EXECUTE FUNCTION careline_refuse('a judgement mark is kept as made');
+CREATE TRIGGER judgement_marks_never_deleted BEFORE DELETE ON judgement_marks
+    FOR EACH ROW EXECUTE FUNCTION careline_refuse('judgement marks are kept');
+CREATE TRIGGER judgement_marks_no_truncate BEFORE TRUNCATE ON judgement_marks
+    FOR EACH STATEMENT EXECUTE FUNCTION careline_refuse('judgement marks are kept');
+"#,
 ];
 
 /// The newest schema version this build knows.

@@ -31,6 +31,7 @@ careline_store_conformance::conformance_tests! {
     open = open;
     organization_isolation,
     clearance_is_tenant_scoped,
+    review_and_judgement_marks_are_tenant_scoped,
     record_contact_commits_message_ticket_and_events,
     refused_contact_leaves_no_trace,
     call_notes_are_triaged_and_staff_only,

@@ -235,7 +235,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let master = MasterKey::generate().unwrap();
         let now = jiff::Timestamp::from_second(1_900_000_000).unwrap();
-        // The previous version: its schema (one migration less) and a member
+        // The version before members were sealed: its schema (the last three
+        // migrations undone) and a member
         // inserted exactly as it inserted them.
         let (org, team) = {
             let store = SqliteStore::open_with_key(dir.path(), master.clone()).unwrap();
@@ -248,8 +249,9 @@ mod tests {
             let c = Connection::open(dir.path().join(crate::DB_FILE)).unwrap();
             c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
             c.execute_batch(&format!(
-                "ALTER TABLE members DROP COLUMN sealed; PRAGMA user_version = {};",
-                crate::schema::latest() - 1
+                "DROP TABLE judgement_marks; DROP INDEX tickets_review; ALTER TABLE tickets DROP COLUMN review_due; \
+                 ALTER TABLE tickets DROP COLUMN review; ALTER TABLE members DROP COLUMN sealed; PRAGMA user_version = {};",
+                crate::schema::latest() - 3
             ))
             .unwrap();
             c.execute(

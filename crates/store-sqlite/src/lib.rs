@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use careline_core::authz::{Grant, Principal};
 use careline_core::escalation::{self, Page, Rota};
 use careline_core::event::{ChainVerifier, Event, NewEvent};
+use careline_core::feedback::{self, JudgementMark};
 use careline_core::ids::*;
 use careline_core::ingest::{self, ContactKind, Existing};
 use careline_core::model::*;
@@ -1444,6 +1445,61 @@ impl Store for SqliteStore {
             Ok(t)
         })
         .await
+    }
+
+    async fn mark_judgement(
+        &self,
+        p: &Principal,
+        ticket: TicketId,
+        message: MessageId,
+        should_be: careline_core::Disposition,
+        note: String,
+        now: Timestamp,
+    ) -> Result<JudgementMark> {
+        let p = p.clone();
+        self.write(move |tx| {
+            let t = rows::load_ticket(tx.conn, tx.crypto, ticket)?;
+            let m = rows::load_message(tx.conn, tx.crypto, p.org_id, message)?;
+            let (mark, ev) = feedback::mark(&p, &t, &m, should_be, &note, now)?;
+            rows::insert_mark(tx.conn, tx.crypto, &mark)?;
+            tx.append(mark.org_id, now, vec![ev])?;
+            Ok(mark)
+        })
+        .await
+    }
+
+    async fn judgement_marks(
+        &self,
+        p: &Principal,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<MarkedContact>> {
+        feedback::list_request(p)?;
+        let org = p.org_id;
+        let out = self
+            .read(move |c, k| {
+                let marks = c
+                    .prepare_cached(
+                        "SELECT * FROM judgement_marks WHERE org_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(params![org.to_string(), limit.clamp(1, 10_000)], rows::mark(k))
+                            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+                    })
+                    .map_err(db)?;
+                marks
+                    .into_iter()
+                    .map(|mark| {
+                        let m = rows::load_message(c, k, org, mark.message_id)?;
+                        let member = rows::load_member(c, k, mark.member_id)?;
+                        Ok(MarkedContact::new(mark, &m, member.language))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        self.log_reads(p, out.iter().map(MarkedContact::read).collect(), now)
+            .await?;
+        Ok(out)
     }
 
     async fn clear_review(

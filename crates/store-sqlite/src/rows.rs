@@ -3,6 +3,7 @@
 
 use crate::crypt::Crypto;
 use careline_core::event::Event;
+use careline_core::feedback::JudgementMark;
 use careline_core::ids::*;
 use careline_core::model::*;
 use careline_core::{Disposition, Error, Judgement, Result};
@@ -611,4 +612,57 @@ pub fn event(row: &Row<'_>) -> rusqlite::Result<Event> {
         prev_hash: row.get("prev_hash")?,
         hash: row.get("hash")?,
     })
+}
+
+// ---- clinicians' marks on triage judgements ----
+
+/// Store a mark; the whole mark is sealed (its note speaks of the member).
+pub fn insert_mark(c: &Connection, k: &Crypto, m: &JudgementMark) -> Result<()> {
+    let sealed = k.seal(
+        m.org_id,
+        &to_json(m)?,
+        &aad("judgement_mark", &m.id, "mark"),
+    )?;
+    c.prepare_cached(
+        "INSERT INTO judgement_marks (id, org_id, ticket_id, message_id, member_id, by_user, mark, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            m.id.to_string(),
+            m.org_id.to_string(),
+            m.ticket_id.to_string(),
+            m.message_id.to_string(),
+            m.member_id.to_string(),
+            m.by.to_string(),
+            sealed,
+            us(m.created_at),
+        ])
+    })
+    .map_err(db)?;
+    Ok(())
+}
+
+/// Read a mark, opening it.
+pub fn mark(k: &Crypto) -> impl Fn(&Row<'_>) -> rusqlite::Result<JudgementMark> + '_ {
+    move |row| {
+        let id: MarkId = id(row, "id")?;
+        let org: OrgId = id_col(row, "org_id")?;
+        let sealed: String = row.get("mark")?;
+        let raw = k
+            .open(org, &sealed, &aad("judgement_mark", &id, "mark"))
+            .map_err(sealed_err)?;
+        serde_json::from_str(&raw).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    }
+}
+
+/// A message by id, if it is `org`'s.
+pub fn load_message(c: &Connection, k: &Crypto, org: OrgId, m: MessageId) -> Result<Message> {
+    c.prepare_cached("SELECT * FROM messages WHERE id = $1")
+        .and_then(|mut s| s.query_row([m.to_string()], message(k)).optional())
+        .map_err(db)?
+        .filter(|x| x.org_id == org)
+        .ok_or(Error::NotFound("message"))
 }

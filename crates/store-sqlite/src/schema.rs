@@ -361,6 +361,25 @@ ALTER TABLE tickets ADD COLUMN review TEXT;
 ALTER TABLE tickets ADD COLUMN review_due INTEGER;
 CREATE INDEX tickets_review ON tickets(org_id, review_due) WHERE review_due IS NOT NULL;
 "#,
+    // Clinicians' marks on triage judgements (sealed: the note speaks of the
+    // member). Kept like the record: never changed, never deleted.
+    r#"
+CREATE TABLE judgement_marks (
+    id          TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations(id),
+    ticket_id   TEXT NOT NULL REFERENCES tickets(id),
+    message_id  TEXT NOT NULL REFERENCES messages(id),
+    member_id   TEXT NOT NULL REFERENCES members(id),
+    by_user     TEXT NOT NULL REFERENCES users(id),
+    mark        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX judgement_marks_org ON judgement_marks(org_id, created_at);
+CREATE TRIGGER judgement_marks_never_changed BEFORE UPDATE ON judgement_marks
+BEGIN SELECT RAISE(ABORT, 'a judgement mark is kept as made'); END;
+CREATE TRIGGER judgement_marks_never_deleted BEFORE DELETE ON judgement_marks
+BEGIN SELECT RAISE(ABORT, 'judgement marks are kept'); END;
+"#,
 ];
 
 /// Bring the database up to the newest schema. Safe to call on every start.

@@ -709,6 +709,25 @@ pub trait Store: Send + Sync + 'static {
         note: String,
         now: Timestamp,
     ) -> Result<Ticket>;
+    /// A nurse or physician with access to the ticket marks the triage
+    /// judgement of one of its contacts as wrong (careline_core::feedback).
+    async fn mark_judgement(
+        &self,
+        p: &Principal,
+        ticket: TicketId,
+        message: MessageId,
+        should_be: careline_core::Disposition,
+        note: String,
+        now: Timestamp,
+    ) -> Result<careline_core::feedback::JudgementMark>;
+    /// Clinicians' marks, newest first, with the words they are about, for
+    /// safety reviewers and supervisors; each listing is recorded as a read.
+    async fn judgement_marks(
+        &self,
+        p: &Principal,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<MarkedContact>>;
     /// A nurse or physician on the ticket's team records their review of a
     /// review-net mark, with a note.
     async fn clear_review(
@@ -1046,4 +1065,58 @@ pub trait Store: Send + Sync + 'static {
     /// clinician refused a ticket needs to break the glass for its member.
     /// Staff only; another organization's ticket is not found.
     async fn ticket_member(&self, p: &Principal, ticket: TicketId) -> Result<MemberId>;
+}
+
+/// A clinician's mark on a triage judgement, with the contact it is about:
+/// what a safety reviewer lists and exports.
+#[derive(Debug, Clone)]
+pub struct MarkedContact {
+    pub mark: careline_core::feedback::JudgementMark,
+    /// The member's words; `None` once the message was redacted.
+    pub text: Option<String>,
+    /// `portal` or `call_note`.
+    pub channel: &'static str,
+    /// The member's language.
+    pub language: String,
+}
+
+impl MarkedContact {
+    pub fn new(
+        mark: careline_core::feedback::JudgementMark,
+        m: &careline_core::model::Message,
+        language: String,
+    ) -> MarkedContact {
+        MarkedContact {
+            mark,
+            text: m.redaction.is_none().then(|| m.text.clone()),
+            channel: if m.kind == careline_core::model::MessageKind::CallNote {
+                "call_note"
+            } else {
+                "portal"
+            },
+            language,
+        }
+    }
+
+    /// The read of the member's words this listing is.
+    pub fn read(&self) -> careline_core::reads::PhiRead {
+        careline_core::reads::PhiRead {
+            org: self.mark.org_id,
+            member: self.mark.member_id,
+            what: "judgement_mark",
+            id: self.mark.id.to_string(),
+            grant: careline_core::authz::Grant::SafetyReview,
+        }
+    }
+
+    /// The labelled corpus line (None when the words were redacted).
+    pub fn corpus_line(&self) -> Option<serde_json::Value> {
+        let text = self.text.as_deref()?;
+        Some(careline_core::feedback::corpus_line(
+            &self.mark,
+            text,
+            self.channel,
+            &self.language,
+        ))
+    }
 }

@@ -582,3 +582,150 @@ pub async fn replay_delivery(
             .await?,
     ))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MarkRequest {
+    /// The member message or call note on this ticket whose judgement was wrong.
+    pub message_id: Uuid,
+    /// What it should have been: emergency, urgent or routine.
+    #[schema(schema_with = crate::views::names::disposition)]
+    pub should_be: String,
+    /// Why: 1–4,000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
+    pub note: String,
+}
+
+/// A clinician's mark on a triage judgement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarkView {
+    pub id: Uuid,
+    pub ticket_id: Uuid,
+    pub message_id: Uuid,
+    pub member_id: Uuid,
+    pub by: Uuid,
+    pub by_name: String,
+    pub role: String,
+    /// What the engine judged.
+    pub judged: String,
+    /// What the clinician says it should have been.
+    pub should_be: String,
+    /// `under_triage` or `over_triage`.
+    pub direction: String,
+    pub note: String,
+    pub protocol_version: String,
+    pub created_at: String,
+    /// The member's words (in listings; absent once redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl From<&careline_core::feedback::JudgementMark> for MarkView {
+    fn from(m: &careline_core::feedback::JudgementMark) -> Self {
+        MarkView {
+            id: m.id.0,
+            ticket_id: m.ticket_id.0,
+            message_id: m.message_id.0,
+            member_id: m.member_id.0,
+            by: m.by.0,
+            by_name: m.by_name.clone(),
+            role: m.role.as_str().into(),
+            judged: m.judged.as_str().into(),
+            should_be: m.should_be.as_str().into(),
+            direction: m.direction.as_str().into(),
+            note: m.note.clone(),
+            protocol_version: m.protocol_version.clone(),
+            created_at: m.created_at.to_string(),
+            text: None,
+        }
+    }
+}
+
+/// A nurse or physician marks the triage judgement of a contact on this
+/// ticket as wrong (over- or under-triage), with what it should have been.
+#[utoipa::path(post, path = "/api/v1/tickets/{id}/judgement-marks", tag = "safety", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    request_body = MarkRequest, responses((status = 201, body = MarkView), (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn mark_judgement(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<Uuid>,
+    Body(req): Body<MarkRequest>,
+) -> ApiResult<(StatusCode, Json<MarkView>)> {
+    let should_be = parse_disposition(&req.should_be)?;
+    let m = s
+        .store
+        .mark_judgement(
+            &p,
+            TicketId(id),
+            MessageId(req.message_id),
+            should_be,
+            req.note,
+            s.clock.now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json((&m).into())))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MarksQuery {
+    /// `json` (default): a list with the member's words; `jsonl`: one
+    /// labelled line per mark in the triage corpus format, for the next
+    /// protocol release (redacted messages left out).
+    pub format: Option<String>,
+    /// At most 10,000; default 1,000.
+    pub limit: Option<u32>,
+}
+
+/// Clinicians' marks on triage judgements, newest first, for safety
+/// reviewers and supervisors; each listing is recorded as a read of the
+/// members' words.
+#[utoipa::path(get, path = "/api/v1/judgement-marks", tag = "safety", security(("bearer" = [])), params(MarksQuery),
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn judgement_marks(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<MarksQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let Query(q) = q.map_err(|e| Error::invalid(e.body_text()))?;
+    let jsonl = match q.format.as_deref() {
+        None | Some("" | "json") => false,
+        Some("jsonl") => true,
+        Some(other) => {
+            return Err(
+                Error::invalid(format!("format must be json or jsonl, not {other:?}")).into(),
+            );
+        }
+    };
+    let marks = s
+        .store
+        .judgement_marks(&p, q.limit.unwrap_or(1000), s.clock.now())
+        .await?;
+    if jsonl {
+        let mut body = String::new();
+        for line in marks
+            .iter()
+            .filter_map(careline_store::MarkedContact::corpus_line)
+        {
+            body.push_str(&line.to_string());
+            body.push('\n');
+        }
+        return Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/x-ndjson; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response());
+    }
+    let items: Vec<MarkView> = marks
+        .iter()
+        .map(|mc| MarkView {
+            text: mc.text.clone(),
+            ..MarkView::from(&mc.mark)
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })).into_response())
+}

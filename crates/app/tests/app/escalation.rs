@@ -825,3 +825,109 @@ async fn the_review_policy_routes_to_the_clinical_queue_or_is_off() {
     assert_eq!(r["ticket"]["review_pending"], false, "{r}");
     assert!(r["ticket"]["review"].is_null());
 }
+
+/// Clinicians mark a wrong judgement from the ticket; each mark is an event,
+/// listed for safety reviewers with the member's words, and exported as a
+/// labelled corpus line the triage trainer reads.
+#[tokio::test]
+async fn clinicians_mark_wrong_judgements_for_the_safety_reviewer_and_the_next_release() {
+    let app = App::spawn().await;
+    let member = app.login("member04").await;
+    let nurse = app.login("nurse.north").await;
+    let guide = app.login("guide.north1").await;
+    let words = "I need a new prescription for my allergy pills, and my lips and tongue started swelling an hour ago";
+    let out = app.send(&member, words).await;
+    let t = out["ticket"]["id"].as_str().unwrap().to_owned();
+    let msg = out["message"]["id"].as_str().unwrap().to_owned();
+    let judged = out["ticket"]["triage"]["disposition"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let should_be = if judged == "emergency" {
+        "urgent"
+    } else {
+        "emergency"
+    };
+    let path = format!("/api/v1/tickets/{t}/judgement-marks");
+    let body =
+        |should: &str, note: &str| json!({"message_id": msg, "should_be": should, "note": note});
+
+    // Only clinicians mark; the mark must disagree and say why.
+    assert_problem(
+        &app.post(&path, &guide, body(should_be, "looks wrong"))
+            .await,
+        403,
+        "clinician-only",
+    );
+    assert_problem(
+        &app.post(&path, &nurse, body(&judged, "same as the engine"))
+            .await,
+        409,
+        "same-disposition",
+    );
+    assert_problem(
+        &app.post(&path, &nurse, body(should_be, " ")).await,
+        422,
+        "invalid-input",
+    );
+    assert_problem(
+        &app.post(&path, &nurse, body("soon", "x")).await,
+        422,
+        "invalid-input",
+    );
+    let r = app
+        .post(
+            &path,
+            &nurse,
+            body(should_be, "Lip and tongue swelling is angioedema: 911."),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let mark = r.json();
+    assert_eq!(mark["should_be"], should_be);
+    assert_eq!(mark["judged"], judged.as_str());
+    let direction = if should_be == "emergency" {
+        "under_triage"
+    } else {
+        "over_triage"
+    };
+    assert_eq!(mark["direction"], direction);
+    assert_eq!(app.recorded("triage.marked").await.len(), 1);
+
+    // The safety reviewer lists it with the member's words; the listing is a recorded read.
+    let reviewer = app.login("safety").await;
+    assert_problem(
+        &app.get("/api/v1/judgement-marks", &nurse).await,
+        403,
+        "safety-reviewers",
+    );
+    let reads_before = app.recorded("phi.read").await.len();
+    let list = app.get("/api/v1/judgement-marks", &reviewer).await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    let items = list.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["text"], words);
+    assert!(
+        app.recorded("phi.read").await.len() > reads_before,
+        "the reviewer's read is on the record"
+    );
+    assert_problem(
+        &app.get("/api/v1/judgement-marks?format=csv", &reviewer)
+            .await,
+        422,
+        "invalid-input",
+    );
+
+    // The export is the corpus format: the trainer reads it as a labelled set.
+    let export = app
+        .get("/api/v1/judgement-marks?format=jsonl", &reviewer)
+        .await;
+    assert_eq!(export.status, 200);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("marks.jsonl"), export.text()).unwrap();
+    let sets = careline_triage::train::read_corpus(dir.path()).unwrap();
+    let ex = &sets[0].examples[0];
+    assert_eq!(ex.text, words);
+    assert_eq!(ex.expected.as_str(), should_be);
+    assert!(ex.tags.iter().any(|t| t == direction), "{:?}", ex.tags);
+}

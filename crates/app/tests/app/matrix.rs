@@ -128,7 +128,12 @@ fn policy(method: &str, path: &str, s: &Subject) -> Option<Expect> {
         ("POST", "/pages/{id}/ack") => allow(s.paged),
         ("GET", "/teams/{id}/rota") => allow(staff && s.same_org),
         ("PUT", "/teams/{id}/rota") => allow(is(&[Role::Admin]) || s.north_supervisor),
-        ("GET", "/safety-reviews") | ("POST", "/safety-reviews/{id}/resolve") => {
+        ("POST", "/tickets/{id}/judgement-marks") => {
+            allow(s.access && is(&[Role::Nurse, Role::Physician]))
+        }
+        ("GET", "/judgement-marks")
+        | ("GET", "/safety-reviews")
+        | ("POST", "/safety-reviews/{id}/resolve") => {
             allow(is(&[Role::SafetyReviewer, Role::Supervisor]))
         }
         ("GET", "/reports/safety") => {
@@ -571,6 +576,9 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
             "/tickets/{id}/review" => {
                 json!({"note": "matrix: read it, nothing clinical to act on"})
             }
+            "/tickets/{id}/judgement-marks" => {
+                json!({"message_id": message, "should_be": "emergency", "note": "matrix: under-triaged"})
+            }
             "/pages/{id}/ack" => json!({}),
             "/me/mfa/totp/verify" => json!({"code": "000000"}),
             "/teams/{id}/rota" => json!({"supervisors": []}),
@@ -657,7 +665,14 @@ async fn authorization_matrix_every_route_by_every_caller_allows_or_denies_as_sp
                 }
             };
             // Lists never show member01's ticket to someone without access.
-            let may_see = s.access || s.paged || (s.record && path.starts_with("/api/v1/members/"));
+            // Safety reviewers read the words behind clinicians' marks (each
+            // listing recorded as a read).
+            let may_see = s.access
+                || s.paged
+                || (s.record && path.starts_with("/api/v1/members/"))
+                || (path == "/api/v1/judgement-marks"
+                    && s.same_org
+                    && matches!(s.role, Some(Role::SafetyReviewer | Role::Supervisor)));
             let leak = !may_see
                 && (text.contains(&ticket)
                     || text.contains("matrix-secret")

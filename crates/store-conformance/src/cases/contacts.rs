@@ -50,9 +50,12 @@ pub async fn record_contact_commits_message_ticket_and_events(f: Fresh) {
             "thread.created",
             "message.created",
             "triage.judged",
-            "ticket.created"
+            "ticket.created",
+            "ticket.review_flagged"
         ],
+        "a refill names a medicine: the review net marks it for a nurse's same-day look"
     );
+    assert!(out.ticket.review_pending(), "{:?}", out.ticket.review);
     for e in &new {
         assert_eq!(e.member_id, Some(o.member.id));
         assert_eq!(e.thread_id, Some(out.message.thread_id));

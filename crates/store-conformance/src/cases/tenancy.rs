@@ -2,8 +2,8 @@
 
 use crate::Fresh;
 use crate::fixture::*;
-use careline_core::Disposition;
 use careline_core::escalation::PageLevel;
+use careline_core::{Disposition, Error};
 use careline_store::TicketFilter;
 
 /// Members, tickets, threads, pages, messages and events of organization A
@@ -214,4 +214,85 @@ pub async fn clearance_is_tenant_scoped(f: Fresh) {
         .await
         .expect("a clinician of the organization takes the alarm");
     assert_eq!(t.priority, Disposition::Urgent);
+}
+
+/// A review-net mark and a clinician's mark on a judgement stay within the
+/// organization: another tenant's nurse cannot clear or mark, and another
+/// tenant's safety reviewer lists nothing of it.
+pub async fn review_and_judgement_marks_are_tenant_scoped(f: Fresh) {
+    let s = &f.store;
+    let a = Org::new(s, "Alpha Review Clinic").await;
+    let b = Org::new(s, "Beta Review Clinic").await;
+    let now = at(1);
+    let am = a.login(&a.member_user, now).await;
+    let out = a.send(&am, a.member.id, ROUTINE, now).await;
+    assert!(out.ticket.review_pending(), "a refill names a medicine");
+    let b_nurse = b.login(&b.nurse, now).await;
+    hidden(
+        s.clear_review(
+            &b_nurse,
+            out.ticket.id,
+            "from the wrong tenant".into(),
+            at(2),
+        )
+        .await,
+    );
+    hidden(
+        s.mark_judgement(
+            &b_nurse,
+            out.ticket.id,
+            out.message.id,
+            Disposition::Urgent,
+            "from the wrong tenant".into(),
+            at(2),
+        )
+        .await,
+    );
+    // Alpha's guide may neither clear nor mark; Alpha's nurse does both.
+    let a_guide = a.login(&a.guide, now).await;
+    assert!(matches!(
+        s.clear_review(&a_guide, out.ticket.id, "fine".into(), at(2))
+            .await,
+        Err(Error::Forbidden { .. })
+    ));
+    let a_nurse = a.login(&a.nurse, now).await;
+    let t = s
+        .clear_review(&a_nurse, out.ticket.id, "Refill is routine.".into(), at(3))
+        .await
+        .unwrap();
+    assert!(!t.review_pending());
+    let (t, _) = s.ticket(&a_nurse, out.ticket.id, at(3)).await.unwrap();
+    assert_eq!(
+        t.review.and_then(|r| r.cleared).map(|c| c.by),
+        Some(a.nurse.id),
+        "the review is stored with who made it"
+    );
+    let m = s
+        .mark_judgement(
+            &a_nurse,
+            out.ticket.id,
+            out.message.id,
+            Disposition::Urgent,
+            "Should have been same-day.".into(),
+            at(4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(m.judged, Disposition::Routine);
+    let b_safety = b.login(&b.safety, now).await;
+    assert!(
+        s.judgement_marks(&b_safety, 100, at(5))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let a_safety = a.login(&a.safety, now).await;
+    let listed = s.judgement_marks(&a_safety, 100, at(5)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].mark, m);
+    assert_eq!(listed[0].text.as_deref(), Some(ROUTINE));
+    assert!(matches!(
+        s.judgement_marks(&a_nurse, 100, at(5)).await,
+        Err(Error::Forbidden { .. })
+    ));
 }

@@ -33,7 +33,14 @@ async fn members_stored_in_plaintext_by_the_previous_version_are_sealed_when_a_n
     // Back to the previous version's schema, and a member inserted exactly
     // as it inserted them.
     let pool = old.pool();
+    // Migrations after it are undone first, newest first.
     for sql in [
+        "DROP TABLE judgement_marks",
+        "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)",
+        "DROP INDEX tickets_review",
+        "ALTER TABLE tickets DROP COLUMN review_due",
+        "ALTER TABLE tickets DROP COLUMN review",
+        "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)",
         "ALTER TABLE members DROP COLUMN sealed",
         "DROP INDEX members_org",
         "CREATE INDEX members_org ON members(org_id, name)",

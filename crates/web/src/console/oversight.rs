@@ -31,6 +31,9 @@ pub async fn safety_page(
         .filter(|s| !s.is_empty())
         .or(Some("open".into()));
     let all = status.as_deref() == Some("all");
+    if status.as_deref() == Some("marks") {
+        return marks_page(&s, &v).await;
+    }
     let items = s
         .store
         .safety_reviews(&v.p, if all { None } else { status.clone() })
@@ -48,6 +51,7 @@ pub async fn safety_page(
             nav aria-label="Review status" class="tabs" {
                 a href="/console/safety?status=open" aria-current=[(!all).then_some("page")] { "Open" }
                 a href="/console/safety?status=all" aria-current=[all.then_some("page")] { "All" }
+                a href="/console/safety?status=marks" { "Clinicians' marks" }
             }
             @if items.is_empty() {
                 p { "Nothing to review." }
@@ -80,6 +84,50 @@ pub async fn safety_page(
         }
     };
     Ok(console_frame(&v, "Safety review", "/console/safety", main).into_response())
+}
+
+/// Clinicians' marks on triage judgements: what the engine said, what the
+/// clinician says it should have been and why, with the member's words, and
+/// the export the next protocol release trains on.
+async fn marks_page(s: &AppState, v: &Viewer) -> PageResult {
+    let marks = s.store.judgement_marks(&v.p, 500, s.clock.now()).await?;
+    let main = html! {
+        main id="main" {
+            h1 { "Safety review" }
+            nav aria-label="Review status" class="tabs" {
+                a href="/console/safety?status=open" { "Open" }
+                a href="/console/safety?status=all" { "All" }
+                a href="/console/safety?status=marks" aria-current="page" { "Clinicians' marks" }
+            }
+            p {
+                "Triage judgements nurses and physicians marked as wrong. "
+                a href="/api/v1/judgement-marks?format=jsonl" download="judgement-marks.jsonl" { "Export as labelled JSON lines" }
+                " (the triage corpus format; redacted messages are left out)."
+            }
+            @if marks.is_empty() {
+                p { "No marks yet." }
+            }
+            @for mc in &marks {
+                @let m = &mc.mark;
+                article class="card review" aria-labelledby={"m-" (m.id.0)} {
+                    h2 id={"m-" (m.id.0)} {
+                        (m.direction.as_str().replace('_', "-")) ": judged "
+                        span class={"badge " (m.judged.as_str())} { (m.judged.as_str()) }
+                        ", should have been "
+                        span class={"badge " (m.should_be.as_str())} { (m.should_be.as_str()) }
+                    }
+                    dl class="facts" {
+                        dt { "Words" } dd { (mc.text.as_deref().unwrap_or("(redacted)")) }
+                        dt { "Why" } dd { (m.note) }
+                        dt { "By" } dd { (m.by_name) ", " (when(m.created_at)) }
+                        dt { "Protocol set" } dd { (m.protocol_version) }
+                        dt { "Ticket" } dd { a href={"/console/tickets/" (m.ticket_id.0)} { (m.ticket_id.0) } }
+                    }
+                }
+            }
+        }
+    };
+    Ok(console_frame(v, "Safety review", "/console/safety", main).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -487,6 +487,39 @@ fn actions(d: &TicketData, v: &Viewer) -> Markup {
                 }
             }
         }
+        @if clinical {
+            @let contacts: Vec<&careline_core::model::Message> = d.msgs.iter().filter(|m| m.ticket_id == Some(t.id) && m.triage.is_some() && m.redaction.is_none() && matches!(m.kind, careline_core::model::MessageKind::Member | careline_core::model::MessageKind::CallNote)).collect();
+            @if !contacts.is_empty() {
+                section class="card clinical" aria-labelledby="act-mark" {
+                    h3 id="act-mark" { "Triage judgement wrong?" }
+                    form data-api={"/api/v1/tickets/" (id) "/judgement-marks"} {
+                        div class="field" {
+                            label for="mark-msg" { "Message" }
+                            select id="mark-msg" name="message_id" {
+                                @for m in contacts.iter().rev() {
+                                    option value=(m.id.0) {
+                                        (m.triage.as_ref().map_or("", |j| j.disposition.as_str())) ": "
+                                        (m.text.chars().take(60).collect::<String>())
+                                    }
+                                }
+                            }
+                        }
+                        div class="field" {
+                            label for="mark-should" { "It should have been" }
+                            select id="mark-should" name="should_be" {
+                                @for d in ["emergency", "urgent", "routine"] { option value=(d) { (d) } }
+                            }
+                        }
+                        div class="field" {
+                            label for="mark-note" { "Why" }
+                            textarea id="mark-note" name="note" rows="2" required {}
+                        }
+                        (form_notice())
+                        button type="submit" { "Mark judgement" }
+                    }
+                }
+            }
+        }
         @if clinical && t.review_pending() {
             section class="card clinical" aria-labelledby="act-review" {
                 h3 id="act-review" { "Nurse review" }
