@@ -36,6 +36,11 @@ pub struct TriageArgs {
     /// reader into the protocol set (see --out).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["text", "eval", "jsonl", "lowo"])]
     train: Option<PathBuf>,
+    /// Print the protocol catalogue page (markdown: every protocol with its
+    /// system, population, dispositions, source and how many labelled lines
+    /// of the corpus in DIR it fires on); `protocols/CATALOGUE.md` is this.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["text", "eval", "jsonl", "lowo", "train"])]
+    catalogue: Option<PathBuf>,
     /// Only report leave-one-writer-out figures for the corpus in DIR (writes nothing).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["text", "eval", "jsonl"])]
     lowo: Option<PathBuf>,
@@ -83,6 +88,25 @@ pub fn run(args: TriageArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(dir) = &args.catalogue {
+        return match careline_triage::train::read_corpus(dir) {
+            Ok(writers) => {
+                print!(
+                    "{}",
+                    careline_triage::train::catalogue_page(
+                        &engine,
+                        &writers,
+                        &dir.display().to_string()
+                    )
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("careline triage: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Some(dir) = args.train.as_ref().or(args.lowo.as_ref()) {
         return match train(&engine, dir, &args) {
             Ok(()) => ExitCode::SUCCESS,

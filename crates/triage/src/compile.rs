@@ -53,8 +53,11 @@ pub(crate) struct Protocol {
     pub title: String,
     #[allow(dead_code)]
     pub rationale: String,
-    #[allow(dead_code)]
     pub source: String,
+    pub system: String,
+    pub population: String,
+    /// The file it was read from, inside the set.
+    pub file: String,
     pub guidance: Option<Guidance>,
     pub rules: Vec<Rule>,
 }
@@ -916,11 +919,19 @@ pub(crate) fn compile(files: &[(String, String)]) -> Result<Model, LoadError> {
             en: g.en.clone(),
             es: g.es.clone(),
         });
+        let text = |v: &Option<Spanned<String>>| {
+            v.as_ref()
+                .map(|s| s.get_ref().trim().to_owned())
+                .unwrap_or_default()
+        };
         protocols.push(Protocol {
             id,
             title: p.title.get_ref().clone(),
             rationale: p.rationale.get_ref().clone(),
             source: p.source.get_ref().clone(),
+            system: text(&p.system),
+            population: text(&p.population),
+            file: (*file).to_owned(),
             guidance,
             rules,
         });

@@ -153,6 +153,20 @@ pub struct Judgement {
     pub clinical_content: Option<ClinicalContent>,
 }
 
+/// One protocol as the catalogue lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProtocolInfo {
+    pub id: String,
+    pub title: String,
+    pub system: String,
+    pub population: String,
+    /// The dispositions its rules can give, most urgent first.
+    pub dispositions: Vec<Disposition>,
+    pub source: String,
+    /// The file it was read from, inside the set.
+    pub file: String,
+}
+
 /// Why a message reads as clinical.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClinicalContent {
@@ -254,6 +268,29 @@ impl Engine {
     /// The second reader's settings, when the set has one.
     pub fn reader_settings(&self) -> Option<&reader::ReaderSettings> {
         self.model.reader.as_ref().map(|r| &r.settings)
+    }
+
+    /// Every protocol of the set, in the order the set defines them.
+    pub fn catalogue(&self) -> Vec<ProtocolInfo> {
+        self.model
+            .protocols
+            .iter()
+            .map(|p| {
+                let mut dispositions: Vec<Disposition> =
+                    p.rules.iter().map(|r| r.disposition).collect();
+                dispositions.sort_by(|a, b| b.cmp(a));
+                dispositions.dedup();
+                ProtocolInfo {
+                    id: p.id.clone(),
+                    title: p.title.clone(),
+                    system: p.system.clone(),
+                    population: p.population.clone(),
+                    dispositions,
+                    source: p.source.clone(),
+                    file: p.file.clone(),
+                }
+            })
+            .collect()
     }
 
     /// This set with the second reader replaced (`None`: rules alone), for

@@ -58,6 +58,13 @@ pub(crate) struct ProtocolDoc {
     pub rationale: Spanned<String>,
     /// Which published guidance it follows (required: reviewed).
     pub source: Spanned<String>,
+    /// Body system, for the catalogue ("heart and circulation").
+    #[serde(default)]
+    pub system: Option<Spanned<String>>,
+    /// Who it is for, for the catalogue ("adult", "children", "pregnancy
+    /// and after birth").
+    #[serde(default)]
+    pub population: Option<Spanned<String>>,
     #[serde(default)]
     pub guidance: Option<GuidanceDoc>,
     #[serde(default)]

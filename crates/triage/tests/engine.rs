@@ -1219,3 +1219,37 @@ fn second_reader_never_raises_on_its_prior_alone() {
         assert!(j.second_reader.is_none(), "{t}");
     }
 }
+
+/// The catalogue: every protocol fires on at least one labelled line of the
+/// corpus, and `protocols/CATALOGUE.md` is what the set and corpus say now
+/// (regenerate with `careline triage --catalogue crates/triage/eval`).
+#[test]
+fn every_protocol_has_evaluation_lines_and_the_catalogue_page_is_current() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/eval");
+    let writers = careline_triage::train::read_corpus(std::path::Path::new(dir)).unwrap();
+    let cover = careline_triage::train::coverage(full(), &writers);
+    let uncovered: Vec<&String> = cover
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "protocols with no evaluation line: {uncovered:?}"
+    );
+    for p in full().catalogue() {
+        assert!(
+            !p.system.is_empty() && !p.population.is_empty(),
+            "{}: system and population",
+            p.id
+        );
+        assert!(!p.source.is_empty(), "{}: source", p.id);
+    }
+    let page = careline_triage::train::catalogue_page(full(), &writers, "crates/triage/eval");
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../protocols/CATALOGUE.md");
+    let stored = std::fs::read_to_string(file).unwrap_or_default();
+    assert!(
+        stored == page,
+        "protocols/CATALOGUE.md is stale: regenerate it with `careline triage --catalogue crates/triage/eval > protocols/CATALOGUE.md`"
+    );
+}

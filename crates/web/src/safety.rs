@@ -667,6 +667,7 @@ pub async fn mark_judgement(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MarksQuery {
     /// `json` (default): a list with the member's words; `jsonl`: one
