@@ -129,6 +129,9 @@ TOML
 
 # Not run: the event stream never ends, and logging out would end the
 # session the rest of the run uses (both have their own tests).
+# One worker: with two threads, Hypothesis parsing source concurrently hits a
+# CPython 3.11 race in AST construction (python/cpython#106905) that fails
+# a random operation with "AST constructor recursion depth mismatch".
 status=0
 cd "$work" # Schemathesis keeps its cache in the working directory.
 for u in "${users[@]}"; do
@@ -137,7 +140,7 @@ for u in "${users[@]}"; do
     -H "Authorization: Bearer ${token[$u]}" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing \
-    --max-examples "$max_examples" --seed "$seed" --workers 2 \
+    --max-examples "$max_examples" --seed "$seed" --workers 1 \
     --exclude-path /api/v1/events --exclude-path /api/v1/sessions/current \
     --request-timeout 30 --no-color >"$work/st-$u.log" 2>&1; then
     status=1

@@ -188,6 +188,20 @@ const TEMP_AFTER: &[&str] = &[
     "fiebre",
     "calentura",
     "febrile",
+    "thermometer",
+    "termometro",
+    // The route a reading was taken by ("38.0 rectal", "101 orally").
+    "rectal",
+    "rectally",
+    "rectalmente",
+    "oral",
+    "orally",
+    "axillary",
+    "axilar",
+    "armpit",
+    "underarm",
+    "tympanic",
+    "temporal",
 ];
 const TEMP_F: &[&str] = &["f", "fahrenheit", "farenheit"];
 const TEMP_C: &[&str] = &["c", "celsius", "centigrade", "centigrados", "centigrado"];
@@ -334,7 +348,8 @@ pub(crate) fn scan(n: &Normalized, ids: &HashMap<&'static str, u16>, out: &mut V
         let unit_f = word_is(n, j, TEMP_F);
         let unit_c = word_is(n, j, TEMP_C);
         let temp_after = word_is(n, i + 1, TEMP_AFTER)
-            || (word_is(n, i + 1, &["de", "of"]) && word_is(n, i + 2, TEMP_AFTER));
+            || (word_is(n, i + 1, &["de", "of", "on", "en", "by", "por", "under"])
+                && word_is(n, i + 2, TEMP_AFTER));
         let temp_kw = kw_before(n, i, TEMP_KW, 4).or(temp_after.then_some(i));
         let decimal = v.fract() != 0.0;
         let f_glued_age = unit_f && !has_deg && v < 94.0 && !decimal;

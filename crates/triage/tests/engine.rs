@@ -1253,3 +1253,28 @@ fn every_protocol_has_evaluation_lines_and_the_catalogue_page_is_current() {
         "protocols/CATALOGUE.md is stale: regenerate it with `careline triage --catalogue crates/triage/eval > protocols/CATALOGUE.md`"
     );
 }
+
+/// A temperature is read as one when the route it was taken by follows it
+/// ("38.0 rectal", "101 orally", "38.1 on the thermometer"), in either
+/// language; a number with a route word and no fever range is not a fever.
+#[test]
+fn a_temperature_told_by_its_route_is_a_temperature() {
+    assert_all(
+        &[
+            "My 2 month old has had 38.0 rectal twice today, she's eating fine",
+            "my baby 3 weeks, she have 38.1 on thermometer in bottom",
+            "mi bebe de 6 semanas tiene 38.2 rectal",
+            "6 week old, 100.6 rectally an hour ago",
+        ],
+        Disposition::Emergency,
+    );
+    let j = engine().judge(
+        "my 2 month old had 37.2 rectal, is that normal?",
+        &Context::default(),
+    );
+    assert!(
+        !j.protocols.iter().any(|p| p.id == "infant_fever"),
+        "37.2 is not a fever: {}",
+        j.explanation
+    );
+}
