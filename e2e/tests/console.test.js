@@ -182,7 +182,7 @@ test("the supervisor's dashboard draws its charts", async () => {
 
 test("a member uploads a file and sees its scan state", async () => {
   const { page, context } = await signIn(env, "member02");
-  await page.getByLabel("Your message").fill("photo of the rash on my arm");
+  await page.getByLabel("Your message").fill("here is the photo the nurse asked for");
   await page.getByLabel(/Attach/).setInputFiles({
     name: "rash.png",
     mimeType: "image/png",

@@ -179,21 +179,8 @@ impl Ticket {
                         "sla": self.sla,
                     })),
             );
-            let kind = QueueKind::for_priority(self.priority);
-            if kind != self.queue_kind {
-                let from_queue = self.queue_id;
-                self.queue_kind = kind;
-                self.queue_id = team.queue_for(kind);
-                events.push(
-                    self.event(EventKind::TicketRouted, actor)
-                        .payload_with(json!({
-                            "from_queue": from_queue,
-                            "to_queue": self.queue_id,
-                            "queue_kind": kind,
-                            "reason": format!("priority raised to {}", self.priority.as_str()),
-                        })),
-                );
-            }
+            let why = format!("priority raised to {}", self.priority.as_str());
+            events.extend(self.reroute(team, actor, &why));
         }
         sla::member_wrote(&mut self.sla, policies.for_priority(self.priority), now);
         self.updated_at = now;
@@ -424,7 +411,7 @@ impl Ticket {
                     "note_sha256": crate::ingest::text_digest(note),
                 })),
         ];
-        events.extend(self.reroute(team, actor.user_id, "clinical clearance"));
+        events.extend(self.reroute(team, Some(actor.user_id), "clinical clearance"));
         self.updated_at = now;
         Ok(events)
     }
@@ -457,7 +444,7 @@ impl Ticket {
                 self.event(EventKind::TicketPriorityLowered, Some(actor.user_id))
                     .payload_with(json!({"from": from, "to": to, "reason": reason})),
             ];
-            ev.extend(self.reroute(team, actor.user_id, "priority lowered"));
+            ev.extend(self.reroute(team, Some(actor.user_id), "priority lowered"));
             self.updated_at = now;
             return Ok(ev);
         }
@@ -469,7 +456,7 @@ impl Ticket {
             self.event(EventKind::TicketPriorityRaised, Some(actor.user_id))
                 .payload_with(json!({"from": from, "to": to, "reason": reason, "by_hand": true})),
         ];
-        ev.extend(self.reroute(team, actor.user_id, "priority raised"));
+        ev.extend(self.reroute(team, Some(actor.user_id), "priority raised"));
         self.updated_at = now;
         Ok(ev)
     }
@@ -488,7 +475,7 @@ impl Ticket {
         }
     }
 
-    fn reroute(&mut self, team: &CareTeam, actor: UserId, why: &str) -> Vec<NewEvent> {
+    fn reroute(&mut self, team: &CareTeam, actor: Option<UserId>, why: &str) -> Vec<NewEvent> {
         let kind = self.home_queue();
         if kind == self.queue_kind {
             return Vec::new();
@@ -497,7 +484,7 @@ impl Ticket {
         self.queue_kind = kind;
         self.queue_id = team.queue_for(kind);
         vec![
-            self.event(EventKind::TicketRouted, Some(actor))
+            self.event(EventKind::TicketRouted, actor)
                 .payload_with(json!({
                     "from_queue": from_queue,
                     "to_queue": self.queue_id,
@@ -588,21 +575,7 @@ impl Ticket {
                     "due_at": due_at,
                 })),
         ];
-        let kind = self.home_queue();
-        if kind != self.queue_kind {
-            let from_queue = self.queue_id;
-            self.queue_kind = kind;
-            self.queue_id = team.queue_for(kind);
-            events.push(
-                self.event(EventKind::TicketRouted, actor)
-                    .payload_with(json!({
-                        "from_queue": from_queue,
-                        "to_queue": self.queue_id,
-                        "queue_kind": kind,
-                        "reason": "nurse review of clinical content",
-                    })),
-            );
-        }
+        events.extend(self.reroute(team, actor, "nurse review of clinical content"));
         events
     }
 
@@ -652,7 +625,7 @@ impl Ticket {
                     "late": late,
                 })),
         ];
-        events.extend(self.reroute(team, actor.user_id, "nurse review recorded"));
+        events.extend(self.reroute(team, Some(actor.user_id), "nurse review recorded"));
         self.updated_at = now;
         Ok(events)
     }
