@@ -363,12 +363,7 @@ impl Ticket {
         team: &CareTeam,
         now: Timestamp,
     ) -> Result<Vec<NewEvent>> {
-        if !actor.role.is_clinical() {
-            return Err(Error::forbidden(
-                "clinician-only",
-                "only a nurse or physician can record a clinical clearance",
-            ));
-        }
+        clinician_only(actor, "record a clinical clearance")?;
         if !self.priority.is_red_flag() && self.clearance.is_none() {
             return Err(Error::conflict(
                 "no-red-flag",
@@ -395,13 +390,7 @@ impl Ticket {
         // A clinician deciding on the red flag has read the ticket: a
         // review-net mark from before the red flag is answered too.
         if let Some(r) = self.review.as_mut().filter(|r| r.pending()) {
-            r.cleared = Some(ReviewCleared {
-                by: actor.user_id,
-                by_name: actor.name.clone(),
-                role: actor.role,
-                note: note.to_owned(),
-                at: now,
-            });
+            r.cleared = Some(reviewed_by(actor, note, now));
         }
         let mut events = vec![
             self.event(EventKind::TicketCleared, Some(actor.user_id))
@@ -593,12 +582,7 @@ impl Ticket {
         team: &CareTeam,
         now: Timestamp,
     ) -> Result<Vec<NewEvent>> {
-        if !actor.role.is_clinical() {
-            return Err(Error::forbidden(
-                "clinician-only",
-                "only a nurse or physician can clear a nurse-review mark",
-            ));
-        }
+        clinician_only(actor, "clear a nurse-review mark")?;
         let note = crate::validate::reason(
             note,
             1..=4000,
@@ -610,13 +594,7 @@ impl Ticket {
                 "this ticket has no nurse-review mark waiting for a clinician",
             ));
         };
-        review.cleared = Some(ReviewCleared {
-            by: actor.user_id,
-            by_name: actor.name.clone(),
-            role: actor.role,
-            note: note.clone(),
-            at: now,
-        });
+        review.cleared = Some(reviewed_by(actor, &note, now));
         let late = now > review.due_at;
         let mut events = vec![
             self.event(EventKind::ReviewCleared, Some(actor.user_id))
@@ -677,6 +655,28 @@ impl Ticket {
 
     pub fn is_red_flag(&self) -> bool {
         self.priority > Disposition::Routine
+    }
+}
+
+/// Only a nurse or physician may `what`.
+fn clinician_only(actor: &Actor, what: &str) -> Result<()> {
+    if actor.role.is_clinical() {
+        return Ok(());
+    }
+    Err(Error::forbidden(
+        "clinician-only",
+        format!("only a nurse or physician can {what}"),
+    ))
+}
+
+/// A clinician's review of a nurse-review mark, as recorded.
+fn reviewed_by(actor: &Actor, note: &str, now: Timestamp) -> ReviewCleared {
+    ReviewCleared {
+        by: actor.user_id,
+        by_name: actor.name.clone(),
+        role: actor.role,
+        note: note.to_owned(),
+        at: now,
     }
 }
 
