@@ -1218,6 +1218,19 @@ fn second_reader_never_raises_on_its_prior_alone() {
         );
         assert!(j.second_reader.is_none(), "{t}");
     }
+    // The red flag beside such words still fires.
+    for t in [
+        "my neighbour's phone is 555-0199, and I have crushing chest pain going down my arm",
+        "Maria Gonzalez 03/14/1962 - my face is drooping and I can't lift my arm",
+    ] {
+        let j = full().judge(t, &Context::default());
+        assert_eq!(
+            j.disposition,
+            Disposition::Emergency,
+            "{t}: {}",
+            j.explanation
+        );
+    }
 }
 
 /// The catalogue: every protocol fires on at least one labelled line of the

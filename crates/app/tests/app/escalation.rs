@@ -762,6 +762,16 @@ async fn invariant_4_a_routine_message_that_reads_as_clinical_waits_for_a_nurse_
     assert_eq!(app.recorded("ticket.override_refused").await.len(), 1);
 }
 
+/// An administrator sets the review net's policy (the whole settings document, changed).
+async fn set_review_policy(app: &App, admin: &str, policy: &str) {
+    let mut s = app.get("/api/v1/admin/settings", admin).await.json();
+    s["clinical_review"] = json!(policy);
+    let r = app
+        .call("PUT", "/api/v1/admin/settings", Some(admin), Some(s))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 /// The organization chooses: `route` sends clinical routine messages to the
 /// clinical queue (routine SLA) until reviewed; `off` leaves them alone.
 #[tokio::test]
@@ -769,20 +779,9 @@ async fn the_review_policy_routes_to_the_clinical_queue_or_is_off() {
     let app = App::spawn().await;
     let admin = app.login("admin").await;
     let nurse = app.login("nurse.north").await;
-    let set = |policy: &'static str| {
-        let app = &app;
-        let admin = admin.clone();
-        async move {
-            let mut s = app.get("/api/v1/admin/settings", &admin).await.json();
-            assert_eq!(s["clinical_review"], "flag", "the default is flag");
-            s["clinical_review"] = json!(policy);
-            let r = app
-                .call("PUT", "/api/v1/admin/settings", Some(&admin), Some(s))
-                .await;
-            assert_eq!(r.status, 200, "{}", r.text());
-        }
-    };
-    let mut bad = app.get("/api/v1/admin/settings", &admin).await.json();
+    let before = app.get("/api/v1/admin/settings", &admin).await.json();
+    assert_eq!(before["clinical_review"], "flag", "the default is flag");
+    let mut bad = before.clone();
     bad["review_within_minutes"] = json!(0);
     assert_problem(
         &app.call("PUT", "/api/v1/admin/settings", Some(&admin), Some(bad))
@@ -791,7 +790,7 @@ async fn the_review_policy_routes_to_the_clinical_queue_or_is_off() {
         "invalid-input",
     );
 
-    set("route").await;
+    set_review_policy(&app, &admin, "route").await;
     let member = app.login("member04").await;
     let r = app
         .send(&member, "I need a new prescription for my allergy pills")
@@ -810,14 +809,7 @@ async fn the_review_policy_routes_to_the_clinical_queue_or_is_off() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["queue"]["kind"], "team", "back to the care guides");
 
-    let mut s = app.get("/api/v1/admin/settings", &admin).await.json();
-    s["clinical_review"] = json!("off");
-    assert_eq!(
-        app.call("PUT", "/api/v1/admin/settings", Some(&admin), Some(s))
-            .await
-            .status,
-        200
-    );
+    set_review_policy(&app, &admin, "off").await;
     let other = app.login("member05").await;
     let r = app
         .send(&other, "I need a new prescription for my allergy pills")
